@@ -1,0 +1,56 @@
+// Package parse loads Go packages with go/packages, finds the //atp:tool
+// directives and turns the marked functions and the types they use into the
+// plain data of internal/model, reporting every source problem with its
+// position.
+//
+// # Directives
+//
+// A tool is a function or method whose doc comment holds the directive
+//
+//	//atp:tool [name=<tool name>] [auth=<provider>] [auth_type=OAuth2|apiKey]
+//	          [auth_with=access_token|api_key] [readonly] [destructive]
+//	          [idempotent] [timeout=<Go duration>]
+//
+// (one line; values may be quoted as Go strings). A named type may declare
+// its own JSON Schema with a line //atp:schema <json object> in its doc
+// comment. Any other comment line that looks like an atp directive
+// (// atp:tool, //atp: tool, //atp:tools, //ATP:tool, ...) is an error.
+//
+// # Documenting plain parameters
+//
+// A tool that takes plain parameters, such as
+//
+//	func Greet(ctx context.Context, name string, times int) (string, error)
+//
+// documents each one with a line of its doc comment that starts with the
+// parameter's name (its Go name or its snake_case property name) and a colon,
+// optionally as a list item and under a "Parameters:" or "Params:" heading:
+//
+//	// Greet greets someone.
+//	//
+//	// Parameters:
+//	//   - name: who to greet
+//	//   - times: how many greetings `jsonschema:"minimum=1,maximum=10"`
+//	//
+//	//atp:tool
+//
+// The text after the colon (and any more-indented continuation lines) is the
+// property's description. It may end with constraints in backquotes, written
+// as a struct tag with a jsonschema key in invopop/jsonschema syntax, exactly
+// as on a struct field. These lines and the heading are left out of the
+// tool's description; a line whose name is not a parameter stays in it.
+//
+// Struct fields get their descriptions from their doc comment, else their
+// line comment, and their constraints from their jsonschema tag.
+package parse
+
+// Config says where and how to load.
+type Config struct {
+	// Dir is the directory patterns are resolved in and that positions are
+	// made relative to; "" means the current directory.
+	Dir string
+	// BuildFlags are passed to the go command (e.g. -tags=foo).
+	BuildFlags []string
+	// Env is the go command's environment; nil means the current process's.
+	Env []string
+}
