@@ -42,6 +42,24 @@
 //
 // Struct fields get their descriptions from their doc comment, else their
 // line comment, and their constraints from their jsonschema tag.
+//
+// # Signatures
+//
+// A tool takes an optional first context.Context, then, anywhere, the
+// injected runtime.AuthToken and *runtime.Call (at most one each), and then
+// either one named struct (or pointer to one) whose properties are its
+// exported fields as encoding/json sees them, or any number of named plain
+// parameters, one property each (named in snake_case). It returns (T,
+// error), T, error or nothing.
+//
+// # Types with their own JSON methods
+//
+// time.Time, time.Duration and json.RawMessage are known by identity. Any
+// other type whose pointer has UnmarshalJSON is decoded by it and described
+// by its //atp:schema (else any JSON value); one with UnmarshalText (and no
+// UnmarshalJSON) is a JSON string handed to it. In results, MarshalJSON and
+// MarshalText play the same part. The fields of such a type are not
+// examined for the direction its methods cover.
 package parse
 
 // Config says where and how to load.
