@@ -1,0 +1,100 @@
+package schemavalidate
+
+import (
+	"fmt"
+	"math/big"
+	"strings"
+)
+
+// This file holds the words that problems use which generated code, not the
+// runtime, chooses: the "expected" of Missing and of the Fail calls that
+// check enums and integer bounds. They are copied from atpgen (gen/types.go,
+// expected) so that a call the server rejects reads exactly as the toolkit
+// would have rejected it; the equivalence tests hold the two together.
+
+// goDurationPattern is the pattern atpgen gives time.Duration properties
+// (gen/numbers.go): a string schema with exactly this pattern is read with
+// Decoder.Duration, as the generated decoder does.
+const goDurationPattern = `^[-+]?(0|(([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h))+)$`
+
+// expectedWords describes the value n wants, as atpgen's expected does for
+// the Go type behind it.
+func expectedWords(n *node) string {
+	for n.ref != nil || n.nullableOf != nil {
+		if n.ref != nil {
+			n = n.ref
+		} else {
+			n = n.nullableOf
+		}
+	}
+	if len(n.enumLits) > 0 {
+		return "one of " + strings.Join(n.enumLits, ", ")
+	}
+	switch n.kind {
+	case kindObject:
+		return "object"
+	case kindArray:
+		return "array"
+	case kindString:
+		switch {
+		case n.base64:
+			return "base64 string"
+		case n.goTime:
+			return "RFC 3339 date-time string"
+		case n.goDuration:
+			return "duration string"
+		}
+		return "string"
+	case kindInteger:
+		return "integer"
+	case kindNumber:
+		return "number"
+	case kindBoolean:
+		return "boolean"
+	case kindNull:
+		return "null"
+	case kindNever:
+		return "no value"
+	}
+	return "any value"
+}
+
+// expectedWord returns n's words, through references.
+func (n *node) expectedWord() string {
+	for n.ref != nil || n.nullableOf != nil {
+		if n.ref != nil {
+			n = n.ref
+		} else {
+			n = n.nullableOf
+		}
+	}
+	return n.expected
+}
+
+// The words of the checks that generated code makes with Fail
+// (gen/decode.go): Fail(expected, got) reads "expected <expected>, got
+// <got>".
+const (
+	// uniqueWords and repeatedWords: "expected array of unique items, got
+	// repeated item "a"".
+	uniqueWords   = "array of unique items"
+	repeatedWords = "repeated item "
+	// multipleWords: "expected multiple of 5, got 7".
+	multipleWords = "multiple of "
+)
+
+// fixedLenWords is the expected of a Go array of n items: "expected array of
+// exactly 3 items, got 4".
+func fixedLenWords(n int) string { return fmt.Sprintf("array of exactly %d items", n) }
+
+// intBoundWords is the expected of an integer bound: "integer >= 1".
+func intBoundWords(op string, bound *big.Int) string { return "integer " + op + " " + bound.String() }
+
+// missingWords is the "expected" of a missing property p of object n. A
+// Python tool's inferred schema knows names, not types: it says nothing.
+func (n *node) missingWords(p *node) string {
+	if n.inferred {
+		return ""
+	}
+	return p.expectedWord()
+}
