@@ -177,6 +177,12 @@ func (d *Decoder) Pattern(s string, re *regexp.Regexp, pattern string) { d.patte
 // Unknown formats are accepted.
 func (d *Decoder) Format(s string, format string) { d.format(s, format) }
 
+// MultipleOf records a problem unless the number just read with Int, Uint or
+// Float is a multiple of m, a positive decimal such as "0.01". The check is
+// exact on the decimal values, as JSON Schema defines multipleOf: 0.29 is a
+// multiple of 0.01 although 0.29/0.01 is not a whole number in float64.
+func (d *Decoder) MultipleOf(m string) { d.multipleOf(m) }
+
 // MinimumFloat, MaximumFloat and their Exclusive forms check a number read
 // with Int, Uint or Float against a bound, converted to float64. Generated
 // code uses integer comparisons where the bound is an integer.

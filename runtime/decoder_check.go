@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"math/big"
 	"net/netip"
 	"net/url"
 	"regexp"
@@ -186,6 +187,51 @@ func (d *decoderState) pattern(s string, re *regexp.Regexp, pattern string) {
 		return
 	}
 	d.report("expected string matching " + pattern + ", got " + gotString(s))
+}
+
+// maxExactExponent bounds the decimal exponents MultipleOf compares exactly:
+// big.Rat would build 10^exp, and a hostile 1e999999999 must not cost that.
+const maxExactExponent = 400
+
+func (d *decoderState) multipleOf(m string) {
+	if d.valueBad || d.lastNumber == nil {
+		return
+	}
+	lit := d.lastNumber
+	var x, y big.Rat
+	if !smallExponent(lit) || !smallExponent([]byte(m)) {
+		return // beyond float64's range anyway: the number could not be read
+	}
+	if _, ok := x.SetString(string(lit)); !ok {
+		return
+	}
+	if _, ok := y.SetString(m); !ok || y.Sign() <= 0 {
+		return
+	}
+	if !x.Quo(&x, &y).IsInt() {
+		d.report("expected multiple of " + m + ", got " + gotLiteral(lit, false))
+	}
+}
+
+// smallExponent reports whether a decimal literal's exponent, if any, is at
+// most maxExactExponent in size.
+func smallExponent(lit []byte) bool {
+	for i, c := range lit {
+		if c == 'e' || c == 'E' {
+			exp := lit[i+1:]
+			if len(exp) > 0 && (exp[0] == '+' || exp[0] == '-') {
+				exp = exp[1:]
+			}
+			n := 0
+			for _, c := range exp {
+				n = n*10 + int(c-'0')
+				if n > maxExactExponent {
+					return false
+				}
+			}
+		}
+	}
+	return true
 }
 
 func (d *decoderState) minimum(v, min float64, exclusive bool) {

@@ -88,6 +88,9 @@ type decoderState struct {
 	normalized  bool // empty or "null" params were replaced by {}
 	rootStarted bool // the root value is being or was read
 	rootDone    bool // the root value was read and trailing data checked
+	// lastNumber is the literal of the number just read (a view of data or
+	// buf, valid until the next read), for MultipleOf's exact check.
+	lastNumber []byte
 	// valueBad: the value just read already has a problem (wrong type, out
 	// of range), so constraint checks on it and Fail stay silent: one bad
 	// value gets one message.
@@ -169,6 +172,7 @@ func (d *decoderState) beginValue(op string) bool {
 		return false
 	}
 	d.valueBad = false
+	d.lastNumber = nil
 	if n := len(d.frames); n > 0 {
 		f := &d.frames[n-1]
 		if f.state != stateValue {
@@ -526,7 +530,8 @@ func (d *decoderState) numberLiteral(expected string) (lit []byte, quoted, ok bo
 		}
 		d.pos = end
 		d.endValue()
-		return d.data[start:end], false, true
+		d.lastNumber = d.data[start:end]
+		return d.lastNumber, false, true
 	case c == '"' && d.coerce:
 		b, ok := d.readString()
 		if !ok {
@@ -537,6 +542,7 @@ func (d *decoderState) numberLiteral(expected string) (lit []byte, quoted, ok bo
 			d.badValue(expected, gotString(string(b)))
 			return nil, true, false
 		}
+		d.lastNumber = b
 		return b, true, true
 	}
 	d.wrongType(expected)

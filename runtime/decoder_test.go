@@ -1294,3 +1294,38 @@ func TestDecoderUnmarshalAtEmptyRoot(t *testing.T) {
 		t.Fatalf("got %q, %v", sink.b, got)
 	}
 }
+
+func TestMultipleOfIsExactOnDecimals(t *testing.T) {
+	cases := []struct {
+		params, m string
+		coerce    bool
+		want      string
+	}{
+		{`{"v":0.29}`, "0.01", false, ""},
+		{`{"v":0.3}`, "0.1", false, ""},
+		{`{"v":1e2}`, "0.5", false, ""},
+		{`{"v":0.295}`, "0.01", false, "v: expected multiple of 0.01, got 0.295"},
+		{`{"v":7}`, "2.5", false, "v: expected multiple of 2.5, got 7"},
+		{`{"v":"0.29"}`, "0.01", true, ""},
+		{`{"v":1e300}`, "0.01", false, ""},
+		{`{"v":"x"}`, "0.01", false, "v: expected number, got \"x\""}, // one message per bad value
+	}
+	for _, c := range cases {
+		var d Decoder
+		d.Reset([]byte(c.params))
+		d.SetCoercion(c.coerce)
+		if d.Object() {
+			for d.Next() {
+				d.Float(64)
+				d.MultipleOf(c.m)
+			}
+		}
+		got := ""
+		if err := d.Err(); err != nil {
+			got = err.Problems[0].String()
+		}
+		if got != c.want {
+			t.Errorf("%s multipleOf %s: got %q, want %q", c.params, c.m, got, c.want)
+		}
+	}
+}
