@@ -1,6 +1,7 @@
 package gen
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"math/big"
@@ -314,9 +315,9 @@ func (g *generator) objectBlock(b *jen.Group, fields []*model.Field, at func(int
 }
 
 // scalarEnum is a field's declared enum when it applies to the field's
-// value itself (not to an array's items).
+// value itself (an array's enum is in Constraints.Items).
 func scalarEnum(g *generator, f *model.Field) []string {
-	if len(f.Constraints.Enum) == 0 || g.classOf(f.Type) == classArray {
+	if g.classOf(f.Type) == classArray {
 		return nil
 	}
 	return f.Constraints.Enum
@@ -337,38 +338,53 @@ func (g *generator) assignDefault(b *jen.Group, pl place, t *model.Type, lit str
 		b.Add(pl.expr).Op("=").Id(p)
 		return
 	}
-	var v jen.Code
-	switch ti.kind {
+	if ti.kind == model.KindSlice || ti.kind == model.KindArray {
+		// checkDefault made sure that lit is an array of scalars of a type
+		// generated code can spell.
+		var items []json.RawMessage
+		_ = json.Unmarshal([]byte(lit), &items)
+		vals := make([]jen.Code, len(items))
+		for i, it := range items {
+			vals[i] = g.defaultValue(ti.under.Elem, string(bytes.TrimSpace(it)))
+		}
+		typ, _ := g.goType(t)
+		b.Add(pl.expr).Op("=").Add(typ).Values(vals...)
+		return
+	}
+	b.Add(pl.expr).Op("=").Add(g.defaultValue(t, lit))
+}
+
+// defaultValue is the Go expression of lit, the JSON literal of a default
+// value of the scalar type t.
+func (g *generator) defaultValue(t *model.Type, lit string) jen.Code {
+	switch g.info(t).kind {
 	case model.KindDuration:
 		var s string
 		_ = json.Unmarshal([]byte(lit), &s)
 		dur, _ := time.ParseDuration(s)
-		v = durationExpr(dur)
+		return durationExpr(dur)
 	case model.KindString:
 		var s string
 		_ = json.Unmarshal([]byte(lit), &s)
-		v = jen.Lit(s)
-	default:
-		// Numbers and booleans: a JSON literal is a valid Go constant.
-		v = jen.Op(lit)
+		return jen.Lit(s)
 	}
-	b.Add(pl.expr).Op("=").Add(v)
+	// Numbers and booleans: a JSON literal is a valid Go constant.
+	return jen.Op(lit)
 }
 
-// arrayPart and scalarPart split a field's constraints into those on an
-// array itself and those its items get.
-func scalarPart(c *model.Constraints) *model.Constraints {
+// itemConstraints are the constraints on each item of an array whose own
+// constraints are c (nil for none).
+func itemConstraints(c *model.Constraints) *model.Constraints {
 	if c == nil {
 		return nil
 	}
-	s := *c
-	s.MinItems, s.MaxItems, s.UniqueItems, s.Nullable, s.Default = nil, nil, false, false, ""
-	return &s
+	return c.Items
 }
 
-// hasValueChecks reports whether c asks for any check the decoder makes.
+// hasValueChecks reports whether c asks for any check the decoder makes,
+// on the value or on its items.
 func hasValueChecks(c *model.Constraints) bool {
-	return c != nil && (hasScalarKeywords(c) || c.MinItems != nil || c.MaxItems != nil || c.UniqueItems || c.Nullable)
+	return c != nil && (hasScalarKeywords(c) || c.MinItems != nil || c.MaxItems != nil || c.UniqueItems || c.Nullable || hasValueChecks(c.Items))
 }
 
 // decode writes the statements that read one JSON value into pl. c holds
@@ -443,7 +459,7 @@ func (g *generator) decodeSlice(b *jen.Group, pl place, t *model.Type, c *model.
 			ab.Id(s).Op(":=").Id("atpMakeSlice").Call(pl.val())
 		}
 		ab.For(dcall("NextItem")).BlockFunc(func(lb *jen.Group) {
-			val := g.decodeElem(lb, e, t.Elem, scalarPart(c), depth+1, func() *jen.Statement {
+			val := g.decodeElem(lb, e, t.Elem, itemConstraints(c), depth+1, func() *jen.Statement {
 				g.helpers["atpElem"] = true
 				return jen.Id("atpElem").Call(jen.Id(s))
 			})
@@ -484,7 +500,7 @@ func (g *generator) decodeArray(b *jen.Group, pl place, t *model.Type, c *model.
 		ab.Id(i).Op(":=").Lit(0)
 		ab.For(dcall("NextItem")).BlockFunc(func(lb *jen.Group) {
 			lb.If(jen.Id(i).Op("<").Lit(n)).BlockFunc(func(ib *jen.Group) {
-				g.decode(ib, place{expr: pl.index(jen.Id(i))}, t.Elem, scalarPart(c), depth+1)
+				g.decode(ib, place{expr: pl.index(jen.Id(i))}, t.Elem, itemConstraints(c), depth+1)
 			}).Else().Block(dcall("Skip"))
 			lb.Id(i).Op("++")
 		})
@@ -861,14 +877,10 @@ func (g *generator) multipleOfCheck(v *jen.Statement, t *model.Type, m string) [
 		}
 		return []jen.Code{jen.If(jen.Add(cmpv).Op("%").Op(i.String()).Op("!=").Lit(0)).Block(fail)}
 	}
-	fv := widen(jen.Float64(), ti, v)
-	if ti.kind != model.KindFloat {
-		fv = jen.Float64().Call(v)
-	}
-	return []jen.Code{jen.If(
-		jen.Id("q").Op(":=").Add(fv).Op("/").Op(m),
-		jen.Id("q").Op("!=").Qual("math", "Trunc").Call(jen.Id("q")),
-	).Block(fail)}
+	// A fractional divisor, or a float: compare the decimal values exactly,
+	// as JSON Schema defines multipleOf (0.29 is a multiple of 0.01 although
+	// 0.29/0.01 is not a whole number in float64).
+	return []jen.Code{dcall("MultipleOf", jen.Lit(m))}
 }
 
 // patternVar returns the package-level variable holding a compiled

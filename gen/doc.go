@@ -40,7 +40,18 @@
 //	 "additionalProperties": false}
 //
 // with the properties in declaration order and "required" left out when
-// empty. Types map to schemas as follows:
+// empty. Every schema object writes its keywords in one conventional order
+// (the schemas are built with invopop's Schema type, which would write them
+// in its struct's field order, "properties" before "type"; keywordOrder in
+// schemajson.go has the full list):
+// $schema, $id, $ref, title, description, type, enum, const, format,
+// pattern, the numeric bounds, the length and item bounds, items,
+// prefixItems, properties, required, additionalProperties, propertyNames,
+// anyOf/oneOf/allOf, default, examples, deprecated, readOnly, writeOnly,
+// contentEncoding, $defs, then any other keyword (extensions such as x-unit)
+// in byte order. Property names and $defs keys keep their order, and values
+// (enum, default, examples, extensions) are written as they are. Types map
+// to schemas as follows:
 //
 //	bool                      {"type": "boolean"}
 //	int8, int16, int32        {"type": "integer", "minimum": <min>, "maximum": <max>}
@@ -55,7 +66,7 @@
 //	                          and a description giving the form: "1h30m", "90s", "250ms"
 //	any, json.RawMessage      {} (any value, passed through)
 //	[]E                       {"type": "array", "items": E}
-//	[N]E                      {"type": "array", "items": E, "minItems": N, "maxItems": N}
+//	[N]E                      {"type": "array", "minItems": N, "maxItems": N, "items": E}
 //	map[K]V                   {"type": "object", "additionalProperties": V}, plus
 //	                          "propertyNames": {"enum": [...]} when K is an enum
 //	*E                        {"anyOf": [E, {"type": "null"}]}: optional and nullable
@@ -75,11 +86,21 @@
 // maximum, exclusiveMinimum, exclusiveMaximum, multipleOf, minLength,
 // maxLength, pattern, format, enum, minItems, maxItems, uniqueItems,
 // default, examples, title, description, deprecated, readOnly, writeOnly,
-// and nullable (anyOf with null). As in invopop/jsonschema, string and
-// number keywords on an array apply to its items. Patterns are compiled
-// with Go's regexp (RE2) at generate time and checked with it at run time.
-// A default is allowed on strings, numbers, booleans and durations (and
-// pointers to them): the decoder assigns it when the property is absent.
+// and nullable (anyOf with null). As in invopop/jsonschema, the string and
+// number keywords, enum and examples of a slice or array field (also of
+// pointers, of named types, through a pointer or a named slice type) apply
+// to each of its items: internal/parse puts them in Constraints.Items, the
+// schema puts them in "items", and the decoder checks every item, reporting
+// it by its path ("tags[1]: expected string matching ^[a-z]+$, got \"B\"").
+// minItems, maxItems and uniqueItems apply to the array itself; a keyword
+// given where it does not apply (minLength on the array, minItems on its
+// string items) is a generation problem. Patterns are compiled with Go's
+// regexp (RE2) at generate time and checked with it at run time. A default
+// is allowed on strings, numbers, booleans and durations (and pointers to
+// them), and on slices and arrays of those: repeated default= values of an
+// array make one array default ("default": ["a", "b"]), which must meet the
+// array's and its items' constraints. The decoder assigns a default when the
+// property is absent (a present empty array stays empty).
 //
 // The output schema is the schema of the result type, describing what
 // encoding/json writes: a pointer result (or a slice or map result) is
@@ -108,6 +129,9 @@
 //   - time.Duration is a duration string, not an integer of nanoseconds;
 //   - any and json.RawMessage are {} rather than true, and a map of any
 //     keeps "additionalProperties": {};
+//   - an array's default holds values of its item type ([2, 3] for []int),
+//     where invopop writes the tag's text (["2", "3"]);
+//   - keywords are written in the order above, not in invopop's;
 //   - there is no $schema and no $id, and $defs holds only recursive types
 //     (everything else is inline);
 //   - a type implementing json.Unmarshaler is described by its //atp:schema

@@ -22,6 +22,8 @@ type ivAddress struct {
 
 type ivTier string
 
+type ivMails []string
+
 type ivInput struct {
 	Name    string            `json:"name" jsonschema:"minLength=1,maxLength=50,title=Name"`
 	Email   string            `json:"email,omitempty" jsonschema:"format=email"`
@@ -30,7 +32,12 @@ type ivInput struct {
 	Small   int8              `json:"small,omitempty"`
 	Port    uint16            `json:"port,omitempty"`
 	Tier    ivTier            `json:"tier,omitempty" jsonschema:"enum=free,enum=pro,default=free"`
-	Tags    []string          `json:"tags,omitempty" jsonschema:"maxItems=3,uniqueItems=true,pattern=^[a-z]+$"`
+	Tags    []string          `json:"tags,omitempty" jsonschema:"maxItems=3,uniqueItems=true,pattern=^[a-z]+$,minLength=2,enum=ab,enum=cd,example=ab,default=ab,default=cd"`
+	Scores  []int             `json:"scores,omitempty" jsonschema:"minItems=1,minimum=1,maximum=5,enum=1,enum=3,enum=5"`
+	Refs    []*string         `json:"refs,omitempty" jsonschema:"maxLength=3"`
+	Pair    [2]float64        `json:"pair,omitempty" jsonschema:"exclusiveMinimum=0,multipleOf=0.5"`
+	Tiers   []ivTier          `json:"tiers,omitempty" jsonschema:"enum=free"`
+	Mails   ivMails           `json:"mails,omitempty" jsonschema:"format=email"`
 	Grid    [2]int            `json:"grid"`
 	Labels  map[string]string `json:"labels,omitempty"`
 	Address ivAddress         `json:"address"`
@@ -54,6 +61,7 @@ func ivModel() (*model.Package, *model.Tool) {
 	)
 	address.Underlying.Fields[1].Constraints.MinLength = intp(1)
 	tier := &model.Named{ID: testPkgPath + ".ivTier", PkgPath: testPkgPath, PkgName: "gentest", Name: "ivTier", Underlying: typ(model.KindString)}
+	mails := &model.Named{ID: testPkgPath + ".ivMails", PkgPath: testPkgPath, PkgName: "gentest", Name: "ivMails", Underlying: sliceOf(typ(model.KindString))}
 
 	f := func(goName, jsonName string, t *model.Type, required bool, set func(c *model.Constraints)) *model.Field {
 		fl := field(goName, jsonName, t, required, "")
@@ -70,7 +78,22 @@ func ivModel() (*model.Package, *model.Tool) {
 		f("Small", "small", intType(8), false, nil),
 		f("Port", "port", uintType(16), false, nil),
 		f("Tier", "tier", named("ivTier"), false, func(c *model.Constraints) { c.Enum, c.Default = []string{`"free"`, `"pro"`}, `"free"` }),
-		f("Tags", "tags", sliceOf(typ(model.KindString)), false, func(c *model.Constraints) { c.MaxItems, c.UniqueItems, c.Pattern = intp(3), true, "^[a-z]+$" }),
+		// As internal/parse reads the tags: the string and number keywords
+		// of an array, and its enum and examples, constrain its items;
+		// repeated defaults make an array default.
+		f("Tags", "tags", sliceOf(typ(model.KindString)), false, func(c *model.Constraints) {
+			c.MaxItems, c.UniqueItems, c.Default = intp(3), true, `["ab","cd"]`
+			c.Items = &model.Constraints{MinLength: intp(2), Pattern: "^[a-z]+$", Enum: []string{`"ab"`, `"cd"`}, Examples: []string{`"ab"`}}
+		}),
+		f("Scores", "scores", sliceOf(intType(0)), false, func(c *model.Constraints) {
+			c.MinItems, c.Items = intp(1), &model.Constraints{Minimum: "1", Maximum: "5", Enum: []string{"1", "3", "5"}}
+		}),
+		f("Refs", "refs", sliceOf(ptrTo(typ(model.KindString))), false, func(c *model.Constraints) { c.Items = &model.Constraints{MaxLength: intp(3)} }),
+		f("Pair", "pair", &model.Type{Kind: model.KindArray, Len: 2, Elem: &model.Type{Kind: model.KindFloat, Bits: 64}}, false, func(c *model.Constraints) {
+			c.Items = &model.Constraints{ExclusiveMinimum: "0", MultipleOf: "0.5"}
+		}),
+		f("Tiers", "tiers", sliceOf(named("ivTier")), false, func(c *model.Constraints) { c.Items = &model.Constraints{Enum: []string{`"free"`}} }),
+		f("Mails", "mails", named("ivMails"), false, func(c *model.Constraints) { c.Items = &model.Constraints{Format: "email"} }),
 		f("Grid", "grid", &model.Type{Kind: model.KindArray, Len: 2, Elem: intType(0)}, true, nil),
 		f("Labels", "labels", mapOf(typ(model.KindString)), false, nil),
 		f("Address", "address", named("ivAddress"), true, nil),
@@ -83,7 +106,7 @@ func ivModel() (*model.Package, *model.Tool) {
 		f("Flag", "flag", typ(model.KindBool), true, nil),
 	}
 	input := namedStruct("ivInput", "", fields...)
-	pkg := pkgWith(address, tier, input)
+	pkg := pkgWith(address, tier, mails, input)
 	tool := &model.Tool{Pos: pos(1), GoName: "F", Name: "f", Input: model.InputStruct,
 		Args: []model.Arg{{Kind: model.ArgInput}}, InputType: named("ivInput"), Fields: fields}
 	pkg.Tools = []*model.Tool{tool}
@@ -117,9 +140,17 @@ func TestSchemaMatchesInvopopReflection(t *testing.T) {
 		jb, _ := json.MarshalIndent(b, "", "  ")
 		t.Errorf("schemas differ beyond the documented differences:\nours (normalised):\n%s\ninvopop (normalised):\n%s\n%s", ja, jb, lineDiff(string(jb), string(ja)))
 	}
-	// The normalisation must not hide everything: both keep the constraints.
-	if m, ok := a.(map[string]any); !ok || len(m["properties"].(map[string]any)) != 18 {
-		t.Errorf("normalised schema lost its properties: %v", a)
+	// The normalisation must not hide everything: both keep the properties
+	// and the constraints on items.
+	m, ok := a.(map[string]any)
+	if !ok || len(m["properties"].(map[string]any)) != 23 {
+		t.Fatalf("normalised schema lost its properties: %v", a)
+	}
+	tags := m["properties"].(map[string]any)["tags"].(map[string]any)
+	items, _ := tags["items"].(map[string]any)
+	if items["pattern"] != "^[a-z]+$" || items["minLength"] != 2.0 || !reflect.DeepEqual(items["enum"], []any{"ab", "cd"}) ||
+		!reflect.DeepEqual(items["examples"], []any{"ab"}) || !reflect.DeepEqual(tags["default"], []any{"ab", "cd"}) {
+		t.Errorf("tags lost the constraints on its items: %v", tags)
 	}
 }
 

@@ -67,7 +67,7 @@ func weatherModel() *model.Package {
 	unitsField.Constraints.Default = `"celsius"`
 	tags := field("Tags", "tags", sliceOf(typ(model.KindString)), false, "Labels echoed back.")
 	tags.Constraints.MaxItems = intp(3)
-	tags.Constraints.MinLength = intp(1)
+	tags.Constraints.Items = &model.Constraints{MinLength: intp(1)}
 	weatherIn := namedStruct("WeatherIn", "WeatherIn is the forecast request.",
 		field("Location", "location", named("Location"), true, "Where to forecast."),
 		days,
@@ -176,7 +176,7 @@ func runModel() *model.Package {
 	note := field("Note", "note", typ(model.KindString), false, "")
 	note.Constraints.Nullable = true
 	codes := field("Codes", "codes", sliceOf(typ(model.KindString)), false, "")
-	codes.Constraints.UniqueItems, codes.Constraints.Pattern = true, "^[a-z]+$"
+	codes.Constraints.UniqueItems, codes.Constraints.Items = true, &model.Constraints{Pattern: "^[a-z]+$"}
 	ratio := field("Ratio", "ratio", &model.Type{Kind: model.KindFloat, Bits: 64}, false, "")
 	ratio.Constraints.ExclusiveMinimum, ratio.Constraints.Maximum, ratio.Constraints.MultipleOf = "0", "1", "0.25"
 
@@ -264,6 +264,25 @@ func addLimits(pkg *model.Package) {
 		f("Tags", "tags", named("Tags"), func(c *model.Constraints) { c.MinItems = intp(1) }),
 		f("Words", "words", named("Tags"), nil),
 		f("When", "when", typ(model.KindString), func(c *model.Constraints) { c.Format = "date" }),
+		f("Picks", "picks", sliceOf(typ(model.KindString)), func(c *model.Constraints) {
+			c.MaxItems, c.Items = intp(3), &model.Constraints{Pattern: "^[a-z]+$", MaxLength: intp(3)}
+		}),
+		f("Scores", "scores", sliceOf(intType(0)), func(c *model.Constraints) {
+			c.Default, c.Items = "[2,3]", &model.Constraints{Minimum: "1", Maximum: "5"}
+		}),
+		f("Refs", "refs", sliceOf(ptrTo(typ(model.KindString))), func(c *model.Constraints) { c.Items = &model.Constraints{MinLength: intp(2)} }),
+		f("Units", "units", sliceOf(named("Units")), func(c *model.Constraints) { c.Items = &model.Constraints{Enum: []string{`"celsius"`}} }),
+		f("Pair", "pair", &model.Type{Kind: model.KindArray, Len: 2, Elem: &model.Type{Kind: model.KindFloat, Bits: 64}}, func(c *model.Constraints) {
+			c.Items = &model.Constraints{ExclusiveMinimum: "0"}
+		}),
+		f("Labels", "labels", named("Tags"), func(c *model.Constraints) { c.Items = &model.Constraints{Pattern: "^#"} }),
+		f("Waits", "waits", sliceOf(typ(model.KindDuration)), func(c *model.Constraints) { c.Default = `["1m","90s"]` }),
+		f("Codes", "codes", sliceOf(named("Code")), func(c *model.Constraints) {
+			c.Default, c.Items = `["AA"]`, &model.Constraints{Enum: []string{`"AA"`, `"BB"`}}
+		}),
+		f("Box", "box", &model.Type{Kind: model.KindArray, Len: 2, Elem: intType(8)}, func(c *model.Constraints) {
+			c.Default, c.Items = "[1,2]", &model.Constraints{Minimum: "0"}
+		}),
 	)
 	for _, n := range []*model.Named{code, tags, limitsIn} {
 		pkg.Named[n.ID] = n

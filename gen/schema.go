@@ -397,7 +397,8 @@ func rawList(lits []string) []any {
 // fieldSchema is a property's schema: its type's schema with the field's
 // constraints and annotations. For a pointer or a nullable field the value
 // keywords go on the non-null branch and the annotations on the outer
-// schema.
+// schema; the constraints of an array's items (Constraints.Items) go on its
+// items schema the same way.
 func (g *generator) fieldSchema(sc *schemaCtx, f *model.Field) *jsonschema.Schema {
 	s, doc, notes := g.typeSchema(sc, f.Type)
 	if g.output && !f.Required && g.isNilableKind(f.Type) && len(s.AnyOf) == 2 {
@@ -406,7 +407,6 @@ func (g *generator) fieldSchema(sc *schemaCtx, f *model.Field) *jsonschema.Schem
 	}
 	c := &f.Constraints
 	g.applyValueKeywords(s, f.Type, c, f, 0)
-	cl := g.classOf(f.Type)
 	if c.Nullable && g.info(f.Type).kind != model.KindPointer && g.info(f.Type).kind != model.KindAny && g.info(f.Type).kind != model.KindRaw {
 		s = nullable(s)
 	}
@@ -418,27 +418,33 @@ func (g *generator) fieldSchema(sc *schemaCtx, f *model.Field) *jsonschema.Schem
 		desc = doc
 	}
 	s.Description = compose(desc, notes)
-	s.Title = c.Title
-	if c.Default != "" {
-		if g.checkDefault(f, cl) {
-			s.Default = json.RawMessage(c.Default)
-		}
+	if c.Default != "" && g.checkDefault(f) {
+		s.Default = json.RawMessage(c.Default)
 	}
+	g.annotate(s, c, f.JSONName, f)
+	return s
+}
+
+// annotate sets the annotations of c other than description and default on
+// s. what names the value in problems.
+func (g *generator) annotate(s *jsonschema.Schema, c *model.Constraints, what string, f *model.Field) {
+	s.Title = c.Title
 	for _, ex := range c.Examples {
 		if !json.Valid([]byte(ex)) {
-			g.probs.add(f.Pos, "example %s of %s is not a JSON value", ex, f.JSONName)
+			g.probs.add(f.Pos, "example %s of %s is not a JSON value", ex, what)
 			continue
 		}
 		s.Examples = append(s.Examples, json.RawMessage(ex))
 	}
 	s.Deprecated, s.ReadOnly, s.WriteOnly = c.Deprecated, c.ReadOnly, c.WriteOnly
-	return s
 }
 
 // checkDefault reports whether a field's default is usable: the decoder
 // assigns it when the property is absent, so it must be a value of the
-// field's type that the decoder can write.
-func (g *generator) checkDefault(f *model.Field, cl class) bool {
+// field's type that the decoder can write: a string, number, boolean or
+// duration, or an array of them (parse joins repeated default= values of
+// an array into one).
+func (g *generator) checkDefault(f *model.Field) bool {
 	c := &f.Constraints
 	if !json.Valid([]byte(c.Default)) {
 		g.probs.add(f.Pos, "default %s of %s is not a JSON value (strings need quotes)", c.Default, f.JSONName)
@@ -448,42 +454,116 @@ func (g *generator) checkDefault(f *model.Field, cl class) bool {
 	for g.info(t).kind == model.KindPointer {
 		t = g.info(t).under.Elem
 	}
-	ti := g.info(t)
+	if g.classOf(t) == classArray {
+		return g.checkArrayDefault(f, t)
+	}
+	if !g.defaultable(t) {
+		g.probs.add(f.Pos, "default on %s is supported only for strings, numbers, booleans and durations, and arrays of them", f.JSONName)
+		return false
+	}
+	if problem := g.defaultProblem(t, c.Default, c.Enum); problem != "" {
+		g.probs.add(f.Pos, "default %s of %s%s", c.Default, f.JSONName, problem)
+		return false
+	}
+	return true
+}
+
+// checkArrayDefault checks the default of an array field of type t (not a
+// pointer): a JSON array of defaultable items that meets the array's
+// constraints and its items'.
+func (g *generator) checkArrayDefault(f *model.Field, t *model.Type) bool {
+	c := &f.Constraints
+	elem := g.info(t).under.Elem
+	if !g.defaultable(elem) {
+		g.probs.add(f.Pos, "default on %s is supported only for strings, numbers, booleans and durations, and arrays of them", f.JSONName)
+		return false
+	}
+	var items []json.RawMessage
+	if json.Unmarshal([]byte(c.Default), &items) != nil || items == nil {
+		g.probs.add(f.Pos, "default %s of %s must be a JSON array of its items", c.Default, f.JSONName)
+		return false
+	}
+	var itemEnum []string
+	if c.Items != nil {
+		itemEnum = c.Items.Enum
+	}
+	ok := true
+	seen := map[string]bool{}
+	for _, it := range items {
+		lit := string(bytes.TrimSpace(it))
+		if problem := g.defaultProblem(elem, lit, itemEnum); problem != "" {
+			g.probs.add(f.Pos, "default %s of %s: item %s%s", c.Default, f.JSONName, lit, problem)
+			ok = false
+		}
+		if k := canonicalJSON(lit); c.UniqueItems && seen[k] {
+			g.probs.add(f.Pos, "default %s of %s repeats %s, but its items must be unique", c.Default, f.JSONName, lit)
+			ok = false
+		} else {
+			seen[k] = true
+		}
+	}
+	n := len(items)
+	under := g.info(t).under
 	switch {
-	case ti.kind == model.KindDuration && !g.custom(ti.named):
-		var s string
-		if json.Unmarshal([]byte(c.Default), &s) != nil {
-			g.probs.add(f.Pos, "default %s of %s must be a duration string such as \"1h30m\"", c.Default, f.JSONName)
-			return false
-		}
-		if _, err := time.ParseDuration(s); err != nil {
-			g.probs.add(f.Pos, "default %s of %s: %v", c.Default, f.JSONName, err)
-			return false
-		}
-		return true
-	case cl == classBool || cl == classNumber || cl == classString:
-		enum := c.Enum
-		if enum == nil {
-			enum = g.enumValues(t)
-		}
-		if err := g.checkLit(t, c.Default); err != nil {
-			g.probs.add(f.Pos, "default %s of %s: %v", c.Default, f.JSONName, err)
-			return false
-		}
-		if len(enum) > 0 {
-			want := canonicalJSON(c.Default)
-			for _, e := range enum {
-				if canonicalJSON(e) == want {
-					return true
-				}
-			}
-			g.probs.add(f.Pos, "default %s of %s is not one of its values %s", c.Default, f.JSONName, strings.Join(enum, ", "))
-			return false
-		}
+	case under.Kind == model.KindArray && int64(n) != under.Len:
+		g.probs.add(f.Pos, "default %s of %s has %d items, but it is an array of exactly %d", c.Default, f.JSONName, n, under.Len)
+		ok = false
+	case c.MinItems != nil && n < *c.MinItems:
+		g.probs.add(f.Pos, "default %s of %s has %d items, fewer than its minItems %d", c.Default, f.JSONName, n, *c.MinItems)
+		ok = false
+	case c.MaxItems != nil && n > *c.MaxItems:
+		g.probs.add(f.Pos, "default %s of %s has %d items, more than its maxItems %d", c.Default, f.JSONName, n, *c.MaxItems)
+		ok = false
+	}
+	return ok
+}
+
+// defaultable reports whether the decoder can assign a default to a value
+// of type t: a string, number, boolean or duration (not a pointer, and not
+// a type that decodes itself).
+func (g *generator) defaultable(t *model.Type) bool {
+	ti := g.info(t)
+	if g.custom(ti.named) {
+		return false
+	}
+	switch ti.kind {
+	case model.KindDuration, model.KindBool, model.KindInt, model.KindUint, model.KindFloat, model.KindString:
 		return true
 	}
-	g.probs.add(f.Pos, "default on %s is supported only for strings, numbers, booleans and durations", f.JSONName)
 	return false
+}
+
+// defaultProblem says what is wrong with lit as the default of a value of
+// the defaultable type t, as the end of a sentence that starts with
+// "default <lit> of <name>"; "" when nothing is. enum, when not empty,
+// limits the values; else t's constants do.
+func (g *generator) defaultProblem(t *model.Type, lit string, enum []string) string {
+	if g.info(t).kind == model.KindDuration {
+		var s string
+		if json.Unmarshal([]byte(lit), &s) != nil {
+			return ` must be a duration string such as "1h30m"`
+		}
+		if _, err := time.ParseDuration(s); err != nil {
+			return ": " + err.Error()
+		}
+		return ""
+	}
+	if err := g.checkLit(t, lit); err != nil {
+		return ": " + err.Error()
+	}
+	if len(enum) == 0 {
+		enum = g.enumValues(t)
+	}
+	if len(enum) == 0 {
+		return ""
+	}
+	want := canonicalJSON(lit)
+	for _, e := range enum {
+		if canonicalJSON(e) == want {
+			return ""
+		}
+	}
+	return " is not one of its values " + strings.Join(enum, ", ")
 }
 
 // checkLit checks that a JSON literal is a value of the scalar type t.
@@ -535,8 +615,9 @@ func (g *generator) checkEnumLits(pos model.Pos, what string, t *model.Type, lit
 }
 
 // applyValueKeywords sets the validation keywords of c on s, the schema of
-// a value of type t. As in invopop/jsonschema, string and number keywords on
-// an array apply to its items. depth counts those steps into items.
+// a value of type t, and those of c.Items on the schema of its items (as in
+// invopop/jsonschema, internal/parse puts a []T field's string and number
+// keywords there). depth counts the steps into items, for problems.
 func (g *generator) applyValueKeywords(s *jsonschema.Schema, t *model.Type, c *model.Constraints, f *model.Field, depth int) {
 	for g.info(t).kind == model.KindPointer {
 		s, t = unwrapNull(s), g.info(t).under.Elem
@@ -544,44 +625,31 @@ func (g *generator) applyValueKeywords(s *jsonschema.Schema, t *model.Type, c *m
 	s = unwrapNull(s) // a result's nilable slice or map
 	cl := g.classOf(t)
 	bad := func(keyword string) {
-		what := "it is " + classNoun(cl, false)
-		if depth > 0 {
-			what = "its items are " + classNoun(cl, true)
-		}
-		g.probs.add(f.Pos, "constraint %s does not apply to %s: %s", keyword, f.JSONName, what)
+		g.probs.add(f.Pos, "constraint %s does not apply to %s: %s", keyword, f.JSONName, classWhat(cl, depth))
 	}
-	if depth == 0 {
-		if c.MinItems != nil || c.MaxItems != nil || c.UniqueItems {
-			if cl != classArray {
-				bad("minItems/maxItems/uniqueItems")
-			} else {
-				if c.MinItems != nil && g.nonNegative(f, "minItems", *c.MinItems) {
-					s.MinItems = u64(*c.MinItems)
-				}
-				if c.MaxItems != nil && g.nonNegative(f, "maxItems", *c.MaxItems) {
-					s.MaxItems = u64(*c.MaxItems)
-				}
-				if c.UniqueItems {
-					s.UniqueItems = true
-					if et := g.info(t).under.Elem; et != nil {
-						if ec := g.classOf(et); ec != classString && ec != classNumber && ec != classBool {
-							g.probs.add(f.Pos, "uniqueItems on %s is supported only for arrays of strings, numbers or booleans", f.JSONName)
-						}
-					}
+	if c.MinItems != nil || c.MaxItems != nil || c.UniqueItems {
+		if cl != classArray {
+			bad("minItems/maxItems/uniqueItems")
+		} else {
+			if c.MinItems != nil && g.nonNegative(f, "minItems", *c.MinItems) {
+				s.MinItems = u64(*c.MinItems)
+			}
+			if c.MaxItems != nil && g.nonNegative(f, "maxItems", *c.MaxItems) {
+				s.MaxItems = u64(*c.MaxItems)
+			}
+			if c.UniqueItems {
+				s.UniqueItems = true
+				et := g.info(t).under.Elem
+				// The decoder compares items with ==: pointers would compare
+				// as addresses.
+				if ec := g.classOf(et); (ec != classString && ec != classNumber && ec != classBool) || g.info(et).kind == model.KindPointer {
+					g.probs.add(f.Pos, "uniqueItems on %s is supported only for arrays of strings, numbers or booleans", f.JSONName)
 				}
 			}
 		}
 	}
-	if !hasScalarKeywords(c) {
-		return
-	}
-	if cl == classArray {
-		if s.Items == nil {
-			g.probs.add(f.Pos, "constraints on the items of %s are not supported for a recursive type", f.JSONName)
-			return
-		}
-		g.applyValueKeywords(s.Items, g.info(t).under.Elem, c, f, depth+1)
-		return
+	if c.Items != nil {
+		g.applyItems(s, t, cl, c.Items, f, depth)
 	}
 	if c.MinLength != nil || c.MaxLength != nil || c.Pattern != "" || c.Format != "" {
 		if cl != classString {
@@ -664,6 +732,39 @@ func (g *generator) applyValueKeywords(s *jsonschema.Schema, t *model.Type, c *m
 	}
 }
 
+// applyItems sets ic, the constraints of each item of an array of type t,
+// on the schema of its items, s.Items.
+func (g *generator) applyItems(s *jsonschema.Schema, t *model.Type, cl class, ic *model.Constraints, f *model.Field, depth int) {
+	if cl != classArray {
+		g.probs.add(f.Pos, "constraints on items do not apply to %s: %s", f.JSONName, classWhat(cl, depth))
+		return
+	}
+	if s.Items == nil {
+		g.probs.add(f.Pos, "constraints on the items of %s are not supported for a recursive type", f.JSONName)
+		return
+	}
+	if ic.Default != "" {
+		g.probs.add(f.Pos, "default does not apply to each item of %s: give %s an array default instead", f.JSONName, f.JSONName)
+	}
+	if ic.Nullable {
+		g.probs.add(f.Pos, "nullable does not apply to the items of %s: make them pointers instead", f.JSONName)
+	}
+	g.applyValueKeywords(s.Items, g.info(t).under.Elem, ic, f, depth+1)
+	if ic.Description != "" {
+		s.Items.Description = ic.Description
+	}
+	g.annotate(s.Items, ic, "the items of "+f.JSONName, f)
+}
+
+// classWhat says what a value is in a problem about a constraint on it:
+// "it is a number", or "its items are numbers" for items.
+func classWhat(cl class, depth int) string {
+	if depth > 0 {
+		return "its items are " + classNoun(cl, true)
+	}
+	return "it is " + classNoun(cl, false)
+}
+
 func hasScalarKeywords(c *model.Constraints) bool {
 	return c.MinLength != nil || c.MaxLength != nil || c.Pattern != "" || c.Format != "" ||
 		c.Minimum != "" || c.Maximum != "" || c.ExclusiveMinimum != "" || c.ExclusiveMaximum != "" ||
@@ -697,55 +798,4 @@ func tighter(typeBound, declared json.Number, isMin bool) json.Number {
 		return declared
 	}
 	return typeBound
-}
-
-// marshalSchema renders a schema as the generated file embeds it: 2-space
-// indented JSON, with <, > and & left as they are (encoding/json escapes
-// them for HTML, which makes patterns and descriptions hard to read).
-func marshalSchema(s *jsonschema.Schema) ([]byte, error) {
-	b, err := json.Marshal(s)
-	if err != nil {
-		return nil, err
-	}
-	var out bytes.Buffer
-	if err := json.Indent(&out, unescapeHTML(b), "", "  "); err != nil {
-		return nil, err
-	}
-	return out.Bytes(), nil
-}
-
-// unescapeHTML turns the \u003c, \u003e and \u0026 escapes encoding/json
-// writes back into the characters, leaving every other escape alone.
-func unescapeHTML(b []byte) []byte {
-	if !bytes.Contains(b, []byte(`\u00`)) {
-		return b
-	}
-	out := make([]byte, 0, len(b))
-	for i := 0; i < len(b); i++ {
-		if b[i] != '\\' || i+1 >= len(b) {
-			out = append(out, b[i])
-			continue
-		}
-		if b[i+1] == 'u' && i+5 < len(b) {
-			switch string(b[i+2 : i+6]) {
-			case "003c":
-				out = append(out, '<')
-				i += 5
-				continue
-			case "003e":
-				out = append(out, '>')
-				i += 5
-				continue
-			case "0026":
-				out = append(out, '&')
-				i += 5
-				continue
-			}
-		}
-		// Copy the escape's two bytes so that an escaped backslash is never
-		// read as the start of another escape.
-		out = append(out, b[i], b[i+1])
-		i++
-	}
-	return out
 }

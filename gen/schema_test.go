@@ -80,7 +80,9 @@ func TestSchemaPerKind(t *testing.T) {
 		Underlying: typ(model.KindAny), JSONUnmarshaler: true}
 	level := &model.Named{ID: testPkgPath + ".Level", PkgPath: testPkgPath, PkgName: "gentest", Name: "Level", Pos: pos(3),
 		Underlying: intType(0), TextUnmarshaler: true}
-	pkg := pkgWith(unit, prio, loc, tree, money, blob, level)
+	codes := &model.Named{ID: testPkgPath + ".Codes", PkgPath: testPkgPath, PkgName: "gentest", Name: "Codes", Pos: pos(3),
+		Doc: "Codes are codes.", Underlying: sliceOf(typ(model.KindString))}
+	pkg := pkgWith(unit, prio, loc, tree, money, blob, level, codes)
 
 	with := func(t *model.Type, set func(c *model.Constraints)) *model.Field {
 		f := field("V", "v", t, false, "")
@@ -100,61 +102,79 @@ func TestSchemaPerKind(t *testing.T) {
 		{"bool", with(typ(model.KindBool), nil), `{"type":"boolean"}`, ""},
 		{"int", with(intType(0), nil), `{"type":"integer"}`, ""},
 		{"int64", with(intType(64), nil), `{"type":"integer"}`, ""},
-		{"int8", with(intType(8), nil), `{"type":"integer","maximum":127,"minimum":-128}`, ""},
-		{"int32", with(intType(32), nil), `{"type":"integer","maximum":2147483647,"minimum":-2147483648}`, ""},
+		{"int8", with(intType(8), nil), `{"type":"integer","minimum":-128,"maximum":127}`, ""},
+		{"int32", with(intType(32), nil), `{"type":"integer","minimum":-2147483648,"maximum":2147483647}`, ""},
 		{"uint", with(uintType(0), nil), `{"type":"integer","minimum":0}`, ""},
-		{"uint16", with(uintType(16), nil), `{"type":"integer","maximum":65535,"minimum":0}`, ""},
+		{"uint16", with(uintType(16), nil), `{"type":"integer","minimum":0,"maximum":65535}`, ""},
 		{"float32", with(&model.Type{Kind: model.KindFloat, Bits: 32}, nil), `{"type":"number"}`, ""},
 		{"string", with(typ(model.KindString), nil), `{"type":"string"}`, ""},
 		{"bytes", with(typ(model.KindBytes), nil), `{"type":"string","contentEncoding":"base64"}`, ""},
 		{"time", with(typ(model.KindTime), nil), `{"type":"string","format":"date-time"}`, ""},
 		{"duration", doc(with(typ(model.KindDuration), nil), "How long."),
-			`{"type":"string","pattern":"^[-+]?(0|(([0-9]+(\\.[0-9]*)?|\\.[0-9]+)(ns|us|µs|μs|ms|s|m|h))+)$","description":"How long.\nA Go duration string such as \"1h30m\", \"90s\" or \"250ms\" (units: h, m, s, ms, us, ns)."}`, ""},
+			`{"description":"How long.\nA Go duration string such as \"1h30m\", \"90s\" or \"250ms\" (units: h, m, s, ms, us, ns).","type":"string","pattern":"^[-+]?(0|(([0-9]+(\\.[0-9]*)?|\\.[0-9]+)(ns|us|µs|μs|ms|s|m|h))+)$"}`, ""},
 		{"any", with(typ(model.KindAny), nil), `{}`, ""},
 		{"raw", doc(with(typ(model.KindRaw), nil), "Passed through."), `{"description":"Passed through."}`, ""},
-		{"slice", with(sliceOf(typ(model.KindString)), nil), `{"items":{"type":"string"},"type":"array"}`, ""},
-		{"array", with(&model.Type{Kind: model.KindArray, Len: 3, Elem: intType(0)}, nil), `{"items":{"type":"integer"},"type":"array","maxItems":3,"minItems":3}`, ""},
-		{"map", with(mapOf(typ(model.KindBool)), nil), `{"additionalProperties":{"type":"boolean"},"type":"object"}`, ""},
-		{"map of any", with(mapOf(typ(model.KindAny)), nil), `{"additionalProperties":{},"type":"object"}`, ""},
+		{"slice", with(sliceOf(typ(model.KindString)), nil), `{"type":"array","items":{"type":"string"}}`, ""},
+		{"array", with(&model.Type{Kind: model.KindArray, Len: 3, Elem: intType(0)}, nil), `{"type":"array","minItems":3,"maxItems":3,"items":{"type":"integer"}}`, ""},
+		{"map", with(mapOf(typ(model.KindBool)), nil), `{"type":"object","additionalProperties":{"type":"boolean"}}`, ""},
+		{"map of any", with(mapOf(typ(model.KindAny)), nil), `{"type":"object","additionalProperties":{}}`, ""},
 		{"map with enum keys", with(&model.Type{Kind: model.KindMap, Key: named("Unit"), Elem: intType(0)}, nil),
-			`{"additionalProperties":{"type":"integer"},"propertyNames":{"enum":["celsius","fahrenheit"]},"type":"object"}`, ""},
+			`{"type":"object","additionalProperties":{"type":"integer"},"propertyNames":{"enum":["celsius","fahrenheit"]}}`, ""},
 		{"pointer", doc(with(ptrTo(intType(0)), func(c *model.Constraints) { c.Minimum = "1"; c.Default = "5" }), "Count."),
-			`{"anyOf":[{"type":"integer","minimum":1},{"type":"null"}],"description":"Count.","default":5}`, ""},
+			`{"description":"Count.","anyOf":[{"type":"integer","minimum":1},{"type":"null"}],"default":5}`, ""},
 		{"anonymous struct", with(&model.Type{Kind: model.KindStruct, Fields: []*model.Field{field("A", "a", typ(model.KindString), true, "")}}, nil),
-			`{"properties":{"a":{"type":"string"}},"additionalProperties":false,"type":"object","required":["a"]}`, ""},
+			`{"type":"object","properties":{"a":{"type":"string"}},"required":["a"],"additionalProperties":false}`, ""},
 		{"named struct takes the type doc", with(named("Loc"), nil),
-			`{"properties":{"city":{"type":"string","description":"The city."}},"additionalProperties":false,"type":"object","required":["city"],"description":"Loc is a place."}`, ""},
+			`{"description":"Loc is a place.","type":"object","properties":{"city":{"description":"The city.","type":"string"}},"required":["city"],"additionalProperties":false}`, ""},
 		{"field doc replaces the type doc", doc(with(named("Loc"), nil), "Where."),
-			`{"properties":{"city":{"type":"string","description":"The city."}},"additionalProperties":false,"type":"object","required":["city"],"description":"Where."}`, ""},
+			`{"description":"Where.","type":"object","properties":{"city":{"description":"The city.","type":"string"}},"required":["city"],"additionalProperties":false}`, ""},
 		{"string enum from consts", doc(with(named("Unit"), nil), "Scale."),
-			`{"type":"string","enum":["celsius","fahrenheit"],"description":"Scale.\n- celsius: Degrees Celsius."}`, ""},
+			`{"description":"Scale.\n- celsius: Degrees Celsius.","type":"string","enum":["celsius","fahrenheit"]}`, ""},
 		{"int enum from consts", with(named("Prio"), nil),
-			`{"type":"integer","enum":[1,2],"description":"Prio is an enum.\n- 1: can wait"}`, ""},
+			`{"description":"Prio is an enum.\n- 1: can wait","type":"integer","enum":[1,2]}`, ""},
 		{"enum tag replaces consts", with(named("Unit"), func(c *model.Constraints) { c.Enum = []string{`"celsius"`} }),
-			`{"type":"string","enum":["celsius"],"description":"Unit is an enum.\n- celsius: Degrees Celsius."}`, ""},
+			`{"description":"Unit is an enum.\n- celsius: Degrees Celsius.","type":"string","enum":["celsius"]}`, ""},
 		{"recursive", doc(with(named("Tree"), nil), "A tree."), `{"$ref":"#/$defs/Tree","description":"A tree."}`,
-			`{"Tree":{"properties":{"kids":{"items":{"$ref":"#/$defs/Tree"},"type":"array"}},"additionalProperties":false,"type":"object","description":"Tree is recursive."}}`},
+			`{"Tree":{"description":"Tree is recursive.","type":"object","properties":{"kids":{"type":"array","items":{"$ref":"#/$defs/Tree"}}},"additionalProperties":false}}`},
 		{"json unmarshaler with schema", with(named("Money"), nil), `{"type":"string","x-unit":"cents"}`, ""},
 		{"json unmarshaler without schema", with(named("Blob"), nil), `{}`, ""},
 		{"text unmarshaler", with(named("Level"), nil), `{"type":"string"}`, ""},
 		{"string constraints", with(typ(model.KindString), func(c *model.Constraints) {
 			c.MinLength, c.MaxLength, c.Pattern, c.Format = intp(1), intp(9), `^a<b&c$`, "email"
-		}), `{"type":"string","maxLength":9,"minLength":1,"pattern":"^a<b&c$","format":"email"}`, ""},
+		}), `{"type":"string","format":"email","pattern":"^a<b&c$","minLength":1,"maxLength":9}`, ""},
 		{"number constraints", with(&model.Type{Kind: model.KindFloat, Bits: 64}, func(c *model.Constraints) {
 			c.ExclusiveMinimum, c.ExclusiveMaximum, c.MultipleOf = "0", "1.5", "0.25"
-		}), `{"type":"number","multipleOf":0.25,"exclusiveMaximum":1.5,"exclusiveMinimum":0}`, ""},
+		}), `{"type":"number","exclusiveMinimum":0,"exclusiveMaximum":1.5,"multipleOf":0.25}`, ""},
 		{"a declared bound tighter than the type's wins", with(intType(8), func(c *model.Constraints) { c.Minimum, c.Maximum = "-5", "500" }),
-			`{"type":"integer","maximum":127,"minimum":-5}`, ""},
+			`{"type":"integer","minimum":-5,"maximum":127}`, ""},
 		{"annotations", with(typ(model.KindString), func(c *model.Constraints) {
 			c.Title, c.Description, c.Default, c.Examples = "T", "From the tag.", `"x"`, []string{`"y"`, `"z"`}
 			c.Deprecated, c.ReadOnly, c.WriteOnly = true, true, true
-		}), `{"type":"string","title":"T","description":"From the tag.","default":"x","deprecated":true,"readOnly":true,"writeOnly":true,"examples":["y","z"]}`, ""},
+		}), `{"title":"T","description":"From the tag.","type":"string","default":"x","examples":["y","z"],"deprecated":true,"readOnly":true,"writeOnly":true}`, ""},
 		{"nullable", doc(with(typ(model.KindString), func(c *model.Constraints) { c.Nullable, c.MinLength = true, intp(2) }), "Note."),
-			`{"anyOf":[{"type":"string","minLength":2},{"type":"null"}],"description":"Note."}`, ""},
+			`{"description":"Note.","anyOf":[{"type":"string","minLength":2},{"type":"null"}]}`, ""},
 		{"nullable any stays any", with(typ(model.KindAny), func(c *model.Constraints) { c.Nullable = true }), `{}`, ""},
-		{"array keywords and item keywords", with(sliceOf(ptrTo(typ(model.KindString))), func(c *model.Constraints) {
-			c.MinItems, c.MaxItems, c.UniqueItems, c.Pattern, c.Enum = intp(1), intp(4), true, "^[a-z]+$", []string{`"a"`, `"b"`}
-		}), `{"items":{"anyOf":[{"type":"string","enum":["a","b"],"pattern":"^[a-z]+$"},{"type":"null"}]},"type":"array","maxItems":4,"minItems":1,"uniqueItems":true}`, ""},
+		{"array keywords and item keywords", with(sliceOf(typ(model.KindString)), func(c *model.Constraints) {
+			c.MinItems, c.MaxItems, c.UniqueItems = intp(1), intp(4), true
+			c.Items = &model.Constraints{Pattern: "^[a-z]+$", Enum: []string{`"a"`, `"b"`}, MinLength: intp(1), Examples: []string{`"a"`}}
+		}), `{"type":"array","minItems":1,"maxItems":4,"uniqueItems":true,"items":{"type":"string","enum":["a","b"],"pattern":"^[a-z]+$","minLength":1,"examples":["a"]}}`, ""},
+		{"item keywords on pointer items", with(sliceOf(ptrTo(typ(model.KindString))), func(c *model.Constraints) {
+			c.Items = &model.Constraints{Pattern: "^[a-z]+$", Enum: []string{`"a"`, `"b"`}, Examples: []string{`"a"`}}
+		}), `{"type":"array","items":{"anyOf":[{"type":"string","enum":["a","b"],"pattern":"^[a-z]+$"},{"type":"null"}],"examples":["a"]}}`, ""},
+		{"item keywords on an array of numbers", with(&model.Type{Kind: model.KindArray, Len: 3, Elem: intType(8)}, func(c *model.Constraints) {
+			c.Items = &model.Constraints{Minimum: "0", ExclusiveMaximum: "100", MultipleOf: "5", Enum: []string{"5", "10"}}
+		}), `{"type":"array","minItems":3,"maxItems":3,"items":{"type":"integer","enum":[5,10],"minimum":0,"maximum":127,"exclusiveMaximum":100,"multipleOf":5}}`, ""},
+		{"item enum on named items", with(sliceOf(named("Unit")), func(c *model.Constraints) { c.Items = &model.Constraints{Enum: []string{`"celsius"`}} }),
+			`{"type":"array","items":{"description":"Unit is an enum.\n- celsius: Degrees Celsius.","type":"string","enum":["celsius"]}}`, ""},
+		{"item keywords on a named slice", with(named("Codes"), func(c *model.Constraints) { c.Items = &model.Constraints{Format: "email"} }),
+			`{"description":"Codes are codes.","type":"array","items":{"type":"string","format":"email"}}`, ""},
+		{"item keywords through a pointer to a slice", with(ptrTo(sliceOf(typ(model.KindString))), func(c *model.Constraints) { c.Items = &model.Constraints{MaxLength: intp(3)} }),
+			`{"anyOf":[{"type":"array","items":{"type":"string","maxLength":3}},{"type":"null"}]}`, ""},
+		{"item annotations", with(sliceOf(typ(model.KindString)), func(c *model.Constraints) {
+			c.Items = &model.Constraints{Title: "Tag", Description: "One tag.", Deprecated: true}
+		}), `{"type":"array","items":{"title":"Tag","description":"One tag.","type":"string","deprecated":true}}`, ""},
+		{"array default", with(sliceOf(typ(model.KindString)), func(c *model.Constraints) { c.Default = `["a","b"]` }),
+			`{"type":"array","items":{"type":"string"},"default":["a","b"]}`, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -175,10 +195,10 @@ func TestInputSchemaRoot(t *testing.T) {
 		tool string
 		want string
 	}{
-		{"ping", `{"properties":{},"additionalProperties":false,"type":"object"}`},
-		{"greet", `{"properties":{"name":{"type":"string","minLength":1,"description":"who to greet"},` +
-			`"times":{"type":"integer","maximum":3,"minimum":1,"description":"how many times","default":1}},` +
-			`"additionalProperties":false,"type":"object","required":["name"]}`},
+		{"ping", `{"type":"object","properties":{},"additionalProperties":false}`},
+		{"greet", `{"type":"object","properties":{"name":{"description":"who to greet","type":"string","minLength":1},` +
+			`"times":{"description":"how many times","type":"integer","minimum":1,"maximum":3,"default":1}},` +
+			`"required":["name"],"additionalProperties":false}`},
 	} {
 		var tool *model.Tool
 		for _, tl := range pkg.Tools {
@@ -212,10 +232,10 @@ func TestRecursiveStructInput(t *testing.T) {
 	tool := &model.Tool{Pos: pos(1), GoName: "Count", Name: "count", Input: model.InputStruct,
 		Args: []model.Arg{{Kind: model.ArgInput}}, InputType: named("Node"), Fields: node.Underlying.Fields,
 		Result: named("Node")}
-	want := `{"$defs":{"Node":{"properties":{"label":{"type":"string"},"children":{"items":{"anyOf":[{"$ref":"#/$defs/Node"},{"type":"null"}]},"type":"array"}},` +
-		`"additionalProperties":false,"type":"object","required":["label"],"description":"Node is a tree node."}},` +
-		`"properties":{"label":{"type":"string"},"children":{"items":{"anyOf":[{"$ref":"#/$defs/Node"},{"type":"null"}]},"type":"array"}},` +
-		`"additionalProperties":false,"type":"object","required":["label"]}`
+	want := `{"type":"object","properties":{"label":{"type":"string"},"children":{"type":"array","items":{"anyOf":[{"$ref":"#/$defs/Node"},{"type":"null"}]}}},` +
+		`"required":["label"],"additionalProperties":false,` +
+		`"$defs":{"Node":{"description":"Node is a tree node.","type":"object","properties":{"label":{"type":"string"},"children":{"type":"array","items":{"anyOf":[{"$ref":"#/$defs/Node"},{"type":"null"}]}}},` +
+		`"required":["label"],"additionalProperties":false}}}`
 	raw, err := InputSchema(pkg, tool)
 	if err != nil {
 		t.Fatal(err)
@@ -230,10 +250,12 @@ func TestRecursiveStructInput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want = `{"$defs":{"Node":{"properties":{"label":{"type":"string"},"children":{"anyOf":[{"items":{"anyOf":[{"$ref":"#/$defs/Node"},{"type":"null"}]},"type":"array"},{"type":"null"}]}},` +
-		`"additionalProperties":false,"type":"object","required":["label","children"],"description":"Node is a tree node."}},` +
-		`"properties":{"label":{"type":"string"},"children":{"anyOf":[{"items":{"anyOf":[{"$ref":"#/$defs/Node"},{"type":"null"}]},"type":"array"},{"type":"null"}]}},` +
-		`"additionalProperties":false,"type":"object","required":["label","children"],"description":"Node is a tree node."}`
+	want = `{"description":"Node is a tree node.","type":"object",` +
+		`"properties":{"label":{"type":"string"},"children":{"anyOf":[{"type":"array","items":{"anyOf":[{"$ref":"#/$defs/Node"},{"type":"null"}]}},{"type":"null"}]}},` +
+		`"required":["label","children"],"additionalProperties":false,` +
+		`"$defs":{"Node":{"description":"Node is a tree node.","type":"object",` +
+		`"properties":{"label":{"type":"string"},"children":{"anyOf":[{"type":"array","items":{"anyOf":[{"$ref":"#/$defs/Node"},{"type":"null"}]}},{"type":"null"}]}},` +
+		`"required":["label","children"],"additionalProperties":false}}}`
 	if got := compact(t, raw); got != want {
 		t.Errorf("output schema\n got: %s\nwant: %s", got, want)
 	}
@@ -264,14 +286,14 @@ func TestOutputSchema(t *testing.T) {
 	}{
 		{"none", nil, ""},
 		{"pointer is its element", ptrTo(typ(model.KindString)), `{"type":"string"}`},
-		{"root slice is not nullable", sliceOf(typ(model.KindString)), `{"items":{"type":"string"},"type":"array"}`},
-		{"struct", ptrTo(named("Out")), `{"properties":{` +
-			`"tags":{"anyOf":[{"items":{"type":"string"},"type":"array"},{"type":"null"}]},` +
-			`"opt":{"additionalProperties":{"type":"integer"},"type":"object"},` +
-			`"took":{"type":"integer","description":"A duration in nanoseconds."},` +
+		{"root slice is not nullable", sliceOf(typ(model.KindString)), `{"type":"array","items":{"type":"string"}}`},
+		{"struct", ptrTo(named("Out")), `{"description":"Out is a result.","type":"object","properties":{` +
+			`"tags":{"anyOf":[{"type":"array","items":{"type":"string"}},{"type":"null"}]},` +
+			`"opt":{"type":"object","additionalProperties":{"type":"integer"}},` +
+			`"took":{"description":"A duration in nanoseconds.","type":"integer"},` +
 			`"at":{"type":"string"},"x":{},` +
-			`"in":{"properties":{"a":{"type":"string"}},"additionalProperties":false,"type":"object","required":["a"]}},` +
-			`"additionalProperties":false,"type":"object","required":["tags","took","at","x","in"],"description":"Out is a result."}`},
+			`"in":{"type":"object","properties":{"a":{"type":"string"}},"required":["a"],"additionalProperties":false}},` +
+			`"required":["tags","took","at","x","in"],"additionalProperties":false}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tool := &model.Tool{Pos: pos(1), GoName: "F", Name: "f", Input: model.InputNone, Result: tc.result}
@@ -289,18 +311,6 @@ func TestOutputSchema(t *testing.T) {
 				t.Errorf("output schema\n got: %s\nwant: %s", got, tc.want)
 			}
 		})
-	}
-}
-
-func TestUnescapeHTML(t *testing.T) {
-	in := []byte(`{"a":"x\u003cy\u003e\u0026z","b":"\\u003c stays","c":"\u2028"}`)
-	want := `{"a":"x<y>&z","b":"\\u003c stays","c":"\u2028"}`
-	if got := string(unescapeHTML(in)); got != want {
-		t.Errorf("unescapeHTML = %s, want %s", got, want)
-	}
-	var v map[string]string
-	if err := json.Unmarshal([]byte(want), &v); err != nil || v["a"] != "x<y>&z" || v["b"] != `\u003c stays` {
-		t.Errorf("unescaped JSON decodes to %q (%v)", v, err)
 	}
 }
 

@@ -74,82 +74,84 @@ func (r *Client) ATPTools() []*runtime.Tool {
 
 // atpClientCreateCompanyInputSchema is the JSON Schema of the params of tool create_company.
 const atpClientCreateCompanyInputSchema = `{
+  "type": "object",
   "properties": {
     "name": {
+      "description": "The company's legal or trading name.",
       "type": "string",
-      "maxLength": 200,
       "minLength": 1,
-      "description": "The company's legal or trading name."
+      "maxLength": 200
     },
     "domain": {
+      "description": "The company's web domain, e.g. \"example.com\".",
       "type": "string",
-      "format": "hostname",
-      "description": "The company's web domain, e.g. \"example.com\"."
+      "format": "hostname"
     },
     "industry": {
+      "description": "The industry the company works in.\n- software: Software, SaaS and IT services.\n- finance: Banks, insurers and other financial services.\n- healthcare: Hospitals, clinics and life sciences.\n- retail: Shops and e-commerce.",
       "type": "string",
       "enum": [
         "software",
         "finance",
         "healthcare",
         "retail"
-      ],
-      "description": "The industry the company works in.\n- software: Software, SaaS and IT services.\n- finance: Banks, insurers and other financial services.\n- healthcare: Hospitals, clinics and life sciences.\n- retail: Shops and e-commerce."
+      ]
     },
     "employees": {
+      "description": "Number of employees.",
       "type": "integer",
-      "minimum": 0,
-      "description": "Number of employees."
+      "minimum": 0
     },
     "tags": {
-      "items": {
-        "type": "string"
-      },
+      "description": "Free-form labels.",
       "type": "array",
       "maxItems": 10,
-      "description": "Free-form labels."
+      "items": {
+        "type": "string"
+      }
     },
     "address": {
+      "description": "Head office address.",
       "anyOf": [
         {
+          "type": "object",
           "properties": {
             "street": {
-              "type": "string",
-              "description": "Street and number."
+              "description": "Street and number.",
+              "type": "string"
             },
             "city": {
-              "type": "string",
-              "description": "City name."
+              "description": "City name.",
+              "type": "string"
             },
             "country": {
+              "description": "ISO 3166-1 alpha-2 country code, e.g. \"FR\".",
               "type": "string",
-              "pattern": "^[A-Z]{2}$",
-              "description": "ISO 3166-1 alpha-2 country code, e.g. \"FR\"."
+              "pattern": "^[A-Z]{2}$"
             }
           },
-          "additionalProperties": false,
-          "type": "object",
           "required": [
             "city",
             "country"
-          ]
+          ],
+          "additionalProperties": false
         },
         {
           "type": "null"
         }
-      ],
-      "description": "Head office address."
+      ]
     }
   },
-  "additionalProperties": false,
-  "type": "object",
   "required": [
     "name"
-  ]
+  ],
+  "additionalProperties": false
 }`
 
 // atpClientCreateCompanyOutputSchema is the JSON Schema of the result of tool create_company.
 const atpClientCreateCompanyOutputSchema = `{
+  "description": "Company is a company record in the CRM.",
+  "type": "object",
   "properties": {
     "id": {
       "type": "string"
@@ -161,45 +163,45 @@ const atpClientCreateCompanyOutputSchema = `{
       "type": "string"
     },
     "industry": {
+      "description": "Industry is the industry a company works in.\n- software: Software, SaaS and IT services.\n- finance: Banks, insurers and other financial services.\n- healthcare: Hospitals, clinics and life sciences.\n- retail: Shops and e-commerce.",
       "type": "string",
       "enum": [
         "software",
         "finance",
         "healthcare",
         "retail"
-      ],
-      "description": "Industry is the industry a company works in.\n- software: Software, SaaS and IT services.\n- finance: Banks, insurers and other financial services.\n- healthcare: Hospitals, clinics and life sciences.\n- retail: Shops and e-commerce."
+      ]
     },
     "created_at": {
       "type": "string",
       "format": "date-time"
     }
   },
-  "additionalProperties": false,
-  "type": "object",
   "required": [
     "id",
     "name",
     "created_at"
   ],
-  "description": "Company is a company record in the CRM."
+  "additionalProperties": false
 }`
 
 // atpClientGetContactsInputSchema is the JSON Schema of the params of tool get_contacts.
 const atpClientGetContactsInputSchema = `{
+  "type": "object",
   "properties": {
     "company_id": {
-      "type": "string",
-      "description": "Only contacts of this company (by company id)."
+      "description": "Only contacts of this company (by company id).",
+      "type": "string"
     },
     "limit": {
-      "type": "integer",
-      "maximum": 100,
-      "minimum": 1,
       "description": "Maximum number of contacts to return.",
+      "type": "integer",
+      "minimum": 1,
+      "maximum": 100,
       "default": 20
     },
     "since": {
+      "description": "Only contacts changed since this time.",
       "anyOf": [
         {
           "type": "string",
@@ -208,17 +210,18 @@ const atpClientGetContactsInputSchema = `{
         {
           "type": "null"
         }
-      ],
-      "description": "Only contacts changed since this time."
+      ]
     }
   },
-  "additionalProperties": false,
-  "type": "object"
+  "additionalProperties": false
 }`
 
 // atpClientGetContactsOutputSchema is the JSON Schema of the result of tool get_contacts.
 const atpClientGetContactsOutputSchema = `{
+  "type": "array",
   "items": {
+    "description": "Contact is a person in the CRM.",
+    "type": "object",
     "properties": {
       "id": {
         "type": "string"
@@ -236,15 +239,12 @@ const atpClientGetContactsOutputSchema = `{
         "type": "string"
       }
     },
-    "additionalProperties": false,
-    "type": "object",
     "required": [
       "id",
       "email"
     ],
-    "description": "Contact is a person in the CRM."
-  },
-  "type": "array"
+    "additionalProperties": false
+  }
 }`
 
 // atpDecodeAddress reads a Address object from d into v, recording every problem in d.

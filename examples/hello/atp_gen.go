@@ -131,22 +131,22 @@ func ATPTools() []*runtime.Tool {
 
 // atpAddInputSchema is the JSON Schema of the params of tool add.
 const atpAddInputSchema = `{
+  "type": "object",
   "properties": {
     "a": {
-      "type": "number",
-      "description": "the first addend"
+      "description": "the first addend",
+      "type": "number"
     },
     "b": {
-      "type": "number",
-      "description": "the second addend"
+      "description": "the second addend",
+      "type": "number"
     }
   },
-  "additionalProperties": false,
-  "type": "object",
   "required": [
     "a",
     "b"
-  ]
+  ],
+  "additionalProperties": false
 }`
 
 // atpAddOutputSchema is the JSON Schema of the result of tool add.
@@ -156,24 +156,24 @@ const atpAddOutputSchema = `{
 
 // atpGreetInputSchema is the JSON Schema of the params of tool greet.
 const atpGreetInputSchema = `{
+  "type": "object",
   "properties": {
     "name": {
-      "type": "string",
-      "description": "who to greet, e.g. \"Ada\""
+      "description": "who to greet, e.g. \"Ada\"",
+      "type": "string"
     },
     "times": {
+      "description": "how many times to say hello",
       "type": "integer",
-      "maximum": 5,
       "minimum": 1,
-      "description": "how many times to say hello"
+      "maximum": 5
     }
   },
-  "additionalProperties": false,
-  "type": "object",
   "required": [
     "name",
     "times"
-  ]
+  ],
+  "additionalProperties": false
 }`
 
 // atpGreetOutputSchema is the JSON Schema of the result of tool greet.

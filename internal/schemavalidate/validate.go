@@ -395,7 +395,9 @@ func readInteger(d *runtime.Decoder, n *node, words bool) string {
 				d.Fail(intBoundWords(boundOps[k], b.intVal), runtime.GotUint(u))
 			}
 		}
-		if m := &n.multiple; m.set && !m.ofUint(u) {
+		if m := &n.multiple; m.set && m.i == 0 {
+			d.MultipleOf(m.num.text)
+		} else if m.set && !m.ofUint(u) {
 			d.Fail(multipleWords+m.num.text, runtime.GotUint(u))
 		}
 		if words {
@@ -416,7 +418,9 @@ func readInteger(d *runtime.Decoder, n *node, words bool) string {
 			d.Fail(intBoundWords(boundOps[k], b.intVal), runtime.GotInt(i))
 		}
 	}
-	if m := &n.multiple; m.set && !m.ofInt(i) {
+	if m := &n.multiple; m.set && m.i == 0 {
+		d.MultipleOf(m.num.text)
+	} else if m.set && !m.ofInt(i) {
 		d.Fail(multipleWords+m.num.text, runtime.GotInt(i))
 	}
 	if words {
@@ -436,8 +440,8 @@ func readNumber(d *runtime.Decoder, n *node) float64 {
 			b.checkFloat(d, f)
 		}
 	}
-	if m := &n.multiple; m.set && !m.ofFloat(f) {
-		d.Fail(multipleWords+m.num.text, runtime.GotFloat(f))
+	if m := &n.multiple; m.set {
+		d.MultipleOf(m.num.text)
 	}
 	return f
 }
@@ -466,28 +470,11 @@ func newMultipleOf(num number) multipleOf {
 	return m
 }
 
-// ofInt checks an integer: exactly with an integer divisor, else as ofFloat.
-func (m *multipleOf) ofInt(v int64) bool {
-	if m.i > 0 {
-		return v%m.i == 0
-	}
-	return m.ofFloat(float64(v))
-}
+// ofInt and ofUint check an integer against an integer divisor (m.i > 0), as
+// generated code does; other divisors go through Decoder.MultipleOf.
+func (m *multipleOf) ofInt(v int64) bool { return v%m.i == 0 }
 
-func (m *multipleOf) ofUint(v uint64) bool {
-	if m.i > 0 {
-		return v%uint64(m.i) == 0
-	}
-	return m.ofFloat(float64(v))
-}
-
-// ofFloat checks v/m for a fraction in float64 arithmetic, as generated code
-// does. That rejects some decimal multiples (1.23 of 0.01 divides to
-// 123.00000000000001); matching the toolkit's verdict is the point here.
-func (m *multipleOf) ofFloat(v float64) bool {
-	q := v / m.num.f
-	return q == math.Trunc(q)
-}
+func (m *multipleOf) ofUint(v uint64) bool { return v%uint64(m.i) == 0 }
 
 func containsBool(s []bool, b bool) bool {
 	for _, x := range s {

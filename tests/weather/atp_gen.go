@@ -43,45 +43,47 @@ func ATPTools() []*runtime.Tool {
 
 // atpGetForecastInputSchema is the JSON Schema of the params of tool get_forecast.
 const atpGetForecastInputSchema = `{
+  "type": "object",
   "properties": {
     "location": {
+      "description": "Where to forecast.",
+      "type": "object",
       "properties": {
         "city": {
-          "type": "string",
-          "description": "City name, e.g. \"Paris\"."
+          "description": "City name, e.g. \"Paris\".",
+          "type": "string"
         },
         "country": {
-          "type": "string",
-          "description": "ISO 3166-1 alpha-2 country code."
+          "description": "ISO 3166-1 alpha-2 country code.",
+          "type": "string"
         }
       },
-      "additionalProperties": false,
-      "type": "object",
       "required": [
         "city"
       ],
-      "description": "Where to forecast."
+      "additionalProperties": false
     },
     "days": {
-      "type": "integer",
-      "description": "How many days ahead."
+      "description": "How many days ahead.",
+      "type": "integer"
     },
     "units": {
+      "description": "Temperature scale of the answer.\n- celsius: Degrees Celsius.\n- fahrenheit: Degrees Fahrenheit.",
       "type": "string",
       "enum": [
         "celsius",
         "fahrenheit"
-      ],
-      "description": "Temperature scale of the answer.\n- celsius: Degrees Celsius.\n- fahrenheit: Degrees Fahrenheit."
+      ]
     },
     "tags": {
+      "description": "Labels echoed back.",
+      "type": "array",
       "items": {
         "type": "string"
-      },
-      "type": "array",
-      "description": "Labels echoed back."
+      }
     },
     "since": {
+      "description": "Only observations after this time.",
       "anyOf": [
         {
           "type": "string",
@@ -90,31 +92,29 @@ const atpGetForecastInputSchema = `{
         {
           "type": "null"
         }
-      ],
-      "description": "Only observations after this time."
+      ]
     }
   },
-  "additionalProperties": false,
-  "type": "object",
   "required": [
     "location",
     "days"
-  ]
+  ],
+  "additionalProperties": false
 }`
 
 // atpGetForecastOutputSchema is the JSON Schema of the result of tool get_forecast.
 const atpGetForecastOutputSchema = `{
+  "description": "Forecast is the answer.",
+  "type": "object",
   "properties": {
     "summary": {
       "type": "string"
     }
   },
-  "additionalProperties": false,
-  "type": "object",
   "required": [
     "summary"
   ],
-  "description": "Forecast is the answer."
+  "additionalProperties": false
 }`
 
 // atpDecodeLocation reads a Location object from d into v, recording every problem in d.

@@ -223,6 +223,18 @@ type LimitsIn struct {
 	Tags   Tags      `json:"tags,omitempty" jsonschema:"minItems=1"`
 	Words  Tags      `json:"words,omitempty"`
 	When   string    `json:"when,omitempty" jsonschema:"format=date"`
+
+	// Constraints on items (internal/parse puts them in Constraints.Items).
+
+	Picks  []string        `json:"picks,omitempty" jsonschema:"maxItems=3,pattern=^[a-z]+$,maxLength=3"`
+	Scores []int           `json:"scores,omitempty" jsonschema:"minimum=1,maximum=5,default=2,default=3"`
+	Refs   []*string       `json:"refs,omitempty" jsonschema:"minLength=2"`
+	Units  []Units         `json:"units,omitempty" jsonschema:"enum=celsius"`
+	Pair   [2]float64      `json:"pair,omitempty" jsonschema:"exclusiveMinimum=0"`
+	Labels Tags            `json:"labels,omitempty" jsonschema:"pattern=^#"`
+	Waits  []time.Duration `json:"waits,omitempty" jsonschema:"default=1m,default=90s"`
+	Codes  []Code          `json:"codes,omitempty" jsonschema:"enum=AA,enum=BB,default=AA"`
+	Box    [2]int8         `json:"box,omitempty" jsonschema:"minimum=0,default=1,default=2"`
 }
 
 // Limits returns its input.

@@ -79,6 +79,9 @@ func main() {
 	call("limits", `{"tiny":100,"count":-1,"big":1099511627777,"half":1,"step":7,"scale":0.25,"mode":2,"code":"a",`+
 		`"on":"yes","factor":"x","grid":[[1],[1,2,3]],"tags":[],"words":"w","when":"21/11/2026"}`)
 	call("limits", `{"tiny":1000,"half":1.5,"code":7,"grid":[[1,2],[3,4],[5,6]]}`)
+	call("limits", `{"picks":["ab"],"scores":[],"refs":["xy",null],"units":["celsius"],"pair":[0.5,1],"labels":["#a"],"waits":["2s"],"codes":["BB"],"box":[0,5]}`)
+	call("limits", `{"picks":["ab","B","abcd","x"],"scores":[0,6,"3"],"refs":["x",null,5],"units":["fahrenheit"],"pair":[0,1],`+
+		`"labels":["a","#b"],"waits":["soon"],"codes":["CC"],"box":[-1,2]}`)
 
 	call("echo", `{"note":"ab","count":2}`)
 	call("echo", `{"note":"ab","count":-1}`)

@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"github.com/atpgo/atp/runtime"
-	"math"
 	"regexp"
 	"slices"
 	"time"
@@ -175,18 +174,20 @@ func ATPTools() []*runtime.Tool {
 
 // atpGreetInputSchema is the JSON Schema of the params of tool greet.
 const atpGreetInputSchema = `{
+  "type": "object",
   "properties": {
     "name": {
-      "type": "string",
-      "description": "who"
+      "description": "who",
+      "type": "string"
     },
     "times": {
+      "description": "how often",
       "type": "integer",
-      "maximum": 3,
       "minimum": 1,
-      "description": "how often"
+      "maximum": 3
     },
     "loud": {
+      "description": "shout",
       "anyOf": [
         {
           "type": "boolean"
@@ -194,16 +195,14 @@ const atpGreetInputSchema = `{
         {
           "type": "null"
         }
-      ],
-      "description": "shout"
+      ]
     }
   },
-  "additionalProperties": false,
-  "type": "object",
   "required": [
     "name",
     "times"
-  ]
+  ],
+  "additionalProperties": false
 }`
 
 // atpGreetOutputSchema is the JSON Schema of the result of tool greet.
@@ -213,84 +212,57 @@ const atpGreetOutputSchema = `{
 
 // atpGuessInputSchema is the JSON Schema of the params of tool guess.
 const atpGuessInputSchema = `{
+  "type": "object",
   "properties": {
     "ratio": {
-      "type": "number",
-      "description": "float32 has the schema of float64: Float(64) accepts 1e39."
+      "description": "float32 has the schema of float64: Float(64) accepts 1e39.",
+      "type": "number"
     },
     "extra": {
       "description": "any and json.RawMessage share {}; Any rejects numbers beyond float64."
     },
     "offset": {
+      "description": "An int with minimum=0 has the schema of a uint.",
       "type": "integer",
-      "minimum": 0,
-      "description": "An int with minimum=0 has the schema of a uint."
+      "minimum": 0
     },
     "stamp": {
+      "description": "A string with format=date-time has the schema of a time.Time.",
       "type": "string",
-      "format": "date-time",
-      "description": "A string with format=date-time has the schema of a time.Time."
+      "format": "date-time"
     },
     "two": {
+      "description": "A slice with minItems == maxItems has the schema of a Go array.",
+      "type": "array",
+      "minItems": 2,
+      "maxItems": 2,
       "items": {
         "type": "integer"
-      },
-      "type": "array",
-      "maxItems": 2,
-      "minItems": 2,
-      "description": "A slice with minItems == maxItems has the schema of a Go array."
+      }
     }
   },
-  "additionalProperties": false,
-  "type": "object"
+  "additionalProperties": false
 }`
 
 // atpNeedInputSchema is the JSON Schema of the params of tool need.
 const atpNeedInputSchema = `{
-  "$defs": {
-    "Node": {
-      "properties": {
-        "label": {
-          "type": "string"
-        },
-        "children": {
-          "items": {
-            "anyOf": [
-              {
-                "$ref": "#/$defs/Node"
-              },
-              {
-                "type": "null"
-              }
-            ]
-          },
-          "type": "array"
-        }
-      },
-      "additionalProperties": false,
-      "type": "object",
-      "required": [
-        "label"
-      ],
-      "description": "Node is a tree."
-    }
-  },
+  "type": "object",
   "properties": {
     "tier": {
+      "description": "Tier is a plan.\n- free: no support\n- pro: e-mail support",
       "type": "string",
       "enum": [
         "free",
         "pro"
-      ],
-      "description": "Tier is a plan.\n- free: no support\n- pro: e-mail support"
+      ]
     },
     "level": {
+      "description": "Level is a numeric enum.",
       "type": "integer",
       "enum": [
         1,
         2
-      ],
-      "description": "Level is a numeric enum."
+      ]
     },
     "color": {
       "type": "string",
@@ -301,13 +273,13 @@ const atpNeedInputSchema = `{
     },
     "small": {
       "type": "integer",
-      "maximum": 127,
-      "minimum": -128
+      "minimum": -128,
+      "maximum": 127
     },
     "count": {
       "type": "integer",
-      "maximum": 4294967295,
-      "minimum": 0
+      "minimum": 0,
+      "maximum": 4294967295
     },
     "share": {
       "type": "number"
@@ -320,35 +292,37 @@ const atpNeedInputSchema = `{
       "format": "date-time"
     },
     "wait": {
+      "description": "A Go duration string such as \"1h30m\", \"90s\" or \"250ms\" (units: h, m, s, ms, us, ns).",
       "type": "string",
-      "pattern": "^[-+]?(0|(([0-9]+(\\.[0-9]*)?|\\.[0-9]+)(ns|us|µs|μs|ms|s|m|h))+)$",
-      "description": "A Go duration string such as \"1h30m\", \"90s\" or \"250ms\" (units: h, m, s, ms, us, ns)."
+      "pattern": "^[-+]?(0|(([0-9]+(\\.[0-9]*)?|\\.[0-9]+)(ns|us|µs|μs|ms|s|m|h))+)$"
     },
     "blob": {
       "type": "string",
       "contentEncoding": "base64"
     },
     "tags": {
+      "type": "array",
       "items": {
         "type": "string"
-      },
-      "type": "array"
+      }
     },
     "triple": {
+      "type": "array",
+      "minItems": 3,
+      "maxItems": 3,
       "items": {
         "type": "integer"
-      },
-      "type": "array",
-      "maxItems": 3,
-      "minItems": 3
+      }
     },
     "labels": {
+      "type": "object",
       "additionalProperties": {
         "type": "integer"
-      },
-      "type": "object"
+      }
     },
     "home": {
+      "description": "Address is a postal address.",
+      "type": "object",
       "properties": {
         "street": {
           "type": "string"
@@ -361,13 +335,11 @@ const atpNeedInputSchema = `{
           "pattern": "^[A-Z]{2}$"
         }
       },
-      "additionalProperties": false,
-      "type": "object",
       "required": [
         "city",
         "country"
       ],
-      "description": "Address is a postal address."
+      "additionalProperties": false
     },
     "tree": {
       "$ref": "#/$defs/Node"
@@ -385,22 +357,20 @@ const atpNeedInputSchema = `{
       ]
     },
     "nested": {
+      "type": "object",
       "additionalProperties": {
+        "type": "array",
         "items": {
+          "description": "Tier is a plan.\n- free: no support\n- pro: e-mail support",
           "type": "string",
           "enum": [
             "free",
             "pro"
-          ],
-          "description": "Tier is a plan.\n- free: no support\n- pro: e-mail support"
-        },
-        "type": "array"
-      },
-      "type": "object"
+          ]
+        }
+      }
     }
   },
-  "additionalProperties": false,
-  "type": "object",
   "required": [
     "tier",
     "level",
@@ -421,25 +391,18 @@ const atpNeedInputSchema = `{
     "raw",
     "nullable",
     "nested"
-  ]
-}`
-
-// atpPingInputSchema is the JSON Schema of the params of tool ping.
-const atpPingInputSchema = `{
-  "properties": {},
+  ],
   "additionalProperties": false,
-  "type": "object"
-}`
-
-// atpTakeInputSchema is the JSON Schema of the params of tool take.
-const atpTakeInputSchema = `{
   "$defs": {
     "Node": {
+      "description": "Node is a tree.",
+      "type": "object",
       "properties": {
         "label": {
           "type": "string"
         },
         "children": {
+          "type": "array",
           "items": {
             "anyOf": [
               {
@@ -449,18 +412,27 @@ const atpTakeInputSchema = `{
                 "type": "null"
               }
             ]
-          },
-          "type": "array"
+          }
         }
       },
-      "additionalProperties": false,
-      "type": "object",
       "required": [
         "label"
       ],
-      "description": "Node is a tree."
+      "additionalProperties": false
     }
-  },
+  }
+}`
+
+// atpPingInputSchema is the JSON Schema of the params of tool ping.
+const atpPingInputSchema = `{
+  "type": "object",
+  "properties": {},
+  "additionalProperties": false
+}`
+
+// atpTakeInputSchema is the JSON Schema of the params of tool take.
+const atpTakeInputSchema = `{
+  "type": "object",
   "properties": {
     "requested_by": {
       "type": "string",
@@ -468,8 +440,8 @@ const atpTakeInputSchema = `{
     },
     "name": {
       "type": "string",
-      "maxLength": 8,
-      "minLength": 1
+      "minLength": 1,
+      "maxLength": 8
     },
     "email": {
       "type": "string",
@@ -483,35 +455,35 @@ const atpTakeInputSchema = `{
       ]
     },
     "tier": {
+      "description": "Tier is a plan.\n- free: no support\n- pro: e-mail support",
       "type": "string",
       "enum": [
         "free",
         "pro"
-      ],
-      "description": "Tier is a plan.\n- free: no support\n- pro: e-mail support"
+      ]
     },
     "level": {
+      "description": "Level is a numeric enum.",
       "type": "integer",
       "enum": [
         1,
         2
-      ],
-      "description": "Level is a numeric enum."
+      ]
     },
     "small": {
       "type": "integer",
-      "maximum": 127,
-      "minimum": -128
+      "minimum": -128,
+      "maximum": 127
     },
     "short": {
       "type": "integer",
-      "maximum": 32767,
-      "minimum": 0
+      "minimum": 0,
+      "maximum": 32767
     },
     "byte": {
       "type": "integer",
-      "maximum": 255,
-      "minimum": 0
+      "minimum": 0,
+      "maximum": 255
     },
     "count": {
       "type": "integer",
@@ -519,15 +491,15 @@ const atpTakeInputSchema = `{
     },
     "page": {
       "type": "integer",
-      "maximum": 100,
-      "minimum": 1
+      "minimum": 1,
+      "maximum": 100
     },
     "odd": {
       "type": "integer",
-      "maximum": 2147483647,
-      "exclusiveMaximum": 10,
       "minimum": -2147483648,
-      "exclusiveMinimum": 0
+      "exclusiveMinimum": 0,
+      "maximum": 2147483647,
+      "exclusiveMaximum": 10
     },
     "step": {
       "type": "integer",
@@ -539,8 +511,8 @@ const atpTakeInputSchema = `{
     },
     "share": {
       "type": "number",
-      "maximum": 1,
-      "minimum": 0
+      "minimum": 0,
+      "maximum": 1
     },
     "frac": {
       "type": "integer",
@@ -585,64 +557,65 @@ const atpTakeInputSchema = `{
       ]
     },
     "wait": {
+      "description": "A Go duration string such as \"1h30m\", \"90s\" or \"250ms\" (units: h, m, s, ms, us, ns).",
       "type": "string",
-      "pattern": "^[-+]?(0|(([0-9]+(\\.[0-9]*)?|\\.[0-9]+)(ns|us|µs|μs|ms|s|m|h))+)$",
-      "description": "A Go duration string such as \"1h30m\", \"90s\" or \"250ms\" (units: h, m, s, ms, us, ns)."
+      "pattern": "^[-+]?(0|(([0-9]+(\\.[0-9]*)?|\\.[0-9]+)(ns|us|µs|μs|ms|s|m|h))+)$"
     },
     "blob": {
       "type": "string",
       "contentEncoding": "base64"
     },
     "tags": {
-      "items": {
-        "type": "string"
-      },
       "type": "array",
       "maxItems": 3,
-      "uniqueItems": true
+      "uniqueItems": true,
+      "items": {
+        "type": "string"
+      }
     },
     "scores": {
+      "type": "array",
+      "uniqueItems": true,
       "items": {
         "type": "integer"
-      },
-      "type": "array",
-      "uniqueItems": true
+      }
     },
     "triple": {
+      "type": "array",
+      "minItems": 3,
+      "maxItems": 3,
       "items": {
         "type": "integer"
-      },
-      "type": "array",
-      "maxItems": 3,
-      "minItems": 3
+      }
     },
     "pair": {
+      "type": "array",
+      "minItems": 2,
+      "maxItems": 2,
+      "uniqueItems": true,
       "items": {
         "type": "string"
-      },
-      "type": "array",
-      "maxItems": 2,
-      "minItems": 2,
-      "uniqueItems": true
+      }
     },
     "levels": {
+      "type": "array",
       "items": {
+        "description": "Level is a numeric enum.",
         "type": "integer",
         "enum": [
           1,
           2
-        ],
-        "description": "Level is a numeric enum."
-      },
-      "type": "array"
+        ]
+      }
     },
     "labels": {
+      "type": "object",
       "additionalProperties": {
         "type": "integer"
-      },
-      "type": "object"
+      }
     },
     "by_tier": {
+      "type": "object",
       "additionalProperties": {
         "type": "string"
       },
@@ -651,10 +624,11 @@ const atpTakeInputSchema = `{
           "free",
           "pro"
         ]
-      },
-      "type": "object"
+      }
     },
     "home": {
+      "description": "Address is a postal address.",
+      "type": "object",
       "properties": {
         "street": {
           "type": "string"
@@ -667,17 +641,17 @@ const atpTakeInputSchema = `{
           "pattern": "^[A-Z]{2}$"
         }
       },
-      "additionalProperties": false,
-      "type": "object",
       "required": [
         "city",
         "country"
       ],
-      "description": "Address is a postal address."
+      "additionalProperties": false
     },
     "work": {
+      "description": "Address is a postal address.",
       "anyOf": [
         {
+          "type": "object",
           "properties": {
             "street": {
               "type": "string"
@@ -690,21 +664,22 @@ const atpTakeInputSchema = `{
               "pattern": "^[A-Z]{2}$"
             }
           },
-          "additionalProperties": false,
-          "type": "object",
           "required": [
             "city",
             "country"
-          ]
+          ],
+          "additionalProperties": false
         },
         {
           "type": "null"
         }
-      ],
-      "description": "Address is a postal address."
+      ]
     },
     "offices": {
+      "type": "array",
       "items": {
+        "description": "Address is a postal address.",
+        "type": "object",
         "properties": {
           "street": {
             "type": "string"
@@ -717,15 +692,12 @@ const atpTakeInputSchema = `{
             "pattern": "^[A-Z]{2}$"
           }
         },
-        "additionalProperties": false,
-        "type": "object",
         "required": [
           "city",
           "country"
         ],
-        "description": "Address is a postal address."
-      },
-      "type": "array"
+        "additionalProperties": false
+      }
     },
     "tree": {
       "anyOf": [
@@ -739,21 +711,48 @@ const atpTakeInputSchema = `{
     },
     "raw": {},
     "nested": {
+      "type": "object",
       "additionalProperties": {
+        "type": "array",
         "items": {
           "type": "boolean"
-        },
-        "type": "array"
-      },
-      "type": "object"
+        }
+      }
     }
   },
-  "additionalProperties": false,
-  "type": "object",
   "required": [
     "name",
     "home"
-  ]
+  ],
+  "additionalProperties": false,
+  "$defs": {
+    "Node": {
+      "description": "Node is a tree.",
+      "type": "object",
+      "properties": {
+        "label": {
+          "type": "string"
+        },
+        "children": {
+          "type": "array",
+          "items": {
+            "anyOf": [
+              {
+                "$ref": "#/$defs/Node"
+              },
+              {
+                "type": "null"
+              }
+            ]
+          }
+        }
+      },
+      "required": [
+        "label"
+      ],
+      "additionalProperties": false
+    }
+  }
 }`
 
 // atpTakeOutputSchema is the JSON Schema of the result of tool take.
@@ -999,9 +998,7 @@ func atpDecodeEverything(d *runtime.Decoder, v *Everything) {
 			}
 			seen[13] = true
 			v.Half = d.Float(64)
-			if q := v.Half / 0.5; q != math.Trunc(q) {
-				d.Fail("multiple of 0.5", runtime.GotFloat(v.Half))
-			}
+			d.MultipleOf("0.5")
 		case "share":
 			if seen[14] {
 				d.Duplicate()
