@@ -1,0 +1,106 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// Backoff is Serve's reconnect policy. After the n-th consecutive failed
+// attempt (a refused registration, a failed dial, a dropped session) Serve
+// waits Base·2^(n-1), capped at Max, with part of the delay randomised so
+// that many toolkits dropped by one server restart do not return in step.
+// The zero value means the defaults below.
+type Backoff struct {
+	// Base is the first delay (default 1s).
+	Base time.Duration
+	// Max caps every delay (default 60s).
+	Max time.Duration
+	// Jitter is the fraction of each delay that is random: the delay d
+	// becomes d·(1-Jitter) + rand[0, d·Jitter). Zero means the default 0.5,
+	// "equal jitter": delays stay between d/2 and d, spread enough to break
+	// up a stampede yet never near zero, so a toolkit never reconnects in
+	// the tight loop the Python SDK falls into. 1 is "full jitter"; a
+	// negative value turns jitter off.
+	Jitter float64
+	// ResetAfter is how long a session must stay up to count as healthy
+	// (default 30s, one keepalive period): when a healthy session ends, the
+	// next delay starts again from Base. A server that accepts and then
+	// drops the connection at once keeps the delays growing.
+	ResetAfter time.Duration
+}
+
+func (b Backoff) withDefaults() (Backoff, error) {
+	switch {
+	case b.Base < 0:
+		return b, fmt.Errorf("ServeConfig.Backoff.Base: got %s, want a positive duration or 0 for the default", b.Base)
+	case b.Max < 0:
+		return b, fmt.Errorf("ServeConfig.Backoff.Max: got %s, want a positive duration or 0 for the default", b.Max)
+	case b.Jitter > 1:
+		return b, fmt.Errorf("ServeConfig.Backoff.Jitter: got %g, want a fraction at most 1", b.Jitter)
+	case b.ResetAfter < 0:
+		return b, fmt.Errorf("ServeConfig.Backoff.ResetAfter: got %s, want a positive duration or 0 for the default", b.ResetAfter)
+	}
+	if b.Base == 0 {
+		b.Base = time.Second
+	}
+	if b.Max == 0 {
+		b.Max = max(60*time.Second, b.Base)
+	}
+	if b.Max < b.Base {
+		return b, fmt.Errorf("ServeConfig.Backoff.Max (%s) is less than Backoff.Base (%s)", b.Max, b.Base)
+	}
+	switch {
+	case b.Jitter == 0:
+		b.Jitter = 0.5
+	case b.Jitter < 0:
+		b.Jitter = 0
+	}
+	if b.ResetAfter == 0 {
+		b.ResetAfter = 30 * time.Second
+	}
+	return b, nil
+}
+
+// delay returns the wait after the n-th consecutive failure (n ≥ 1). rnd
+// returns a number in [0, 1).
+func (b Backoff) delay(n int, rnd func() float64) time.Duration {
+	d := b.Base
+	for i := 1; i < n && d < b.Max; i++ {
+		d *= 2
+	}
+	d = min(d, b.Max)
+	if b.Jitter == 0 {
+		return d
+	}
+	fixed := time.Duration(float64(d) * (1 - b.Jitter))
+	return fixed + time.Duration(rnd()*float64(d-fixed))
+}
+
+// clock is the time source of Serve's waits: the reconnect backoff, the
+// inbox poll interval and the healthy-session measure. Tests swap it to
+// observe and skip the waits. Network deadlines (keepalive, drain) use real
+// time because the network does.
+type clock interface {
+	Now() time.Time
+	// Sleep waits for d, or returns ctx's error once ctx is done.
+	Sleep(ctx context.Context, d time.Duration) error
+}
+
+type realClock struct{}
+
+func (realClock) Now() time.Time { return time.Now() }
+
+func (realClock) Sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

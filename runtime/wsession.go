@@ -1,0 +1,717 @@
+package runtime
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gorilla/websocket"
+)
+
+// backlogPerSlot sizes the queue of requests read but not yet finished,
+// per MaxInFlight slot. Requests past MaxInFlight wait in this queue; only
+// when it is full does the session stop reading, so that a burst neither
+// stalls the connection's keepalive nor grows memory without bound.
+const backlogPerSlot = 16
+
+// wsFrame holds what the toolkit reads of a server-to-toolkit message
+// (spec §1.2).
+type wsFrame struct {
+	messageType string
+	requestID   json.RawMessage
+	toolName    string
+	params      json.RawMessage
+	authToken   string
+	message     string // atp_client_connected
+}
+
+// parseFrame reads a frame in one pass with the runtime's own Decoder: no
+// reflection, a copy of only the id and params, and problems worded like
+// params problems ("payload.tool_name: expected string, got 7"). Unknown
+// members are skipped, as a newer server may add some.
+func parseFrame(d *Decoder, data []byte, f *wsFrame) {
+	d.Reset(data)
+	if !d.Object() {
+		return
+	}
+	for d.Next() {
+		switch string(d.Key()) {
+		case "message_type":
+			f.messageType = d.String()
+		case "payload":
+			if d.Null() || !d.Object() {
+				continue
+			}
+			for d.Next() {
+				switch string(d.Key()) {
+				case "request_id":
+					f.requestID = d.Raw()
+				case "tool_name":
+					f.toolName = d.String()
+				case "params":
+					f.params = d.Raw()
+				case "auth_token":
+					// Never quote a malformed token in a problem: it may
+					// still be a secret.
+					switch raw := d.Raw(); {
+					case len(raw) > 0 && raw[0] == '"':
+						f.authToken = jsonString(raw)
+					case len(raw) > 0 && string(raw) != "null":
+						d.Fail("string", "another JSON type")
+					}
+				case "message":
+					if !d.Null() {
+						f.message = d.String()
+					}
+				default:
+					d.Skip()
+				}
+			}
+		default:
+			d.Skip()
+		}
+	}
+}
+
+// problemText joins a decoder's problems into one line.
+func problemText(problems []Problem) string {
+	parts := make([]string, len(problems))
+	for i, p := range problems {
+		parts[i] = p.String()
+	}
+	return strings.Join(parts, "; ")
+}
+
+// wsSession is one WebSocket connection to the ATP server.
+type wsSession struct {
+	s    *server
+	conn *websocket.Conn
+	// idle is how long the connection may stay silent (no frame, no pong)
+	// before it is presumed dead.
+	idle time.Duration
+
+	w wsWriter // data frames; control frames go through conn.WriteControl
+
+	mu       sync.Mutex // guards draining against calls.Add
+	draining bool
+	calls    sync.WaitGroup
+
+	queue       chan struct{} // requests read and not finished (the backlog)
+	stopQueue   chan struct{} // closed when draining starts
+	callCtx     context.Context
+	cancelCalls context.CancelCauseFunc
+
+	// The read loop's own state.
+	readBuf  bytes.Buffer
+	limited  io.LimitedReader
+	dec      Decoder
+	extended time.Time // when a frame last moved the read deadline
+}
+
+func (s *server) wsSession(ctx context.Context) (time.Time, error) {
+	header := http.Header{"Authorization": {"Bearer " + s.cfg.APIKey}}
+	var bc *batchConn
+	dialer := s.batchingDialer(&bc)
+	conn, resp, err := dialer.DialContext(ctx, s.ep.ws(), header)
+	if err != nil {
+		return time.Time{}, handshakeError(resp, err)
+	}
+	connectedAt := s.connected()
+	// Calls outlive Serve's ctx on purpose: cancelling ctx starts a drain
+	// that lets them finish. Their context ends when the drain deadline
+	// passes or the connection is lost.
+	callCtx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
+	ss := &wsSession{
+		s:           s,
+		conn:        conn,
+		idle:        s.cfg.PingInterval + s.cfg.PongTimeout,
+		queue:       make(chan struct{}, s.cfg.MaxInFlight*backlogPerSlot),
+		stopQueue:   make(chan struct{}),
+		callCtx:     callCtx,
+		cancelCalls: cancel,
+	}
+	ss.w = wsWriter{conn: conn, bc: bc, timeout: s.cfg.PongTimeout, backlog: ss.queue}
+	return connectedAt, ss.run(ctx)
+}
+
+// batchingDialer returns the configured dialer (or the default one) with its
+// network dial wrapped so that the connection under gorilla, and under TLS
+// for wss, is a batchConn, which it stores in *bc.
+func (s *server) batchingDialer(bc **batchConn) *websocket.Dialer {
+	d := websocket.Dialer{Proxy: http.ProxyFromEnvironment, HandshakeTimeout: 15 * time.Second}
+	if s.cfg.Dialer != nil {
+		d = *s.cfg.Dialer
+	}
+	wrap := func(c net.Conn, err error) (net.Conn, error) {
+		if err != nil {
+			return nil, err
+		}
+		*bc = &batchConn{Conn: c}
+		return *bc, nil
+	}
+	netDialContext, netDial := d.NetDialContext, d.NetDial
+	d.NetDialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		switch {
+		case netDialContext != nil:
+			return wrap(netDialContext(ctx, network, addr))
+		case netDial != nil:
+			return wrap(netDial(network, addr))
+		}
+		var nd net.Dialer
+		return wrap(nd.DialContext(ctx, network, addr))
+	}
+	if tlsDial := d.NetDialTLSContext; tlsDial != nil {
+		d.NetDialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return wrap(tlsDial(ctx, network, addr))
+		}
+	}
+	return &d
+}
+
+// batchConn is the network connection under gorilla. While the session's
+// writer writes a batch of responses, the bytes gorilla writes are
+// collected here and reach the socket in one write: under load, many
+// answers share one syscall. Outside a batch it passes writes through.
+type batchConn struct {
+	net.Conn
+	mu       sync.Mutex
+	batching bool
+	buf      []byte
+}
+
+func (c *batchConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	if c.batching {
+		c.buf = append(c.buf, p...)
+		c.mu.Unlock()
+		return len(p), nil
+	}
+	c.mu.Unlock()
+	return c.Conn.Write(p)
+}
+
+func (c *batchConn) begin() {
+	c.mu.Lock()
+	c.batching = true
+	c.mu.Unlock()
+}
+
+// flush ends the batch and writes what it collected. Only the writer that
+// called begin calls it, so c.buf is not appended to during the write.
+func (c *batchConn) flush() error {
+	c.mu.Lock()
+	c.batching = false
+	buf := c.buf
+	c.mu.Unlock()
+	if len(buf) == 0 {
+		return nil
+	}
+	_, err := c.Conn.Write(buf)
+	c.mu.Lock()
+	if cap(buf) <= 1<<20 { // keep a normal buffer, not one a huge batch grew
+		c.buf = buf[:0]
+	} else {
+		c.buf = nil
+	}
+	c.mu.Unlock()
+	return err
+}
+
+// wsWriter sends data frames. gorilla allows one writer at a time; rather
+// than queue on a mutex, senders combine: each adds its frame to a queue,
+// and whoever holds the write lock writes everything queued as one batch.
+// A lone frame is written at once; under load, frames that became ready
+// while a write was in progress go out together.
+type wsWriter struct {
+	conn    *websocket.Conn
+	bc      *batchConn // nil if the dial did not go through batchingDialer
+	timeout time.Duration
+	backlog chan struct{} // holds a token per request read and not yet answered
+
+	mu     sync.Mutex // guards queue and queued
+	queue  [][]byte
+	queued uint64 // frames ever queued
+
+	writeMu sync.Mutex // held while writing; guards the fields below
+	written uint64     // frames known written
+	err     error      // the first write error: the connection is dead after it
+	spare   [][]byte
+}
+
+// send writes b as a text frame, possibly together with frames of other
+// goroutines, and returns once it is written. b must stay unchanged until
+// then.
+func (w *wsWriter) send(b []byte) error {
+	w.mu.Lock()
+	w.queue = append(w.queue, b)
+	w.queued++
+	mine := w.queued
+	w.mu.Unlock()
+	if len(w.backlog) > 1 {
+		// Other calls are running: let those that are about to answer do
+		// so first, so that their frames join this write. On a loaded
+		// session this turns one syscall per answer into one per batch
+		// (about five answers per write at 64 in flight on two cores); a
+		// lone call never waits.
+		runtime.Gosched()
+	}
+
+	w.writeMu.Lock()
+	defer w.writeMu.Unlock()
+	if mine <= w.written {
+		return nil // a previous writer wrote it
+	}
+	if w.err != nil {
+		return w.err
+	}
+	w.mu.Lock()
+	batch, last := w.queue, w.queued
+	w.queue = w.spare[:0]
+	w.mu.Unlock()
+
+	err := w.write(batch)
+	clear(batch)
+	w.spare = batch[:0]
+	if err != nil {
+		w.err = err
+		return err
+	}
+	w.written = last
+	return nil
+}
+
+func (w *wsWriter) write(batch [][]byte) error {
+	w.conn.SetWriteDeadline(time.Now().Add(w.timeout))
+	if len(batch) == 1 || w.bc == nil {
+		for _, b := range batch {
+			if err := w.conn.WriteMessage(websocket.TextMessage, b); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	w.bc.begin()
+	for _, b := range batch {
+		if err := w.conn.WriteMessage(websocket.TextMessage, b); err != nil {
+			w.bc.flush()
+			return err
+		}
+	}
+	return w.bc.flush()
+}
+
+// handshakeError describes a failed dial, quoting the server's answer when
+// there is one. A refused key (401, 403) is permanent.
+func handshakeError(resp *http.Response, err error) error {
+	if resp == nil {
+		return fmt.Errorf("websocket dial: %w", err)
+	}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+	resp.Body.Close()
+	herr := fmt.Errorf("websocket handshake: the server answered %d %s: %s", resp.StatusCode, http.StatusText(resp.StatusCode), quoteBody(body))
+	if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
+		return &permanentError{herr}
+	}
+	return herr
+}
+
+// run serves the connection until it fails or ctx is done, then drains.
+func (ss *wsSession) run(ctx context.Context) error {
+	conn := ss.conn
+	defer conn.Close()
+	conn.SetReadDeadline(time.Now().Add(ss.idle))
+	conn.SetPongHandler(func(string) error {
+		return conn.SetReadDeadline(time.Now().Add(ss.idle))
+	})
+	conn.SetPingHandler(func(data string) error {
+		conn.SetReadDeadline(time.Now().Add(ss.idle))
+		err := conn.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(ss.s.cfg.PongTimeout))
+		var ne net.Error
+		if errors.Is(err, websocket.ErrCloseSent) || errors.As(err, &ne) && ne.Timeout() {
+			return nil // as gorilla's default handler: a missed pong is not a read error
+		}
+		return err
+	})
+
+	readDone := make(chan error, 1)
+	go func() { readDone <- ss.readLoop() }()
+	stopPing := make(chan struct{})
+	defer close(stopPing)
+	go ss.pingLoop(stopPing)
+
+	select {
+	case err := <-readDone:
+		ss.cancelCalls(errConnectionLost)
+		return ss.readError(err)
+	case <-ctx.Done():
+		ss.drain(readDone)
+		return nil
+	}
+}
+
+func (ss *wsSession) readError(err error) error {
+	var ce *websocket.CloseError
+	var ne net.Error
+	switch {
+	case errors.As(err, &ce):
+		return fmt.Errorf("the server closed the connection: %w", err)
+	case errors.As(err, &ne) && ne.Timeout():
+		return fmt.Errorf("nothing received for %s (no frame, no pong): connection presumed dead: %w", ss.idle, err)
+	}
+	return fmt.Errorf("websocket read: %w", err)
+}
+
+func (ss *wsSession) pingLoop(stop <-chan struct{}) {
+	t := time.NewTicker(ss.s.cfg.PingInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+			err := ss.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(ss.s.cfg.PongTimeout))
+			if err != nil {
+				if !errors.Is(err, websocket.ErrCloseSent) {
+					// A ping that cannot be written in PongTimeout means a
+					// dead peer: closing ends the read loop, which reconnects.
+					ss.conn.Close()
+				}
+				return
+			}
+		}
+	}
+}
+
+func (ss *wsSession) readLoop() error {
+	limit := ss.s.cfg.ReadLimit
+	for {
+		_, r, err := ss.conn.NextReader()
+		if err != nil {
+			return err
+		}
+		received := time.Now()
+		ss.readBuf.Reset()
+		ss.limited = io.LimitedReader{R: r, N: limit + 1}
+		n, err := ss.readBuf.ReadFrom(&ss.limited)
+		if err != nil {
+			return err
+		}
+		// A frame shows the server alive, as a pong does. The deadline
+		// moves at most every second: exactness does not matter at a
+		// deadline of tens of seconds, and under load this saves work.
+		if received.Sub(ss.extended) >= min(time.Second, ss.idle/4) {
+			ss.extended = received
+			ss.conn.SetReadDeadline(received.Add(ss.idle))
+		}
+		if n > limit {
+			// gorilla discards the rest of the frame at the next
+			// NextReader; the session goes on.
+			ss.oversized(ss.readBuf.Bytes(), received)
+			continue
+		}
+		// handle copies what it keeps: the buffer is reused.
+		ss.handle(ss.readBuf.Bytes(), received)
+	}
+}
+
+// handle dispatches one frame. Nothing in a frame can end the session.
+func (ss *wsSession) handle(data []byte, received time.Time) {
+	log := ss.s.log
+	var f wsFrame
+	parseFrame(&ss.dec, data, &f)
+	if ss.dec.Failed() {
+		problems := problemText(ss.dec.Problems())
+		if f.messageType == "atp_tool_request" && validID(f.requestID) {
+			// Answer a request whose id could be read, so that the server
+			// learns what was wrong instead of waiting for a timeout.
+			req := &request{id: f.requestID, received: received}
+			log.Warn("atp: malformed atp_tool_request", "request_id", req.idString(), "problems", problems)
+			ss.reply(req, ss.s.errorResult(fmt.Errorf("malformed atp_tool_request: %s", problems)), true)
+			return
+		}
+		log.Warn("atp: ignoring malformed frame", "bytes", len(data), "problems", problems)
+		return
+	}
+	switch f.messageType {
+	case "atp_tool_request":
+		ss.request(&request{
+			id:        f.requestID,
+			tool:      f.toolName,
+			params:    f.params,
+			authToken: f.authToken,
+			received:  received,
+		})
+	case "atp_client_connected":
+		log.Info("atp: server greeting", "message", truncate(f.message, 200))
+	case "":
+		log.Warn("atp: ignoring frame without message_type", "bytes", len(data))
+	default:
+		log.Warn("atp: ignoring unknown message_type", "message_type", truncate(f.messageType, 64))
+	}
+}
+
+// request hands a tool request to a worker, or answers it at once when
+// there is nothing to run.
+func (ss *wsSession) request(req *request) {
+	if !validID(req.id) {
+		ss.s.log.Warn("atp: ignoring atp_tool_request without request_id", "tool", truncate(req.tool, 64))
+		return
+	}
+	if _, ok := ss.s.tk.Tool(req.tool); !ok {
+		// Invoke answers an unknown tool without running anything: no
+		// slot needed, and the answer does not wait behind slow calls.
+		ss.s.call(ss.callCtx, req, TransportWS, func(res []byte, isErr bool) { ss.reply(req, res, isErr) })
+		return
+	}
+	ss.mu.Lock()
+	if ss.draining {
+		ss.mu.Unlock()
+		ss.reply(req, ss.s.errorResult(errShuttingDown), true)
+		return
+	}
+	ss.calls.Add(1)
+	ss.mu.Unlock()
+	select {
+	case ss.queue <- struct{}{}:
+	default:
+		// The backlog is full: stop reading until a call finishes.
+		select {
+		case ss.queue <- struct{}{}:
+		case <-ss.callCtx.Done():
+			ss.calls.Done()
+			return
+		}
+		// The silence was ours, not the server's.
+		ss.conn.SetReadDeadline(time.Now().Add(ss.idle))
+	}
+	ss.s.workers.submit(func() { ss.runCall(req) })
+}
+
+// runCall runs on a worker.
+func (ss *wsSession) runCall(req *request) {
+	defer ss.calls.Done()
+	defer func() { <-ss.queue }()
+	select {
+	case <-ss.stopQueue: // shutdown began while this call waited
+		ss.reply(req, ss.s.errorResult(errShuttingDown), true)
+		return
+	default:
+	}
+	if ss.callCtx.Err() != nil { // the connection is gone
+		ss.reply(req, ss.s.errorResult(context.Cause(ss.callCtx)), true)
+		return
+	}
+	ss.s.call(ss.callCtx, req, TransportWS, func(res []byte, isErr bool) { ss.reply(req, res, isErr) })
+}
+
+// reply sends the one tool_response of a request.
+func (ss *wsSession) reply(req *request, result []byte, isErr bool) {
+	bp := ss.s.getBuf()
+	b := appendToolResponse((*bp)[:0], req.id, result, isErr, time.Since(req.received))
+	err := ss.w.send(b)
+	*bp = b
+	ss.s.putBuf(bp)
+	if err == nil {
+		return
+	}
+	if errors.Is(err, websocket.ErrCloseSent) || errors.Is(err, net.ErrClosed) {
+		ss.s.log.Warn("atp: tool_response not sent: the connection is closed", "request_id", req.idString(), "tool", req.tool)
+		return
+	}
+	ss.s.log.Warn("atp: tool_response not sent; dropping the connection", "request_id", req.idString(), "tool", req.tool, "err", err)
+	ss.conn.Close() // ends the read loop, which reconnects
+}
+
+// drain is the graceful shutdown: new requests are answered with
+// errShuttingDown (the read loop keeps going, so that the server's close
+// reply is read), running calls get DrainTimeout to finish, then the
+// connection is closed with 1000.
+func (ss *wsSession) drain(readDone <-chan error) {
+	log := ss.s.log
+	ss.mu.Lock()
+	ss.draining = true
+	ss.mu.Unlock()
+	close(ss.stopQueue)
+	log.Info("atp: shutting down; draining running calls", "deadline", ss.s.cfg.DrainTimeout)
+
+	drained := make(chan struct{})
+	go func() {
+		ss.calls.Wait()
+		close(drained)
+	}()
+	deadline := time.NewTimer(ss.s.cfg.DrainTimeout)
+	defer deadline.Stop()
+	select {
+	case <-drained:
+	case err := <-readDone:
+		ss.cancelCalls(errConnectionLost)
+		log.Warn("atp: connection lost while draining; answers of running calls are lost", "err", ss.readError(err))
+		return
+	case <-deadline.C:
+		log.Warn("atp: drain deadline passed; cancelling the calls still running")
+		ss.cancelCalls(errDrainTimeout)
+		// Calls that stop on cancellation still get their answer out.
+		grace := time.NewTimer(min(time.Second, ss.s.cfg.PongTimeout))
+		select {
+		case <-drained:
+		case <-grace.C:
+		}
+		grace.Stop()
+	}
+	ss.cancelCalls(errShuttingDown)
+
+	err := ss.conn.WriteControl(websocket.CloseMessage,
+		websocket.FormatCloseMessage(websocket.CloseNormalClosure, "toolkit shutting down"),
+		time.Now().Add(ss.s.cfg.PongTimeout))
+	if err != nil {
+		log.Warn("atp: could not send the close frame", "err", err)
+		return
+	}
+	// Wait for the server's close reply, which completes the handshake.
+	wait := time.NewTimer(ss.s.cfg.PongTimeout)
+	defer wait.Stop()
+	select {
+	case <-readDone:
+	case <-wait.C:
+	}
+	log.Info("atp: connection closed")
+}
+
+// oversized answers a frame above ReadLimit when the request_id can be read
+// from its first ReadLimit bytes, and logs it either way.
+func (ss *wsSession) oversized(prefix []byte, received time.Time) {
+	limit := ss.s.cfg.ReadLimit
+	id := requestIDInPrefix(prefix, false)
+	if !validID(id) {
+		ss.s.log.Warn("atp: refused a frame larger than ReadLimit", "limit", limit)
+		return
+	}
+	req := &request{id: id, received: received}
+	ss.s.log.Warn("atp: refused a request larger than ReadLimit", "limit", limit, "request_id", req.idString())
+	ss.reply(req, ss.s.errorResult(fmt.Errorf("request refused: the frame is larger than the toolkit's read limit of %d bytes", limit)), true)
+}
+
+// requestIDInPrefix finds the request_id of a tool request in the first
+// bytes of a message too large to read whole: payload.request_id of an
+// atp_tool_request frame, or with flat the top-level request_id of an inbox
+// reply. It returns nil when the id does not come before the cut, or the
+// frame is another message.
+func requestIDInPrefix(prefix []byte, flat bool) json.RawMessage {
+	d := json.NewDecoder(bytes.NewReader(prefix))
+	if tok, err := d.Token(); err != nil || tok != json.Delim('{') {
+		return nil
+	}
+	if flat {
+		return memberInPrefix(d, "request_id")
+	}
+	for d.More() {
+		key, err := d.Token()
+		if err != nil {
+			return nil
+		}
+		switch key {
+		case "message_type":
+			var mt string
+			if d.Decode(&mt) != nil || mt != "atp_tool_request" {
+				return nil
+			}
+		case "payload":
+			if tok, err := d.Token(); err != nil || tok != json.Delim('{') {
+				return nil
+			}
+			return memberInPrefix(d, "request_id")
+		default:
+			var skip json.RawMessage
+			if d.Decode(&skip) != nil {
+				return nil
+			}
+		}
+	}
+	return nil
+}
+
+// memberInPrefix reads the members of the object d is in until it finds
+// name, and returns its value (nil when the input ends first).
+func memberInPrefix(d *json.Decoder, name string) json.RawMessage {
+	for d.More() {
+		key, err := d.Token()
+		if err != nil {
+			return nil
+		}
+		var v json.RawMessage
+		if d.Decode(&v) != nil {
+			return nil
+		}
+		if key == name {
+			return v
+		}
+	}
+	return nil
+}
+
+// appendToolResponse appends the tool_response of spec §1.2, built by hand:
+// the id and result are already JSON, and this is the hot path.
+func appendToolResponse(b []byte, id json.RawMessage, result []byte, isErr bool, latency time.Duration) []byte {
+	b = append(b, `{"type":"tool_response","request_id":`...)
+	b = append(b, id...)
+	b = append(b, `,"result":`...)
+	b = append(b, result...)
+	if isErr {
+		b = append(b, `,"is_error":true`...)
+	}
+	b = append(b, `,"latency_ms":`...)
+	b = strconv.AppendInt(b, latency.Milliseconds(), 10)
+	return append(b, '}')
+}
+
+// describeJSONError words a decoding error without Go type names.
+func describeJSONError(err error) string {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		field := te.Field
+		if field == "" {
+			field = "frame"
+		}
+		// Value is like "number 12345": keep the kind only, since the value
+		// may be a secret (an auth_token of the wrong type).
+		got, _, _ := strings.Cut(te.Value, " ")
+		return fmt.Sprintf("%s: expected %s, got %s", field, jsonKind(te.Type.Kind().String()), got)
+	}
+	return err.Error()
+}
+
+func jsonKind(goKind string) string {
+	switch goKind {
+	case "struct", "map":
+		return "object"
+	case "slice", "array":
+		return "array"
+	case "string":
+		return "string"
+	case "bool":
+		return "boolean"
+	}
+	return "number"
+}
+
+// truncate cuts s to at most n bytes on a character boundary.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}
