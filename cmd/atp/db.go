@@ -1,0 +1,61 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"runtime"
+)
+
+// dbFlag adds --db to fs.
+func dbFlag(fs *flag.FlagSet, e *env) *string {
+	return fs.String("db", "", "SQLite database `file` (default $ATP_DB, else "+describeDefaultDB(e)+")")
+}
+
+// resolveDB returns the database path to open: --db, $ATP_DB or the
+// default under the user's data directory.
+func resolveDB(e *env, flagValue string) (string, error) {
+	if flagValue != "" {
+		return flagValue, nil
+	}
+	if p := e.getenv("ATP_DB"); p != "" {
+		return p, nil
+	}
+	return defaultDB(e)
+}
+
+// defaultDB is atp/atp.db in the user's data directory:
+// $XDG_DATA_HOME, else ~/.local/share on Unix, ~/Library/Application
+// Support on macOS, %LocalAppData% on Windows. The store creates the
+// directories with mode 0700.
+func defaultDB(e *env) (string, error) {
+	if d := e.getenv("XDG_DATA_HOME"); d != "" && filepath.IsAbs(d) {
+		return filepath.Join(d, "atp", "atp.db"), nil
+	}
+	switch runtime.GOOS {
+	case "windows":
+		if d := e.getenv("LocalAppData"); d != "" {
+			return filepath.Join(d, "atp", "atp.db"), nil
+		}
+	}
+	home := e.getenv("HOME")
+	if home == "" {
+		var err error
+		if home, err = os.UserHomeDir(); err != nil || home == "" {
+			return "", errors.New("no home directory to keep the database in: pass --db or set ATP_DB")
+		}
+	}
+	if runtime.GOOS == "darwin" {
+		return filepath.Join(home, "Library", "Application Support", "atp", "atp.db"), nil
+	}
+	return filepath.Join(home, ".local", "share", "atp", "atp.db"), nil
+}
+
+func describeDefaultDB(e *env) string {
+	p, err := defaultDB(e)
+	if err != nil {
+		return "none: " + err.Error()
+	}
+	return p
+}

@@ -1,0 +1,193 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"text/tabwriter"
+	"time"
+
+	"github.com/atpgo/atp/server/store"
+)
+
+var keysCommand = &command{
+	name:    "keys",
+	summary: "create, list and revoke API keys",
+	run:     runKeys,
+}
+
+const keysSynopsis = `atp keys create --kind toolkit|llm --name N [--owner O] [--toolkit T] [--json]
+       atp keys list [--json]
+       atp keys revoke ID`
+
+func runKeys(ctx context.Context, e *env, args []string) error {
+	if len(args) == 0 {
+		return usagef("missing subcommand: want create, list or revoke\nUsage: %s", keysSynopsis)
+	}
+	switch args[0] {
+	case "create":
+		return keysCreate(ctx, e, args[1:])
+	case "list":
+		return keysList(ctx, e, args[1:])
+	case "revoke":
+		return keysRevoke(ctx, e, args[1:])
+	case "-h", "--help", "help":
+		fmt.Fprintf(e.stderr, "Usage: %s\n", keysSynopsis)
+		return nil
+	}
+	return usagef("unknown subcommand %q: want create, list or revoke", args[0])
+}
+
+// keyJSON is a key in --json output. APIKey is set only by create.
+type keyJSON struct {
+	ID        string     `json:"id"`
+	Kind      string     `json:"kind"`
+	Name      string     `json:"name"`
+	Owner     string     `json:"owner"`
+	Toolkit   string     `json:"toolkit,omitempty"`
+	CreatedAt time.Time  `json:"created_at"`
+	RevokedAt *time.Time `json:"revoked_at,omitempty"`
+	APIKey    string     `json:"api_key,omitempty"`
+}
+
+func toJSON(k store.Key) keyJSON {
+	j := keyJSON{ID: k.ID, Kind: string(k.Kind), Name: k.Name, Owner: k.Owner, Toolkit: k.Toolkit, CreatedAt: k.CreatedAt}
+	if k.Revoked() {
+		t := k.RevokedAt
+		j.RevokedAt = &t
+	}
+	return j
+}
+
+func openStore(ctx context.Context, e *env, dbFlag string) (*store.Store, error) {
+	path, err := resolveDB(e, dbFlag)
+	if err != nil {
+		return nil, err
+	}
+	return store.Open(ctx, path)
+}
+
+func keysCreate(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, "keys create", "atp keys create --kind toolkit|llm --name N [--owner O] [--toolkit T] [--json]")
+	kind := fs.String("kind", "", "`toolkit` (serves one toolkit) or llm (an agent)")
+	name := fs.String("name", "", "a label for people, e.g. \"ci\"")
+	owner := fs.String("owner", store.DefaultOwner, "owner: an LLM key sees only its owner's toolkits")
+	toolkit := fs.String("toolkit", "", "toolkit keys: the toolkit the key may serve (default: bound at its first registration)")
+	asJSON := fs.Bool("json", false, "print the key as JSON")
+	db := dbFlag(fs, e)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	switch {
+	case fs.NArg() > 0:
+		return usagef("unexpected argument %q", fs.Arg(0))
+	case *kind != string(store.KindToolkit) && *kind != string(store.KindLLM):
+		return usagef("--kind: want toolkit or llm, got %q", *kind)
+	case *name == "":
+		return usagef("--name is required")
+	case *toolkit != "" && *kind != string(store.KindToolkit):
+		return usagef("--toolkit applies to toolkit keys only")
+	}
+	st, err := openStore(ctx, e, *db)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	k, apiKey, err := st.CreateKey(ctx, store.NewKey{Kind: store.KeyKind(*kind), Name: *name, Owner: *owner, Toolkit: *toolkit})
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		j := toJSON(k)
+		j.APIKey = apiKey
+		return writeJSON(e, j)
+	}
+	fmt.Fprintf(e.stdout, "Created %s key %q (id %s, owner %s", k.Kind, k.Name, k.ID, k.Owner)
+	if k.Toolkit != "" {
+		fmt.Fprintf(e.stdout, ", toolkit %s", k.Toolkit)
+	}
+	fmt.Fprintf(e.stdout, ").\nThe key is shown once: copy it now.\n\n%s\n", apiKey)
+	return nil
+}
+
+func keysList(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, "keys list", "atp keys list [--json]")
+	asJSON := fs.Bool("json", false, "print the keys as a JSON array")
+	db := dbFlag(fs, e)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q", fs.Arg(0))
+	}
+	st, err := openStore(ctx, e, *db)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	keys, err := st.ListKeys(ctx)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		out := make([]keyJSON, 0, len(keys))
+		for _, k := range keys {
+			out = append(out, toJSON(k))
+		}
+		return writeJSON(e, out)
+	}
+	if len(keys) == 0 {
+		fmt.Fprintln(e.stdout, "No keys. Create one with: atp keys create --kind toolkit|llm --name NAME")
+		return nil
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tKIND\tNAME\tOWNER\tTOOLKIT\tCREATED\tSTATUS")
+	for _, k := range keys {
+		status := "active"
+		if k.Revoked() {
+			status = "revoked " + k.RevokedAt.Format(time.DateTime)
+		}
+		toolkit := k.Toolkit
+		if toolkit == "" {
+			toolkit = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Kind, k.Name, k.Owner, toolkit, k.CreatedAt.Format(time.DateTime), status)
+	}
+	return tw.Flush()
+}
+
+func keysRevoke(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, "keys revoke", "atp keys revoke ID")
+	db := dbFlag(fs, e)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usagef("want exactly one key id (see atp keys list), got %d arguments", fs.NArg())
+	}
+	id := fs.Arg(0)
+	if _, _, _, ok := store.ParseKey(id); ok {
+		// Someone pasted the whole key: revoke it by its id, never echo it.
+		_, id, _, _ = store.ParseKey(id)
+	}
+	st, err := openStore(ctx, e, *db)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if err := st.RevokeKey(ctx, id); err != nil {
+		if errors.Is(err, store.ErrKeyNotFound) {
+			return fmt.Errorf("no key with id %q (see atp keys list)", id)
+		}
+		return err
+	}
+	fmt.Fprintf(e.stdout, "Revoked key %s. Sessions using it end within a ping interval (30s).\n", id)
+	return nil
+}
+
+func writeJSON(e *env, v any) error {
+	enc := json.NewEncoder(e.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}

@@ -1,0 +1,186 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+type testEnv struct {
+	env
+	out, errOut *bytes.Buffer
+	vars        map[string]string
+}
+
+func newTestEnv(t *testing.T) *testEnv {
+	vars := map[string]string{"ATP_DB": filepath.Join(t.TempDir(), "atp.db"), "HOME": t.TempDir()}
+	te := &testEnv{out: &bytes.Buffer{}, errOut: &bytes.Buffer{}, vars: vars}
+	te.env = env{stdout: te.out, stderr: te.errOut, getenv: func(k string) string { return vars[k] }}
+	return te
+}
+
+// atp runs one command line and returns its exit code and output.
+func (te *testEnv) atp(args ...string) (int, string, string) {
+	te.out.Reset()
+	te.errOut.Reset()
+	code := run(context.Background(), &te.env, args)
+	return code, te.out.String(), te.errOut.String()
+}
+
+var apiKeyPattern = regexp.MustCompile(`atp_(tk|llm)_[a-z2-7]+_[a-z2-7]+`)
+
+func TestUsageAndExitCodes(t *testing.T) {
+	te := newTestEnv(t)
+	for _, c := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{nil, exitUsage, "Usage: atp <command>"},
+		{[]string{"help"}, exitOK, "Commands:"},
+		{[]string{"frobnicate"}, exitUsage, `unknown command "frobnicate"`},
+		{[]string{"keys"}, exitUsage, "missing subcommand"},
+		{[]string{"keys", "rotate"}, exitUsage, `unknown subcommand "rotate"`},
+		{[]string{"keys", "create", "--kind", "admin", "--name", "x"}, exitUsage, `--kind: want toolkit or llm, got "admin"`},
+		{[]string{"keys", "create", "--kind", "llm"}, exitUsage, "--name is required"},
+		{[]string{"keys", "create", "--kind", "llm", "--name", "x", "--toolkit", "t"}, exitUsage, "--toolkit applies to toolkit keys only"},
+		{[]string{"keys", "create", "--kind", "llm", "--name", "x", "--owner", "bad owner"}, exitFailure, `owner "bad owner"`},
+		{[]string{"keys", "create", "--bogus"}, exitUsage, "flag provided but not defined: -bogus"},
+		{[]string{"keys", "revoke"}, exitUsage, "want exactly one key id"},
+		{[]string{"keys", "revoke", "nope"}, exitFailure, `no key with id "nope"`},
+		{[]string{"keys", "list", "extra"}, exitUsage, `unexpected argument "extra"`},
+		{[]string{"serve", "--call-timeout", "-1s"}, exitUsage, "--call-timeout must be positive"},
+		{[]string{"serve", "--addr"}, exitUsage, "flag needs an argument"},
+		{[]string{"serve", "-h"}, exitOK, "atp serve [--addr 127.0.0.1:7777]"},
+	} {
+		code, _, stderr := te.atp(c.args...)
+		if code != c.code || !strings.Contains(stderr, c.want) {
+			t.Errorf("atp %v: exit %d, stderr %q; want exit %d and %q", c.args, code, stderr, c.code, c.want)
+		}
+	}
+}
+
+func TestKeys(t *testing.T) {
+	te := newTestEnv(t)
+	code, out, _ := te.atp("keys", "list")
+	if code != 0 || !strings.Contains(out, "No keys") {
+		t.Fatalf("empty list: %d %q", code, out)
+	}
+	code, out, _ = te.atp("keys", "create", "--kind", "toolkit", "--name", "ci", "--owner", "acme", "--toolkit", "crm")
+	created := apiKeyPattern.FindString(out)
+	if code != 0 || !strings.HasPrefix(created, "atp_tk_") || !strings.Contains(out, "shown once") {
+		t.Fatalf("create: %d %q", code, out)
+	}
+	code, out, _ = te.atp("keys", "create", "--kind", "llm", "--name", "agent", "--json")
+	var j keyJSON
+	if err := json.Unmarshal([]byte(out), &j); code != 0 || err != nil || !strings.HasPrefix(j.APIKey, "atp_llm_") || j.Owner != "default" {
+		t.Fatalf("create --json: %d %q %v", code, out, err)
+	}
+
+	code, out, _ = te.atp("keys", "list")
+	if code != 0 || !strings.Contains(out, "acme") || !strings.Contains(out, "crm") || strings.Count(out, "active") != 2 {
+		t.Fatalf("list: %q", out)
+	}
+	if apiKeyPattern.MatchString(out) {
+		t.Fatalf("list shows a key: %q", out)
+	}
+	code, out, _ = te.atp("keys", "list", "--json")
+	var list []keyJSON
+	if err := json.Unmarshal([]byte(out), &list); code != 0 || err != nil || len(list) != 2 || list[1].ID != j.ID {
+		t.Fatalf("list --json: %q %v", out, err)
+	}
+	if strings.Contains(out, "api_key") || apiKeyPattern.MatchString(out) {
+		t.Fatalf("list --json shows a key: %q", out)
+	}
+
+	// Revoking by the whole pasted key revokes by its id and never echoes it.
+	code, out, _ = te.atp("keys", "revoke", j.APIKey)
+	if code != 0 || !strings.Contains(out, "Revoked key "+j.ID) || strings.Contains(out, j.APIKey) {
+		t.Fatalf("revoke: %d %q", code, out)
+	}
+	code, out, _ = te.atp("keys", "list", "--json")
+	json.Unmarshal([]byte(out), &list)
+	if list[1].RevokedAt == nil || list[0].RevokedAt != nil {
+		t.Fatalf("after revoke: %q", out)
+	}
+}
+
+func TestDefaultDBPath(t *testing.T) {
+	e := &env{getenv: func(k string) string {
+		return map[string]string{"XDG_DATA_HOME": "/data", "HOME": "/home/u"}[k]
+	}}
+	if p, _ := resolveDB(e, ""); p != "/data/atp/atp.db" {
+		t.Fatalf("with XDG_DATA_HOME: %q", p)
+	}
+	if p, _ := resolveDB(e, "/x.db"); p != "/x.db" {
+		t.Fatalf("with --db: %q", p)
+	}
+	e.getenv = func(k string) string { return map[string]string{"HOME": "/home/u", "XDG_DATA_HOME": "relative"}[k] }
+	if p, _ := resolveDB(e, ""); p != filepath.Join("/home/u", ".local", "share", "atp", "atp.db") && !strings.Contains(p, "Library") {
+		t.Fatalf("with HOME only: %q", p)
+	}
+	e.getenv = func(k string) string { return map[string]string{"ATP_DB": "/env.db", "HOME": "/home/u"}[k] }
+	if p, _ := resolveDB(e, ""); p != "/env.db" {
+		t.Fatalf("with ATP_DB: %q", p)
+	}
+}
+
+// atp serve --dev on an empty database prints a key of each kind once,
+// serves, and stops cleanly when its context ends.
+func TestServeDev(t *testing.T) {
+	te := newTestEnv(t)
+	for i, wantKeys := range []int{2, 0} {
+		pr, pw := io.Pipe()
+		te.env.stdout = pw
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan int, 1)
+		go func() {
+			code := run(ctx, &te.env, []string{"serve", "--addr", "127.0.0.1:0", "--dev"})
+			pw.Close()
+			done <- code
+		}()
+		sc := bufio.NewScanner(pr)
+		if !sc.Scan() {
+			t.Fatalf("start %d: no output; stderr %s", i, te.errOut)
+		}
+		first := sc.Text()
+		url := regexp.MustCompile(`http://127\.0\.0\.1:\d+`).FindString(first)
+		if url == "" || !strings.Contains(first, te.vars["ATP_DB"]) {
+			t.Fatalf("first line = %q", first)
+		}
+		var keys []string
+		if wantKeys > 0 {
+			for sc.Scan() && len(keys) < wantKeys {
+				if k := apiKeyPattern.FindString(sc.Text()); k != "" {
+					keys = append(keys, k)
+				}
+			}
+		}
+		if len(keys) != wantKeys {
+			t.Fatalf("start %d: printed %d keys, want %d", i, len(keys), wantKeys)
+		}
+		resp, err := http.Get(url + "/healthz")
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("healthz: %v", err)
+		}
+		resp.Body.Close()
+		cancel()
+		go io.Copy(io.Discard, pr)
+		if code := <-done; code != exitOK {
+			t.Fatalf("serve exited %d: %s", code, te.errOut)
+		}
+	}
+	// The dev keys are real keys of the database.
+	te.env.stdout = te.out
+	_, out, _ := te.atp("keys", "list")
+	if !strings.Contains(out, "dev toolkit key") || !strings.Contains(out, "dev LLM key") {
+		t.Fatalf("keys after dev start: %q", out)
+	}
+}

@@ -1,0 +1,415 @@
+package server
+
+import (
+	"encoding/json"
+	"errors"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// toolkitRef names a toolkit: toolkits are per owner, so two owners may each
+// have a toolkit called "crm".
+type toolkitRef struct{ Owner, Name string }
+
+// call is one tool call routed to a toolkit, from dispatch to its reply.
+type call struct {
+	id        string // the request_id the toolkit sees: the server's own, unique
+	ref       toolkitRef
+	tool      string
+	params    json.RawMessage
+	authToken string
+	started   time.Time
+	// deliver receives the call's one reply. It is called exactly once
+	// unless abandon takes the call back first, never with hub.mu held, from
+	// whichever goroutine ends the call.
+	deliver func(reply)
+
+	// Guarded by hub.mu.
+	conn *tkConn // the WebSocket it was sent on; nil while in an inbox
+}
+
+// reply is how a call ended: the toolkit's result, or a failure of the
+// server's (failure != "").
+type reply struct {
+	result  json.RawMessage
+	isError *bool // the toolkit's is_error extension, nil when absent
+	failure string
+	reason  string // metrics reason of a failure
+	// via is the flusher of the read loop that delivers the reply, for
+	// writing the answer with sendVia; nil outside a read loop.
+	via *flusher
+}
+
+var (
+	errOffline  = errors.New("offline")
+	errShutdown = errors.New("the server is shutting down")
+)
+
+// hub routes calls to toolkit connections and inboxes and matches replies
+// to calls. One mutex guards all of it: every operation under it is a few
+// map and slice updates, never I/O.
+type hub struct {
+	onlineWindow time.Duration
+	now          func() time.Time
+	idPrefix     string
+
+	mu       sync.Mutex
+	routes   map[toolkitRef]*route
+	unbound  map[string]map[*tkConn]bool // by key id: connections of keys not bound to a toolkit yet
+	pending  map[string]*call
+	seq      atomic.Uint64
+	llmConns int
+	closed   bool
+}
+
+// route is the live state of one toolkit: its WebSocket connections and its
+// HTTP inbox.
+type route struct {
+	conns    []*tkConn
+	next     int       // where the least-in-flight search starts, for fairness among equals
+	queue    []*call   // calls waiting for an inbox poll
+	waiters  []*waiter // inbox long-polls waiting for a call
+	lastPoll time.Time
+}
+
+type waiter struct{ ch chan *call } // buffered: receives at most one call
+
+func newHub(onlineWindow time.Duration, now func() time.Time) *hub {
+	return &hub{
+		onlineWindow: onlineWindow,
+		now:          now,
+		idPrefix:     randomID(6) + "-",
+		routes:       map[toolkitRef]*route{},
+		unbound:      map[string]map[*tkConn]bool{},
+		pending:      map[string]*call{},
+	}
+}
+
+func (h *hub) route(ref toolkitRef) *route {
+	r := h.routes[ref]
+	if r == nil {
+		r = &route{}
+		h.routes[ref] = r
+	}
+	return r
+}
+
+// tidy drops a route that holds nothing worth keeping.
+func (h *hub) tidy(ref toolkitRef, r *route) {
+	if len(r.conns) == 0 && len(r.queue) == 0 && len(r.waiters) == 0 && r.lastPoll.IsZero() {
+		delete(h.routes, ref)
+	}
+}
+
+// newCall makes a call with a fresh request id.
+func (h *hub) newCall(ref toolkitRef, tool string, params json.RawMessage, authToken string, deliver func(reply)) *call {
+	return &call{
+		id:  h.idPrefix + strconv.FormatUint(h.seq.Add(1), 36),
+		ref: ref, tool: tool, params: params, authToken: authToken, deliver: deliver,
+	}
+}
+
+// dispatch sends c to one of its toolkit's WebSocket connections (the one
+// with the fewest calls in flight), or else to its inbox when a poll came
+// within the online window. It returns errOffline when neither is there,
+// and errShutdown after close. Once dispatch returns nil, c.deliver gets
+// exactly one reply unless abandon takes the call back first. via is the
+// calling read loop's flusher (see sendVia), or nil.
+func (h *hub) dispatch(c *call, via *flusher) error {
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return errShutdown
+	}
+	r := h.routes[c.ref]
+	if r == nil {
+		h.mu.Unlock()
+		return errOffline
+	}
+	c.started = h.now()
+	if n := len(r.conns); n > 0 {
+		best := r.conns[r.next%n]
+		for i := 1; i < n; i++ {
+			if cn := r.conns[(r.next+i)%n]; len(cn.calls) < len(best.calls) {
+				best = cn
+			}
+		}
+		r.next++
+		c.conn = best
+		best.calls[c.id] = c
+		h.pending[c.id] = c
+		h.mu.Unlock()
+		// A failed write closes the connection, which fails its calls, this
+		// one included, at once.
+		best.sendRequest(c, via)
+		return nil
+	}
+	if len(r.waiters) > 0 || (!r.lastPoll.IsZero() && h.now().Sub(r.lastPoll) < h.onlineWindow) {
+		h.pending[c.id] = c
+		h.enqueue(r, c)
+		h.mu.Unlock()
+		return nil
+	}
+	h.mu.Unlock()
+	return errOffline
+}
+
+// enqueue hands c to a waiting inbox poll, or queues it. h.mu is held.
+func (h *hub) enqueue(r *route, c *call) {
+	if len(r.waiters) > 0 {
+		w := r.waiters[0]
+		r.waiters = r.waiters[1:]
+		w.ch <- c
+		return
+	}
+	r.queue = append(r.queue, c)
+}
+
+// complete delivers a toolkit's reply to the call with that request id, if
+// it is still waiting and was routed to ref. It reports whether it was:
+// false for a late reply (the call timed out) or a foreign one.
+func (h *hub) complete(ref toolkitRef, id string, rep reply) bool {
+	h.mu.Lock()
+	return h.completeLocked(ref, id, rep)
+}
+
+// completeFrom is complete for a reply on a toolkit WebSocket: the
+// connection's toolkit is the one that must have been called.
+func (h *hub) completeFrom(conn *tkConn, id string, rep reply) bool {
+	rep.via = conn.readFlusher()
+	h.mu.Lock()
+	return h.completeLocked(conn.ref, id, rep)
+}
+
+// completeLocked is called with h.mu held, and releases it.
+func (h *hub) completeLocked(ref toolkitRef, id string, rep reply) bool {
+	c := h.pending[id]
+	if c == nil || c.ref != ref {
+		h.mu.Unlock()
+		return false
+	}
+	h.forget(c)
+	h.mu.Unlock()
+	c.deliver(rep)
+	return true
+}
+
+// forget removes c from every index. h.mu is held.
+func (h *hub) forget(c *call) {
+	delete(h.pending, c.id)
+	if c.conn != nil {
+		delete(c.conn.calls, c.id)
+	} else if r := h.routes[c.ref]; r != nil {
+		for i, q := range r.queue {
+			if q == c {
+				r.queue = append(r.queue[:i], r.queue[i+1:]...)
+				break
+			}
+		}
+	}
+}
+
+// abandon takes back a call whose caller stopped waiting (timeout, caller
+// gone). It reports false when a reply got there first: it is then
+// delivered, or being delivered.
+func (h *hub) abandon(c *call) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.pending[c.id] != c {
+		return false
+	}
+	h.forget(c)
+	return true
+}
+
+// fail ends calls with a failure of the server's.
+func fail(calls []*call, failure, reason string) {
+	for _, c := range calls {
+		c.deliver(reply{failure: failure, reason: reason})
+	}
+}
+
+// poll takes the next call from ref's inbox, waiting up to wait for one.
+// It returns nil when there is none. Every poll, waiting or not, marks the
+// toolkit online for the online window.
+func (h *hub) poll(done <-chan struct{}, ref toolkitRef, wait time.Duration) *call {
+	h.mu.Lock()
+	r := h.route(ref)
+	r.lastPoll = h.now()
+	if len(r.queue) > 0 {
+		c := r.queue[0]
+		r.queue = r.queue[1:]
+		h.mu.Unlock()
+		return c
+	}
+	if wait <= 0 || h.closed {
+		h.mu.Unlock()
+		return nil
+	}
+	w := &waiter{ch: make(chan *call, 1)}
+	r.waiters = append(r.waiters, w)
+	h.mu.Unlock()
+
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	select {
+	case c := <-w.ch:
+		return c
+	case <-timer.C:
+	case <-done:
+	}
+	h.mu.Lock()
+	if r := h.routes[ref]; r != nil {
+		for i, x := range r.waiters {
+			if x == w {
+				r.waiters = append(r.waiters[:i], r.waiters[i+1:]...)
+				break
+			}
+		}
+		r.lastPoll = h.now() // a poll that just ended is as fresh as one that starts
+	}
+	h.mu.Unlock()
+	select {
+	case c := <-w.ch: // handed over while we gave up
+		return c
+	default:
+		return nil
+	}
+}
+
+// requeue puts back a call an inbox poll took but could not deliver.
+func (h *hub) requeue(c *call) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.pending[c.id] != c || h.closed {
+		return
+	}
+	r := h.route(c.ref)
+	if len(r.waiters) > 0 {
+		h.enqueue(r, c)
+		return
+	}
+	r.queue = append([]*call{c}, r.queue...)
+}
+
+// addConn adds a toolkit WebSocket connection: to its toolkit's route when
+// its key is bound, else aside until bind.
+func (h *hub) addConn(c *tkConn) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return errShutdown
+	}
+	if c.ref.Name == "" {
+		set := h.unbound[c.key.ID]
+		if set == nil {
+			set = map[*tkConn]bool{}
+			h.unbound[c.key.ID] = set
+		}
+		set[c] = true
+		return nil
+	}
+	r := h.route(c.ref)
+	r.conns = append(r.conns, c)
+	return nil
+}
+
+// bind moves the connections of a key that has just been bound to ref.
+func (h *hub) bind(keyID string, ref toolkitRef) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	set := h.unbound[keyID]
+	if len(set) == 0 {
+		return
+	}
+	delete(h.unbound, keyID)
+	r := h.route(ref)
+	for c := range set {
+		c.ref = ref
+		r.conns = append(r.conns, c)
+	}
+}
+
+// removeConn takes a closed connection out of routing and returns the
+// calls that were in flight on it, for the caller to fail.
+func (h *hub) removeConn(c *tkConn) []*call {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if set := h.unbound[c.key.ID]; set != nil {
+		delete(set, c)
+		if len(set) == 0 {
+			delete(h.unbound, c.key.ID)
+		}
+	}
+	if r := h.routes[c.ref]; r != nil {
+		for i, x := range r.conns {
+			if x == c {
+				r.conns = append(r.conns[:i], r.conns[i+1:]...)
+				break
+			}
+		}
+		h.tidy(c.ref, r)
+	}
+	calls := make([]*call, 0, len(c.calls))
+	for _, call := range c.calls {
+		delete(h.pending, call.id)
+		calls = append(calls, call)
+	}
+	clear(c.calls)
+	return calls
+}
+
+// online reports whether ref has a WebSocket connection or a recent inbox
+// poll.
+func (h *hub) online(ref toolkitRef) (ws int, inbox bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	r := h.routes[ref]
+	if r == nil {
+		return 0, false
+	}
+	return len(r.conns), len(r.waiters) > 0 || (!r.lastPoll.IsZero() && h.now().Sub(r.lastPoll) < h.onlineWindow)
+}
+
+func (h *hub) addLLM(delta int) {
+	h.mu.Lock()
+	h.llmConns += delta
+	h.mu.Unlock()
+}
+
+func (h *hub) gauges() gauges {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	g := gauges{llmConnections: h.llmConns, inFlight: len(h.pending)}
+	for _, r := range h.routes {
+		if len(r.conns) > 0 {
+			g.toolkitsConnected++
+			g.connections += len(r.conns)
+		}
+	}
+	for _, set := range h.unbound {
+		g.connections += len(set)
+	}
+	return g
+}
+
+// close stops routing and fails every pending call.
+func (h *hub) close() {
+	h.mu.Lock()
+	h.closed = true
+	calls := make([]*call, 0, len(h.pending))
+	for _, c := range h.pending {
+		h.forget(c)
+		calls = append(calls, c)
+	}
+	for _, r := range h.routes {
+		for _, w := range r.waiters {
+			close(w.ch)
+		}
+		r.waiters = nil
+	}
+	h.mu.Unlock()
+	fail(calls, errShutdown.Error(), reasonShutdown)
+}

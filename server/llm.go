@@ -1,0 +1,347 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/atpgo/atp/provider"
+	"github.com/atpgo/atp/runtime"
+	"github.com/atpgo/atp/server/store"
+)
+
+// llmReply answers an LLM client's message other than task_request (and
+// auth): get_toolkit_context, or an error frame for anything else. status
+// is the HTTP status for process/.
+func (s *Server) llmReply(key store.Key, m *llmMessage) (reply any, status int) {
+	switch m.Type {
+	case "get_toolkit_context":
+		return s.toolkitContext(key, m)
+	case "":
+		return errorFrame{Type: "error", RequestID: m.RequestID, Error: `type: missing: want "get_toolkit_context" or "task_request"`}, http.StatusBadRequest
+	}
+	return errorFrame{Type: "error", RequestID: m.RequestID,
+		Error: fmt.Sprintf(`unknown message type %q: want "get_toolkit_context" or "task_request"`, m.Type)}, http.StatusBadRequest
+}
+
+// toolkitContext answers get_toolkit_context with CONTEXT (spec §2.3).
+func (s *Server) toolkitContext(key store.Key, m *llmMessage) (toolkitContextMessage, int) {
+	fail := func(status int, msg string) (toolkitContextMessage, int) {
+		return toolkitContextMessage{Type: "toolkit_context", RequestID: m.RequestID, Status: "error", Error: msg,
+			Payload: map[string]string{"error": msg}}, status
+	}
+	if m.ToolkitID == "" {
+		return fail(http.StatusBadRequest, "toolkit_id: missing: name the toolkit whose tools you want")
+	}
+	k := s.registry.get(toolkitRef{key.Owner, m.ToolkitID})
+	if k == nil {
+		return fail(http.StatusNotFound, fmt.Sprintf("toolkit %q not found", m.ToolkitID))
+	}
+	requested := strings.ToLower(strings.TrimSpace(m.Provider))
+	if requested == "" {
+		requested = provider.OpenAI // the Python client's default
+	}
+	name, err := provider.Normalize(requested)
+	if err != nil {
+		return fail(http.StatusBadRequest, err.Error())
+	}
+	tools, err := k.format(name)
+	if err != nil {
+		s.log.Error("formatting tools failed", "toolkit", k.ref.Name, "owner", k.ref.Owner, "provider", name, "err", err)
+		return fail(http.StatusInternalServerError, err.Error())
+	}
+	return toolkitContextMessage{Type: "toolkit_context", RequestID: m.RequestID, Status: "success",
+		Payload: toolkitContext{
+			ToolkitID: k.ref.Name, ToolkitName: k.ref.Name, Provider: requested, Tools: tools, UserPrompt: m.UserPrompt,
+		}}, http.StatusOK
+}
+
+// format returns the kit's tools in the provider's format, built once.
+func (k *kit) format(provider string) (json.RawMessage, error) {
+	k.fmtMu.Lock()
+	defer k.fmtMu.Unlock()
+	if b, ok := k.formatted[provider]; ok {
+		return b, nil
+	}
+	tools := make([]*toolEntry, len(k.names))
+	for i, n := range k.names {
+		tools[i] = k.tools[n]
+	}
+	b, err := formatTools(provider, tools)
+	if err != nil {
+		return nil, err
+	}
+	if k.formatted == nil {
+		k.formatted = map[string]json.RawMessage{}
+	}
+	k.formatted[provider] = b
+	return b, nil
+}
+
+// task is one task_request being answered.
+type task struct {
+	s          *Server
+	owner      string
+	requestID  json.RawMessage
+	toolkit    string
+	tool       string
+	toolCallID string
+	language   string
+	done       func(resp []byte, via *flusher)
+
+	call  *call
+	timer atomic.Pointer[time.Timer]
+	ended atomic.Bool
+}
+
+// startTask checks and routes one task_request. done receives the encoded
+// TASK_RESPONSE (spec §2.4) exactly once: at once when the request fails
+// before routing, else from whichever goroutine ends the call (the
+// toolkit's reply, the loss of its connection, the timeout). Every failure
+// is a TASK_RESPONSE with status "error" and a message saying what went
+// wrong. cancel abandons the call for a caller that went away; it returns
+// false when the answer was already on its way to done.
+//
+// No goroutine waits for the call: the call's end runs done.
+func (s *Server) startTask(ctx context.Context, key store.Key, m *llmMessage, via *flusher, done func(resp []byte, via *flusher)) (cancel func() bool) {
+	t := &task{s: s, owner: key.Owner, requestID: m.RequestID, toolkit: m.ToolkitID, tool: m.Payload.Function,
+		toolCallID: m.Payload.ToolCallID, done: done}
+	noCall := func() bool { return false }
+	switch {
+	case t.toolkit == "":
+		t.fail(reasonBadRequest, "toolkit_id: missing: name the toolkit to call", nil, nil, via)
+		return noCall
+	case t.tool == "":
+		t.fail(reasonBadRequest, "payload.function: missing: name the tool to call", nil, nil, via)
+		return noCall
+	}
+	k := s.registry.get(toolkitRef{key.Owner, t.toolkit})
+	if k == nil {
+		t.fail(reasonNotFound, fmt.Sprintf("toolkit %q not found", t.toolkit), nil, nil, via)
+		return noCall
+	}
+	t.language = k.language
+	tool := k.tools[t.tool]
+	if tool == nil {
+		t.fail(reasonNotFound, fmt.Sprintf("toolkit %q has no tool %q (its tools: %s)", t.toolkit, t.tool, k.toolList()), nil, nil, via)
+		return noCall
+	}
+	params, err := normalizeParams(m.Payload.Parameters)
+	if err != nil {
+		t.fail(reasonInvalidParams, fmt.Sprintf("invalid params for %s: %v", t.tool, err), nil, nil, via)
+		return noCall
+	}
+	if tool.validator != nil {
+		if problems := tool.validator.Validate(params); problems != nil {
+			verr := &runtime.ValidationError{Tool: t.tool, Problems: problems}
+			list, _ := json.Marshal(problems)
+			result, _ := json.Marshal(map[string]any{"error": verr.Error(), "problems": problems})
+			t.fail(reasonInvalidParams, verr.Error(), result, list, via)
+			return noCall
+		}
+	}
+	timeout, err := s.callTimeout(m)
+	if err != nil {
+		t.fail(reasonBadRequest, err.Error(), nil, nil, via)
+		return noCall
+	}
+	authToken, err := s.authTokenFor(ctx, key, k, tool, m)
+	if err != nil {
+		t.fail(reasonBadRequest, err.Error(), nil, nil, via)
+		return noCall
+	}
+
+	c := s.hub.newCall(k.ref, t.tool, params, authToken, t.deliver)
+	t.call = c
+	switch err := s.hub.dispatch(c, via); {
+	case errors.Is(err, errOffline):
+		t.fail(reasonOffline, fmt.Sprintf("toolkit %q is offline: it has no WebSocket connection and has not polled its inbox in the last %s", t.toolkit, s.cfg.InboxOnlineWindow), nil, nil, via)
+		return noCall
+	case err != nil:
+		t.fail(reasonShutdown, err.Error(), nil, nil, via)
+		return noCall
+	}
+	timer := time.AfterFunc(timeout, func() {
+		if s.hub.abandon(c) {
+			t.fail(reasonTimeout, fmt.Sprintf("toolkit %q did not answer the call to %s within %s; a late reply will be dropped", t.toolkit, t.tool, timeout), nil, nil, nil)
+		}
+	})
+	t.timer.Store(timer)
+	if t.ended.Load() { // the answer came before the timer was stored
+		timer.Stop()
+	}
+	return func() bool {
+		if !s.hub.abandon(c) {
+			return false
+		}
+		timer.Stop()
+		s.metrics.callDone(reasonCanceled)
+		return true
+	}
+}
+
+// deliver is the call's reply: it ends the task.
+func (t *task) deliver(rep reply) {
+	t.ended.Store(true)
+	if timer := t.timer.Load(); timer != nil {
+		timer.Stop()
+	}
+	if rep.failure != "" {
+		t.fail(rep.reason, rep.failure, nil, nil, rep.via)
+		return
+	}
+	t.s.metrics.latency.observe(t.s.now().Sub(t.call.started))
+	if msg, failed := toolFailure(t.language, rep); failed {
+		t.fail(reasonToolError, msg, rep.result, nil, rep.via)
+		return
+	}
+	t.s.metrics.callDone("")
+	t.done(t.appendResponse(make([]byte, 0, 256+2*len(rep.result)), "success", "", rep.result, nil), rep.via)
+}
+
+// fail ends the task with an error; result defaults to {"error": msg}.
+// via is the flusher of the read loop running it, or nil.
+func (t *task) fail(reason, msg string, result, problems json.RawMessage, via *flusher) {
+	t.s.metrics.callDone(reason)
+	t.s.log.Debug("call failed", "owner", t.owner, "toolkit", t.toolkit, "tool", t.tool, "reason", reason, "err", msg)
+	if result == nil {
+		result = appendJSONString(append(make([]byte, 0, len(msg)+16), `{"error":`...), msg)
+		result = append(result, '}')
+	}
+	t.done(t.appendResponse(make([]byte, 0, 256+len(msg)+2*len(result)), "error", msg, result, problems), via)
+}
+
+// appendResponse encodes TASK_RESPONSE by hand: it is on every call's path.
+// request_id, result and problems are JSON already (parsed from the
+// client's and the toolkit's messages, or marshalled here).
+func (t *task) appendResponse(b []byte, status, message string, result, problems json.RawMessage) []byte {
+	b = append(b, `{"type":"task_response"`...)
+	if len(t.requestID) > 0 {
+		b = append(b, `,"request_id":`...)
+		b = append(b, t.requestID...)
+	}
+	b = append(b, `,"status":"`...)
+	b = append(b, status...)
+	b = append(b, `","message":`...)
+	b = appendJSONString(b, message)
+	b = append(b, `,"result":{"tool":{"name":`...)
+	b = appendJSONString(b, t.tool)
+	b = append(b, `,"result":`...)
+	b = append(b, result...)
+	b = append(b, `}},"payload":{"result":`...)
+	b = append(b, result...)
+	b = append(b, '}')
+	if t.toolCallID != "" {
+		b = append(b, `,"tool_call_id":`...)
+		b = appendJSONString(b, t.toolCallID)
+	}
+	if len(problems) > 0 {
+		b = append(b, `,"problems":`...)
+		b = append(b, problems...)
+	}
+	return append(b, '}')
+}
+
+// runTask runs a task_request and waits for its TASK_RESPONSE, or for ctx
+// to end (then it returns nil: nobody is left to answer).
+func (s *Server) runTask(ctx context.Context, key store.Key, m *llmMessage) []byte {
+	answer := make(chan []byte, 1)
+	cancel := s.startTask(ctx, key, m, nil, func(b []byte, _ *flusher) { answer <- b })
+	select {
+	case b := <-answer:
+		return b
+	case <-ctx.Done():
+		if cancel() {
+			return nil
+		}
+		return <-answer
+	}
+}
+
+// toolFailure reports whether a toolkit's reply is a failure, and its
+// message. A toolkit that sends the is_error extension is taken at its
+// word. Without it, a Go toolkit's reply is a result, and a Python
+// toolkit's reply of exactly {"error": "<text>"} is its in-band failure
+// (the SDK has no other way to say it).
+func toolFailure(language string, rep reply) (string, bool) {
+	var body struct {
+		Error *string `json:"error"`
+	}
+	errorText := func() string {
+		if json.Unmarshal(rep.result, &body) == nil && body.Error != nil {
+			return *body.Error
+		}
+		return "the tool failed without saying why"
+	}
+	if rep.isError != nil {
+		if *rep.isError {
+			return errorText(), true
+		}
+		return "", false
+	}
+	if strings.EqualFold(language, "Go") || jsonType(rep.result) != "object" {
+		return "", false
+	}
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(rep.result, &fields) != nil || len(fields) != 1 || jsonType(fields["error"]) != "string" {
+		return "", false
+	}
+	return errorText(), true
+}
+
+// normalizeParams returns the params object of a call: null or absent is
+// {}, and a JSON string holding an object (the form OpenAI gives tool-call
+// arguments in) is unwrapped.
+func normalizeParams(raw json.RawMessage) (json.RawMessage, error) {
+	switch jsonType(raw) {
+	case "nothing", "null":
+		return json.RawMessage("{}"), nil
+	case "string":
+		var inner string
+		if err := json.Unmarshal(raw, &inner); err != nil {
+			return nil, err
+		}
+		if jsonType(json.RawMessage(inner)) != "object" || !json.Valid([]byte(inner)) {
+			return nil, errors.New("params: expected object, got a string that is not a JSON object")
+		}
+		return json.RawMessage(inner), nil
+	}
+	return raw, nil
+}
+
+// callTimeout is the call's own timeout_ms (extension; top level or in the
+// payload), capped, or the server's default.
+func (s *Server) callTimeout(m *llmMessage) (time.Duration, error) {
+	ms := m.TimeoutMs
+	if m.Payload.TimeoutMs != 0 {
+		ms = m.Payload.TimeoutMs
+	}
+	switch {
+	case ms == 0:
+		return s.cfg.CallTimeout, nil
+	case ms < 0:
+		return 0, fmt.Errorf("timeout_ms: expected a positive number of milliseconds, got %d", ms)
+	}
+	return min(time.Duration(ms)*time.Millisecond, s.cfg.MaxCallTimeout), nil
+}
+
+// authTokenFor returns the auth_token to pass to the tool: the call's own
+// (payload.auth_token, else the top-level auth_token), as the Python client
+// sends it.
+//
+// Issue 5 seam: a task_request may instead name the end user with
+// external_user_id (top level or payload); the OAuth broker then looks up
+// that user's stored token for tool.AuthProvider, refreshes it when near
+// expiry, and returns it here; a tool with an AuthProvider and neither a
+// token nor a user fails here, before it is routed.
+func (s *Server) authTokenFor(ctx context.Context, key store.Key, k *kit, tool *toolEntry, m *llmMessage) (string, error) {
+	if m.Payload.AuthToken != "" {
+		return m.Payload.AuthToken, nil
+	}
+	return m.AuthToken, nil
+}

@@ -1,0 +1,249 @@
+package server
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/atpgo/atp/server/store"
+	"github.com/gorilla/websocket"
+)
+
+// maxLLMInFlight bounds the calls one LLM connection has running at once;
+// past it the server stops reading the connection until one finishes.
+const maxLLMInFlight = 256
+
+// authWait is how long an LLM connection may take to authenticate (the
+// Python client itself gives up after 10 s).
+const authWait = 10 * time.Second
+
+// llmConn is one LLM-client WebSocket connection (spec §2.1).
+type llmConn struct {
+	wsSession
+	apiKey string    // the key the connection was opened with
+	key    store.Key // valid once authed
+	authed bool      // only the read loop touches it
+	ctx    context.Context
+	cancel context.CancelFunc
+	slots  chan struct{} // one per call in flight
+
+	mu    sync.Mutex
+	seq   uint64
+	calls map[uint64]func() bool // cancel funcs of the calls in flight
+	ended bool                   // no more calls: the connection closed
+}
+
+// checkOrigin accepts a request without Origin (programs), from the
+// server's own host, or from Config.AllowedOrigins. Browsers send Origin,
+// so a page on another site cannot drive an LLM key through a user's
+// browser.
+func (s *Server) checkOrigin(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	for _, a := range s.cfg.AllowedOrigins {
+		if a == "*" || strings.EqualFold(strings.TrimRight(a, "/"), origin) {
+			return true
+		}
+	}
+	u, err := url.Parse(origin)
+	return err == nil && u.Host != "" && strings.EqualFold(u.Host, r.Host)
+}
+
+func (s *Server) handleLLMWS(w http.ResponseWriter, r *http.Request) {
+	apiKey, err := pickKey(r.PathValue("key"), bearer(r, "Bearer", "ApiKey"))
+	if err != nil {
+		writeAuthError(w, err)
+		return
+	}
+	ws, err := s.upgrader(s.checkOrigin).Upgrade(w, r, nil)
+	if err != nil {
+		return // the upgrader has answered (403 for a bad origin)
+	}
+	c := &llmConn{apiKey: apiKey, slots: make(chan struct{}, maxLLMInFlight), calls: map[uint64]func() bool{}}
+	c.init(s, ws)
+	c.ctx, c.cancel = context.WithCancel(context.WithoutCancel(r.Context()))
+	// A valid key in the path (or header) authenticates the connection at
+	// once; the Python client's auth message is then only confirmed. A bad
+	// one is reported in answer to that message, as the client expects.
+	if k, err := s.authenticate(r.Context(), apiKey, store.KindLLM); err == nil {
+		c.key, c.authed = k, true
+		c.keyID.Store(&k.ID)
+		c.log = s.log.With("remote", r.RemoteAddr, "owner", k.Owner, "key_id", k.ID)
+	} else {
+		c.log = s.log.With("remote", r.RemoteAddr)
+		c.unauthenticated.Store(true)
+	}
+	c.onClose = func(cause error) {
+		c.cancel()
+		c.abandonCalls()
+		s.hub.addLLM(-1)
+		c.log.Debug("LLM client disconnected", "cause", cause)
+	}
+	s.hub.addLLM(1)
+	if !s.track(c) {
+		c.shutdown()
+		return
+	}
+	defer s.untrack(c)
+	c.start()
+	if !c.authed {
+		// Until it authenticates, the connection lives authWait at most,
+		// whatever pings it sends.
+		c.ws.SetReadDeadline(time.Now().Add(authWait))
+	}
+	c.readLoop()
+}
+
+func (c *llmConn) readLoop() {
+	for {
+		data, err := c.readMessage()
+		if err != nil {
+			c.reads.flush()
+			code, reason, cause := readErr(err, c.s.cfg.FrameLimit)
+			c.closeWith(code, reason, cause)
+			return
+		}
+		c.alive()
+		via := c.readFlusher()
+		var m llmMessage
+		if err := decodeLLMMessage(data, &m); err != nil {
+			c.sendJSONVia(errorFrame{Type: "error", Error: err.Error()}, via)
+			continue
+		}
+		if m.Type == "auth" || !c.authed {
+			if !c.auth(&m) {
+				return
+			}
+			continue
+		}
+		if m.APIKey != "" && subtle.ConstantTimeCompare([]byte(m.APIKey), []byte(c.apiKey)) != 1 {
+			c.sendJSONVia(errorFrame{Type: "error", RequestID: m.RequestID, Error: "api_key: differs from the key this connection authenticated with"}, via)
+			continue
+		}
+		if m.Type != "task_request" {
+			reply, _ := c.s.llmReply(c.key, &m)
+			c.sendJSONVia(reply, via)
+			continue
+		}
+		// Calls run concurrently and nothing waits for them here: the
+		// call's end (on the toolkit's goroutine, or a timer) writes the
+		// answer.
+		select {
+		case c.slots <- struct{}{}:
+		default:
+			// Full: the calls that free slots may be among those this loop
+			// has yet to flush.
+			c.reads.flush()
+			select {
+			case c.slots <- struct{}{}:
+			case <-c.closed:
+				return
+			}
+		}
+		id, ok := c.trackCall()
+		if !ok {
+			return
+		}
+		cancel := c.s.startTask(c.ctx, c.key, &m, via, func(resp []byte, via *flusher) {
+			c.untrackCall(id)
+			<-c.slots
+			c.sendVia(resp, via)
+		})
+		c.setCancel(id, cancel)
+	}
+}
+
+// trackCall registers a call about to start; false once the connection is
+// closed.
+func (c *llmConn) trackCall() (uint64, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ended {
+		return 0, false
+	}
+	c.seq++
+	c.calls[c.seq] = nil
+	return c.seq, true
+}
+
+// setCancel records a started call's cancel func, unless the call has
+// already ended (it may end inside startTask).
+func (c *llmConn) setCancel(id uint64, cancel func() bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.calls[id]; ok {
+		c.calls[id] = cancel
+	}
+}
+
+func (c *llmConn) untrackCall(id uint64) {
+	c.mu.Lock()
+	delete(c.calls, id)
+	c.mu.Unlock()
+}
+
+// abandonCalls takes back the calls of a closed connection: nobody is left
+// to read their answers.
+func (c *llmConn) abandonCalls() {
+	c.mu.Lock()
+	c.ended = true
+	cancels := make([]func() bool, 0, len(c.calls))
+	for _, cancel := range c.calls {
+		if cancel != nil {
+			cancels = append(cancels, cancel)
+		}
+	}
+	clear(c.calls)
+	c.mu.Unlock()
+	for _, cancel := range cancels {
+		cancel()
+	}
+}
+
+// auth answers the auth handshake. A message other than auth before a
+// successful one fails the handshake too. It returns false when the
+// connection has been closed.
+func (c *llmConn) auth(m *llmMessage) bool {
+	failed := func(msg string) bool {
+		c.sendJSON(map[string]any{"type": "auth_response", "success": false, "error": msg})
+		c.closeWith(websocket.ClosePolicyViolation, "authentication failed", errors.New(msg))
+		return false
+	}
+	if m.Type != "auth" {
+		// Only a connection whose URL key failed gets here: say why.
+		reason := "not authenticated"
+		if _, err := c.s.authenticate(c.ctx, c.apiKey, store.KindLLM); err != nil {
+			reason = err.Error()
+		}
+		return failed(fmt.Sprintf(`%s: a %q message came before a successful {"type":"auth"}`, reason, m.Type))
+	}
+	apiKey := m.APIKey
+	if apiKey == "" {
+		apiKey = c.apiKey
+	}
+	if subtle.ConstantTimeCompare([]byte(apiKey), []byte(c.apiKey)) != 1 {
+		return failed("the api_key of the auth message differs from the key in the URL")
+	}
+	k, err := c.s.authenticate(c.ctx, apiKey, store.KindLLM)
+	if err != nil {
+		return failed(err.Error())
+	}
+	if !c.authed {
+		// The key was not valid when the connection opened (a database
+		// hiccup): it is now.
+		c.key, c.authed = k, true
+		c.keyID.Store(&k.ID)
+		c.unauthenticated.Store(false)
+		c.alive()
+	}
+	c.sendJSON(map[string]any{"type": "auth_response", "success": true})
+	return true
+}

@@ -1,0 +1,201 @@
+package server
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// API keys travel in URL paths (the ATP v1 toolkit WebSocket and inbox, the
+// LLM WebSocket) and in JSON bodies. The server never logs a body, and every
+// path it logs goes through redactPath. As a second line of defence, the
+// server's logger scrubs anything shaped like one of our keys from every
+// message and string attribute (redactingHandler).
+
+const redacted = "[REDACTED]"
+
+// keyPathPrefixes are the paths whose next segment is an API key.
+var keyPathPrefixes = []string{
+	"/ws/v1/atp/toolkit-client/",
+	"/ws/v1/atp/llm-client/",
+	"/api/v1/toolkit/",
+	"/api/v1/atp/toolkit-client/", // legacy Python long-poll path
+}
+
+// toolkitAPIPaths are the /api/v1/toolkit/ endpoints whose segment after
+// the prefix is a name, not a key.
+var toolkitAPIPaths = map[string]bool{"verify_hash": true, "verify_tool_hash": true}
+
+// redactPath replaces the API key segment of an ATP path (wherever a prefix
+// of the server's sits in front of it) with [REDACTED]. It redacts the key
+// position whatever the segment holds, so a malformed or foreign key is
+// hidden too.
+func redactPath(p string) string {
+	for _, prefix := range keyPathPrefixes {
+		i := strings.Index(p, prefix)
+		if i < 0 {
+			continue
+		}
+		start := i + len(prefix)
+		end := strings.IndexByte(p[start:], '/')
+		if end < 0 {
+			end = len(p) - start
+		}
+		seg := p[start : start+end]
+		if seg == "" || (prefix == "/api/v1/toolkit/" && toolkitAPIPaths[seg]) {
+			continue
+		}
+		return p[:start] + redacted + p[start+end:]
+	}
+	return redactKeys(p)
+}
+
+// keyPattern matches API keys of the format store.CreateKey makes.
+var keyPattern = regexp.MustCompile(`atp_(?:tk|llm)_[a-z2-7]+_[a-z2-7]+`)
+
+// redactKeys replaces every substring shaped like one of our API keys.
+func redactKeys(s string) string {
+	if !strings.Contains(s, "atp_") {
+		return s
+	}
+	return keyPattern.ReplaceAllString(s, redacted)
+}
+
+// redactingHandler scrubs key-shaped text from log records before passing
+// them on.
+type redactingHandler struct{ next slog.Handler }
+
+func newRedactingHandler(next slog.Handler) slog.Handler {
+	if _, ok := next.(*redactingHandler); ok {
+		return next
+	}
+	return &redactingHandler{next: next}
+}
+
+func (h *redactingHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	return h.next.Enabled(ctx, l)
+}
+
+func (h *redactingHandler) Handle(ctx context.Context, r slog.Record) error {
+	out := slog.NewRecord(r.Time, r.Level, redactKeys(r.Message), r.PC)
+	r.Attrs(func(a slog.Attr) bool {
+		out.AddAttrs(redactAttr(a))
+		return true
+	})
+	return h.next.Handle(ctx, out)
+}
+
+func (h *redactingHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	clean := make([]slog.Attr, len(attrs))
+	for i, a := range attrs {
+		clean[i] = redactAttr(a)
+	}
+	return &redactingHandler{next: h.next.WithAttrs(clean)}
+}
+
+func (h *redactingHandler) WithGroup(name string) slog.Handler {
+	return &redactingHandler{next: h.next.WithGroup(name)}
+}
+
+func redactAttr(a slog.Attr) slog.Attr {
+	v := a.Value.Resolve()
+	switch v.Kind() {
+	case slog.KindString:
+		return slog.String(a.Key, redactKeys(v.String()))
+	case slog.KindGroup:
+		group := v.Group()
+		clean := make([]any, len(group))
+		for i, g := range group {
+			clean[i] = redactAttr(g)
+		}
+		return slog.Group(a.Key, clean...)
+	case slog.KindAny:
+		if err, ok := v.Any().(error); ok {
+			return slog.String(a.Key, redactKeys(err.Error()))
+		}
+		return slog.String(a.Key, redactKeys(v.String()))
+	}
+	return slog.Attr{Key: a.Key, Value: v}
+}
+
+// logRequests logs one line per request: method, redacted path, status,
+// duration. The query is left out (it is not needed, and a client may put
+// anything there) and so is the body.
+func (s *Server) logRequests(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w}
+		next.ServeHTTP(rec, r)
+		status := rec.status
+		if status == 0 {
+			status = http.StatusOK
+		}
+		if rec.hijacked {
+			status = http.StatusSwitchingProtocols
+		}
+		level := slog.LevelDebug
+		if status >= 500 {
+			level = slog.LevelWarn
+		}
+		s.log.Log(r.Context(), level, "http request",
+			"method", r.Method, "path", redactPath(r.URL.Path), "status", status,
+			"duration", time.Since(start), "remote", r.RemoteAddr)
+	})
+}
+
+// statusRecorder remembers the status code, and passes through the
+// optional interfaces the WebSocket upgrade (Hijacker) and SSE (Flusher)
+// need.
+type statusRecorder struct {
+	http.ResponseWriter
+	status   int
+	hijacked bool
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	return r.ResponseWriter.Write(b)
+}
+
+func (r *statusRecorder) Flush() { r.FlushError() }
+
+// FlushError is what http.ResponseController.Flush calls: it reports a
+// client that is gone.
+func (r *statusRecorder) FlushError() error {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	return http.NewResponseController(r.ResponseWriter).Flush()
+}
+
+func (r *statusRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	h, ok := r.ResponseWriter.(http.Hijacker)
+	if !ok {
+		return nil, nil, errors.New("the response writer cannot be hijacked")
+	}
+	c, rw, err := h.Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	r.hijacked = true
+	// Only WebSocket upgrades hijack: hand gorilla a connection whose
+	// writes the session can batch (see corkConn).
+	return &corkConn{Conn: c}, rw, nil
+}
+
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }

@@ -1,0 +1,400 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/atpgo/atp/server/store"
+)
+
+// Config configures a Server. Every zero field has the default its comment
+// names.
+type Config struct {
+	// Addr is where ListenAndServe listens (default "127.0.0.1:7777").
+	Addr string
+	// DBPath is the SQLite file; "" or store.Memory keeps everything in
+	// memory. Ignored when Store is set.
+	DBPath string
+	// Store is an open store to use instead of opening DBPath. The Server
+	// does not close it.
+	Store *store.Store
+	// Dev: on an empty store, New creates one toolkit key and one LLM key
+	// (see DevKeys).
+	Dev bool
+
+	// CallTimeout bounds a routed call when the task_request names no
+	// timeout of its own (default 120s, what the Python client waits).
+	CallTimeout time.Duration
+	// MaxCallTimeout caps a task_request's own timeout_ms (default 10m).
+	MaxCallTimeout time.Duration
+	// BodyLimit is the largest HTTP request body (default 4 MiB): larger
+	// ones get 413.
+	BodyLimit int64
+	// FrameLimit is the largest WebSocket message (default 4 MiB): a larger
+	// one closes the connection with status 1009.
+	FrameLimit int64
+	// AllowedOrigins are the Origin values (scheme://host[:port]) accepted
+	// on the LLM WebSocket besides none at all and the server's own host.
+	// "*" accepts any.
+	AllowedOrigins []string
+	// InboxOnlineWindow is how long after its last inbox poll a toolkit
+	// without a WebSocket counts as online (default 90s: the Python SDK polls
+	// every 30s, one call at a time).
+	InboxOnlineWindow time.Duration
+	// InboxMaxWait caps the long-poll an inbox poll may ask for with ?wait=
+	// (default 60s).
+	InboxMaxWait time.Duration
+	// PingInterval is the WebSocket keepalive period (default 30s). A
+	// connection that shows no sign of life (frame, ping or pong) for two
+	// periods plus 10s is closed.
+	PingInterval time.Duration
+	// ShutdownTimeout bounds the graceful shutdown of Serve (default 10s).
+	ShutdownTimeout time.Duration
+
+	// Logger receives the server's logs (default slog.Default()). API keys
+	// are scrubbed from every record before it gets there.
+	Logger *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	setDefault(&c.Addr, "127.0.0.1:7777")
+	setDefault(&c.CallTimeout, 120*time.Second)
+	setDefault(&c.MaxCallTimeout, 10*time.Minute)
+	setDefault(&c.BodyLimit, 4<<20)
+	setDefault(&c.FrameLimit, 4<<20)
+	setDefault(&c.InboxOnlineWindow, 90*time.Second)
+	setDefault(&c.InboxMaxWait, 60*time.Second)
+	setDefault(&c.PingInterval, 30*time.Second)
+	setDefault(&c.ShutdownTimeout, 10*time.Second)
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+func setDefault[T comparable](v *T, def T) {
+	var zero T
+	if *v == zero {
+		*v = def
+	}
+}
+
+// Server is an ATP server. Create it with New; it is safe for concurrent
+// use.
+type Server struct {
+	cfg       Config
+	log       *slog.Logger
+	store     *store.Store
+	ownsStore bool
+	registry  *registry
+	hub       *hub
+	metrics   *metrics
+	handler   http.Handler
+	devKeys   []DevKey
+	now       func() time.Time
+
+	mu       sync.Mutex
+	addr     net.Addr
+	live     map[liveConn]bool // open WebSockets, closed on shutdown
+	closed   bool
+	handlers sync.WaitGroup // WebSocket handlers still running
+}
+
+// liveConn is an open WebSocket session the server must end on shutdown.
+type liveConn interface{ shutdown() }
+
+// DevKey is a key created by dev mode, shown once.
+type DevKey struct {
+	Key    store.Key
+	APIKey string
+}
+
+// New opens the store (migrating it), loads the registered toolkits and
+// returns a server ready to serve.
+func New(cfg Config) (*Server, error) {
+	cfg.setDefaults()
+	if cfg.FrameLimit < 1024 || cfg.BodyLimit < 1024 {
+		return nil, fmt.Errorf("server: BodyLimit %d and FrameLimit %d must be at least 1024 bytes", cfg.BodyLimit, cfg.FrameLimit)
+	}
+	log := slog.New(newRedactingHandler(cfg.Logger.Handler()))
+	s := &Server{
+		cfg:      cfg,
+		log:      log,
+		store:    cfg.Store,
+		registry: newRegistry(),
+		metrics:  newMetrics(),
+		now:      time.Now,
+		live:     map[liveConn]bool{},
+	}
+	ctx := context.Background()
+	if s.store == nil {
+		st, err := store.Open(ctx, cfg.DBPath)
+		if err != nil {
+			return nil, err
+		}
+		s.store, s.ownsStore = st, true
+	}
+	kits, err := s.store.Toolkits(ctx)
+	if err != nil {
+		s.closeStore()
+		return nil, err
+	}
+	s.registry.load(kits, log)
+	s.hub = newHub(cfg.InboxOnlineWindow, func() time.Time { return s.now() })
+	if cfg.Dev {
+		if err := s.createDevKeys(ctx); err != nil {
+			s.closeStore()
+			return nil, err
+		}
+	}
+	s.handler = s.routes()
+	return s, nil
+}
+
+func (s *Server) createDevKeys(ctx context.Context) error {
+	n, err := s.store.CountKeys(ctx)
+	if err != nil || n > 0 {
+		return err
+	}
+	for _, nk := range []store.NewKey{
+		{Kind: store.KindToolkit, Name: "dev toolkit key"},
+		{Kind: store.KindLLM, Name: "dev LLM key"},
+	} {
+		k, apiKey, err := s.store.CreateKey(ctx, nk)
+		if err != nil {
+			return fmt.Errorf("dev mode: %w", err)
+		}
+		s.devKeys = append(s.devKeys, DevKey{Key: k, APIKey: apiKey})
+	}
+	return nil
+}
+
+// DevKeys returns the keys dev mode created in New (none when the store
+// already had keys). They are not stored in clear anywhere: show them now.
+func (s *Server) DevKeys() []DevKey { return s.devKeys }
+
+// Store returns the server's store.
+func (s *Server) Store() *store.Store { return s.store }
+
+// CreateKey creates an API key and returns it with the full key, shown
+// once.
+func (s *Server) CreateKey(ctx context.Context, nk store.NewKey) (store.Key, string, error) {
+	return s.store.CreateKey(ctx, nk)
+}
+
+// Handler returns the server's HTTP handler (every ATP endpoint, /healthz
+// and /metrics), for use with any http.Server or httptest.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	// Toolkit side (spec §1).
+	mux.HandleFunc("POST /api/v1/toolkit/verify_hash", s.handleVerifyHash)
+	mux.HandleFunc("POST /api/v1/toolkit/verify_tool_hash", s.handleVerifyToolHash)
+	mux.HandleFunc("POST /api/v1/register_tool", s.handleRegisterTool)
+	mux.HandleFunc("GET /ws/v1/atp/toolkit-client/{key}/{$}", s.handleToolkitWS)
+	mux.HandleFunc("GET /ws/v1/atp/toolkit-client/{key}", s.handleToolkitWS)
+	mux.HandleFunc("GET /api/v1/toolkit/{key}/inbox", s.handleInbox)
+	mux.HandleFunc("POST /api/v1/toolkit/{key}/inbox/respond", s.handleInboxRespond)
+	// LLM side (spec §2).
+	mux.HandleFunc("GET /ws/v1/atp/llm-client/{key}/{$}", s.handleLLMWS)
+	mux.HandleFunc("GET /ws/v1/atp/llm-client/{key}", s.handleLLMWS)
+	mux.HandleFunc("POST /api/v1/atp/llm-client/process/{$}", s.handleProcess)
+	// Operations.
+	mux.HandleFunc("GET /healthz", s.handleHealth)
+	mux.HandleFunc("GET /metrics", s.handleMetrics)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+redactPath(r.URL.Path))
+	})
+	return s.logRequests(mux)
+}
+
+func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	g := s.hub.gauges()
+	body := map[string]any{
+		"status":             "ok",
+		"database":           "ok",
+		"toolkits_connected": g.toolkitsConnected,
+		"calls_in_flight":    g.inFlight,
+	}
+	status := http.StatusOK
+	if err := s.store.Ping(ctx); err != nil {
+		body["status"], body["database"] = "unavailable", err.Error()
+		status = http.StatusServiceUnavailable
+	}
+	writeJSON(w, status, body)
+}
+
+// ListenAndServe listens on Config.Addr and serves until ctx is done.
+func (s *Server) ListenAndServe(ctx context.Context) error {
+	ln, err := s.Listen()
+	if err != nil {
+		return err
+	}
+	return s.Serve(ctx, ln)
+}
+
+// Listen listens on Config.Addr ("127.0.0.1:0" picks a free port) for a
+// later Serve; Addr and URL report the address as soon as it returns.
+func (s *Server) Listen() (net.Listener, error) {
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	s.setAddr(ln.Addr())
+	return ln, nil
+}
+
+func (s *Server) setAddr(a net.Addr) {
+	s.mu.Lock()
+	s.addr = a
+	s.mu.Unlock()
+}
+
+// Serve serves on ln until ctx is done, then shuts down gracefully: it stops
+// accepting, closes every WebSocket with status 1001, fails the calls still
+// waiting, and waits (up to Config.ShutdownTimeout) for requests to finish.
+// It returns nil after a shutdown that ctx asked for.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	s.setAddr(ln.Addr())
+	hs := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	s.log.Info("atp server listening", "addr", ln.Addr().String())
+	select {
+	case err := <-errc:
+		s.shutdownSessions()
+		return fmt.Errorf("server: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	s.shutdownSessions()
+	err := hs.Shutdown(sctx)
+	<-errc
+	s.waitHandlers(sctx)
+	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("server: shutdown: %w", err)
+	}
+	s.log.Info("atp server stopped")
+	return nil
+}
+
+// Addr returns the address the server listens on (set by Listen or
+// Serve), nil before.
+func (s *Server) Addr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.addr
+}
+
+// URL returns the base URL for toolkits and LLM clients
+// ("http://127.0.0.1:7777"), "" before Listen or Serve.
+func (s *Server) URL() string {
+	a := s.Addr()
+	if a == nil {
+		return ""
+	}
+	return "http://" + a.String()
+}
+
+// shutdownSessions stops routing, fails waiting calls and closes every
+// WebSocket with 1001 (going away).
+func (s *Server) shutdownSessions() {
+	s.mu.Lock()
+	s.closed = true
+	live := make([]liveConn, 0, len(s.live))
+	for c := range s.live {
+		live = append(live, c)
+	}
+	s.mu.Unlock()
+	s.hub.close()
+	for _, c := range live {
+		c.shutdown()
+	}
+}
+
+func (s *Server) waitHandlers(ctx context.Context) {
+	done := make(chan struct{})
+	go func() { s.handlers.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		s.log.Warn("shutdown deadline passed with WebSocket handlers still running")
+	}
+}
+
+// Close ends every session (as Serve's shutdown does) and closes the store
+// when the server opened it. Use it when serving through Handler.
+func (s *Server) Close() error {
+	s.shutdownSessions()
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	s.waitHandlers(ctx)
+	return s.closeStore()
+}
+
+func (s *Server) closeStore() error {
+	if s.ownsStore {
+		return s.store.Close()
+	}
+	return nil
+}
+
+// track registers a live WebSocket session; it returns false when the
+// server is shutting down and the session must not start.
+func (s *Server) track(c liveConn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.live[c] = true
+	s.handlers.Add(1)
+	return true
+}
+
+func (s *Server) untrack(c liveConn) {
+	s.mu.Lock()
+	delete(s.live, c)
+	s.mu.Unlock()
+	s.handlers.Done()
+}
+
+func randomID(n int) string {
+	b := make([]byte, (n+1)/2)
+	rand.Read(b)
+	return hex.EncodeToString(b)[:n]
+}
+
+// bearer returns the token of an "Authorization: <scheme> <token>" header
+// for one of schemes (case-insensitive), or "".
+func bearer(r *http.Request, schemes ...string) string {
+	h := r.Header.Get("Authorization")
+	scheme, token, ok := strings.Cut(h, " ")
+	if !ok {
+		return ""
+	}
+	for _, s := range schemes {
+		if strings.EqualFold(scheme, s) {
+			return strings.TrimSpace(token)
+		}
+	}
+	return ""
+}

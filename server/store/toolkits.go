@@ -1,0 +1,252 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Toolkit is a registered toolkit: a named set of tools of one owner.
+type Toolkit struct {
+	Owner string
+	Name  string
+	// Hash is the toolkit_hash of the last registration.
+	Hash string
+	// Language is the programming_language of the last registration
+	// ("Python", "Go", ...).
+	Language  string
+	UpdatedAt time.Time
+	Tools     []Tool // sorted by name
+}
+
+// Tool is one registered tool.
+type Tool struct {
+	Name           string
+	Description    string
+	Params         []string
+	RequiredParams []string
+	// InputSchema is the JSON Schema of the params object: the toolkit's
+	// own, or built from Params when the toolkit sent none (Inferred).
+	InputSchema  json.RawMessage
+	OutputSchema json.RawMessage // nil when not sent
+	Inferred     bool
+	AuthProvider string
+	AuthType     string
+	AuthWith     string
+	CodeHash     string
+	Hints        json.RawMessage // nil when not sent
+	UpdatedAt    time.Time
+}
+
+var (
+	// ErrKeyBoundElsewhere is returned when a toolkit key registers a toolkit
+	// other than the one it is bound to.
+	ErrKeyBoundElsewhere = errors.New("toolkit key is bound to another toolkit")
+	// ErrWrongKind is returned when an LLM key is used to register.
+	ErrWrongKind = errors.New("not a toolkit key")
+	// ErrToolkitNotFound is returned for an unknown toolkit.
+	ErrToolkitNotFound = errors.New("toolkit not found")
+)
+
+// Registration is one register_tool call.
+type Registration struct {
+	KeyID        string
+	Toolkit      string
+	ToolkitHash  string
+	Language     string
+	Tool         Tool
+	RegisteredAt time.Time // the store's clock when zero
+}
+
+// Register stores one tool of a toolkit, in one transaction: it binds an
+// unbound toolkit key to the toolkit, creates or updates the toolkit (owned
+// by the key's owner) and creates or replaces the tool. It returns the key
+// as it is after the binding. A revoked key, a key of another kind or a key
+// bound to another toolkit changes nothing.
+func (s *Store) Register(ctx context.Context, r Registration) (Key, error) {
+	if err := ValidToolkitName(r.Toolkit); err != nil {
+		return Key{}, err
+	}
+	now := r.RegisteredAt
+	if now.IsZero() {
+		now = s.now()
+	}
+	var key Key
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var (
+			kind    string
+			revoked sql.NullInt64
+			created int64
+		)
+		err := tx.QueryRowContext(ctx, `SELECT id, kind, name, owner, toolkit, created_at, revoked_at FROM keys WHERE id = ?`, r.KeyID).
+			Scan(&key.ID, &kind, &key.Name, &key.Owner, &key.Toolkit, &created, &revoked)
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrInvalidKey
+		}
+		if err != nil {
+			return err
+		}
+		key.Kind, key.CreatedAt = KeyKind(kind), fromMillis(created)
+		switch {
+		case revoked.Valid:
+			return ErrRevokedKey
+		case key.Kind != KindToolkit:
+			return ErrWrongKind
+		case key.Toolkit != "" && key.Toolkit != r.Toolkit:
+			return fmt.Errorf("%w: key %s serves toolkit %q, not %q", ErrKeyBoundElsewhere, key.ID, key.Toolkit, r.Toolkit)
+		case key.Toolkit == "":
+			if _, err := tx.ExecContext(ctx, `UPDATE keys SET toolkit = ? WHERE id = ?`, r.Toolkit, key.ID); err != nil {
+				return fmt.Errorf("bind key: %w", err)
+			}
+			key.Toolkit = r.Toolkit
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO toolkits (owner, name, toolkit_hash, language, updated_at) VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT (owner, name) DO UPDATE SET toolkit_hash = excluded.toolkit_hash, language = excluded.language, updated_at = excluded.updated_at`,
+			key.Owner, r.Toolkit, r.ToolkitHash, r.Language, millis(now)); err != nil {
+			return fmt.Errorf("save toolkit: %w", err)
+		}
+		t := r.Tool
+		params, _ := json.Marshal(nonNil(t.Params))
+		required, _ := json.Marshal(nonNil(t.RequiredParams))
+		if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO tools (owner, toolkit, name, description, params, required_params,
+			input_schema, output_schema, inferred, auth_provider, auth_type, auth_with, code_hash, hints, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			key.Owner, r.Toolkit, t.Name, t.Description, string(params), string(required),
+			string(t.InputSchema), nullText(t.OutputSchema), t.Inferred, t.AuthProvider, t.AuthType, t.AuthWith,
+			t.CodeHash, nullText(t.Hints), millis(now)); err != nil {
+			return fmt.Errorf("save tool %s: %w", t.Name, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return Key{}, err
+	}
+	return key, nil
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func nullText(raw json.RawMessage) any {
+	if len(raw) == 0 {
+		return nil
+	}
+	return string(raw)
+}
+
+// Toolkit returns one toolkit with its tools.
+func (s *Store) Toolkit(ctx context.Context, owner, name string) (Toolkit, error) {
+	tks, err := s.toolkits(ctx, `WHERE owner = ? AND name = ?`, owner, name)
+	if err != nil {
+		return Toolkit{}, err
+	}
+	if len(tks) == 0 {
+		return Toolkit{}, fmt.Errorf("toolkit %q of owner %q: %w", name, owner, ErrToolkitNotFound)
+	}
+	return tks[0], nil
+}
+
+// Toolkits returns every toolkit with its tools, by owner and name.
+func (s *Store) Toolkits(ctx context.Context) ([]Toolkit, error) {
+	return s.toolkits(ctx, ``)
+}
+
+func (s *Store) toolkits(ctx context.Context, where string, args ...any) ([]Toolkit, error) {
+	var out []Toolkit
+	// One transaction, so that toolkits and tools are read from one snapshot.
+	err := s.readTx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT owner, name, toolkit_hash, language, updated_at FROM toolkits `+where+` ORDER BY owner, name`, args...)
+		if err != nil {
+			return err
+		}
+		index := map[[2]string]int{}
+		for rows.Next() {
+			var tk Toolkit
+			var updated int64
+			if err := rows.Scan(&tk.Owner, &tk.Name, &tk.Hash, &tk.Language, &updated); err != nil {
+				rows.Close()
+				return err
+			}
+			tk.UpdatedAt = fromMillis(updated)
+			index[[2]string{tk.Owner, tk.Name}] = len(out)
+			out = append(out, tk)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		toolWhere := ``
+		if where != `` {
+			toolWhere = `WHERE owner = ? AND toolkit = ?`
+		}
+		rows, err = tx.QueryContext(ctx, `SELECT owner, toolkit, name, description, params, required_params, input_schema,
+			output_schema, inferred, auth_provider, auth_type, auth_with, code_hash, hints, updated_at FROM tools `+toolWhere+` ORDER BY owner, toolkit, name`, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var (
+				owner, toolkit, params, required, input string
+				output, hints                           sql.NullString
+				updated                                 int64
+				t                                       Tool
+			)
+			if err := rows.Scan(&owner, &toolkit, &t.Name, &t.Description, &params, &required, &input,
+				&output, &t.Inferred, &t.AuthProvider, &t.AuthType, &t.AuthWith, &t.CodeHash, &hints, &updated); err != nil {
+				return err
+			}
+			if err := json.Unmarshal([]byte(params), &t.Params); err != nil {
+				return fmt.Errorf("tool %s/%s: stored params: %w", toolkit, t.Name, err)
+			}
+			if err := json.Unmarshal([]byte(required), &t.RequiredParams); err != nil {
+				return fmt.Errorf("tool %s/%s: stored required_params: %w", toolkit, t.Name, err)
+			}
+			t.InputSchema = json.RawMessage(input)
+			if output.Valid {
+				t.OutputSchema = json.RawMessage(output.String)
+			}
+			if hints.Valid {
+				t.Hints = json.RawMessage(hints.String)
+			}
+			t.UpdatedAt = fromMillis(updated)
+			if i, ok := index[[2]string{owner, toolkit}]; ok {
+				out[i].Tools = append(out[i].Tools, t)
+			}
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read toolkits: %w", err)
+	}
+	return out, nil
+}
+
+// ToolkitHash returns the stored toolkit_hash of a toolkit, and whether the
+// toolkit exists.
+func (s *Store) ToolkitHash(ctx context.Context, owner, name string) (string, bool, error) {
+	var h string
+	err := s.db.QueryRowContext(ctx, `SELECT toolkit_hash FROM toolkits WHERE owner = ? AND name = ?`, owner, name).Scan(&h)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", false, nil
+	}
+	return h, err == nil, err
+}
+
+// ToolHash returns the stored code_hash of a tool, and whether the tool
+// exists.
+func (s *Store) ToolHash(ctx context.Context, owner, toolkit, tool string) (string, bool, error) {
+	var h string
+	err := s.db.QueryRowContext(ctx, `SELECT code_hash FROM tools WHERE owner = ? AND toolkit = ? AND name = ?`, owner, toolkit, tool).Scan(&h)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", false, nil
+	}
+	return h, err == nil, err
+}

@@ -1,0 +1,362 @@
+package server
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"unicode/utf8"
+
+	"github.com/atpgo/atp/runtime"
+)
+
+// ---- toolkit side (spec §1) ----
+
+// appendToolRequest appends the atp_tool_request frame of spec §1.2. The id
+// is the hub's (safe characters), the tool name was checked against the tool
+// name pattern at registration, and params were checked to be JSON.
+func appendToolRequest(b []byte, c *call) []byte {
+	b = append(b, `{"message_type":"atp_tool_request","payload":`...)
+	b = appendFlatRequest(b, c)
+	return append(b, '}')
+}
+
+// appendFlatRequest appends {"request_id","tool_name","params","auth_token"},
+// the request as the inbox hands it out (spec §1.3) and the payload of the
+// WebSocket frame.
+func appendFlatRequest(b []byte, c *call) []byte {
+	b = append(b, `{"request_id":"`...)
+	b = append(b, c.id...)
+	b = append(b, `","tool_name":"`...)
+	b = append(b, c.tool...)
+	b = append(b, `","params":`...)
+	b = append(b, c.params...)
+	if c.authToken != "" {
+		b = append(b, `,"auth_token":`...)
+		b = appendJSONString(b, c.authToken)
+	}
+	return append(b, '}')
+}
+
+// appendJSONString appends s as a JSON string. Plain text (printable ASCII
+// without quote, backslash or the characters encoding/json escapes for
+// HTML) is copied as is; anything else goes through encoding/json.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			enc, _ := json.Marshal(s) // a string always encodes
+			return append(b, enc...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
+
+// toolReply is a toolkit's answer: the WebSocket tool_response (keyed by
+// type) or the body of inbox/respond (result under "response").
+type toolReply struct {
+	Type      string          `json:"type"`
+	RequestID json.RawMessage `json:"request_id"`
+	Result    json.RawMessage `json:"result"`
+	Response  json.RawMessage `json:"response"`
+	IsError   *bool           `json:"is_error"`   // extension
+	LatencyMs *int64          `json:"latency_ms"` // extension
+}
+
+// requestIDString returns a request_id as the hub keys it: a JSON string
+// unquoted, any other value as its JSON text.
+func requestIDString(raw json.RawMessage) string {
+	if len(raw) > 0 && raw[0] == '"' {
+		var s string
+		if json.Unmarshal(raw, &s) == nil {
+			return s
+		}
+	}
+	return string(raw)
+}
+
+// ---- LLM side (spec §2) ----
+
+// llmMessage is any message an LLM client sends, over the WebSocket or in a
+// process/ body.
+type llmMessage struct {
+	Type       string          `json:"type"`
+	RequestID  json.RawMessage `json:"request_id"`
+	APIKey     string          `json:"api_key"`
+	ToolkitID  string          `json:"toolkit_id"`
+	Provider   string          `json:"provider"`
+	UserPrompt string          `json:"user_prompt"`
+	AuthToken  string          `json:"auth_token"`
+	// TimeoutMs bounds this call (extension); 0 means the server's default.
+	TimeoutMs int64 `json:"timeout_ms"`
+	// ExternalUserID names the end user whose stored OAuth token the call
+	// needs (extension, spec §3.4; issue 5).
+	ExternalUserID string      `json:"external_user_id"`
+	Payload        taskPayload `json:"payload"`
+}
+
+type taskPayload struct {
+	Function       string          `json:"function"`
+	Parameters     json.RawMessage `json:"parameters"`
+	AuthToken      string          `json:"auth_token"`
+	ToolCallID     string          `json:"tool_call_id"`
+	ExternalUserID string          `json:"external_user_id"`
+	TimeoutMs      int64           `json:"timeout_ms"`
+}
+
+// toolkitContextMessage answers get_toolkit_context (spec §2.1, §2.3). On a
+// failure status is "error" and error says why: the Python client returns
+// the payload, so the payload carries the error too rather than leaving the
+// client to time out.
+type toolkitContextMessage struct {
+	Type      string          `json:"type"`
+	RequestID json.RawMessage `json:"request_id,omitempty"`
+	Status    string          `json:"status"`
+	Error     string          `json:"error,omitempty"`
+	Payload   any             `json:"payload"`
+}
+
+// toolkitContext is CONTEXT (spec §2.3).
+type toolkitContext struct {
+	ToolkitID   string          `json:"toolkit_id"`
+	ToolkitName string          `json:"toolkit_name"`
+	Caption     string          `json:"caption"`
+	Provider    string          `json:"provider"`
+	Tools       json.RawMessage `json:"tools"`
+	UserPrompt  string          `json:"user_prompt"`
+}
+
+// errorFrame answers a message the server cannot take.
+type errorFrame struct {
+	Type      string          `json:"type"`
+	RequestID json.RawMessage `json:"request_id,omitempty"`
+	Error     string          `json:"error"`
+}
+
+// ---- JSON in, errors out ----
+
+// decodeJSON reads one JSON object into v, strictly: one value, nothing
+// after it. Its errors name the field, what was expected and what was got,
+// in JSON words, never Go type names.
+func decodeJSON(data []byte, v any) error {
+	data = bytes.TrimSpace(data)
+	if len(data) == 0 {
+		return errors.New("empty body: want a JSON object")
+	}
+	if data[0] != '{' {
+		return fmt.Errorf("want a JSON object, got %s", describeJSONStart(data))
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return jsonError(err)
+	}
+	return nil
+}
+
+func describeJSONStart(data []byte) string {
+	switch data[0] {
+	case '[':
+		return "an array"
+	case '"':
+		return "a string"
+	case 't', 'f':
+		return "a boolean"
+	case 'n':
+		return "null"
+	}
+	if data[0] == '-' || (data[0] >= '0' && data[0] <= '9') {
+		return "a number"
+	}
+	r, _ := utf8.DecodeRune(data)
+	return fmt.Sprintf("%q, which is not JSON", r)
+}
+
+func jsonError(err error) error {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syn):
+		return fmt.Errorf("invalid JSON: %s at offset %d", strings.TrimPrefix(syn.Error(), "json: "), syn.Offset)
+	case errors.As(err, &typ):
+		field := typ.Field
+		if field == "" {
+			field = "body"
+		}
+		return fmt.Errorf("%s: expected %s, got %s", field, jsonKind(typ.Type.Kind().String()), typ.Value)
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return errors.New("invalid JSON: unexpected end of input")
+	}
+	return fmt.Errorf("invalid JSON: %s", strings.TrimPrefix(err.Error(), "json: "))
+}
+
+// jsonKind names a Go kind the way a JSON user would.
+func jsonKind(goKind string) string {
+	switch goKind {
+	case "string":
+		return "string"
+	case "bool":
+		return "boolean"
+	case "slice", "array":
+		return "array"
+	case "map", "struct":
+		return "object"
+	case "int", "int8", "int16", "int32", "int64", "uint", "uint8", "uint16", "uint32", "uint64":
+		return "integer"
+	case "float32", "float64":
+		return "number"
+	}
+	return "a different value"
+}
+
+// writeJSON writes v with status.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status, b = http.StatusInternalServerError, []byte(`{"error":"internal error encoding the reply"}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(append(b, '\n'))
+}
+
+// writeError writes {"error": msg} with status.
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, map[string]string{"error": msg})
+}
+
+// ---- the hot-path decoders ----
+//
+// Every routed call decodes an LLM message and a toolkit reply. They are
+// read with the runtime's single-pass Decoder (the one generated code uses)
+// instead of encoding/json's reflection: it is several times faster on these
+// small messages, and its problems already name the field, what was
+// expected and what was got.
+
+var decoders = sync.Pool{New: func() any { return new(runtime.Decoder) }}
+
+// decodeMessage reads a JSON object member by member, calling member for
+// each key (which must consume the value), and returns the problems found.
+func decodeMessage(data []byte, member func(d *runtime.Decoder, key string)) error {
+	data = bytes.TrimSpace(data)
+	if len(data) == 0 {
+		return errors.New("empty message: want a JSON object")
+	}
+	if data[0] != '{' {
+		return fmt.Errorf("want a JSON object, got %s", describeJSONStart(data))
+	}
+	d := decoders.Get().(*runtime.Decoder)
+	defer func() { d.Reset(nil); decoders.Put(d) }()
+	d.Reset(data)
+	if d.Object() {
+		for d.Next() {
+			member(d, string(d.Key()))
+		}
+	}
+	problems := d.Problems()
+	if len(problems) == 0 {
+		return nil
+	}
+	msgs := make([]string, len(problems))
+	for i, p := range problems {
+		msgs[i] = p.String()
+	}
+	return errors.New(strings.Join(msgs, "; "))
+}
+
+// optString reads a string or null ("").
+func optString(d *runtime.Decoder) string {
+	if d.Null() {
+		return ""
+	}
+	return d.String()
+}
+
+func optInt(d *runtime.Decoder) int64 {
+	if d.Null() {
+		return 0
+	}
+	return d.Int(64)
+}
+
+// decodeLLMMessage reads any message of an LLM client.
+func decodeLLMMessage(data []byte, m *llmMessage) error {
+	return decodeMessage(data, func(d *runtime.Decoder, key string) {
+		switch key {
+		case "type":
+			m.Type = optString(d)
+		case "request_id":
+			m.RequestID = d.Raw()
+		case "api_key":
+			m.APIKey = optString(d)
+		case "toolkit_id":
+			m.ToolkitID = optString(d)
+		case "provider":
+			m.Provider = optString(d)
+		case "user_prompt":
+			m.UserPrompt = optString(d)
+		case "auth_token":
+			m.AuthToken = optString(d)
+		case "timeout_ms":
+			m.TimeoutMs = optInt(d)
+		case "external_user_id":
+			m.ExternalUserID = optString(d)
+		case "payload":
+			if d.Null() || !d.Object() {
+				return
+			}
+			p := &m.Payload
+			for d.Next() {
+				switch string(d.Key()) {
+				case "function":
+					p.Function = optString(d)
+				case "parameters":
+					p.Parameters = d.Raw()
+				case "auth_token":
+					p.AuthToken = optString(d)
+				case "tool_call_id":
+					p.ToolCallID = optString(d)
+				case "external_user_id":
+					p.ExternalUserID = optString(d)
+				case "timeout_ms":
+					p.TimeoutMs = optInt(d)
+				default:
+					d.Skip()
+				}
+			}
+		default:
+			d.Skip()
+		}
+	})
+}
+
+// decodeToolReply reads a toolkit's tool_response frame or inbox answer.
+func decodeToolReply(data []byte, r *toolReply) error {
+	return decodeMessage(data, func(d *runtime.Decoder, key string) {
+		switch key {
+		case "type":
+			r.Type = optString(d)
+		case "request_id":
+			r.RequestID = d.Raw()
+		case "result":
+			r.Result = d.Raw()
+		case "response":
+			r.Response = d.Raw()
+		case "is_error":
+			if !d.Null() {
+				b := d.Bool()
+				r.IsError = &b
+			}
+		case "latency_ms":
+			if !d.Null() {
+				n := d.Int(64)
+				r.LatencyMs = &n
+			}
+		default:
+			d.Skip()
+		}
+	})
+}
