@@ -576,7 +576,7 @@ func TestServeRegistration(t *testing.T) {
 	if got := keysOf(echo); !slices.Equal(got, []string{"api_key", "app_name", "code_hash", "function_id", "metadata", "programming_language", "toolkit_hash"}) {
 		t.Errorf("register_tool body keys = %v", got)
 	}
-	echoHash := toolHash(tk.tools["echo"])
+	echoHash := toolHash(tk.tools["echo"].tool)
 	if echo["programming_language"] != "Go" || echo["code_hash"] != echoHash || echo["toolkit_hash"] != kitHash || echo["api_key"] != serveTestKey || echo["app_name"] != "testkit" {
 		t.Errorf("register_tool echo body = %v", echo)
 	}

@@ -68,7 +68,8 @@ type Call struct {
 	// AuthToken is the end user's token for this call, if any. It prints as
 	// a redacted placeholder.
 	AuthToken AuthToken
-	// Logger is the toolkit's logger with the call's attributes attached.
+	// Logger is the toolkit's logger with the toolkit and tool names
+	// attached (add RequestID yourself where a log line needs it).
 	Logger *slog.Logger
 }
 

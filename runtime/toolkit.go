@@ -24,7 +24,14 @@ type Toolkit struct {
 	logger *slog.Logger
 
 	mu    sync.RWMutex
-	tools map[string]*Tool
+	tools map[string]entry
+}
+
+// entry is a tool and its logger, made once at Add so that a call does not
+// allocate one.
+type entry struct {
+	tool   *Tool
+	logger *slog.Logger
 }
 
 // ToolkitOption configures a Toolkit.
@@ -42,7 +49,7 @@ func WithLogger(l *slog.Logger) ToolkitOption {
 // NewToolkit returns an empty toolkit. name is the ATP app_name under which
 // the toolkit registers (the toolkit_id LLM clients ask for).
 func NewToolkit(name string, opts ...ToolkitOption) *Toolkit {
-	t := &Toolkit{name: name, logger: slog.Default(), tools: map[string]*Tool{}}
+	t := &Toolkit{name: name, logger: slog.Default(), tools: map[string]entry{}}
 	for _, o := range opts {
 		o(t)
 	}
@@ -70,7 +77,7 @@ func (t *Toolkit) Add(tools ...*Tool) error {
 			errs = append(errs, fmt.Errorf("toolkit %s: invalid tool name %q: want a letter or _ then up to 63 letters, digits, _ or -", t.name, tool.Name))
 		case tool.Run == nil:
 			errs = append(errs, fmt.Errorf("toolkit %s: tool %s has no Run function", t.name, tool.Name))
-		case t.tools[tool.Name] != nil || seen[tool.Name]:
+		case t.tools[tool.Name].tool != nil || seen[tool.Name]:
 			errs = append(errs, fmt.Errorf("toolkit %s: duplicate tool name %q", t.name, tool.Name))
 		default:
 			seen[tool.Name] = true
@@ -80,7 +87,7 @@ func (t *Toolkit) Add(tools ...*Tool) error {
 		return errors.Join(errs...)
 	}
 	for _, tool := range tools {
-		t.tools[tool.Name] = tool
+		t.tools[tool.Name] = entry{tool: tool, logger: t.logger.With("toolkit", t.name, "tool", tool.Name)}
 	}
 	return nil
 }
@@ -90,8 +97,8 @@ func (t *Toolkit) Tools() []*Tool {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	out := make([]*Tool, 0, len(t.tools))
-	for _, tool := range t.tools {
-		out = append(out, tool)
+	for _, e := range t.tools {
+		out = append(out, e.tool)
 	}
 	slices.SortFunc(out, func(a, b *Tool) int { return strings.Compare(a.Name, b.Name) })
 	return out
@@ -101,8 +108,8 @@ func (t *Toolkit) Tools() []*Tool {
 func (t *Toolkit) Tool(name string) (*Tool, bool) {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	tool, ok := t.tools[name]
-	return tool, ok
+	e, ok := t.tools[name]
+	return e.tool, ok
 }
 
 // InvokeOption configures one Invoke call.
@@ -153,10 +160,13 @@ var decoderPool = sync.Pool{New: func() any { return new(Decoder) }}
 // *PanicError; a *TimeoutError; or ctx's error. In every case but the last
 // two the tool function has not been called or has returned.
 func (t *Toolkit) Invoke(ctx context.Context, name string, params []byte, opts ...InvokeOption) (json.RawMessage, error) {
-	tool, ok := t.Tool(name)
+	t.mu.RLock()
+	e, ok := t.tools[name]
+	t.mu.RUnlock()
 	if !ok {
 		return nil, t.unknownTool(name)
 	}
+	tool := e.tool
 	cfg := invokeConfig{call: Call{Toolkit: t.name, Tool: name, Transport: "invoke"}}
 	for _, o := range opts {
 		o(&cfg)
@@ -172,7 +182,7 @@ func (t *Toolkit) Invoke(ctx context.Context, name string, params []byte, opts .
 		timeout = cfg.timeout
 	}
 	if timeout <= 0 {
-		return t.run(ctx, tool, &cfg, params)
+		return t.run(ctx, e, &cfg, params)
 	}
 
 	// The tool runs in its own goroutine so that the caller gets its answer
@@ -185,7 +195,7 @@ func (t *Toolkit) Invoke(ctx context.Context, name string, params []byte, opts .
 	}
 	done := make(chan outcome, 1)
 	go func() {
-		res, err := t.run(ctx, tool, &cfg, params)
+		res, err := t.run(ctx, e, &cfg, params)
 		done <- outcome{res, err}
 	}()
 	select {
@@ -214,19 +224,17 @@ func (t *Toolkit) unknownTool(name string) error {
 }
 
 // run decodes and calls the tool, recovering a panic.
-func (t *Toolkit) run(ctx context.Context, tool *Tool, cfg *invokeConfig, params []byte) (res json.RawMessage, err error) {
+func (t *Toolkit) run(ctx context.Context, e entry, cfg *invokeConfig, params []byte) (res json.RawMessage, err error) {
+	tool := e.tool
 	d := decoderPool.Get().(*Decoder)
 	d.Reset(params)
 	d.SetCoercion(cfg.coerce)
 	call := cfg.call
-	call.Logger = t.logger.With("toolkit", t.name, "tool", tool.Name)
-	if call.RequestID != "" {
-		call.Logger = call.Logger.With("request_id", call.RequestID)
-	}
+	call.Logger = e.logger
 	defer func() {
 		if v := recover(); v != nil {
 			stack := debug.Stack()
-			call.Logger.Error("tool panicked", "panic", fmt.Sprint(v), "stack", string(stack))
+			call.Logger.Error("tool panicked", "request_id", call.RequestID, "panic", fmt.Sprint(v), "stack", string(stack))
 			res, err = nil, &PanicError{Tool: tool.Name, Value: v, Stack: stack}
 		}
 		// A decoder that saw a panic mid-decode may hold a half-built state;
