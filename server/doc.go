@@ -50,6 +50,65 @@
 //     Python client returns at once instead of timing out; process/ also
 //     answers it with 400 or 404. A good one has "status":"success".
 //   - Any other message type gets {"type":"error","request_id","error"}.
-//   - "external_user_id" is read (issue 5 injects that user's OAuth token;
-//     see authTokenFor).
+//   - task_request "external_user_id" (payload, else top level): when the
+//     request brings no auth_token, the server injects that end user's
+//     access token for the tool's auth_provider (see the OAuth broker
+//     below). A tool registered with an auth_provider that gets no token
+//     fails with a TASK_RESPONSE error saying what to send; the toolkit
+//     never sees the call.
+//
+// # OAuth broker (spec §3)
+//
+// OAuth platforms come from `atp platforms add` (stored) or Config.Platforms
+// (`atp serve --platforms FILE`, see PlatformsFile); PKCE (S256) is on
+// unless a platform turns it off. Client secrets, tokens, webhook secrets
+// and PKCE verifiers are sealed at rest with AES-256-GCM (store.Vault):
+// Config.SecretKey, which `atp serve` reads from --secret-key-file or
+// $ATP_SECRET_KEY (base64 of 32 bytes) and refuses to start without outside
+// --dev. Dev mode generates one beside the database (DevSecretKeyPath, mode
+// 0600); an in-memory store uses a random one.
+//
+// Endpoints, under /api/v1/atp/llm-client/ with the LLM key as for
+// process/ ("Authorization: ApiKey <key>", and "api_key" in POST bodies):
+//
+//   - POST oauth/confirmation/{platform_id}/ {"external_user_id",
+//     "developer_redirect_url"?} → {"authorization_url", "auth_url" and
+//     "confirmation_url" (the same URL), "platform_id", "provider_name",
+//     "scopes", "auth_mode":"OAuth2", "external_user_id", "state",
+//     "expires_at", "redirect_uri"}. The state is 256 random bits, works
+//     once and expires after Config.OAuthStateTTL (10 minutes); it is bound
+//     to the key's owner, the platform, the user and the PKCE verifier.
+//     Starting again for a user whose connection broke clears it, so that
+//     polling oauth/tokens waits for the new one.
+//   - GET oauth/tokens/{platform_id}/{external_user_id}/ → 404
+//     {"error","status":"pending"} until connected; then 200
+//     {"status":"completed","integration_id","platform_id","external_user_id",
+//     "external_user_email","access_token","refresh_token","token_type",
+//     "expires_at" (RFC 3339, or null when the provider gave no expiry),
+//     "scope"}. A token with less than Config.TokenRefreshMargin (60 s) left
+//     is refreshed first (one refresh per user at a time; a rotated refresh
+//     token is kept). A refresh token the provider refuses (invalid_grant)
+//     breaks the connection: 410 {"error","status":"broken"} until the user
+//     connects again. 502 when a refresh failed otherwise and the token has
+//     expired; 503 when the server has no secret key. An unknown platform
+//     is 404 {"error","status":"unknown_platform"}: a client waiting while
+//     the status is "pending" knows to stop.
+//   - POST webhooks/register/ {"url","events"?} → {"webhook_id","url",
+//     "events","secret","created_at"}; events are "connection_success"
+//     (the default) and "connection_failed"; the secret is shown once.
+//     GET webhooks/ lists them (no secrets); GET webhooks/{id}/delete/ (as
+//     the Python SDK sends it) or DELETE webhooks/{id}/ deletes one.
+//
+// The provider sends the browser to GET /api/v1/oauth/callback/{platform_id}/
+// (no key: the state is the credential); the redirect URI to register with
+// the provider is Config.PublicURL (default http://<listen address>)
+// followed by that path. A bad state (missing, unknown, used, expired, of
+// another platform) gets a 400 page and stores nothing. A denial or a failed
+// code exchange sends connection_failed; a success stores the tokens (and
+// the e-mail from the platform's userinfo_url, if any) and sends
+// connection_success. Then the browser goes to developer_redirect_url with
+// status=success|error (and platform_id, and error) added to its query, or
+// gets a small page. Webhook deliveries are signed and retried as
+// webhook.go describes (see SignWebhook, VerifyWebhook); no token or
+// secret is ever logged or sent in one.
 package server

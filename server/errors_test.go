@@ -221,18 +221,35 @@ func TestInvalidParams(t *testing.T) {
 		t.Fatalf("problems = %v", m["problems"])
 	}
 	// Nothing reached the toolkit: the next frame it reads is the good call.
-	go func() {
+	echoed := make(chan struct{})
+	echoParams := func() {
 		req := readToolRequest(t, tk)
 		tk.WriteJSON(map[string]any{"type": "tool_response", "request_id": req.Payload.RequestID, "result": string(req.Payload.Params), "is_error": false})
-	}()
+		echoed <- struct{}{}
+	}
+	go echoParams()
 	// OpenAI hands arguments over as a JSON string: it is unwrapped.
 	req = pyTaskRequest(e.llmKey, "hello", 1, "greet", `{"name":"Ada","times":2}`)
 	if got := checkTaskResponse(t, roundTrip(t, llm, req), req, "success"); got != `{"name":"Ada","times":2}` {
 		t.Fatalf("params the toolkit got = %v", got)
 	}
+	<-echoed
 	req = pyTaskRequest(e.llmKey, "hello", 2, "greet", `not json`)
 	if m := roundTrip(t, llm, req); m["status"] != "error" || !strings.Contains(m["message"].(string), "not a JSON object") {
 		t.Fatalf("string params: %v", m)
+	}
+	// OpenAI's strict mode sends null for an optional property it leaves
+	// out: the null is dropped, not rejected. A null for a required one
+	// stays an error.
+	go echoParams()
+	req = pyTaskRequest(e.llmKey, "hello", 3, "greet", `{"name":"Ada","times":null}`)
+	if got := checkTaskResponse(t, roundTrip(t, llm, req), req, "success"); got != `{"name":"Ada"}` {
+		t.Fatalf("params the toolkit got = %v", got)
+	}
+	<-echoed
+	req = pyTaskRequest(e.llmKey, "hello", 4, "greet", `{"name":null}`)
+	if m := roundTrip(t, llm, req); m["status"] != "error" || m["message"] != "invalid params for greet: name: expected string, got null" {
+		t.Fatalf("null for a required property: %v", m)
 	}
 }
 

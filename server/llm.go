@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -135,6 +136,14 @@ func (s *Server) startTask(ctx context.Context, key store.Key, m *llmMessage, vi
 	if err != nil {
 		t.fail(reasonInvalidParams, fmt.Sprintf("invalid params for %s: %v", t.tool, err), nil, nil, via)
 		return noCall
+	}
+	if bytes.Contains(params, []byte("null")) {
+		// A model in OpenAI's strict mode sends null for the optional
+		// properties it leaves out (the strict schema makes every property
+		// required and nullable); the canonical schema wants them absent.
+		if dropped, err := provider.DropNullOptionals(tool.InputSchema, params); err == nil {
+			params = dropped
+		}
 	}
 	if tool.validator != nil {
 		if problems := tool.validator.Validate(params); problems != nil {
@@ -332,16 +341,21 @@ func (s *Server) callTimeout(m *llmMessage) (time.Duration, error) {
 
 // authTokenFor returns the auth_token to pass to the tool: the call's own
 // (payload.auth_token, else the top-level auth_token), as the Python client
-// sends it.
-//
-// Issue 5 seam: a task_request may instead name the end user with
-// external_user_id (top level or payload); the OAuth broker then looks up
-// that user's stored token for tool.AuthProvider, refreshes it when near
-// expiry, and returns it here; a tool with an AuthProvider and neither a
-// token nor a user fails here, before it is routed.
+// sends it. Without one, a task_request may name the end user with
+// external_user_id (extension; payload, else top level): the OAuth broker
+// then gives that user's access token for tool.AuthProvider, refreshed when
+// near expiry. A tool registered with an auth_provider that gets no token
+// either way fails here, before it is routed.
 func (s *Server) authTokenFor(ctx context.Context, key store.Key, k *kit, tool *toolEntry, m *llmMessage) (string, error) {
 	if m.Payload.AuthToken != "" {
 		return m.Payload.AuthToken, nil
 	}
-	return m.AuthToken, nil
+	if m.AuthToken != "" {
+		return m.AuthToken, nil
+	}
+	user := m.Payload.ExternalUserID
+	if user == "" {
+		user = m.ExternalUserID
+	}
+	return s.oauth.injectedToken(ctx, key.Owner, tool, user)
 }

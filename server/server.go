@@ -63,6 +63,41 @@ type Config struct {
 	// Logger receives the server's logs (default slog.Default()). API keys
 	// are scrubbed from every record before it gets there.
 	Logger *slog.Logger
+
+	// OAuth broker (oauth.go) and webhooks (webhook.go).
+
+	// PublicURL is the base URL browsers and OAuth providers reach the
+	// server at, e.g. "https://atp.example.com". Each platform's redirect
+	// URI is PublicURL + "/api/v1/oauth/callback/<platform_id>/". Default:
+	// http:// and the listen address.
+	PublicURL string
+	// SecretKey is the 32-byte AES-256 key that seals OAuth tokens, client
+	// secrets and webhook secrets in the store. Without it: an in-memory
+	// store uses a random key; Dev keeps a generated key beside the
+	// database file (DevSecretKeyPath); otherwise the OAuth and webhook
+	// endpoints answer 503 and New fails if Platforms is set.
+	SecretKey []byte
+	// Platforms are OAuth platforms configured outside the store (atp serve
+	// --platforms FILE); each shadows a stored platform of the same id.
+	Platforms []store.Platform
+	// OAuthStateTTL is how long an authorization_url can be used (default
+	// 10m); its state works once.
+	OAuthStateTTL time.Duration
+	// TokenRefreshMargin: an access token with less than this left is
+	// refreshed before it is handed out (default 60s).
+	TokenRefreshMargin time.Duration
+	// OAuthHTTPClient talks to the providers' token and userinfo endpoints
+	// (default: a client with a 30s timeout).
+	OAuthHTTPClient *http.Client
+	// WebhookMaxAttempts bounds the attempts to deliver one event to one
+	// webhook (default 8).
+	WebhookMaxAttempts int
+	// WebhookBackoff is the wait before the second attempt; each later one
+	// waits twice as long, up to 5 minutes (default 2s).
+	WebhookBackoff time.Duration
+
+	// clock is the broker's and webhooks' time; tests replace it.
+	clock clock
 }
 
 func (c *Config) setDefaults() {
@@ -75,6 +110,10 @@ func (c *Config) setDefaults() {
 	setDefault(&c.InboxMaxWait, 60*time.Second)
 	setDefault(&c.PingInterval, 30*time.Second)
 	setDefault(&c.ShutdownTimeout, 10*time.Second)
+	setDefault(&c.OAuthStateTTL, 10*time.Minute)
+	setDefault(&c.TokenRefreshMargin, 60*time.Second)
+	setDefault(&c.WebhookMaxAttempts, 8)
+	setDefault(&c.WebhookBackoff, 2*time.Second)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -97,6 +136,7 @@ type Server struct {
 	registry  *registry
 	hub       *hub
 	metrics   *metrics
+	oauth     *broker
 	handler   http.Handler
 	devKeys   []DevKey
 	now       func() time.Time
@@ -148,6 +188,10 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.registry.load(kits, log)
+	if s.oauth, err = newBroker(ctx, s); err != nil {
+		s.closeStore()
+		return nil, err
+	}
 	s.hub = newHub(cfg.InboxOnlineWindow, func() time.Time { return s.now() })
 	if cfg.Dev {
 		if err := s.createDevKeys(ctx); err != nil {
@@ -208,6 +252,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /ws/v1/atp/llm-client/{key}/{$}", s.handleLLMWS)
 	mux.HandleFunc("GET /ws/v1/atp/llm-client/{key}", s.handleLLMWS)
 	mux.HandleFunc("POST /api/v1/atp/llm-client/process/{$}", s.handleProcess)
+	s.oauthRoutes(mux) // OAuth broker and webhooks (spec §2.2, §3)
 	// Operations.
 	mux.HandleFunc("GET /healthz", s.handleHealth)
 	mux.HandleFunc("GET /metrics", s.handleMetrics)
@@ -347,6 +392,7 @@ func (s *Server) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
 	s.waitHandlers(ctx)
+	s.oauth.close()
 	return s.closeStore()
 }
 

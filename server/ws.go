@@ -35,8 +35,8 @@ type wsSession struct {
 	reads     flusher      // the read loop's: see sendVia
 	rbuf      bytes.Buffer // the read loop's: see readMessage
 	closeOnce sync.Once
-	pinger    *time.Timer
-	onClose   func(error) // run once, after the socket is closed
+	pinger    atomic.Pointer[time.Timer] // set by start; read by closeWith from any goroutine
+	onClose   func(error)                // run once, after the socket is closed
 }
 
 // outbox serialises a session's writes without a writer goroutine: a
@@ -89,7 +89,7 @@ func (c *wsSession) start() {
 	})
 	// A timer rather than a goroutine per connection: an idle session costs
 	// no goroutine, and a reconnect storm leaves nothing behind.
-	c.pinger = time.AfterFunc(c.s.cfg.PingInterval, c.ping)
+	c.pinger.Store(time.AfterFunc(c.s.cfg.PingInterval, c.ping))
 }
 
 // alive pushes the read deadline: the peer showed it is there.
@@ -121,7 +121,7 @@ func (c *wsSession) ping() {
 		c.abort(fmt.Errorf("ping: %w", err))
 		return
 	}
-	c.pinger.Reset(c.s.cfg.PingInterval)
+	c.pinger.Load().Reset(c.s.cfg.PingInterval)
 }
 
 // send writes msg as a text message, now or in the current writer's next
@@ -293,8 +293,8 @@ func (c *wsSession) closeWith(code int, reason string, cause error) {
 		c.out.mu.Lock()
 		c.out.closed = true
 		c.out.mu.Unlock()
-		if c.pinger != nil {
-			c.pinger.Stop()
+		if t := c.pinger.Load(); t != nil {
+			t.Stop() // a start that stores it later finds closed and the ping returns
 		}
 		if code != websocket.CloseAbnormalClosure {
 			c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(time.Second))

@@ -149,6 +149,7 @@ var migrations = [][]string{
 			FOREIGN KEY (owner, toolkit) REFERENCES toolkits (owner, name) ON DELETE CASCADE
 		)`,
 	},
+	oauthMigration, // 2: the OAuth broker (oauth.go)
 }
 
 // LatestSchemaVersion is the schema version this build migrates to.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -70,8 +71,9 @@ func TestMigrationIsAtomic(t *testing.T) {
 	saved := migrations
 	defer func() { migrations = saved }()
 	migrations = append(append([][]string{}, saved...), []string{`CREATE TABLE extra (x INTEGER)`, `THIS IS NOT SQL`})
-	if _, err := Open(ctx, path); err == nil || !strings.Contains(err.Error(), "migration 2") {
-		t.Fatalf("Open with a broken migration: err = %v, want migration 2 to fail", err)
+	broken := fmt.Sprintf("migration %d", len(saved)+1)
+	if _, err := Open(ctx, path); err == nil || !strings.Contains(err.Error(), broken) {
+		t.Fatalf("Open with a broken migration: err = %v, want %s to fail", err, broken)
 	}
 	migrations = saved
 	s, err := Open(ctx, path)

@@ -1,0 +1,71 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"log/slog"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/output.golden")
+
+// The program replays both recorded responses through a real server and
+// toolkit, over either protocol, and prints exactly the golden output.
+func TestAgent(t *testing.T) {
+	want, err := os.ReadFile("testdata/output.golden")
+	if err != nil && !*update {
+		t.Fatal(err)
+	}
+	for _, protocol := range []string{"http", "ws"} {
+		t.Run(protocol, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			responses, err := loadResponses("", "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out, logs bytes.Buffer
+			err = run(ctx, &out, options{protocol: protocol, responses: responses, log: slog.New(slog.NewTextHandler(&logs, nil))})
+			if err != nil {
+				t.Fatalf("run: %v\nlogs:\n%s", err, logs.String())
+			}
+			if *update {
+				if err := os.WriteFile("testdata/output.golden", out.Bytes(), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				want = out.Bytes()
+			}
+			if got := out.String(); got != string(want) {
+				t.Errorf("output differs from testdata/output.golden (go test -update rewrites it):\n%s", got)
+			}
+			// The user's token went to the CRM and nowhere else.
+			if strings.Contains(logs.String(), userToken) || strings.Contains(out.String(), userToken) {
+				t.Errorf("the user's token appears in the output or the logs")
+			}
+		})
+	}
+}
+
+// A response the program cannot use is an error that says which one.
+func TestAgentBadResponse(t *testing.T) {
+	bad := t.TempDir() + "/bad.json"
+	os.WriteFile(bad, []byte(`{"output":[{"type":"function_call","call_id":"c1","name":"create_company","arguments":"{\"name\":"}]}`), 0o644)
+	responses, err := loadResponses(bad, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var out bytes.Buffer
+	err = run(ctx, &out, options{protocol: "http", responses: responses, log: slog.New(slog.DiscardHandler)})
+	if err == nil || !strings.Contains(err.Error(), "OpenAI Responses API ("+bad+")") || !strings.Contains(err.Error(), "arguments are not valid JSON") {
+		t.Errorf("err = %v", err)
+	}
+	if _, err := loadResponses("", t.TempDir()+"/missing.json"); err == nil {
+		t.Error("a missing file is no error")
+	}
+}
