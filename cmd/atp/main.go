@@ -4,6 +4,14 @@
 //	atp keys create --kind toolkit|llm --name N [--owner O] [--toolkit T]
 //	atp keys list [--json]
 //	atp keys revoke ID
+//	atp platforms add --id ID --client-id ID --auth-url URL --token-url URL [--scopes a,b] [--no-pkce] ...
+//	atp platforms list [--json]
+//	atp platforms remove ID
+//	atp doctor [--json] [--min-severity S] [packages]
+//	atp test [packages] [--tool T] [--params JSON | --file tests.yaml] [--json]
+//	atp mcp [packages] [--http ADDR [--token T]]
+//	atp call --toolkit T --tool X [--params JSON] [--url URL] [--key KEY] [--json]
+//	atp context --toolkit T [--provider P] [--url URL] [--key KEY] [--json]
 //
 // Exit codes: 0 success, 1 failure, 2 bad usage.
 package main
@@ -28,7 +36,7 @@ type command struct {
 }
 
 // commands are the subcommands, in the order usage lists them.
-var commands = []*command{serveCommand, keysCommand}
+var commands = []*command{serveCommand, keysCommand, doctorCommand, testCommand, mcpCommand, callCommand, contextCommand, platformsCommand}
 
 // env is what a command may touch of the process: tests swap every part.
 type env struct {

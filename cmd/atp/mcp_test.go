@@ -1,0 +1,115 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+
+	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+type bearerTransport struct{ token string }
+
+func (b bearerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+b.token)
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// atp mcp --http serves the packages' tools to a real MCP client, behind
+// the bearer token, and stops cleanly on interrupt.
+func TestMCPCommandHTTP(t *testing.T) {
+	te := newTestEnv(t)
+	toolModule(t, nil)
+	te.vars["ATP_MCP_TOKEN"] = "mcp-secret"
+	te.vars["ATP_AUTH_TOKEN"] = "user-token"
+
+	pr, pw := io.Pipe()
+	te.env.stdout = pw
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan int, 1)
+	go func() {
+		code := run(ctx, &te.env, []string{"mcp", "./...", "--http", "127.0.0.1:0"})
+		pw.Close()
+		done <- code
+	}()
+	sc := bufio.NewScanner(pr)
+	if !sc.Scan() {
+		t.Fatalf("no output; stderr %s", te.errOut)
+	}
+	url := regexp.MustCompile(`http://127\.0\.0\.1:\d+/mcp`).FindString(sc.Text())
+	if url == "" {
+		t.Fatalf("first line %q", sc.Text())
+	}
+	go io.Copy(io.Discard, pr)
+
+	// Without the token: 401.
+	resp, err := http.Post(url, "application/json", strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"tools/list"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("without the token: %d", resp.StatusCode)
+	}
+
+	client := sdk.NewClient(&sdk.Implementation{Name: "atp-test", Version: "1.0.0"}, nil)
+	cs, err := client.Connect(ctx, &sdk.StreamableClientTransport{Endpoint: url, HTTPClient: &http.Client{Transport: bearerTransport{"mcp-secret"}}, MaxRetries: -1}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, err := cs.ListTools(ctx, nil)
+	if err != nil || len(list.Tools) != 5 {
+		t.Fatalf("tools/list: %v, %d tools", err, len(list.Tools))
+	}
+	for _, c := range []struct {
+		tool string
+		args map[string]any
+		text string
+	}{
+		{"greet", map[string]any{"name": "Ada", "times": 1}, `"Hello, Ada!"`},
+		{"whoami", nil, "10"}, // len("user-token"), from ATP_AUTH_TOKEN
+		{"increment", map[string]any{"by": 4}, "4"},
+	} {
+		res, err := cs.CallTool(ctx, &sdk.CallToolParams{Name: c.tool, Arguments: c.args})
+		if err != nil || res.IsError || len(res.Content) == 0 {
+			t.Fatalf("%s: %v %+v", c.tool, err, res)
+		}
+		if tc, ok := res.Content[0].(*sdk.TextContent); !ok || tc.Text != c.text {
+			t.Errorf("%s: %+v, want %s", c.tool, res.Content[0], c.text)
+		}
+	}
+	cs.Close()
+
+	cancel()
+	if code := <-done; code != exitOK {
+		t.Fatalf("exit %d: %s", code, te.errOut)
+	}
+	if !strings.Contains(te.errOut.String(), "atp mcp: serving 5 tools (greet+counter) over streamable HTTP") {
+		t.Errorf("stderr %q", te.errOut)
+	}
+	if strings.Contains(te.errOut.String(), "mcp-secret") || strings.Contains(te.errOut.String(), "user-token") {
+		t.Errorf("a secret is in stderr: %s", te.errOut)
+	}
+}
+
+func TestMCPCommandUsage(t *testing.T) {
+	te := newTestEnv(t)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"mcp", "--http", "0.0.0.0:0"}, "--http 0.0.0.0:0 listens beyond loopback: set a bearer token (--token or $ATP_MCP_TOKEN)"},
+		{[]string{"mcp", "--http", "nonsense"}, `--http: want host:port, got "nonsense"`},
+		{[]string{"mcp", "--token", "x"}, "--token applies to --http only"},
+	} {
+		if code, _, stderr := te.atp(c.args...); code != exitUsage || !strings.Contains(stderr, c.want) {
+			t.Errorf("atp %q: exit %d, stderr %q; want exit 2 and %q", c.args, code, stderr, c.want)
+		}
+	}
+}

@@ -1,0 +1,99 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func writeTests(t *testing.T, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "tests.yaml")
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// YAML params reach the tool as JSON, numbers exactly as written.
+func TestReadTestFileParams(t *testing.T) {
+	p := writeTests(t, `tests:
+  - tool: t
+    params:
+      big: 12345678901234567890
+      dec: 0.10
+      hex: 0x1F
+      neg: -3
+      yes: true
+      none: null
+      text: "007"
+      plain: hello world
+      list: [1, two, {three: 3}]
+      anchor: &a {x: 1}
+      alias: *a
+  - tool: u
+`)
+	cases, err := readTestFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"big":12345678901234567890,"dec":0.10,"hex":31,"neg":-3,"yes":true,"none":null,"text":"007","plain":"hello world","list":[1,"two",{"three":3}],"anchor":{"x":1},"alias":{"x":1}}`
+	if got := string(cases[0].Params); got != want {
+		t.Errorf("params\n got %s\nwant %s", got, want)
+	}
+	if cases[1].Params != nil || cases[1].label() != "u" || !strings.HasSuffix(cases[1].where, "tests.yaml:15") {
+		t.Errorf("second case: %+v", cases[1])
+	}
+}
+
+// Every problem of the file at once, each with its line.
+func TestReadTestFileProblems(t *testing.T) {
+	p := writeTests(t, `tests:
+  - tool: a
+    expect_success: true
+    expect_error: x
+  - params: {a: 1}
+  - tool: b
+    expect_success: maybe
+  - tool: c
+    expect_error: x
+    expect_result: 1
+  - tool: [d]
+  - just a string
+  - tool: e
+    tool: f
+  - tool: g
+    params: {k: .inf}
+`)
+	_, err := readTestFile(p)
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, want := range []string{
+		"tests.yaml:2: tests[0]: expect_success: true and expect_error contradict each other",
+		"tests.yaml:5: tests[1]: tool is missing",
+		"tests.yaml:7: tests[2]: expect_success: want true or false, got the string \"maybe\"",
+		"tests.yaml:8: tests[3]: expect_result goes with a call that succeeds",
+		"tests.yaml:11: tests[4]: tool: want a string, got a list",
+		"tests.yaml:12: tests[5]: want a mapping {tool, params, ...}, got the string \"just a string\"",
+		"tests.yaml:14: tests[6]: tool is given twice",
+		"tests.yaml:16: tests[7]: params: line 16: .inf is not a JSON number",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+	for content, want := range map[string]string{
+		"":                "the file is empty",
+		"- tool: a\n":     "want a mapping with a tests list, got a list",
+		"cases: []\n":     `unknown key "cases": the file holds one key, tests`,
+		"tests: {a: 1}\n": "tests: want a list, got a mapping",
+		"tests:\n":        "tests: want a list, got null",
+		"tests: [\n":      "yaml:",
+	} {
+		if _, err := readTestFile(writeTests(t, content)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v, want %q", content, err, want)
+		}
+	}
+}

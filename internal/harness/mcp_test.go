@@ -1,0 +1,75 @@
+package harness
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+
+	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// An MCP harness over stdio, driven by the MCP SDK's client: it lists the
+// tools and calls them, with the end user's token from the environment.
+func TestMCPStdio(t *testing.T) {
+	setup(t)
+	ctx := context.Background()
+	h, err := Build(ctx, modPkgs, Options{Mode: MCP, Name: "fixture"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+
+	cmd := exec.Command(h.Path)
+	cmd.Env = append(os.Environ(), AuthTokenEnv+"=s3cret")
+	cmd.Stderr = &syncBuffer{}
+	client := sdk.NewClient(&sdk.Implementation{Name: "harness-test", Version: "1.0.0"}, nil)
+	cs, err := client.Connect(ctx, &sdk.CommandTransport{Command: cmd}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cs.Close()
+	if got := cs.InitializeResult().ServerInfo.Name; got != "fixture" {
+		t.Errorf("server name %q", got)
+	}
+	list, err := cs.ListTools(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, tl := range list.Tools {
+		names = append(names, tl.Name)
+	}
+	slices.Sort(names)
+	if !slices.Equal(names, h.Tools) {
+		t.Fatalf("tools %v, want %v", names, h.Tools)
+	}
+	for _, c := range []struct {
+		tool    string
+		args    map[string]any
+		text    string
+		isError bool
+	}{
+		{"greet", map[string]any{"name": "Ada", "times": 1}, "Hello, Ada!", false},
+		{"greet", map[string]any{"name": "Ada", "times": 9}, "times", true},
+		// The tool's fmt.Println goes to stderr, not into the stream.
+		{"shout", map[string]any{"message": "hey"}, "HEY", false},
+		{"whoami", nil, "6", false},
+	} {
+		res, err := cs.CallTool(ctx, &sdk.CallToolParams{Name: c.tool, Arguments: c.args})
+		if err != nil {
+			t.Fatalf("%s: %v", c.tool, err)
+		}
+		text := ""
+		if len(res.Content) > 0 {
+			if tc, ok := res.Content[0].(*sdk.TextContent); ok {
+				text = tc.Text
+			}
+		}
+		if res.IsError != c.isError || !strings.Contains(text, c.text) {
+			t.Errorf("%s %v: isError %v, text %q; want %v, %q", c.tool, c.args, res.IsError, text, c.isError, c.text)
+		}
+	}
+}
