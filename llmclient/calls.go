@@ -28,8 +28,9 @@ type Problem struct {
 }
 
 // Result is the outcome of one tool call. A failure the model should read
-// (the tool's error, invalid params, an unknown tool, an offline toolkit, a
-// timeout) is a Result with Error set, not a Go error.
+// (the tool's error, invalid params, arguments that are not a JSON object,
+// an unknown tool, an offline toolkit, a timeout) is a Result with Error
+// set, not a Go error.
 type Result struct {
 	Tool       string
 	ToolCallID string
@@ -246,9 +247,11 @@ func (c *Client) taskResult(data []byte, tool, toolCallID string) (*Result, erro
 
 // RunCalls runs parsed tool calls (from provider.ParseToolCalls) and
 // returns their Results in the same order. Calls run concurrently unless
-// Sequential is given. The error is for a call that got no answer
-// (transport, context): the other calls are then abandoned and no Results
-// are returned, though some tools may have run.
+// Sequential is given. A call whose arguments could not be read (Err set)
+// is not sent: its Result is that error, for the model to read, and the
+// other calls run. The error is for a call that got no answer (transport,
+// context): the other calls are then abandoned and no Results are
+// returned, though some tools may have run.
 func (c *Client) RunCalls(ctx context.Context, toolkitID string, calls []provider.ToolCall, opts ...CallOption) ([]*Result, error) {
 	op := fmt.Sprintf("run tool calls of toolkit %q", toolkitID)
 	o, err := callOpts(opts)
@@ -264,8 +267,17 @@ func (c *Client) RunCalls(ctx context.Context, toolkitID string, calls []provide
 		}
 	}
 	results := make([]*Result, len(calls))
-	if o.sequential || len(calls) == 1 {
-		for i, call := range calls {
+	send := make([]int, 0, len(calls)) // indexes of the calls to send
+	for i, call := range calls {
+		if call.Err != nil {
+			results[i] = unreadableCall(call)
+			continue
+		}
+		send = append(send, i)
+	}
+	if o.sequential || len(send) <= 1 {
+		for _, i := range send {
+			call := calls[i]
 			r, err := c.call(ctx, toolkitID, call.Name, call.ID, call.Arguments, o)
 			if err != nil {
 				return nil, opError(op, fmt.Errorf("calls[%d] (%s, id %q): %w", i, call.Name, call.ID, err))
@@ -279,7 +291,8 @@ func (c *Client) RunCalls(ctx context.Context, toolkitID string, calls []provide
 	errs := make([]error, len(calls))
 	slots := make(chan struct{}, maxParallel)
 	var wg sync.WaitGroup
-	for i, call := range calls {
+	for _, i := range send {
+		call := calls[i]
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -304,6 +317,15 @@ func (c *Client) RunCalls(ctx context.Context, toolkitID string, calls []provide
 		return nil, opError(op, err)
 	}
 	return results, nil
+}
+
+// unreadableCall is the Result of a call whose arguments could not be read,
+// shaped like a failure the server reports ({"error": message}) so that
+// callers need not tell the two apart.
+func unreadableCall(call provider.ToolCall) *Result {
+	text := call.Err.Error()
+	value, _ := json.Marshal(map[string]string{"error": text})
+	return &Result{Tool: call.Name, ToolCallID: call.ID, Value: value, Error: text}
 }
 
 // firstCause picks the error that failed the batch, not the cancellations
@@ -348,9 +370,13 @@ func firstCause(ctx context.Context, errs []error) error {
 // A failed call stays readable by the model: its message (the tool's
 // error, the invalid params field by field, a timeout, an offline toolkit)
 // is the result, flagged is_error for Anthropic, {"error": message} where
-// the provider has no flag, {"error": ...} in Gemini's response. The Go
-// error is for input that holds no valid tool call list and for calls that
-// got no answer (see RunCalls). No calls give an empty list.
+// the provider has no flag, {"error": ...} in Gemini's response. So is a
+// call whose arguments are not a JSON object (malformed JSON included): it
+// is not sent, its result under its own id says what is wrong ("arguments:
+// not valid JSON: unexpected end of input at offset 17") so the model can
+// send it again, and the other calls run. The Go error is for input that
+// cannot be read as tool calls at all (see provider.ParseToolCalls) and for
+// calls that got no answer (see RunCalls). No calls give an empty list.
 func (c *Client) CallTools(ctx context.Context, toolkitID, providerName string, calls json.RawMessage, opts ...CallOption) (json.RawMessage, error) {
 	op := fmt.Sprintf("call tools of toolkit %q", toolkitID)
 	p, err := provider.Normalize(providerName)

@@ -42,10 +42,14 @@
 // the tool's error, invalid params (with every problem, field by field), an
 // unknown tool, an offline toolkit, a timeout. CallTools turns them into
 // error results the model reads (is_error for Anthropic, {"error": ...}
-// where the provider has no flag), never an empty object. A Go error means
-// the calls got no answer: the server was unreachable, the key was refused,
-// the context ended, the client was closed, or the input held no valid tool
-// call list.
+// where the provider has no flag), never an empty object. A call whose
+// arguments the model botched (malformed JSON, not an object) is answered
+// the same way without being sent, under its own id ("arguments: not valid
+// JSON: unexpected end of input at offset 17"), while the other calls of the
+// batch run. A Go error means the calls got no answer: the server was
+// unreachable, the key was refused, the context ended, the client was
+// closed, or the input could not be read as tool calls at all (not JSON,
+// the wrong shape, a call without a name).
 //
 // # Transports
 //

@@ -126,9 +126,18 @@ func TestHTTPFailures(t *testing.T) {
 		t.Errorf("refused: %v", err)
 	}
 	// Input that is no tool call list.
-	_, err = c.CallTools(ctx, "kit", "openai", json.RawMessage(`[{"type":"function_call","call_id":"a","name":"x","arguments":"{not json"}]`))
-	if err == nil || !strings.Contains(err.Error(), "arguments are not valid JSON") {
-		t.Errorf("bad arguments: %v", err)
+	_, err = c.CallTools(ctx, "kit", "openai", json.RawMessage(`[{"type":"function_call","call_id":"a","name":"x","arguments":"{}"},{"type":"function_call","call_id":"b","arguments":"{}"}`))
+	if err == nil || !strings.Contains(err.Error(), "provider: openai: tool calls are not valid JSON: unexpected end of JSON input") {
+		t.Errorf("not JSON: %v", err)
+	}
+	_, err = c.CallTools(ctx, "kit", "openai", json.RawMessage(`[{"type":"function_call","call_id":"a","name":"x","arguments":"{}"},{"type":"function_call","call_id":"b","arguments":"{}"}]`))
+	if err == nil || !strings.Contains(err.Error(), `provider: openai: tool call 1 (id "b"): name is missing`) {
+		t.Errorf("no name: %v", err)
+	}
+	// Malformed arguments alone are answered without the server.
+	out, err := c.CallTools(ctx, "kit", "openai", json.RawMessage(`[{"type":"function_call","call_id":"a","name":"x","arguments":"{not json"}]`))
+	if want := `[{"type":"function_call_output","call_id":"a","output":"{\"error\":\"arguments: not valid JSON: invalid character 'n' looking for beginning of object key string at offset 1\"}"}]`; err != nil || string(out) != want {
+		t.Errorf("bad arguments: %s, %v\nwant %s", out, err, want)
 	}
 	_, err = c.CallTools(ctx, "kit", "cohere", json.RawMessage(`[]`))
 	if err == nil || !strings.Contains(err.Error(), `unknown provider "cohere"`) {

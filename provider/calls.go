@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -16,8 +17,8 @@ type ToolCall struct {
 	// Anthropic's tool_use id, Gemini's functionCall.id, an MCP request id.
 	ID   string
 	Name string
-	// Arguments is always a compact JSON object ({} when the model sent
-	// none), keys in the model's order.
+	// Arguments is a compact JSON object ({} when the model sent none), keys
+	// in the model's order. It is nil when Err is set.
 	Arguments json.RawMessage
 	// GeneratedID is set when the model sent no id and ID was made up: 9
 	// letters and digits (what Mistral accepts), derived from the provider,
@@ -25,7 +26,27 @@ type ToolCall struct {
 	// Gemini results leave such ids out, since Gemini matches by name and
 	// order.
 	GeneratedID bool
+	// Err, an *ArgumentsError, is set for a call whose id and name could be
+	// read but whose arguments could not (malformed JSON, not an object).
+	// Such a call must not be run: its result is Err's message, flagged as an
+	// error, so the model can send the call again (FormatToolResults does
+	// that for a ToolResult that carries nothing else).
+	Err error
 }
+
+// ArgumentsError is ToolCall.Err: why a call's arguments could not be read.
+// Its message is written for the model, worded like the params problems the
+// server reports: "arguments: not valid JSON: unexpected end of input at
+// offset 13", "arguments: expected a JSON object, got array".
+type ArgumentsError struct {
+	// Problem is what is wrong, without the "arguments: " prefix.
+	Problem string
+	// Err is the JSON syntax error behind Problem, when there is one.
+	Err error
+}
+
+func (e *ArgumentsError) Error() string { return "arguments: " + e.Problem }
+func (e *ArgumentsError) Unwrap() error { return e.Err }
 
 // ParseToolCalls extracts the tool calls from what a model returned, in
 // order, skipping whatever is not a tool call (text, reasoning, messages).
@@ -46,8 +67,12 @@ type ToolCall struct {
 //     candidate).
 //   - mcp: tools/call params ({name, arguments}) or whole JSON-RPC requests.
 //
-// A call without a name, or whose arguments are not a JSON object (a
-// malformed arguments string included), is an error that names the call.
+// A call whose arguments are not a JSON object (a malformed arguments
+// string included) does not fail the list: it comes back in its place with
+// its id and name and Err set, for its caller to answer with an error
+// result. The error is for input that cannot be read as a list of calls:
+// not JSON, the wrong shape, an item that is not a tool call, a call
+// without a name or with an id that is not a string; it names the call.
 // null gives no calls.
 func ParseToolCalls(provider string, raw json.RawMessage) ([]ToolCall, error) {
 	p, err := Normalize(provider)
@@ -128,6 +153,9 @@ func (f callFields) describe() string {
 	return " (" + strings.Join(parts, ", ") + ")"
 }
 
+// toolCall checks a call's fields. The error is for a call that cannot be
+// answered (no name, an id of the wrong type); arguments that cannot be
+// read go into the call's Err.
 func (f callFields) toolCall(p string, index int) (ToolCall, error) {
 	var c ToolCall
 	switch n := f.name.(type) {
@@ -154,17 +182,19 @@ func (f callFields) toolCall(p string, index int) (ToolCall, error) {
 	}
 	args, err := parseArguments(f.args)
 	if err != nil {
-		return c, err
+		c.Err = err
+	} else {
+		c.Arguments = args
 	}
-	c.Arguments = args
 	if c.ID == "" {
-		c.ID = generatedID(p, index, c.Name, args)
+		c.ID = generatedID(p, index, c.Name, argumentsText(f.args, args))
 		c.GeneratedID = true
 	}
 	return c, nil
 }
 
-// parseArguments accepts an object, a JSON string holding one, or nothing.
+// parseArguments accepts an object, a JSON string holding one, or nothing;
+// its error is an *ArgumentsError.
 func parseArguments(v any) (json.RawMessage, error) {
 	switch t := v.(type) {
 	case nil:
@@ -177,15 +207,52 @@ func parseArguments(v any) (json.RawMessage, error) {
 		}
 		tree, err := parseTree([]byte(t))
 		if err != nil {
-			return nil, fmt.Errorf("arguments are not valid JSON: %v", err)
+			return nil, argumentsSyntaxError([]byte(t), err)
 		}
 		if _, ok := tree.(*object); !ok {
-			return nil, fmt.Errorf("arguments must be a JSON object, got %s", kindOf(tree))
+			return nil, &ArgumentsError{Problem: "expected a JSON object, got " + kindOf(tree)}
 		}
 		return encodeTree(tree), nil
 	default:
-		return nil, fmt.Errorf("arguments must be a JSON object (or a string holding one), got %s", kindOf(v))
+		return nil, &ArgumentsError{Problem: "expected a JSON object (or a string holding one), got " + kindOf(v)}
 	}
+}
+
+// argumentsSyntaxError words a parse error of an arguments string as the
+// runtime words params' syntax errors: the offset is the index of the
+// offending byte (encoding/json counts the bytes read, that one included),
+// or the length at the end of input.
+func argumentsSyntaxError(data []byte, err error) *ArgumentsError {
+	var syn *json.SyntaxError
+	var dup *duplicateKeyError
+	switch {
+	case errors.As(err, &syn):
+		msg := strings.TrimPrefix(syn.Error(), "json: ")
+		offset := syn.Offset - 1
+		if strings.HasPrefix(msg, "unexpected end of JSON input") {
+			msg, offset = "unexpected end of input", int64(len(data))
+		}
+		offset = max(0, min(offset, int64(len(data))))
+		return &ArgumentsError{Problem: fmt.Sprintf("not valid JSON: %s at offset %d", msg, offset), Err: err}
+	case errors.As(err, &dup):
+		if dup.ptr == "" {
+			return &ArgumentsError{Problem: fmt.Sprintf("duplicate key %q", dup.key), Err: err}
+		}
+		return &ArgumentsError{Problem: fmt.Sprintf("duplicate key %q in %s", dup.key, dup.ptr), Err: err}
+	}
+	return &ArgumentsError{Problem: "not valid JSON: " + strings.TrimPrefix(err.Error(), "json: "), Err: err}
+}
+
+// argumentsText is what a generated id is derived from: the arguments as
+// read, or the model's own text when they could not be.
+func argumentsText(raw any, parsed json.RawMessage) []byte {
+	if parsed != nil {
+		return parsed
+	}
+	if s, ok := raw.(string); ok {
+		return []byte(s)
+	}
+	return encodeTree(raw)
 }
 
 const idAlphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"

@@ -2,6 +2,7 @@ package provider
 
 import (
 	"encoding/json"
+	"errors"
 	"regexp"
 	"strings"
 	"testing"
@@ -203,18 +204,6 @@ func TestParseToolCallsErrors(t *testing.T) {
 		{"empty input", OpenAI, ``, "provider: openai: no tool calls given"},
 		{"not JSON", Anthropic, `[{`, "provider: anthropic: tool calls are not valid JSON"},
 		{"a number", OpenAI, `42`, "expected tool calls as a JSON array or object, got number"},
-		{"malformed arguments string", OpenAIChat,
-			`[{"id":"call_1","type":"function","function":{"name":"get_weather","arguments":"{\"city\": \"Par"}}]`,
-			`provider: openai-chat: tool call 0 (id "call_1", name "get_weather"): arguments are not valid JSON`},
-		{"arguments string holding an array", OpenAI,
-			`{"type":"function_call","call_id":"call_2","name":"x","arguments":"[1,2]"}`,
-			`tool call 0 (id "call_2", name "x"): arguments must be a JSON object, got array`},
-		{"arguments a number", Mistral, `[{"id":"abcdefghi","function":{"name":"x","arguments":5}}]`,
-			`tool call 0 (id "abcdefghi", name "x"): arguments must be a JSON object (or a string holding one), got number`},
-		{"Anthropic input an array", Anthropic, `[{"type":"tool_use","id":"toolu_1","name":"x","input":[]}]`,
-			`tool call 0 (id "toolu_1", name "x"): arguments must be a JSON object`},
-		{"Gemini args a string that is not JSON", Gemini, `[{"functionCall":{"name":"x","args":"nope"}}]`,
-			`tool call 0 (name "x"): arguments are not valid JSON`},
 		{"missing name (Responses)", OpenAI, `[{"type":"function_call","call_id":"call_3","arguments":"{}"}]`,
 			`tool call 0 (id "call_3"): name is missing`},
 		{"missing name (chat)", OpenAIChat, `[{"id":"call_4","type":"function","function":{"arguments":"{}"}}]`,
@@ -226,8 +215,16 @@ func TestParseToolCallsErrors(t *testing.T) {
 		{"an element that is not an object", OpenAI, `["call"]`, "tool call 0: expected a JSON object, got string"},
 		{"an object that is no tool call", OpenAIChat, `[{"id":"c","arguments":"{}"}]`, `tool call 0 (id "c"): not a tool call`},
 		{"id not a string", Anthropic, `[{"type":"tool_use","id":5,"name":"x"}]`, "id must be a string, got number"},
-		{"second call bad", OpenAIChat, `[{"id":"ok","function":{"name":"a","arguments":"{}"}},{"id":"bad","function":{"name":"b","arguments":"{"}}]`,
-			`tool call 1 (id "bad", name "b"): arguments are not valid JSON`},
+		{"second call no tool call", OpenAIChat, `[{"id":"ok","function":{"name":"a","arguments":"{}"}},{"id":"bad","arguments":"{}"}]`,
+			`tool call 1 (id "bad"): not a tool call`},
+		// Malformed arguments do not make up for a call that cannot be
+		// answered.
+		{"missing name, malformed arguments", OpenAI, `[{"type":"function_call","call_id":"call_5","arguments":"{"}]`,
+			`tool call 0 (id "call_5"): name is missing`},
+		{"id not a string, malformed arguments", OpenAIChat, `[{"id":["c"],"function":{"name":"x","arguments":"{"}}]`,
+			`tool call 0 (name "x"): id must be a string, got array`},
+		{"duplicate key outside any arguments string", Anthropic, `[{"type":"tool_use","id":"t","name":"x","input":{"a":1,"a":2}}]`,
+			`provider: anthropic: tool calls are not valid JSON: /0/input: duplicate key "a"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := ParseToolCalls(tc.provider, json.RawMessage(tc.raw))
@@ -235,5 +232,130 @@ func TestParseToolCallsErrors(t *testing.T) {
 				t.Fatalf("err = %v, want it to contain %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// A call whose arguments cannot be read comes back in its place, with its id
+// and name and an error the model can read; the calls around it are
+// unaffected.
+func TestParseToolCallsMalformedArguments(t *testing.T) {
+	type bad struct {
+		index         int
+		id, name, err string
+		generatedID   bool
+		syntax        bool // Err wraps the *json.SyntaxError
+	}
+	for _, tc := range []struct {
+		name, provider, raw string
+		good                []wantCall
+		bad                 bad
+	}{
+		{"openai responses, truncated string", OpenAI, `{"output":[
+			{"type":"function_call","call_id":"call_1","name":"get_weather","arguments":"{\"city\":\"Oslo\"}"},
+			{"type":"function_call","call_id":"call_2","name":"get_time","arguments":"{\"tz\": \"Europe/Par"}]}`,
+			[]wantCall{{"call_1", "get_weather", `{"city":"Oslo"}`}},
+			bad{1, "call_2", "get_time", "arguments: not valid JSON: unexpected end of input at offset 18", false, true}},
+		{"openai-chat completion, trailing comma first", OpenAIChat, `{"choices":[{"message":{"role":"assistant","tool_calls":[
+			{"id":"call_a","type":"function","function":{"name":"get_time","arguments":"{\"tz\":1,}"}},
+			{"id":"call_b","type":"function","function":{"name":"get_weather","arguments":"{}"}}]}}]}`,
+			[]wantCall{{"call_b", "get_weather", `{}`}},
+			bad{0, "call_a", "get_time", "arguments: not valid JSON: invalid character '}' looking for beginning of object key string at offset 8", false, true}},
+		{"openai-chat, string holding an array", OpenAIChat, `[
+			{"id":"call_c","type":"function","function":{"name":"a","arguments":"{\"x\":1}"}},
+			{"id":"call_d","type":"function","function":{"name":"b","arguments":"[1,2]"}}]`,
+			[]wantCall{{"call_c", "a", `{"x":1}`}},
+			bad{1, "call_d", "b", "arguments: expected a JSON object, got array", false, false}},
+		{"openai-chat, duplicate key", OpenAIChat, `[
+			{"id":"call_e","type":"function","function":{"name":"a","arguments":"{\"x\":{\"y\":1,\"y\":2}}"}},
+			{"id":"call_f","type":"function","function":{"name":"b","arguments":"{\"x\":1}"}}]`,
+			[]wantCall{{"call_f", "b", `{"x":1}`}},
+			bad{0, "call_e", "a", `arguments: duplicate key "y" in /x`, false, false}},
+		{"mistral, arguments a number", Mistral, `{"role":"assistant","tool_calls":[
+			{"id":"D681PevKs","type":"function","function":{"name":"refund","arguments":{"transaction_id":"T1"}}},
+			{"id":"a1b2c3d4e","type":"function","function":{"name":"refund","arguments":5}}]}`,
+			[]wantCall{{"D681PevKs", "refund", `{"transaction_id":"T1"}`}},
+			bad{1, "a1b2c3d4e", "refund", "arguments: expected a JSON object (or a string holding one), got number", false, false}},
+		{"anthropic message, input an array", Anthropic, `{"role":"assistant","content":[
+			{"type":"text","text":"Two calls."},
+			{"type":"tool_use","id":"toolu_1","name":"greet","input":["Ada"]},
+			{"type":"tool_use","id":"toolu_2","name":"greet","input":{"name":"Bo"}}]}`,
+			[]wantCall{{"toolu_2", "greet", `{"name":"Bo"}`}},
+			bad{0, "toolu_1", "greet", "arguments: expected a JSON object (or a string holding one), got array", false, false}},
+		{"gemini response, args a string that is not JSON, no id", Gemini, `{"candidates":[{"content":{"parts":[
+			{"functionCall":{"id":"fc1","name":"get_weather","args":{"city":"Paris"}}},
+			{"functionCall":{"name":"get_time","args":"nope"}}]}}]}`,
+			[]wantCall{{"fc1", "get_weather", `{"city":"Paris"}`}},
+			bad{1, "", "get_time", "arguments: not valid JSON: invalid character 'o' in literal null (expecting 'u') at offset 1", true, true}},
+		{"mcp, arguments an array", MCP, `[
+			{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","arguments":{}}},
+			{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"b","arguments":[]}}]`,
+			[]wantCall{{"1", "a", `{}`}},
+			bad{1, "2", "b", "arguments: expected a JSON object (or a string holding one), got array", false, false}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			calls, err := ParseToolCalls(tc.provider, json.RawMessage(tc.raw))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(calls) != len(tc.good)+1 {
+				t.Fatalf("got %d calls %+v, want %d", len(calls), calls, len(tc.good)+1)
+			}
+			var good []ToolCall
+			for i, c := range calls {
+				if i != tc.bad.index {
+					if c.Err != nil {
+						t.Errorf("call %d: Err = %v for good arguments", i, c.Err)
+					}
+					good = append(good, c)
+				}
+			}
+			checkCalls(t, good, tc.good)
+
+			b := calls[tc.bad.index]
+			if b.Name != tc.bad.name || (tc.bad.id != "" && b.ID != tc.bad.id) || b.GeneratedID != tc.bad.generatedID {
+				t.Errorf("bad call = {id %q name %q generated %v}, want {%q %q %v}", b.ID, b.Name, b.GeneratedID, tc.bad.id, tc.bad.name, tc.bad.generatedID)
+			}
+			if tc.bad.generatedID && !generatedIDPattern.MatchString(b.ID) {
+				t.Errorf("generated id %q, want 9 letters and digits", b.ID)
+			}
+			if b.Arguments != nil {
+				t.Errorf("bad call's Arguments = %s, want nil: they must not be run", b.Arguments)
+			}
+			if b.Err == nil || b.Err.Error() != tc.bad.err {
+				t.Fatalf("bad call's Err = %v, want %q", b.Err, tc.bad.err)
+			}
+			var ae *ArgumentsError
+			if !errors.As(b.Err, &ae) || "arguments: "+ae.Problem != tc.bad.err {
+				t.Errorf("Err is %T %+v, want an *ArgumentsError", b.Err, ae)
+			}
+			var syn *json.SyntaxError
+			if errors.As(b.Err, &syn) != tc.bad.syntax {
+				t.Errorf("Err wraps a *json.SyntaxError: %v, want %v", !tc.bad.syntax, tc.bad.syntax)
+			}
+		})
+	}
+}
+
+// A generated id for a call with malformed arguments is as stable as any
+// other, and tells calls apart.
+func TestParseToolCallsMalformedArgumentsGeneratedIDs(t *testing.T) {
+	raw := json.RawMessage(`[{"functionCall":{"name":"f","args":"{"}},{"functionCall":{"name":"f","args":"{"}},{"functionCall":{"name":"f","args":[1]}}]`)
+	first, err := ParseToolCalls(Gemini, raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := ParseToolCalls(Gemini, raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for i, c := range first {
+		if c.Err == nil || !c.GeneratedID || c.ID != again[i].ID {
+			t.Errorf("call %d: id %q then %q (generated %v), Err %v", i, c.ID, again[i].ID, c.GeneratedID, c.Err)
+		}
+		if seen[c.ID] {
+			t.Errorf("call %d: id %q given twice", i, c.ID)
+		}
+		seen[c.ID] = true
 	}
 }

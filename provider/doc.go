@@ -87,4 +87,15 @@
 // user message of tool_result blocks, or one user content of
 // functionResponse parts. Failures stay readable errors, flagged with
 // is_error/isError where the provider has the flag.
+//
+// One malformed call does not cost the others. A call whose id and name can
+// be read but whose arguments cannot (a truncated arguments string, an
+// array where an object belongs) comes back in its place with Err set to an
+// *ArgumentsError whose message is for the model ("arguments: not valid
+// JSON: unexpected end of input at offset 17"); it must not be run, and a
+// ToolResult for it with nothing else set reports that message as an error
+// under the call's own id, so the model can send the call again.
+// ParseToolCalls fails only for input that cannot be read as calls at all:
+// not JSON, the wrong shape, an item that is no tool call, a call without a
+// name, an id that is not a string.
 package provider

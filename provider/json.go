@@ -175,6 +175,14 @@ func parseTree(data []byte) (any, error) {
 	return p.value("")
 }
 
+// duplicateKeyError is parseTree's error for an object with a key twice;
+// ptr is the object's JSON Pointer.
+type duplicateKeyError struct{ ptr, key string }
+
+func (e *duplicateKeyError) Error() string {
+	return fmt.Sprintf("%s: duplicate key %q", pointerOrRoot(e.ptr), e.key)
+}
+
 // treeParser reads JSON that json.Valid has accepted, so it only has to
 // build the tree: about five times faster than json.Decoder.Token.
 type treeParser struct {
@@ -211,7 +219,7 @@ func (p *treeParser) value(ptr string) (any, error) {
 				return nil, err
 			}
 			if o.has(k) {
-				return nil, fmt.Errorf("%s: duplicate key %q", pointerOrRoot(ptr), k)
+				return nil, &duplicateKeyError{ptr: ptr, key: k}
 			}
 			p.skipSpace()
 			p.pos++ // ':'

@@ -12,13 +12,15 @@ type ToolResult struct {
 	// Result is the tool's result, any JSON value (nil is null).
 	Result json.RawMessage
 	// IsError marks a failed call; Error is its message. A non-empty Error
-	// alone also marks a failure. A failure without a message uses Result's
-	// text, so the model always reads why.
+	// alone also marks a failure, and so does a Call with Err set (its
+	// arguments could not be read, so it cannot have run). A failure without
+	// a message uses Call.Err's, else Result's text, so the model always
+	// reads why.
 	IsError bool
 	Error   string
 }
 
-func (r ToolResult) failed() bool { return r.IsError || r.Error != "" }
+func (r ToolResult) failed() bool { return r.IsError || r.Error != "" || r.Call.Err != nil }
 
 // FormatToolResults returns the messages (or input items) to append to the
 // conversation, as a JSON array, in the order of results, each echoing its
@@ -36,6 +38,8 @@ func (r ToolResult) failed() bool { return r.IsError || r.Error != "" }
 //     "isError"?}) per result
 //
 // A string result is sent as its text, anything else as compact JSON text.
+// A call whose arguments could not be read (Call.Err) needs no Result: its
+// result is Err's message, flagged as an error.
 // Where the provider has no error flag (openai, openai-chat, mistral), a
 // failure is sent as {"error": message}: never an empty object.
 func FormatToolResults(provider string, results []ToolResult) (json.RawMessage, error) {
@@ -156,6 +160,9 @@ func resultText(r ToolResult) (string, bool) {
 	if r.failed() {
 		if r.Error != "" {
 			return r.Error, true
+		}
+		if r.Call.Err != nil {
+			return r.Call.Err.Error(), true
 		}
 		if t := valueText(r.Result); t != "" && t != "null" {
 			return t, true

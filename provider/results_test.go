@@ -262,3 +262,55 @@ func fieldOf(out []byte, key string) []string {
 	}
 	return vals
 }
+
+// A call whose arguments could not be read is answered with its Err, flagged
+// as a failure, with nothing but the call given; an Error of its own wins.
+func TestFormatToolResultsMalformedArguments(t *testing.T) {
+	for _, tc := range []struct{ p, calls, want string }{
+		{OpenAI, `[{"type":"function_call","call_id":"call_1","name":"f","arguments":"{}"},
+			{"type":"function_call","call_id":"call_2","name":"g","arguments":"{\"a\":"}]`,
+			`[{"type":"function_call_output","call_id":"call_1","output":"ok"},` +
+				`{"type":"function_call_output","call_id":"call_2","output":"{\"error\":\"arguments: not valid JSON: unexpected end of input at offset 5\"}"}]`},
+		{OpenAIChat, `[{"id":"call_1","type":"function","function":{"name":"f","arguments":"{}"}},
+			{"id":"call_2","type":"function","function":{"name":"g","arguments":"7"}}]`,
+			`[{"role":"tool","tool_call_id":"call_1","content":"ok"},` +
+				`{"role":"tool","tool_call_id":"call_2","content":"{\"error\":\"arguments: expected a JSON object, got number\"}"}]`},
+		{Mistral, `[{"id":"aaaaaaaaa","function":{"name":"f","arguments":{}}},{"id":"bbbbbbbbb","function":{"name":"g","arguments":true}}]`,
+			`[{"role":"tool","tool_call_id":"aaaaaaaaa","name":"f","content":"ok"},` +
+				`{"role":"tool","tool_call_id":"bbbbbbbbb","name":"g","content":"{\"error\":\"arguments: expected a JSON object (or a string holding one), got boolean\"}"}]`},
+		{Anthropic, `[{"type":"tool_use","id":"toolu_1","name":"f","input":{}},{"type":"tool_use","id":"toolu_2","name":"g","input":"x"}]`,
+			`[{"role":"user","content":[{"type":"tool_result","tool_use_id":"toolu_1","content":"ok"},` +
+				`{"type":"tool_result","tool_use_id":"toolu_2","content":"arguments: not valid JSON: invalid character 'x' looking for beginning of value at offset 0","is_error":true}]}]`},
+		{Gemini, `[{"functionCall":{"id":"g1","name":"f","args":{}}},{"functionCall":{"id":"g2","name":"g","args":[]}}]`,
+			`[{"role":"user","parts":[{"functionResponse":{"name":"f","id":"g1","response":{"output":"ok"}}},` +
+				`{"functionResponse":{"name":"g","id":"g2","response":{"error":"arguments: expected a JSON object (or a string holding one), got array"}}}]}]`},
+		{MCP, `[{"name":"f","arguments":{}},{"name":"g","arguments":"{,}"}]`,
+			`[{"content":[{"type":"text","text":"ok"}]},` +
+				`{"content":[{"type":"text","text":"arguments: not valid JSON: invalid character ',' looking for beginning of object key string at offset 1"}],"isError":true}]`},
+	} {
+		t.Run(tc.p, func(t *testing.T) {
+			calls, err := ParseToolCalls(tc.p, json.RawMessage(tc.calls))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(calls) != 2 || calls[0].Err != nil || calls[1].Err == nil {
+				t.Fatalf("calls = %+v, want a good one then a malformed one", calls)
+			}
+			out, err := FormatToolResults(tc.p, []ToolResult{{Call: calls[0], Result: json.RawMessage(`"ok"`)}, {Call: calls[1]}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(out) != tc.want {
+				t.Errorf("\n got: %s\nwant: %s", out, tc.want)
+			}
+		})
+	}
+	bad, err := ParseToolCalls(Anthropic, json.RawMessage(`{"type":"tool_use","id":"t","name":"g","input":5}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := FormatToolResults(Anthropic, []ToolResult{{Call: bad[0], Error: "retry with an object"}})
+	if want := `[{"role":"user","content":[{"type":"tool_result","tool_use_id":"t","content":"retry with an object","is_error":true}]}]`; err != nil || string(out) != want {
+		t.Errorf("own Error: %s, %v; want %s", out, err, want)
+	}
+}

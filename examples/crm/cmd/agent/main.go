@@ -204,6 +204,10 @@ func replay(ctx context.Context, w io.Writer, c *llmclient.Client, r recorded) e
 	}
 	fmt.Fprintln(w, "The model asked for:")
 	for _, call := range calls {
+		if call.Err != nil {
+			fmt.Fprintf(w, "  %s (id %s): %v\n", call.Name, call.ID, call.Err)
+			continue
+		}
 		fmt.Fprintf(w, "  %s %s (id %s)\n", call.Name, call.Arguments, call.ID)
 	}
 

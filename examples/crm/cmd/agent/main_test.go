@@ -52,17 +52,40 @@ func TestAgent(t *testing.T) {
 
 // A response the program cannot use is an error that says which one.
 func TestAgentBadResponse(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	// Malformed arguments in one call: the model reads an error for that
+	// call, under its id; the other call runs.
 	bad := t.TempDir() + "/bad.json"
-	os.WriteFile(bad, []byte(`{"output":[{"type":"function_call","call_id":"c1","name":"create_company","arguments":"{\"name\":"}]}`), 0o644)
+	os.WriteFile(bad, []byte(`{"output":[{"type":"function_call","call_id":"c1","name":"create_company","arguments":"{\"name\":"},{"type":"function_call","call_id":"c2","name":"get_contacts","arguments":"{}"}]}`), 0o644)
 	responses, err := loadResponses(bad, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
 	var out bytes.Buffer
+	if err := run(ctx, &out, options{protocol: "http", responses: responses, log: slog.New(slog.DiscardHandler)}); err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	for _, want := range []string{
+		`create_company (id c1): arguments: not valid JSON: unexpected end of input`,
+		`"call_id": "c1"`,
+		`ada@globex.example`,
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+
+	// A response that holds no readable tool call list is an error.
+	unreadable := t.TempDir() + "/unreadable.json"
+	os.WriteFile(unreadable, []byte(`{"output":[{"type":"function_call","call_id":"c1","arguments":"{}"}]}`), 0o644)
+	responses, err = loadResponses(unreadable, "")
+	if err != nil {
+		t.Fatal(err)
+	}
 	err = run(ctx, &out, options{protocol: "http", responses: responses, log: slog.New(slog.DiscardHandler)})
-	if err == nil || !strings.Contains(err.Error(), "OpenAI Responses API ("+bad+")") || !strings.Contains(err.Error(), "arguments are not valid JSON") {
+	if err == nil || !strings.Contains(err.Error(), "OpenAI Responses API ("+unreadable+")") {
 		t.Errorf("err = %v", err)
 	}
 	if _, err := loadResponses("", t.TempDir()+"/missing.json"); err == nil {
