@@ -135,6 +135,10 @@ func run(ctx context.Context, w io.Writer) error {
 	fmt.Fprintln(w, "\n4. The model asked for three calls; through the server they give:")
 	var results []provider.ToolResult
 	for i, c := range calls {
+		if c.Err != nil { // arguments the model garbled: tell it, don't call
+			results = append(results, provider.ToolResult{Call: c, IsError: true, Error: c.Err.Error()})
+			continue
+		}
 		var reply struct {
 			Status  string `json:"status"`
 			Message string `json:"message"`
