@@ -7,11 +7,13 @@ import (
 	"errors"
 	"io"
 	"strings"
+	"sync"
 	"testing"
 
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/atpgo/atp/mcp"
+	"github.com/atpgo/atp/runtime"
 )
 
 // TestServeStdioShutdown cancels ServeStdio's context while a call runs: the
@@ -144,5 +146,118 @@ func TestServeStdioWriteError(t *testing.T) {
 	err = waitFor(t, served, "ServeStdio to return")
 	if err == nil || !strings.Contains(err.Error(), "broken pipe") {
 		t.Errorf("got %v, want the write error", err)
+	}
+}
+
+// eofReader reads r and closes ended when r reports io.EOF: the moment the
+// server learns that the host's input has ended.
+type eofReader struct {
+	r     io.Reader
+	ended chan struct{}
+	once  sync.Once
+}
+
+func (e *eofReader) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if errors.Is(err, io.EOF) {
+		e.once.Do(func() { close(e.ended) })
+	}
+	return n, err
+}
+
+// TestServeStdioAnswersCallsAtEOF pipes a whole session into ServeStdio and
+// ends the input at once, as `printf '...' | atp mcp` does. The call still
+// runs when the input ends (its tool waits for the EOF), and its answer
+// must be written before ServeStdio returns.
+func TestServeStdioAnswersCallsAtEOF(t *testing.T) {
+	in := &eofReader{ended: make(chan struct{})}
+	tk := runtime.NewToolkit("eofkit", runtime.WithLogger(quiet))
+	err := tk.Add(&runtime.Tool{
+		Name:        "after_eof",
+		Description: "Answers once the host's input has ended.",
+		InputSchema: json.RawMessage(emptyObject),
+		Run: func(ctx context.Context, _ *runtime.Call, _ *runtime.Decoder) (any, error) {
+			select {
+			case <-in.ended:
+				return map[string]bool{"answered": true}, nil
+			case <-ctx.Done():
+				return nil, context.Cause(ctx)
+			}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := mcp.NewServer(tk, mcp.WithLogger(quiet))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in.r = strings.NewReader(initialize + "\n" +
+		`{"jsonrpc":"2.0","method":"notifications/initialized"}` + "\n" +
+		`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"after_eof","arguments":{}}}` + "\n" +
+		`{"jsonrpc":"2.0","id":3,"method":"tools/list"}` + "\n")
+	var out lockedBuffer
+	served := make(chan error, 1)
+	go func() { served <- srv.ServeStdio(context.Background(), in, &out) }()
+	if err := waitFor(t, served, "ServeStdio to return at EOF"); err != nil {
+		t.Fatalf("ServeStdio at EOF: %v, want nil", err)
+	}
+	// Read only after ServeStdio returned: what is missing now is lost.
+	answers := map[int]json.RawMessage{}
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		var resp struct {
+			ID     int
+			Result json.RawMessage
+		}
+		if err := json.Unmarshal([]byte(line), &resp); err != nil {
+			t.Fatalf("unreadable line %q: %v", line, err)
+		}
+		answers[resp.ID] = resp.Result
+	}
+	var call struct {
+		IsError           bool
+		StructuredContent map[string]bool
+	}
+	if err := json.Unmarshal(answers[2], &call); err != nil || call.IsError || !call.StructuredContent["answered"] {
+		t.Errorf("answer to the tools/call (id 2): %s; want the tool's result {\"answered\":true}\nserver wrote:\n%s", answers[2], out.String())
+	}
+	if !strings.Contains(string(answers[3]), `"after_eof"`) {
+		t.Errorf("answer to tools/list (id 3): %s; want the tool list\nserver wrote:\n%s", answers[3], out.String())
+	}
+}
+
+// TestServeStdioEOFDrainBoundedByContext ends the input while a call that
+// only its context ends is running: ServeStdio keeps waiting for it after
+// EOF, and cancelling ctx still cancels it and ends ServeStdio.
+func TestServeStdioEOFDrainBoundedByContext(t *testing.T) {
+	p := newProbe()
+	defer close(p.release)
+	srv, err := mcp.NewServer(testKit(t, "http://127.0.0.1:0", p), mcp.WithLogger(quiet))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := &eofReader{ended: make(chan struct{}), r: strings.NewReader(initialize + "\n" +
+		`{"jsonrpc":"2.0","method":"notifications/initialized"}` + "\n" +
+		`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"block","arguments":{}}}` + "\n")}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out lockedBuffer
+	served := make(chan error, 1)
+	go func() { served <- srv.ServeStdio(ctx, in, &out) }()
+	waitFor(t, p.started, "block to start")
+	waitFor(t, in.ended, "the input to end")
+	select {
+	case err := <-p.cancelled:
+		t.Fatalf("block's context ended with %v at EOF; want it running until ctx is cancelled", err)
+	case err := <-served:
+		t.Fatalf("ServeStdio returned %v at EOF while block ran; want it to wait for the call", err)
+	default:
+	}
+	cancel()
+	if cause := waitFor(t, p.cancelled, "block's context to end"); !errors.Is(cause, context.Canceled) {
+		t.Errorf("block's context ended with %v, want context.Canceled", cause)
+	}
+	if err := waitFor(t, served, "ServeStdio to return"); err != nil {
+		t.Errorf("ServeStdio after cancel: %v, want nil", err)
 	}
 }

@@ -2,10 +2,14 @@
 //
 // Application code imports it for three things: [NewToolkit] to collect the
 // tools that generated ATPTools functions return, the injected parameter types
-// [AuthToken] and [*Call], and the transports ([Toolkit.Invoke], and later
-// Serve, Handler and MCP). The [Decoder] and the SupportPackageIsVersion
-// constants exist for generated code only: their behaviour is fixed by the
-// generator and they are not meant to be called by hand.
+// [AuthToken] and [*Call], and the transports: [Toolkit.Invoke] calls a tool
+// in process, [Toolkit.Serve] serves the tools to an ATP server (ATP v1 over
+// WebSocket or the HTTP inbox), [Toolkit.Handler] serves them over plain HTTP
+// from any net/http server, and package [github.com/atpgo/atp/mcp] serves them
+// over MCP (kept there so that the MCP SDK stays out of this package). The
+// [Decoder] and the SupportPackageIsVersion constants exist for generated code
+// only: their behaviour is fixed by the generator and they are not meant to be
+// called by hand.
 //
 // The package depends on the standard library (and gorilla/websocket for the
 // ATP v1 WebSocket transport) only; it never imports the generator.

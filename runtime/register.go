@@ -117,6 +117,11 @@ type registerMetadata struct {
 	SourceCode     string          `json:"source_code"`
 	InputSchema    json.RawMessage `json:"input_schema"`
 	OutputSchema   json.RawMessage `json:"output_schema,omitempty"`
+	// NeedsAuthToken is sent only when true (docs/extensions.md §4), so
+	// that the server can refuse a call without a token before routing it,
+	// also for a tool with no auth_provider. Omitted otherwise, so that an
+	// old server sees the body it always did.
+	NeedsAuthToken bool `json:"needs_auth_token,omitempty"`
 }
 
 // verify asks a verify endpoint whether the server is up to date. Like the
@@ -160,6 +165,7 @@ func (r *registrar) registerTool(ctx context.Context, t *Tool, hash, kitHash str
 			AuthWith:       nullIfEmpty(t.AuthWith),
 			InputSchema:    inputSchema(t),
 			OutputSchema:   t.OutputSchema,
+			NeedsAuthToken: t.NeedsAuthToken,
 		},
 	}
 	op := "register_tool " + t.Name
@@ -259,7 +265,10 @@ func inputSchema(t *Tool) json.RawMessage {
 // the tool relies on. A change to any of it re-registers the tool; a change
 // to the Go code behind an unchanged contract does not need to.
 type toolContract struct {
-	Version        int      `json:"v"` // of this encoding
+	// Version is that of this encoding and of what register_tool sends
+	// with it: 2 since metadata.needs_auth_token, so that a tool registered
+	// without the flag is registered again, with it.
+	Version        int      `json:"v"`
 	Name           string   `json:"name"`
 	Description    string   `json:"description"`
 	Params         []string `json:"params"`
@@ -280,7 +289,7 @@ type toolContract struct {
 // equal however their schemas were written.
 func toolHash(t *Tool) string {
 	c := toolContract{
-		Version:        1,
+		Version:        2,
 		Name:           t.Name,
 		Description:    t.Description,
 		Params:         nonNil(t.Params),

@@ -597,8 +597,8 @@ func TestServeRegistration(t *testing.T) {
 		t.Errorf("echo metadata:\n got %v\nwant %v", meta, wantMeta)
 	}
 	who := bodies["whoami"]["metadata"].(map[string]any)
-	if who["auth_provider"] != "hubspot" || who["auth_type"] != "OAuth2" || who["auth_with"] != "access_token" {
-		t.Errorf("whoami auth metadata = %v", who)
+	if who["auth_provider"] != "hubspot" || who["auth_type"] != "OAuth2" || who["auth_with"] != "access_token" || who["needs_auth_token"] != true {
+		t.Errorf("whoami auth metadata = %v, want hubspot/OAuth2/access_token and needs_auth_token true", who)
 	}
 	if _, ok := who["output_schema"]; ok {
 		t.Errorf("whoami has no output schema, but metadata sends one: %v", who)
@@ -614,6 +614,58 @@ func TestServeRegistration(t *testing.T) {
 		t.Errorf("after a reconnect, registration calls = %v, want only verify_hash", got)
 	}
 
+}
+
+// TestServeRegistrationNeedsAuthToken: metadata.needs_auth_token is sent,
+// as true, exactly for the tools that need a token, with or without an
+// auth_provider; every other tool's metadata has no such key. The flag is
+// part of the contract hash.
+func TestServeRegistrationNeedsAuthToken(t *testing.T) {
+	f := newFakeATP(t, serveTestKey)
+	tk := NewToolkit("tokenkit", WithLogger(slog.New(slog.DiscardHandler)))
+	run := func(context.Context, *Call, *Decoder) (any, error) { return nil, nil }
+	err := tk.Add(
+		&Tool{Name: "plain", Run: run},
+		&Tool{Name: "token_only", NeedsAuthToken: true, Run: run},
+		&Tool{Name: "oauth", AuthProvider: "github", AuthType: "OAuth2", AuthWith: "access_token", NeedsAuthToken: true, Run: run},
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serveWS(t, f, tk, nil)
+
+	metadata := map[string]map[string]any{}
+	hashes := map[string]string{}
+	for _, call := range f.registrations() {
+		if call.Path == "/api/v1/register_tool" {
+			name := call.Body["function_id"].(string)
+			metadata[name] = call.Body["metadata"].(map[string]any)
+			hashes[name] = call.Body["code_hash"].(string)
+		}
+	}
+	want := map[string]bool{"plain": false, "token_only": true, "oauth": true}
+	for name, needs := range want {
+		md, ok := metadata[name]
+		if !ok {
+			t.Errorf("%s was not registered", name)
+			continue
+		}
+		v, sent := md["needs_auth_token"]
+		switch {
+		case needs && v != true:
+			t.Errorf("%s metadata.needs_auth_token = %v (sent %t), want true", name, v, sent)
+		case !needs && sent:
+			t.Errorf("%s metadata.needs_auth_token = %v, want the key left out", name, v)
+		}
+	}
+	if md := metadata["token_only"]; md != nil && md["auth_provider"] != nil {
+		t.Errorf("token_only auth_provider = %v, want null", md["auth_provider"])
+	}
+	tok := *tk.tools["token_only"].tool
+	tok.NeedsAuthToken = false
+	if hashes["token_only"] == toolHash(&tok) {
+		t.Error("token_only's code_hash does not change with needs_auth_token")
+	}
 }
 
 func TestServeReregistersAfterReconnect(t *testing.T) {

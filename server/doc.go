@@ -4,7 +4,8 @@
 // and routes their tool calls to the toolkits connected over WebSocket or
 // polling the HTTP inbox. It speaks ATP v1 (../shared/spec/atp-wire-v1.md)
 // as the Python SDK 0.2.5 and our Go runtime do, and the toolkit-side
-// extensions of docs/extensions.md (inbox long-poll, is_error, latency_ms).
+// extensions of docs/extensions.md (inbox long-poll, is_error, latency_ms,
+// metadata.needs_auth_token).
 //
 // In-process use (tests, examples):
 //
@@ -56,6 +57,12 @@
 //     below). A tool registered with an auth_provider that gets no token
 //     fails with a TASK_RESPONSE error saying what to send; the toolkit
 //     never sees the call.
+//   - The same holds for a tool registered with metadata
+//     "needs_auth_token": true and no auth_provider (a Go tool that takes a
+//     runtime.AuthToken; docs/extensions.md §4): a call without auth_token
+//     fails before routing, and external_user_id cannot supply one, as
+//     there is no platform to take it from. The flag is stored with the
+//     tool (schema version 3); Python toolkits never send it.
 //
 // # OAuth broker (spec §3)
 //

@@ -344,8 +344,9 @@ func (s *Server) callTimeout(m *llmMessage) (time.Duration, error) {
 // sends it. Without one, a task_request may name the end user with
 // external_user_id (extension; payload, else top level): the OAuth broker
 // then gives that user's access token for tool.AuthProvider, refreshed when
-// near expiry. A tool registered with an auth_provider that gets no token
-// either way fails here, before it is routed.
+// near expiry. A tool registered with an auth_provider, or with
+// needs_auth_token, that gets no token either way fails here, before it is
+// routed: the toolkit would only refuse the call later, and less clearly.
 func (s *Server) authTokenFor(ctx context.Context, key store.Key, k *kit, tool *toolEntry, m *llmMessage) (string, error) {
 	if m.Payload.AuthToken != "" {
 		return m.Payload.AuthToken, nil
@@ -356,6 +357,11 @@ func (s *Server) authTokenFor(ctx context.Context, key store.Key, k *kit, tool *
 	user := m.Payload.ExternalUserID
 	if user == "" {
 		user = m.ExternalUserID
+	}
+	if tool.NeedsAuthToken && tool.AuthProvider == "" {
+		// No OAuth platform to take a stored token from: only the call
+		// itself can bring one, with or without external_user_id.
+		return "", fmt.Errorf("tool %s needs the end user's auth token: send auth_token (the tool names no auth_provider, so the server has no stored token to inject for an external_user_id)", tool.Name)
 	}
 	return s.oauth.injectedToken(ctx, key.Owner, tool, user)
 }

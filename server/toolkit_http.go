@@ -208,6 +208,10 @@ type registerRequest struct {
 		InputSchema    json.RawMessage `json:"input_schema"`    // extension
 		OutputSchema   json.RawMessage `json:"output_schema"`   // extension
 		Hints          json.RawMessage `json:"hints"`           // extension: readOnlyHint, destructiveHint, idempotentHint
+		// NeedsAuthToken (extension, docs/extensions.md §4): calls need
+		// the end user's token even without an auth_provider. Go toolkits
+		// send it only when true; Python never does.
+		NeedsAuthToken bool `json:"needs_auth_token"`
 	} `json:"metadata"`
 }
 
@@ -289,6 +293,7 @@ func checkRegistration(req *registerRequest) (store.Tool, *schemavalidate.Valida
 		AuthProvider:   md.AuthProvider,
 		AuthType:       md.AuthType,
 		AuthWith:       md.AuthWith,
+		NeedsAuthToken: md.NeedsAuthToken,
 		CodeHash:       req.CodeHash,
 	}
 	if isJSONNull(md.InputSchema) {

@@ -150,6 +150,18 @@ var migrations = [][]string{
 		)`,
 	},
 	oauthMigration, // 2: the OAuth broker (oauth.go)
+	{
+		// 3: metadata.needs_auth_token (docs/extensions.md §4). Tools
+		// registered before it (and every Python tool) did not say so: 0.
+		`ALTER TABLE tools ADD COLUMN needs_auth_token INTEGER NOT NULL DEFAULT 0`,
+		// A Go toolkit may have sent the flag to this server before it
+		// stored it, and would now find its hashes up to date and never
+		// send it again: forget the hashes of Go toolkits, so that each
+		// registers its tools once more. Python toolkits never send it.
+		`UPDATE tools SET code_hash = '' WHERE EXISTS (SELECT 1 FROM toolkits k
+			WHERE k.owner = tools.owner AND k.name = tools.toolkit AND k.language = 'Go')`,
+		`UPDATE toolkits SET toolkit_hash = '' WHERE language = 'Go'`,
+	},
 }
 
 // LatestSchemaVersion is the schema version this build migrates to.

@@ -88,6 +88,77 @@ func TestMigrationIsAtomic(t *testing.T) {
 	}
 }
 
+// TestMigrationNeedsAuthToken opens a database of schema version 2, with
+// tools registered before needs_auth_token existed: migration 3 keeps them,
+// reads them as not needing a token, forgets the hashes of the Go toolkit
+// (so that it registers again and sends the flag) but not of the Python
+// one, and lets the Go tool be re-registered with the flag.
+func TestMigrationNeedsAuthToken(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "atp.db")
+	saved := migrations
+	defer func() { migrations = saved }()
+	migrations = saved[:2]
+	old, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, _, err := old.CreateKey(ctx, NewKey{Kind: KindToolkit, Name: "tk", Owner: "acme", Toolkit: "crm"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What a version-2 Register wrote, column for column.
+	for _, stmt := range []string{
+		`INSERT INTO toolkits (owner, name, toolkit_hash, language, updated_at) VALUES ('acme', 'crm', 'h1', 'Go', 1)`,
+		`INSERT INTO tools (owner, toolkit, name, description, params, required_params, input_schema, output_schema,
+			inferred, auth_provider, auth_type, auth_with, code_hash, hints, updated_at)
+			VALUES ('acme', 'crm', 'whoami', 'd', '[]', '[]', '{"type":"object"}', NULL, 0, '', '', '', 'hw', NULL, 1)`,
+		`INSERT INTO toolkits (owner, name, toolkit_hash, language, updated_at) VALUES ('acme', 'py', 'hp', 'Python', 1)`,
+		`INSERT INTO tools (owner, toolkit, name, description, params, required_params, input_schema, output_schema,
+			inferred, auth_provider, auth_type, auth_with, code_hash, hints, updated_at)
+			VALUES ('acme', 'py', 'greet', 'd', '["name"]', '[]', '{"type":"object"}', NULL, 1, '', '', '', 'hg', NULL, 1)`,
+	} {
+		if _, err := old.db.ExecContext(ctx, stmt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old.Close()
+
+	migrations = saved
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatalf("migrating a version-2 database: %v", err)
+	}
+	defer s.Close()
+	if v, err := s.SchemaVersion(ctx); err != nil || v != LatestSchemaVersion {
+		t.Fatalf("schema version = %d, %v; want %d", v, err, LatestSchemaVersion)
+	}
+	tk, err := s.Toolkit(ctx, "acme", "crm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tk.Hash != "" || len(tk.Tools) != 1 || tk.Tools[0].Name != "whoami" || tk.Tools[0].CodeHash != "" || tk.Tools[0].NeedsAuthToken {
+		t.Fatalf("Go toolkit after migration = %+v, want whoami with its hashes forgotten, not needing a token", tk)
+	}
+	if h, ok, _ := s.ToolHash(ctx, "acme", "crm", "whoami"); !ok || h != "" {
+		t.Fatalf("ToolHash of the Go tool = %q, %v; want \"\", true (registers again)", h, ok)
+	}
+	py, err := s.Toolkit(ctx, "acme", "py")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if py.Hash != "hp" || len(py.Tools) != 1 || py.Tools[0].CodeHash != "hg" || py.Tools[0].NeedsAuthToken {
+		t.Fatalf("Python toolkit after migration = %+v, want its hashes kept", py)
+	}
+	w := Tool{Name: "whoami", InputSchema: json.RawMessage(`{"type":"object"}`), CodeHash: "hw2", NeedsAuthToken: true}
+	if _, err := s.Register(ctx, Registration{KeyID: k.ID, Toolkit: "crm", ToolkitHash: "h2", Language: "Go", Tool: w}); err != nil {
+		t.Fatal(err)
+	}
+	if tk, err = s.Toolkit(ctx, "acme", "crm"); err != nil || len(tk.Tools) != 1 || !tk.Tools[0].NeedsAuthToken {
+		t.Fatalf("after re-registering with needs_auth_token: %+v, %v", tk.Tools, err)
+	}
+}
+
 func TestKeys(t *testing.T) {
 	ctx := context.Background()
 	s, _ := openTemp(t)
@@ -185,6 +256,7 @@ func TestRegisterBindsAndPersists(t *testing.T) {
 	hints := json.RawMessage(`{"readOnlyHint":true}`)
 	a := tool("a", "ha")
 	a.Hints, a.OutputSchema, a.Inferred = hints, json.RawMessage(`{"type":"string"}`), false
+	a.NeedsAuthToken = true
 	if _, err := s.Register(ctx, Registration{KeyID: k.ID, Toolkit: "crm", ToolkitHash: "h2", Language: "Go", Tool: a}); err != nil {
 		t.Fatal(err)
 	}
@@ -213,10 +285,10 @@ func TestRegisterBindsAndPersists(t *testing.T) {
 		t.Fatalf("toolkit after reopen = %+v", tk)
 	}
 	ta, tb := tk.Tools[0], tk.Tools[1]
-	if ta.Name != "a" || string(ta.Hints) != string(hints) || string(ta.OutputSchema) != `{"type":"string"}` || ta.Inferred {
+	if ta.Name != "a" || string(ta.Hints) != string(hints) || string(ta.OutputSchema) != `{"type":"string"}` || ta.Inferred || !ta.NeedsAuthToken {
 		t.Fatalf("tool a = %+v", ta)
 	}
-	if tb.Name != "b" || tb.Description != "new" || tb.CodeHash != "hb2" || !tb.Inferred || tb.OutputSchema != nil ||
+	if tb.Name != "b" || tb.Description != "new" || tb.CodeHash != "hb2" || !tb.Inferred || tb.OutputSchema != nil || tb.NeedsAuthToken ||
 		len(tb.Params) != 1 || tb.RequiredParams[0] != "x" {
 		t.Fatalf("tool b = %+v", tb)
 	}

@@ -36,9 +36,13 @@ type Tool struct {
 	AuthProvider string
 	AuthType     string
 	AuthWith     string
-	CodeHash     string
-	Hints        json.RawMessage // nil when not sent
-	UpdatedAt    time.Time
+	// NeedsAuthToken is the toolkit's word that the tool needs the end
+	// user's token even without an AuthProvider (a Go tool taking a
+	// runtime.AuthToken). False for Python tools, which never say so.
+	NeedsAuthToken bool
+	CodeHash       string
+	Hints          json.RawMessage // nil when not sent
+	UpdatedAt      time.Time
 }
 
 var (
@@ -112,11 +116,11 @@ func (s *Store) Register(ctx context.Context, r Registration) (Key, error) {
 		params, _ := json.Marshal(nonNil(t.Params))
 		required, _ := json.Marshal(nonNil(t.RequiredParams))
 		if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO tools (owner, toolkit, name, description, params, required_params,
-			input_schema, output_schema, inferred, auth_provider, auth_type, auth_with, code_hash, hints, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			input_schema, output_schema, inferred, auth_provider, auth_type, auth_with, needs_auth_token, code_hash, hints, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			key.Owner, r.Toolkit, t.Name, t.Description, string(params), string(required),
 			string(t.InputSchema), nullText(t.OutputSchema), t.Inferred, t.AuthProvider, t.AuthType, t.AuthWith,
-			t.CodeHash, nullText(t.Hints), millis(now)); err != nil {
+			t.NeedsAuthToken, t.CodeHash, nullText(t.Hints), millis(now)); err != nil {
 			return fmt.Errorf("save tool %s: %w", t.Name, err)
 		}
 		return nil
@@ -187,7 +191,7 @@ func (s *Store) toolkits(ctx context.Context, where string, args ...any) ([]Tool
 			toolWhere = `WHERE owner = ? AND toolkit = ?`
 		}
 		rows, err = tx.QueryContext(ctx, `SELECT owner, toolkit, name, description, params, required_params, input_schema,
-			output_schema, inferred, auth_provider, auth_type, auth_with, code_hash, hints, updated_at FROM tools `+toolWhere+` ORDER BY owner, toolkit, name`, args...)
+			output_schema, inferred, auth_provider, auth_type, auth_with, needs_auth_token, code_hash, hints, updated_at FROM tools `+toolWhere+` ORDER BY owner, toolkit, name`, args...)
 		if err != nil {
 			return err
 		}
@@ -200,7 +204,7 @@ func (s *Store) toolkits(ctx context.Context, where string, args ...any) ([]Tool
 				t                                       Tool
 			)
 			if err := rows.Scan(&owner, &toolkit, &t.Name, &t.Description, &params, &required, &input,
-				&output, &t.Inferred, &t.AuthProvider, &t.AuthType, &t.AuthWith, &t.CodeHash, &hints, &updated); err != nil {
+				&output, &t.Inferred, &t.AuthProvider, &t.AuthType, &t.AuthWith, &t.NeedsAuthToken, &t.CodeHash, &hints, &updated); err != nil {
 				return err
 			}
 			if err := json.Unmarshal([]byte(params), &t.Params); err != nil {
