@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/atpgo/atp/internal/backoff"
 	"io"
 	"log/slog"
 	"net/http"
@@ -434,13 +435,7 @@ func (b Backoff) withDefaults() (Backoff, error) {
 // delay is the wait after the n-th failure in a row (n >= 1); rnd returns
 // a number in [0, 1).
 func (b Backoff) delay(n int, rnd func() float64) time.Duration {
-	d := b.Base
-	for i := 1; i < n && d < b.Max; i++ {
-		d *= 2
-	}
-	d = min(d, b.Max)
-	fixed := time.Duration(float64(d) * (1 - b.Jitter))
-	return fixed + time.Duration(rnd()*float64(d-fixed))
+	return backoff.Delay(b.Base, b.Max, b.Jitter, n, rnd)
 }
 
 // sleep waits d, or until ctx ends or the client is closed.

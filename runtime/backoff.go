@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"fmt"
+	"github.com/atpgo/atp/internal/backoff"
 	"time"
 )
 
@@ -65,16 +66,7 @@ func (b Backoff) withDefaults() (Backoff, error) {
 // delay returns the wait after the n-th consecutive failure (n ≥ 1). rnd
 // returns a number in [0, 1).
 func (b Backoff) delay(n int, rnd func() float64) time.Duration {
-	d := b.Base
-	for i := 1; i < n && d < b.Max; i++ {
-		d *= 2
-	}
-	d = min(d, b.Max)
-	if b.Jitter == 0 {
-		return d
-	}
-	fixed := time.Duration(float64(d) * (1 - b.Jitter))
-	return fixed + time.Duration(rnd()*float64(d-fixed))
+	return backoff.Delay(b.Base, b.Max, b.Jitter, n, rnd)
 }
 
 // clock is the time source of Serve's waits: the reconnect backoff, the

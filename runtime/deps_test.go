@@ -13,7 +13,7 @@ func TestRuntimeDependencies(t *testing.T) {
 	if err != nil {
 		t.Fatalf("go list -deps: %v\n%s", err, out)
 	}
-	allowed := []string{"github.com/atpgo/atp/runtime", "github.com/gorilla/websocket"}
+	allowed := []string{"github.com/atpgo/atp/runtime", "github.com/atpgo/atp/internal/backoff", "github.com/gorilla/websocket"}
 	for _, dep := range strings.Fields(string(out)) {
 		if !strings.Contains(strings.SplitN(dep, "/", 2)[0], ".") {
 			continue // standard library
@@ -25,7 +25,7 @@ func TestRuntimeDependencies(t *testing.T) {
 			}
 		}
 		if !ok {
-			t.Errorf("runtime depends on %s; only the standard library and gorilla/websocket are allowed", dep)
+			t.Errorf("runtime depends on %s; only the standard library, gorilla/websocket and the stdlib-only internal/backoff are allowed", dep)
 		}
 	}
 }
