@@ -100,7 +100,7 @@ func run(ctx context.Context, e *env, args []string) int {
 func printUsage(w io.Writer) {
 	fmt.Fprintln(w, "Usage: atp <command> [flags]\n\nCommands:")
 	for _, c := range commands {
-		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w, "\nRun 'atp <command> -h' for a command's flags.")
 }
