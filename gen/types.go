@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/dave/jennifer/jen"
@@ -305,9 +306,11 @@ func classNoun(c class, plural bool) string {
 // "string", "integer or string". "" when the schema does not say.
 func schemaWords(schema string) string {
 	type node struct {
-		Type  any    `json:"type"`
-		AnyOf []node `json:"anyOf"`
-		OneOf []node `json:"oneOf"`
+		Type     any    `json:"type"`
+		AnyOf    []node `json:"anyOf"`
+		OneOf    []node `json:"oneOf"`
+		Pattern  string `json:"pattern"`
+		Examples []any  `json:"examples"`
 	}
 	var n node
 	if schema == "" || json.Unmarshal([]byte(schema), &n) != nil {
@@ -351,6 +354,18 @@ func schemaWords(schema string) string {
 	case 0:
 		return ""
 	case 1:
+		// "expected string, got \"twelve\"" would read as a contradiction:
+		// say which strings, by example or by pattern, when the schema does.
+		if words[0] == "string" {
+			if len(n.Examples) > 0 {
+				if ex, ok := n.Examples[0].(string); ok {
+					return "string such as " + strconv.Quote(ex)
+				}
+			}
+			if n.Pattern != "" {
+				return "string matching " + n.Pattern
+			}
+		}
 		return words[0]
 	}
 	return strings.Join(words[:len(words)-1], ", ") + " or " + words[len(words)-1]
