@@ -230,6 +230,8 @@ type server struct {
 	bufs  sync.Pool    // *[]byte response buffers
 	// invokeOpts holds the WithTransport option of each transport.
 	invokeOpts map[string]InvokeOption
+	// speeds learns which tools are fast enough to run on the read loop.
+	speeds toolSpeeds
 
 	online bool // last state reported was StateConnected (Serve's goroutine only)
 }
@@ -473,6 +475,65 @@ func (w *workers) submit(job func()) {
 	}()
 }
 
+// reserve takes a worker's place, within the same bound, for a call its
+// caller runs itself; release gives it back.
+func (w *workers) reserve() bool {
+	if w.n.Add(1) <= w.max {
+		return true
+	}
+	w.n.Add(-1)
+	return false
+}
+
+func (w *workers) release() { w.n.Add(-1) }
+
+// Inline calls. Handing a call from the read loop to a worker costs a
+// goroutine wake-up, about a third of a fast call's round trip on a small
+// machine. A tool whose calls have all been fast (inlineAfter of them, none
+// over inlineMax) runs on the read loop when no other call is in flight:
+// reading then pauses for at most about inlineMax. The first call over
+// inlineMax marks the tool slow for the rest of Serve, so a tool that can
+// block never holds up the session twice.
+const (
+	inlineAfter = 8
+	inlineMax   = time.Millisecond
+)
+
+type toolSpeeds struct{ m sync.Map } // tool name -> *toolSpeed
+
+type toolSpeed struct {
+	fast atomic.Int32 // calls seen, all within inlineMax (stops at inlineAfter)
+	slow atomic.Bool
+}
+
+func (t *toolSpeeds) get(tool string) *toolSpeed {
+	if v, ok := t.m.Load(tool); ok {
+		return v.(*toolSpeed)
+	}
+	v, _ := t.m.LoadOrStore(tool, new(toolSpeed))
+	return v.(*toolSpeed)
+}
+
+func (t *toolSpeeds) record(tool string, d time.Duration) {
+	sp := t.get(tool)
+	switch {
+	case d > inlineMax:
+		sp.slow.Store(true)
+	case sp.fast.Load() < inlineAfter:
+		sp.fast.Add(1)
+	}
+}
+
+// inline reports whether the tool has proved fast.
+func (t *toolSpeeds) inline(tool string) bool {
+	v, ok := t.m.Load(tool)
+	if !ok {
+		return false
+	}
+	sp := v.(*toolSpeed)
+	return !sp.slow.Load() && sp.fast.Load() >= inlineAfter
+}
+
 func (w *workers) work(job func()) {
 	defer w.n.Add(-1)
 	for {
@@ -661,7 +722,9 @@ func (s *server) call(ctx context.Context, req *request, transport string, answe
 			<-early
 		}
 	}()
+	start := time.Now() // the real clock: this measures the tool, not waits
 	res, err := s.invoke(callCtx, req, transport)
+	s.speeds.record(req.tool, time.Since(start))
 	if err != nil && timedOut() {
 		err = &TimeoutError{Tool: req.tool, Timeout: timeout}
 	}

@@ -1353,3 +1353,81 @@ func TestToolHashCoversTheContract(t *testing.T) {
 		t.Error("toolkit hash ignores order or boundaries")
 	}
 }
+
+// A tool that has proved fast runs on the read loop when no other call is in
+// flight (no worker wake-up); its first slow call sends it back to the
+// workers for good, so that its calls run concurrently again.
+func TestServeInlinesOnlyProvenFastTools(t *testing.T) {
+	f := newFakeATP(t, serveTestKey)
+	gate := newServeGate()
+	tk := NewToolkit("testkit", WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	err := tk.Add(&Tool{Name: "sometimes", Run: func(ctx context.Context, call *Call, d *Decoder) (any, error) {
+		name := readName(d)
+		if d.Failed() {
+			return nil, nil
+		}
+		if name == "wait" {
+			gate.started <- call.RequestID
+			select {
+			case <-gate.release:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+		return name, nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, c, _ := serveWS(t, f, tk, nil)
+
+	for i := range inlineAfter + 1 {
+		c.request(fmt.Sprintf("fast%d", i), "sometimes", map[string]any{"name": "x"}, "")
+		if r := c.response(); r.isError() {
+			t.Fatalf("fast call: %s", r.raw)
+		}
+	}
+	// Proven fast: this call runs inline and turns out slow.
+	c.request("slow", "sometimes", map[string]any{"name": "wait"}, "")
+	gate.waitStarted(t)
+	time.Sleep(2 * inlineMax) // not synchronisation: the call must outlast inlineMax
+	gate.release <- struct{}{}
+	if r := c.response(); r.id() != "slow" || r.isError() {
+		t.Fatalf("slow call: %s", r.raw)
+	}
+	// Now both calls start before either may finish: they run on workers.
+	c.request("w1", "sometimes", map[string]any{"name": "wait"}, "")
+	c.request("w2", "sometimes", map[string]any{"name": "wait"}, "")
+	gate.waitStarted(t)
+	gate.waitStarted(t)
+	close(gate.release)
+	for range 2 {
+		if r := c.response(); r.isError() {
+			t.Fatalf("gated call: %s", r.raw)
+		}
+	}
+}
+
+func TestToolSpeeds(t *testing.T) {
+	var s toolSpeeds
+	if s.inline("t") {
+		t.Fatal("an unknown tool is inlined")
+	}
+	for range inlineAfter - 1 {
+		s.record("t", time.Microsecond)
+	}
+	if s.inline("t") {
+		t.Fatalf("inlined after %d fast calls, want %d", inlineAfter-1, inlineAfter)
+	}
+	s.record("t", time.Microsecond)
+	if !s.inline("t") {
+		t.Fatalf("not inlined after %d fast calls", inlineAfter)
+	}
+	s.record("t", inlineMax+1)
+	for range 100 {
+		s.record("t", time.Microsecond)
+	}
+	if s.inline("t") {
+		t.Fatal("a tool that was once slow is inlined again")
+	}
+}

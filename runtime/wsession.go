@@ -495,6 +495,13 @@ func (ss *wsSession) request(req *request) {
 		// The silence was ours, not the server's.
 		ss.conn.SetReadDeadline(time.Now().Add(ss.idle))
 	}
+	if len(ss.queue) == 1 && ss.s.speeds.inline(req.tool) && ss.s.workers.reserve() {
+		// A proven-fast tool and nothing else in flight: run it here rather
+		// than pay a worker's wake-up (see toolSpeeds).
+		defer ss.s.workers.release()
+		ss.runCall(req)
+		return
+	}
 	ss.s.workers.submit(func() { ss.runCall(req) })
 }
 
