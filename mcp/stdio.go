@@ -146,7 +146,8 @@ func (s *Server) ServeStdio(ctx context.Context, in io.Reader, out io.Writer) er
 // goes to readErr) or stopped is closed.
 func readLines(in io.Reader, max int64, lines chan<- []byte, readErr chan<- error, stopped <-chan struct{}) {
 	sc := bufio.NewScanner(in)
-	sc.Buffer(make([]byte, 0, 64<<10), int(min(max, 1<<30))+1)
+	limit := int(min(max, 1<<30)) + 1
+	sc.Buffer(make([]byte, 0, min(64<<10, limit)), limit)
 	for sc.Scan() {
 		line := bytes.TrimSpace(sc.Bytes())
 		if len(line) == 0 {
