@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
+	"time"
 
 	mcpserver "github.com/mark3labs/mcp-go/server"
 )
@@ -61,12 +63,73 @@ func (s *Server) HTTPHandler() http.Handler {
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, limit)
-		streamable.ServeHTTP(w, r)
+		if _, ok := w.(http.Flusher); !ok {
+			streamable.ServeHTTP(w, r)
+			return
+		}
+		fw := &flushWatcher{ResponseWriter: w, flushed: make(chan struct{})}
+		streamable.ServeHTTP(fw, r.WithContext(context.WithValue(r.Context(), flushWatcherKey{}, fw)))
 	})
 	if s.cfg.bearerToken != "" {
 		h = requireBearer(s.cfg.bearerToken, h)
 	}
 	return http.NewCrossOriginProtection().Handler(h)
+}
+
+// flushWatcher counts the flushes of a response, each of which ends one
+// event mcp-go wrote on the response's stream. A call that sent progress
+// notifications waits, before it answers, until they are out: mcp-go's
+// streamable HTTP (v1.2.1) writes a notification from another goroutine and
+// drops it when the answer closes the request first.
+type flushWatcher struct {
+	http.ResponseWriter
+	mu      sync.Mutex
+	sent    int           // notifications handed to mcp-go
+	written int           // flushes seen
+	flushed chan struct{} // closed and replaced at each flush
+}
+
+type flushWatcherKey struct{}
+
+func (f *flushWatcher) Flush() {
+	f.ResponseWriter.(http.Flusher).Flush()
+	f.mu.Lock()
+	f.written++
+	close(f.flushed)
+	f.flushed = make(chan struct{})
+	f.mu.Unlock()
+}
+
+func (f *flushWatcher) Unwrap() http.ResponseWriter { return f.ResponseWriter }
+
+// expect records one notification handed to mcp-go.
+func (f *flushWatcher) expect() {
+	f.mu.Lock()
+	f.sent++
+	f.mu.Unlock()
+}
+
+// wait returns when every notification handed over was flushed, ctx ended,
+// or a second passed (a bound against a library change, never reached
+// while mcp-go writes them).
+func (f *flushWatcher) wait(ctx context.Context) {
+	timeout := time.NewTimer(time.Second)
+	defer timeout.Stop()
+	for {
+		f.mu.Lock()
+		done, next := f.written >= f.sent, f.flushed
+		f.mu.Unlock()
+		if done {
+			return
+		}
+		select {
+		case <-next:
+		case <-ctx.Done():
+			return
+		case <-timeout.C:
+			return
+		}
+	}
 }
 
 // libraryLogger gets mcp-go's own messages: only its warnings and errors

@@ -371,6 +371,9 @@ func (b *mcpgoBinding) handle(ctx context.Context, req mcpgo.CallToolRequest) (*
 	}
 	if m := req.Params.Meta; m != nil && m.ProgressToken != nil {
 		creq.Progress = b.progress(ctx, m.ProgressToken)
+		if fw, ok := ctx.Value(flushWatcherKey{}).(*flushWatcher); ok {
+			defer fw.wait(ctx)
+		}
 	}
 	res, err := b.c.Call(ctx, creq)
 	if err != nil {
@@ -405,8 +408,15 @@ func (b *mcpgoBinding) progress(ctx context.Context, token mcpgo.ProgressToken) 
 			s.notify(mcpgo.MethodNotificationProgress, params)
 			return
 		}
-		if err := b.srv.SendNotificationToClient(ctx, string(mcpgo.MethodNotificationProgress), params); err != nil && b.c.log.Enabled(ctx, slog.LevelDebug) {
-			b.c.log.Debug("mcp: progress not sent", "err", err)
+		err := b.srv.SendNotificationToClient(ctx, string(mcpgo.MethodNotificationProgress), params)
+		if err != nil {
+			if b.c.log.Enabled(ctx, slog.LevelDebug) {
+				b.c.log.Debug("mcp: progress not sent", "err", err)
+			}
+			return
+		}
+		if fw, ok := ctx.Value(flushWatcherKey{}).(*flushWatcher); ok {
+			fw.expect()
 		}
 	}
 }
