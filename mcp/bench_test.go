@@ -3,8 +3,6 @@ package mcp_test
 import (
 	"context"
 	"encoding/json"
-	"net/http"
-	"net/http/httptest"
 	"testing"
 
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
@@ -12,8 +10,9 @@ import (
 	"github.com/atpgo/atp/mcp"
 )
 
-// greetArgs is a valid greet call (peers.md measured a 5-field object; the
-// decode is a few µs of the total either way).
+// greetArgs is a valid greet call. Module bench compares this package with
+// mcp-go and the go-sdk on one input in one run; these benchmarks time the
+// transports here, with the go-sdk's client.
 var greetArgs = json.RawMessage(`{"name":"Ada","times":2}`)
 
 func benchCall(b *testing.B, cs *sdk.ClientSession) {
@@ -29,9 +28,7 @@ func benchCall(b *testing.B, cs *sdk.ClientSession) {
 }
 
 // BenchmarkCallHTTP is one tools/call from the go-sdk client to our handler
-// over streamable HTTP on loopback: the row of peers.md §d.1 to compare with
-// (go-sdk typed 521 µs / 454 KB; mcp-go 129 µs / 26 KB). B/op counts client
-// and server together, as there.
+// over streamable HTTP on loopback. B/op counts client and server together.
 func BenchmarkCallHTTP(b *testing.B) {
 	for _, c := range []struct {
 		name    string
@@ -51,36 +48,13 @@ func BenchmarkCallHTTP(b *testing.B) {
 	}
 }
 
-// BenchmarkCallStdio is one tools/call over a pipe pair (compare with
-// peers.md's go-sdk in-memory rows: typed 294 µs / 494 KB, raw 218 µs /
-// 387 KB).
+// BenchmarkCallStdio is one tools/call from the go-sdk client over a pipe
+// pair.
 func BenchmarkCallStdio(b *testing.B) {
 	srv, err := mcp.NewServer(testKit(b, "http://127.0.0.1:0", newProbe()), mcp.WithLogger(quiet))
 	if err != nil {
 		b.Fatal(err)
 	}
 	cs, _ := connectStdio(b, srv, legacy)
-	benchCall(b, cs)
-}
-
-// BenchmarkSDKFloorHTTP is the SDK alone: a raw handler returning a fixed
-// result over the same stateless JSON streamable HTTP. The difference from
-// BenchmarkCallHTTP is what this package and the toolkit add.
-func BenchmarkSDKFloorHTTP(b *testing.B) {
-	s := sdk.NewServer(&sdk.Implementation{Name: "floor", Version: "1"}, &sdk.ServerOptions{Logger: quiet})
-	s.AddTool(&sdk.Tool{Name: "greet", InputSchema: json.RawMessage(`{"type":"object"}`)},
-		func(context.Context, *sdk.CallToolRequest) (*sdk.CallToolResult, error) {
-			return &sdk.CallToolResult{Content: []sdk.Content{&sdk.TextContent{Text: `"Hello, Ada! Hello, Ada!"`}}}, nil
-		})
-	h := sdk.NewStreamableHTTPHandler(func(*http.Request) *sdk.Server { return s },
-		&sdk.StreamableHTTPOptions{Stateless: true, JSONResponse: true, Logger: quiet})
-	ts := httptest.NewServer(h)
-	b.Cleanup(ts.Close)
-	cs, err := newClient().Connect(context.Background(),
-		&sdk.StreamableClientTransport{Endpoint: ts.URL, MaxRetries: -1}, &sdk.ClientSessionOptions{ProtocolVersion: legacy})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { cs.Close() })
 	benchCall(b, cs)
 }

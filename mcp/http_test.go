@@ -156,7 +156,7 @@ func TestHTTPStatelessMethods(t *testing.T) {
 	resp, body := post(t, ts.URL, `{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"add","arguments":{"a":2,"b":3}}}`,
 		func(r *http.Request) { r.Header.Set("Mcp-Protocol-Version", "2025-11-25") })
 	if resp.StatusCode != http.StatusOK || resp.Header.Get("Mcp-Session-Id") != "" ||
-		body != `{"jsonrpc":"2.0","id":7,"result":{"content":[{"type":"text","text":"5"}]}}` {
+		strings.TrimSpace(body) != `{"jsonrpc":"2.0","id":7,"result":{"content":[{"type":"text","text":"5"}]}}` {
 		t.Errorf("status %d, session %q: %s", resp.StatusCode, resp.Header.Get("Mcp-Session-Id"), body)
 	}
 }

@@ -2,8 +2,6 @@ package mcp
 
 import (
 	"bytes"
-	"context"
-	"errors"
 	"log/slog"
 	"strings"
 	"testing"
@@ -27,26 +25,6 @@ func TestAbbreviate(t *testing.T) {
 	}
 	if got := abbreviate([]byte(" null\n")); got != "null" {
 		t.Errorf("abbreviate(null) = %q", got)
-	}
-}
-
-func TestBindLifetime(t *testing.T) {
-	life, end := context.WithCancelCause(context.Background())
-	ctx, release := bindLifetime(withLifetime(life))
-	defer release()
-	stop := errors.New("request ended")
-	end(stop)
-	<-ctx.Done()
-	if !errors.Is(context.Cause(ctx), stop) {
-		t.Errorf("cause %v, want %v", context.Cause(ctx), stop)
-	}
-
-	// Without a lifetime the context is returned as it is.
-	plain := context.Background()
-	if got, release := bindLifetime(plain); got != plain {
-		t.Error("a context without a lifetime was wrapped")
-	} else {
-		release()
 	}
 }
 

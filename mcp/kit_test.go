@@ -193,6 +193,12 @@ func newClient() *sdk.Client {
 // client to it. wire receives every byte the server writes.
 func connectStdio(t testing.TB, srv *mcp.Server, version string) (cs *sdk.ClientSession, wire *lockedBuffer) {
 	t.Helper()
+	return connectStdioWith(t, srv, version, nil)
+}
+
+// connectStdioWith is connectStdio with a client made with opts.
+func connectStdioWith(t testing.TB, srv *mcp.Server, version string, opts *sdk.ClientOptions) (cs *sdk.ClientSession, wire *lockedBuffer) {
+	t.Helper()
 	c2sR, c2sW := io.Pipe()
 	s2cR, s2cW := io.Pipe()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -200,7 +206,8 @@ func connectStdio(t testing.TB, srv *mcp.Server, version string) (cs *sdk.Client
 	go func() { served <- srv.ServeStdio(ctx, c2sR, s2cW) }()
 	wire = &lockedBuffer{}
 	transport := &sdk.IOTransport{Reader: io.NopCloser(io.TeeReader(s2cR, wire)), Writer: c2sW}
-	cs, err := newClient().Connect(ctx, transport, &sdk.ClientSessionOptions{ProtocolVersion: version})
+	client := sdk.NewClient(&sdk.Implementation{Name: "test-host", Version: "1.0.0"}, opts)
+	cs, err := client.Connect(ctx, transport, &sdk.ClientSessionOptions{ProtocolVersion: version})
 	if err != nil {
 		cancel()
 		t.Fatalf("connect over stdio: %v", err)
@@ -223,11 +230,18 @@ func connectStdio(t testing.TB, srv *mcp.Server, version string) (cs *sdk.Client
 // the SDK's client to it, sending header with every request.
 func connectHTTP(t testing.TB, srv *mcp.Server, version string, header http.Header) *sdk.ClientSession {
 	t.Helper()
+	return connectHTTPWith(t, srv, version, header, nil)
+}
+
+// connectHTTPWith is connectHTTP with a client made with opts.
+func connectHTTPWith(t testing.TB, srv *mcp.Server, version string, header http.Header, opts *sdk.ClientOptions) *sdk.ClientSession {
+	t.Helper()
 	ts := httptest.NewServer(srv.HTTPHandler())
 	t.Cleanup(ts.Close)
 	hc := &http.Client{Transport: headerTransport{header, http.DefaultTransport}}
 	transport := &sdk.StreamableClientTransport{Endpoint: ts.URL, HTTPClient: hc, MaxRetries: -1}
-	cs, err := newClient().Connect(context.Background(), transport, &sdk.ClientSessionOptions{ProtocolVersion: version})
+	client := sdk.NewClient(&sdk.Implementation{Name: "test-host", Version: "1.0.0"}, opts)
+	cs, err := client.Connect(context.Background(), transport, &sdk.ClientSessionOptions{ProtocolVersion: version})
 	if err != nil {
 		t.Fatalf("connect over HTTP: %v", err)
 	}

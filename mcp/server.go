@@ -8,12 +8,13 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
-	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
-	mcpsdk "github.com/modelcontextprotocol/go-sdk/mcp"
+	mcpgo "github.com/mark3labs/mcp-go/mcp"
+	mcpserver "github.com/mark3labs/mcp-go/server"
 
-	"github.com/atpgo/atp/provider"
 	"github.com/atpgo/atp/runtime"
 )
 
@@ -21,19 +22,16 @@ import (
 // NewServer; serve it with ServeStdio or HTTPHandler, as many times and as
 // concurrently as needed. It is safe for concurrent use.
 type Server struct {
-	tk  *runtime.Toolkit
-	sdk *mcpsdk.Server
-	log *slog.Logger
-	// sdkLog gets the SDK's own messages: it logs every stateless HTTP
-	// request's session at Info, so only its warnings and errors pass.
-	sdkLog *slog.Logger
+	caller *Caller
+	mcp    *mcpserver.MCPServer
 	cfg    config
-	// invokeOpts are the options every call shares; calls that carry their
-	// own auth token append one more.
-	invokeOpts []runtime.InvokeOption
+	stop   func()
+	// stdioSessions numbers this server's stdio sessions: mcp-go keys its
+	// sessions by id.
+	stdioSessions atomic.Uint64
 }
 
-// Option configures a Server.
+// Option configures a Server (or a Caller, or AddTools).
 type Option func(*config)
 
 type config struct {
@@ -44,6 +42,27 @@ type config struct {
 	bearerToken                 string
 	bearerSet                   bool
 	defaultTimeout              time.Duration
+	maxBodyBytes                int64
+}
+
+// DefaultMaxBodyBytes bounds an HTTP request's body (WithMaxBodyBytes).
+const DefaultMaxBodyBytes = 4 << 20
+
+func newConfig(tk *runtime.Toolkit, opts []Option) config {
+	cfg := config{name: tk.Name(), logger: tk.Logger(), maxBodyBytes: DefaultMaxBodyBytes}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if cfg.name == "" {
+		cfg.name = "atp" // MCP requires a name; a toolkit may have none
+	}
+	if cfg.version == "" {
+		cfg.version = buildVersion()
+	}
+	if cfg.logger == nil {
+		cfg.logger = slog.Default()
+	}
+	return cfg
 }
 
 // WithName sets the server name announced to MCP hosts (serverInfo.name).
@@ -60,8 +79,8 @@ func WithVersion(version string) Option { return func(c *config) { c.version = v
 func WithInstructions(text string) Option { return func(c *config) { c.instructions = text } }
 
 // WithLogger sets the logger (default: the toolkit's). Failed calls are
-// logged at Debug level with their message; the MCP SDK's own messages are
-// passed on from Warn level up. Auth tokens are never logged.
+// logged at Debug level with their message; the MCP library's own messages
+// are passed on from Warn level up. Auth tokens are never logged.
 func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
 
 // WithAuthToken sets the end user's token (OAuth access token or API key)
@@ -94,66 +113,11 @@ func WithBearerToken(token string) Option {
 // cancelled.
 func WithDefaultTimeout(d time.Duration) Option { return func(c *config) { c.defaultTimeout = d } }
 
-// NewServer returns a server for the tools tk has now: tools added to tk
-// later are not announced. Each tool's schemas are converted once with
-// provider.FormatTool("mcp", ...) and registered as they are (no reflection).
-// It returns an error for a nil toolkit, a tool whose schemas MCP cannot
-// take, or conflicting options.
-func NewServer(tk *runtime.Toolkit, opts ...Option) (*Server, error) {
-	if tk == nil {
-		return nil, errors.New("mcp: NewServer: toolkit is nil")
-	}
-	cfg := config{name: tk.Name(), logger: tk.Logger()}
-	for _, o := range opts {
-		o(&cfg)
-	}
-	if err := cfg.check(); err != nil {
-		return nil, fmt.Errorf("mcp: NewServer: %w", err)
-	}
-	if cfg.name == "" {
-		cfg.name = "atp" // MCP requires a name; a toolkit may have none
-	}
-	if cfg.version == "" {
-		cfg.version = buildVersion()
-	}
-	if cfg.logger == nil {
-		cfg.logger = slog.Default()
-	}
-	s := &Server{
-		tk:     tk,
-		cfg:    cfg,
-		log:    cfg.logger.With("toolkit", tk.Name(), "transport", "mcp"),
-		sdkLog: slog.New(minLevelHandler{cfg.logger.Handler(), slog.LevelWarn}).With("toolkit", tk.Name(), "transport", "mcp"),
-	}
-	s.invokeOpts = []runtime.InvokeOption{runtime.WithTransport("mcp")}
-	if cfg.defaultTimeout > 0 {
-		s.invokeOpts = append(s.invokeOpts, runtime.WithDefaultTimeout(cfg.defaultTimeout))
-	}
-	if cfg.authToken != "" {
-		s.invokeOpts = append(s.invokeOpts, runtime.WithAuthToken(cfg.authToken))
-	}
-	s.invokeOpts = s.invokeOpts[:len(s.invokeOpts):len(s.invokeOpts)]
-
-	s.sdk = mcpsdk.NewServer(
-		&mcpsdk.Implementation{Name: cfg.name, Version: cfg.version},
-		&mcpsdk.ServerOptions{
-			Instructions: cfg.instructions,
-			Logger:       s.sdkLog,
-			// Tools, even for an empty toolkit, and nothing else: the list
-			// never changes after NewServer, and the server sends no logs.
-			Capabilities: &mcpsdk.ServerCapabilities{Tools: &mcpsdk.ToolCapabilities{}},
-		})
-	var errs []error
-	for _, tool := range tk.Tools() {
-		if err := s.register(tool); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if len(errs) > 0 {
-		return nil, fmt.Errorf("mcp: NewServer: %w", errors.Join(errs...))
-	}
-	return s, nil
-}
+// WithMaxBodyBytes bounds the body of one HTTP request (default
+// DefaultMaxBodyBytes, 4 MiB); a larger one is answered 413 Request Entity
+// Too Large without being read. It bounds a stdio message too: a longer
+// line ends the session with an error.
+func WithMaxBodyBytes(n int64) Option { return func(c *config) { c.maxBodyBytes = n } }
 
 func (c *config) check() error {
 	var errs []error
@@ -169,6 +133,9 @@ func (c *config) check() error {
 	}
 	if c.defaultTimeout < 0 {
 		errs = append(errs, fmt.Errorf("WithDefaultTimeout: want a duration >= 0, got %s", c.defaultTimeout))
+	}
+	if c.maxBodyBytes <= 0 {
+		errs = append(errs, fmt.Errorf("WithMaxBodyBytes: want a size > 0, got %d", c.maxBodyBytes))
 	}
 	return errors.Join(errs...)
 }
@@ -189,252 +156,267 @@ func validHeaderName(name string) bool {
 	return true
 }
 
-func buildVersion() string {
+// buildVersion reads the binary's build information once: it does not
+// change while the process runs, and reading it costs more than the rest
+// of NewServer.
+var buildVersion = sync.OnceValue(func() string {
 	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
 		return bi.Main.Version
 	}
 	return "(devel)"
+})
+
+// NewServer returns a server for the tools of tk. The tool list follows the
+// toolkit: tools added to or removed from tk later are announced and served
+// from then on, and hosts connected over stdio get
+// notifications/tools/list_changed (Close stops following). Each tool's
+// schemas are converted once with provider.FormatTool("mcp", ...) and
+// registered as they are (no reflection). It returns an error for a nil
+// toolkit, a tool whose schemas MCP cannot take, or conflicting options; a
+// tool that MCP cannot take and is added later is logged and left out.
+func NewServer(tk *runtime.Toolkit, opts ...Option) (*Server, error) {
+	if tk == nil {
+		return nil, errors.New("mcp: NewServer: toolkit is nil")
+	}
+	cfg := newConfig(tk, opts)
+	if err := cfg.check(); err != nil {
+		return nil, fmt.Errorf("mcp: NewServer: %w", err)
+	}
+	serverOpts := []mcpserver.ServerOption{mcpserver.WithToolCapabilities(true)}
+	if cfg.instructions != "" {
+		serverOpts = append(serverOpts, mcpserver.WithInstructions(cfg.instructions))
+	}
+	s := &Server{
+		caller: newCaller(tk, cfg),
+		mcp:    mcpserver.NewMCPServer(cfg.name, cfg.version, serverOpts...),
+		cfg:    cfg,
+	}
+	stop, err := addTools(s.mcp, s.caller)
+	if err != nil {
+		return nil, fmt.Errorf("mcp: NewServer: %w", err)
+	}
+	s.stop = stop
+	return s, nil
 }
 
-// register adds one tool to the SDK server with its converted schemas.
-func (s *Server) register(tool *runtime.Tool) (err error) {
-	def, _, err := provider.FormatTool(provider.MCP, provider.Tool{
-		Name:         tool.Name,
-		Description:  tool.Description,
-		InputSchema:  tool.InputSchema,
-		OutputSchema: tool.OutputSchema,
-	})
-	if err != nil {
-		return fmt.Errorf("tool %s: %w", tool.Name, err)
-	}
-	var schemas struct {
-		InputSchema  json.RawMessage `json:"inputSchema"`
-		OutputSchema json.RawMessage `json:"outputSchema"`
-	}
-	if err := json.Unmarshal(def, &schemas); err != nil {
-		return fmt.Errorf("tool %s: read converted definition: %w", tool.Name, err)
-	}
-	t := &mcpsdk.Tool{
-		Name:        tool.Name,
-		Description: tool.Description,
-		InputSchema: schemas.InputSchema,
-		Annotations: annotations(tool.Hints),
-	}
-	hasOutputSchema := len(schemas.OutputSchema) > 0
-	if hasOutputSchema {
-		t.OutputSchema = schemas.OutputSchema
-	}
-	// The SDK panics on a schema it cannot take; the conversion above should
-	// make that impossible, but a bad tool must not take the process down.
-	defer func() {
-		if v := recover(); v != nil {
-			err = fmt.Errorf("tool %s: MCP SDK refused the tool: %v", tool.Name, v)
-		}
-	}()
-	s.sdk.AddTool(t, s.handler(tool.Name, hasOutputSchema))
+// Close stops following the toolkit's changes; the server keeps serving
+// the tools it has.
+func (s *Server) Close() error {
+	s.stop()
 	return nil
 }
 
-// annotations sets every hint the directive decides, false ones included:
-// the MCP defaults (destructiveHint true) would otherwise make hosts treat a
-// tool that merely adds data as destructive. openWorldHint is left unset
-// (its spec default is true): no directive says whether a Go function
-// reaches beyond its process, and claiming a closed world we cannot check
-// would be the unsafe mistake.
-func annotations(h runtime.Hints) *mcpsdk.ToolAnnotations {
-	destructive := h.Destructive
-	return &mcpsdk.ToolAnnotations{
-		ReadOnlyHint:    h.ReadOnly,
-		DestructiveHint: &destructive,
-		IdempotentHint:  h.Idempotent,
+// MCPServer returns the mcp-go server underneath, to add what this package
+// does not (prompts, resources, hooks). Tools added to it directly are
+// served too; tools of the toolkit replace any of the same name.
+func (s *Server) MCPServer() *mcpserver.MCPServer { return s.mcp }
+
+// AddTools adds the tools of tk to srv, an mcp-go server that a program
+// already runs, and keeps them in step with tk (stop ends that): the same
+// schemas, annotations, results and errors as NewServer's, over whatever
+// transports srv is served on. The end user's token comes from
+// WithAuthTokenHeader's header when srv is served over streamable HTTP, else
+// from WithAuthToken. Announcing list changes to hosts
+// needs srv to have been made with server.WithToolCapabilities(true).
+func AddTools(srv *mcpserver.MCPServer, tk *runtime.Toolkit, opts ...Option) (stop func(), err error) {
+	if srv == nil {
+		return nil, errors.New("mcp: AddTools: server is nil")
 	}
+	c, err := NewCaller(tk, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("mcp: AddTools: %w", err)
+	}
+	stop, err = addTools(srv, c)
+	if err != nil {
+		return nil, fmt.Errorf("mcp: AddTools: %w", err)
+	}
+	return stop, nil
 }
 
-// handler answers tools/call for one tool. Every failure of the call itself
-// becomes an isError result the model can read and act on; only a request
-// the protocol cannot serve (an unknown tool) is a JSON-RPC error.
-func (s *Server) handler(name string, hasOutputSchema bool) mcpsdk.ToolHandler {
-	return func(ctx context.Context, req *mcpsdk.CallToolRequest) (res *mcpsdk.CallToolResult, err error) {
-		start := time.Now()
-		token := s.requestAuthToken(req)
-		defer func() {
-			// Toolkit.Invoke recovers a tool's panic; this catches one in
-			// the code around it, which must not end the process either.
-			if v := recover(); v != nil {
-				s.log.Error("mcp: internal panic", "tool", name, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
-				res, err = errorResult(fmt.Sprintf("tool %s failed: internal error", name)), nil
+func addTools(srv *mcpserver.MCPServer, c *Caller) (stop func(), err error) {
+	b := &mcpgoBinding{c: c, srv: srv}
+	return Follow(c,
+		func(defs []Definition) (err error) {
+			tools := make([]mcpserver.ServerTool, len(defs))
+			for i, d := range defs {
+				tools[i] = mcpserver.ServerTool{Tool: mcpgoTool(d), Handler: b.handle}
 			}
-		}()
-		ctx, release := bindLifetime(ctx)
-		defer release()
-
-		opts := s.invokeOpts
-		if token != "" && token != s.cfg.authToken {
-			opts = append(opts, runtime.WithAuthToken(token))
-		}
-		var args []byte
-		if req.Params != nil {
-			args = req.Params.Arguments
-		}
-		out, err := s.tk.Invoke(ctx, name, args, opts...)
-		if err != nil {
-			if errors.Is(err, runtime.ErrUnknownTool) {
-				return nil, &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: err.Error()}
-			}
-			msg := redact(s.failureText(ctx, name, err), token)
-			if s.log.Enabled(ctx, slog.LevelDebug) {
-				s.log.Debug("mcp: call failed", "tool", name, "latency", time.Since(start), "err", msg)
-			}
-			return errorResult(msg), nil
-		}
-		if s.log.Enabled(ctx, slog.LevelDebug) {
-			s.log.Debug("mcp: call", "tool", name, "latency", time.Since(start))
-		}
-		return s.successResult(name, out, hasOutputSchema), nil
-	}
-}
-
-// successResult carries the result as JSON text, and as structuredContent
-// when it is an object. Other JSON values (SEP-2106 allows any, and the SDK
-// would send them) stay text-only: hosts built before SEP-2106 reject a
-// structuredContent that is not an object, and tools/list cannot vary its
-// outputSchema by the host's protocol version.
-func (s *Server) successResult(name string, out json.RawMessage, hasOutputSchema bool) *mcpsdk.CallToolResult {
-	text := &mcpsdk.TextContent{Text: string(out)}
-	if isObject(out) {
-		return &mcpsdk.CallToolResult{Content: []mcpsdk.Content{text}, StructuredContent: out}
-	}
-	if hasOutputSchema {
-		// The tool announced an object result and returned something else
-		// (a nil pointer gives null). Hosts refuse a success without the
-		// structuredContent an outputSchema promises, so say what happened.
-		return errorResult(fmt.Sprintf("tool %s returned %s, not the object its output schema describes", name, abbreviate(out)))
-	}
-	return &mcpsdk.CallToolResult{Content: []mcpsdk.Content{text}}
-}
-
-// failureText is the message of an isError result: what the model reads.
-func (s *Server) failureText(ctx context.Context, name string, err error) string {
-	var verr *runtime.ValidationError
-	var timeout *runtime.TimeoutError
-	switch {
-	case errors.As(err, &verr):
-		// One problem per line, so a model (or a person) can fix every
-		// field in one go.
-		var b strings.Builder
-		fmt.Fprintf(&b, "invalid params for %s:", name)
-		for _, p := range verr.Problems {
-			b.WriteString("\n")
-			b.WriteString(p.String())
-		}
-		return b.String()
-	case errors.Is(err, runtime.ErrMissingAuthToken):
-		how := "this server has no token for the end user (atp mcp reads it from ATP_AUTH_TOKEN)"
-		if s.cfg.authTokenHeader != "" {
-			how = "send it in the " + s.cfg.authTokenHeader + " request header"
-		}
-		return err.Error() + "; " + how
-	case errors.As(err, &timeout):
-		return err.Error()
-	case ctx.Err() != nil:
-		return fmt.Sprintf("call to %s cancelled: %v", name, context.Cause(ctx))
-	}
-	return err.Error()
-}
-
-func errorResult(msg string) *mcpsdk.CallToolResult {
-	return &mcpsdk.CallToolResult{IsError: true, Content: []mcpsdk.Content{&mcpsdk.TextContent{Text: msg}}}
-}
-
-// requestAuthToken is the end user's token for one call: from the HTTP
-// header when configured and present, else the server's own.
-func (s *Server) requestAuthToken(req *mcpsdk.CallToolRequest) string {
-	if s.cfg.authTokenHeader != "" && req.Extra != nil && req.Extra.Header != nil {
-		if v := strings.TrimSpace(req.Extra.Header.Get(s.cfg.authTokenHeader)); v != "" {
-			if strings.EqualFold(s.cfg.authTokenHeader, "Authorization") {
-				if scheme, rest, ok := strings.Cut(v, " "); ok && strings.EqualFold(scheme, "Bearer") {
-					v = strings.TrimSpace(rest)
+			// mcp-go panics on a tool it cannot take; that must not take
+			// the process down.
+			defer func() {
+				if v := recover(); v != nil {
+					err = fmt.Errorf("mcp-go refused the tools: %v", v)
 				}
-			}
-			if v != "" {
-				return v
-			}
+			}()
+			srv.AddTools(tools...)
+			return nil
+		},
+		func(names []string) { srv.DeleteTools(names...) })
+}
+
+// Follow registers the tools of c's toolkit with an MCP library through add
+// and keeps them in step: after each change of the toolkit it calls remove
+// with the names of the tools gone and add with the definitions of the new
+// or replaced ones (the library announces the list change). It returns the
+// error of the first registration (every tool MCP cannot take, joined) and
+// stop, which ends the following. A later tool that cannot be converted is
+// logged and left out. Module github.com/atpgo/atp/mcp/gosdk uses it to
+// serve a toolkit on the official go-sdk.
+func Follow(c *Caller, add func([]Definition) error, remove func(names []string)) (stop func(), err error) {
+	f := &follower{c: c, add: add, remove: remove, registered: map[string]*runtime.Tool{}}
+	stopWatch := c.tk.OnChange(func() {
+		if err := f.sync(); err != nil {
+			c.log.Error("mcp: a tool added to the toolkit cannot be served over MCP", "err", err)
 		}
+	})
+	if err := f.sync(); err != nil {
+		stopWatch()
+		return nil, err
 	}
-	return s.cfg.authToken
+	var once sync.Once
+	return func() { once.Do(stopWatch) }, nil
 }
 
-// redact removes the end user's token from text bound for the host: a tool
-// error may quote it (an echoed request, a URL), and the host forwards the
-// text to the model.
-func redact(text, token string) string {
-	if token == "" || !strings.Contains(text, token) {
-		return text
-	}
-	return strings.ReplaceAll(text, token, "[REDACTED]")
+type follower struct {
+	c      *Caller
+	add    func([]Definition) error
+	remove func([]string)
+
+	mu         sync.Mutex
+	registered map[string]*runtime.Tool
 }
 
-func isObject(b []byte) bool {
-	for _, c := range b {
-		switch c {
-		case ' ', '\t', '\n', '\r':
+// sync makes the library's tools those of the toolkit.
+func (f *follower) sync() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	tools := f.c.tk.Tools()
+	current := make(map[string]bool, len(tools))
+	var defs []Definition
+	var added []*runtime.Tool
+	var errs []error
+	for _, t := range tools {
+		current[t.Name] = true
+		if f.registered[t.Name] == t {
 			continue
 		}
-		return c == '{'
+		d, err := f.c.Define(t)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		defs = append(defs, d)
+		added = append(added, t)
 	}
-	return false
-}
-
-func abbreviate(b []byte) string {
-	const max = 80
-	s := strings.TrimSpace(string(b))
-	if len(s) > max {
-		return s[:max] + "…"
+	var gone []string
+	for name := range f.registered {
+		if !current[name] {
+			gone = append(gone, name)
+			delete(f.registered, name)
+		}
 	}
-	return s
-}
-
-// lifetimeKey marks, in the context a session is connected with, the context
-// whose end must cancel the session's running calls. The SDK detaches
-// handler contexts from the connection's cancellation (so that a stateful
-// session outlives the request that opened it); for stdio and for stateless
-// HTTP that context is the serve call or the HTTP request, and once it ends
-// no result can be delivered.
-type lifetimeKey struct{}
-
-func withLifetime(ctx context.Context) context.Context {
-	return context.WithValue(ctx, lifetimeKey{}, ctx)
-}
-
-// bindLifetime returns ctx, cancelled also when the lifetime context found in
-// it ends.
-func bindLifetime(ctx context.Context) (context.Context, func()) {
-	life, _ := ctx.Value(lifetimeKey{}).(context.Context)
-	if life == nil || life.Done() == nil {
-		return ctx, func() {}
+	if len(gone) > 0 {
+		f.remove(gone)
 	}
-	ctx, cancel := context.WithCancelCause(ctx)
-	stop := context.AfterFunc(life, func() { cancel(context.Cause(life)) })
-	return ctx, func() {
-		stop()
-		cancel(nil)
+	if len(defs) > 0 {
+		if err := f.add(defs); err != nil {
+			return errors.Join(append(errs, err)...)
+		}
+		for _, t := range added {
+			f.registered[t.Name] = t
+		}
 	}
+	return errors.Join(errs...)
 }
 
-// minLevelHandler drops records below min.
-type minLevelHandler struct {
-	slog.Handler
-	min slog.Level
+// mcpgoTool is d as mcp-go announces it: the schemas as raw JSON (no
+// reflection, compacted on the wire), every hint explicit.
+func mcpgoTool(d Definition) mcpgo.Tool {
+	readOnly, destructive, idempotent := d.Hints.ReadOnly, d.Hints.Destructive, d.Hints.Idempotent
+	t := mcpgo.Tool{
+		Name:           d.Name,
+		Description:    d.Description,
+		RawInputSchema: d.InputSchema,
+		Annotations: mcpgo.ToolAnnotation{
+			ReadOnlyHint:    &readOnly,
+			DestructiveHint: &destructive,
+			IdempotentHint:  &idempotent,
+		},
+	}
+	if len(d.OutputSchema) > 0 {
+		t.RawOutputSchema = d.OutputSchema
+	}
+	return t
 }
 
-func (h minLevelHandler) Enabled(ctx context.Context, l slog.Level) bool {
-	return l >= h.min && h.Handler.Enabled(ctx, l)
+// mcpgoBinding answers mcp-go's tools/call with the Caller.
+type mcpgoBinding struct {
+	c   *Caller
+	srv *mcpserver.MCPServer
 }
 
-func (h minLevelHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
-	return minLevelHandler{h.Handler.WithAttrs(attrs), h.min}
+func (b *mcpgoBinding) handle(ctx context.Context, req mcpgo.CallToolRequest) (*mcpgo.CallToolResult, error) {
+	creq := CallRequest{Name: req.Params.Name, Arguments: req.Params.RawArguments}
+	if len(creq.Arguments) == 0 && req.Params.Arguments != nil {
+		// A caller in the same process (mcp-go's in-process client) hands
+		// the arguments over decoded.
+		raw, err := json.Marshal(req.Params.Arguments)
+		if err != nil {
+			return toolError(fmt.Sprintf("invalid params for %s:\nparams: %v", req.Params.Name, err)), nil
+		}
+		creq.Arguments = raw
+	}
+	if h := b.c.cfg.authTokenHeader; h != "" && req.Header != nil {
+		creq.AuthToken = b.c.AuthTokenFromHeader(req.Header.Get(h))
+	}
+	if m := req.Params.Meta; m != nil && m.ProgressToken != nil {
+		creq.Progress = b.progress(ctx, m.ProgressToken)
+		if fw, ok := ctx.Value(flushWatcherKey{}).(*flushWatcher); ok {
+			defer fw.wait(ctx)
+		}
+	}
+	res, err := b.c.Call(ctx, creq)
+	if err != nil {
+		// The tool left the toolkit after mcp-go looked it up.
+		return nil, err
+	}
+	out := &mcpgo.CallToolResult{Content: []mcpgo.Content{mcpgo.TextContent{Type: mcpgo.ContentTypeText, Text: res.Text}}, IsError: res.IsError}
+	if res.StructuredContent != nil {
+		out.StructuredContent = res.StructuredContent
+	}
+	return out, nil
 }
 
-func (h minLevelHandler) WithGroup(name string) slog.Handler {
-	return minLevelHandler{h.Handler.WithGroup(name), h.min}
+func toolError(msg string) *mcpgo.CallToolResult {
+	return &mcpgo.CallToolResult{Content: []mcpgo.Content{mcpgo.TextContent{Type: mcpgo.ContentTypeText, Text: msg}}, IsError: true}
+}
+
+// progress sends the call's reports as notifications/progress: written
+// directly over stdio (so that each goes out before the answer), through
+// mcp-go's session otherwise (its HTTP transport switches the answer to an
+// event stream and sends them first).
+func (b *mcpgoBinding) progress(ctx context.Context, token mcpgo.ProgressToken) runtime.ProgressFunc {
+	return func(done, total float64, msg string) {
+		params := map[string]any{"progressToken": token, "progress": done}
+		if total > 0 {
+			params["total"] = total
+		}
+		if msg != "" {
+			params["message"] = msg
+		}
+		if s, ok := mcpserver.ClientSessionFromContext(ctx).(*stdioSession); ok {
+			s.notify(mcpgo.MethodNotificationProgress, params)
+			return
+		}
+		err := b.srv.SendNotificationToClient(ctx, string(mcpgo.MethodNotificationProgress), params)
+		if err != nil {
+			if b.c.log.Enabled(ctx, slog.LevelDebug) {
+				b.c.log.Debug("mcp: progress not sent", "err", err)
+			}
+			return
+		}
+		if fw, ok := ctx.Value(flushWatcherKey{}).(*flushWatcher); ok {
+			fw.expect()
+		}
+	}
 }

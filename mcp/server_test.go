@@ -80,8 +80,8 @@ func TestServerInfo(t *testing.T) {
 	if res.ServerInfo.Name != "crm-dev" || res.ServerInfo.Version != "1.2.3" || res.Instructions != "Call get_contacts first." {
 		t.Errorf("initialize result: %+v, server %+v", res, res.ServerInfo)
 	}
-	if c := res.Capabilities; c.Tools == nil || c.Tools.ListChanged || c.Logging != nil || c.Resources != nil || c.Prompts != nil {
-		t.Errorf("capabilities %+v (tools %+v), want tools without listChanged and nothing else", c, c.Tools)
+	if c := res.Capabilities; c.Tools == nil || !c.Tools.ListChanged || c.Logging != nil || c.Resources != nil || c.Prompts != nil {
+		t.Errorf("capabilities %+v (tools %+v), want tools with listChanged and nothing else", c, c.Tools)
 	}
 
 	srv, err = mcp.NewServer(tk, mcp.WithLogger(quiet))

@@ -99,11 +99,9 @@ func TestServeStdioRawLines(t *testing.T) {
 			`{"jsonrpc":"2.0","method":"notifications/initialized"}`+"\n"+
 			`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"greet","arguments":{"name":"Ada","times":0}}}`+"\n")
 	}()
+	// Answers may come in any order; find the call's.
 	sc := bufio.NewScanner(outR)
 	var lines []string
-	for len(lines) < 2 && sc.Scan() {
-		lines = append(lines, sc.Text())
-	}
 	var resp struct {
 		ID     int
 		Result struct {
@@ -111,9 +109,13 @@ func TestServeStdioRawLines(t *testing.T) {
 			IsError bool
 		}
 	}
-	if len(lines) == 2 {
-		if err := json.Unmarshal([]byte(lines[1]), &resp); err != nil {
-			t.Fatal(err)
+	for len(lines) < 2 && sc.Scan() {
+		lines = append(lines, sc.Text())
+		var r struct{ ID int }
+		if json.Unmarshal(sc.Bytes(), &r) == nil && r.ID == 2 {
+			if err := json.Unmarshal(sc.Bytes(), &resp); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	r := resp.Result

@@ -71,6 +71,10 @@ type Call struct {
 	// Logger is the toolkit's logger with the toolkit and tool names
 	// attached (add RequestID yourself where a log line needs it).
 	Logger *slog.Logger
+
+	// progress receives Progress reports; nil where the transport has no
+	// way to carry them.
+	progress ProgressFunc
 }
 
 // AuthToken is the end user's OAuth access token or API key for a tool call.

@@ -25,6 +25,8 @@ type Toolkit struct {
 
 	mu    sync.RWMutex
 	tools map[string]entry
+
+	watchers watchers // OnChange
 }
 
 // entry is a tool and its logger, made once at Add so that a call does not
@@ -65,6 +67,12 @@ func (t *Toolkit) Logger() *slog.Logger { return t.logger }
 // Add adds tools. It adds none of them and returns an error when a tool is
 // nil, has no Run function or an invalid name, or when a name is taken.
 func (t *Toolkit) Add(tools ...*Tool) error {
+	added := false
+	defer func() {
+		if added {
+			t.changed() // after the Unlock below, deferred later, has run
+		}
+	}()
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	seen := map[string]bool{}
@@ -89,6 +97,7 @@ func (t *Toolkit) Add(tools ...*Tool) error {
 	for _, tool := range tools {
 		t.tools[tool.Name] = entry{tool: tool, logger: t.logger.With("toolkit", t.name, "tool", tool.Name)}
 	}
+	added = len(tools) > 0
 	return nil
 }
 

@@ -72,7 +72,7 @@ func TestMCPCommandHTTP(t *testing.T) {
 		args map[string]any
 		text string
 	}{
-		{"greet", map[string]any{"name": "Ada", "times": 1}, `"Hello, Ada!"`},
+		{"greet", map[string]any{"name": "Ada", "times": 1}, "Hello, Ada!"}, // a string result is its text
 		{"whoami", nil, "10"}, // len("user-token"), from ATP_AUTH_TOKEN
 		{"increment", map[string]any{"by": 4}, "4"},
 	} {

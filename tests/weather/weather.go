@@ -1,6 +1,8 @@
 // Package weather holds the reference tool of the decoder benchmarks and fuzz
-// tests: the input shape that ../../../shared/research/peers.md measured for
-// the Go MCP libraries, so that the numbers compare.
+// tests: a five-field, nested input with an enum, an optional time and a
+// list. The side-by-side benchmarks against the Go MCP libraries (module
+// ../../bench) feed every library this input and this schema, so that the
+// numbers compare.
 package weather
 
 import (
