@@ -13,8 +13,12 @@
 //
 // (one line; values may be quoted as Go strings). A named type may declare
 // its own JSON Schema with a line //atp:schema <json object> in its doc
-// comment. Any other comment line that looks like an atp directive
-// (// atp:tool, //atp: tool, //atp:tools, //ATP:tool, ...) is an error.
+// comment. An exported package-level function that returns *T or (*T,
+// error), taking nothing or a context.Context, may be marked
+// //atp:constructor: T's tool methods are then called, by atp test and atp
+// mcp, on what it returns instead of on a zero T. Any other comment line
+// that looks like an atp directive (// atp:tool, //atp: tool, //atp:tools,
+// //ATP:tool, ...) is an error.
 //
 // # Documenting plain parameters
 //
