@@ -42,7 +42,10 @@
 // property's description. It may end with constraints in backquotes, written
 // as a struct tag with a jsonschema key in invopop/jsonschema syntax, exactly
 // as on a struct field. These lines and the heading are left out of the
-// tool's description; a line whose name is not a parameter stays in it.
+// tool's description; a line whose name is not a parameter stays in it,
+// unless it is a list item (or follows the heading) and its name is a
+// likely typo of a parameter's ("- mesage:" for message, "- Times:" for
+// times): that is an error with a did-you-mean.
 //
 // Struct fields get their descriptions from their doc comment, else their
 // line comment, and their constraints from their jsonschema tag.

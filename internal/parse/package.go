@@ -440,11 +440,13 @@ type plainParam struct {
 // description without the parameter lines.
 func (pl *pkgLoader) plainFields(t *model.Tool, doc *ast.CommentGroup, plain []plainParam, ok bool) (string, []*model.Field, bool) {
 	byName := make(map[string]int)
+	var goNames []string
 	for i, p := range plain {
 		byName[p.goName] = i
 		byName[p.jsonName] = i
+		goNames = append(goNames, p.goName)
 	}
-	desc, docs := pl.paramDocs(doc, byName)
+	desc, docs := pl.paramDocs(doc, byName, goNames)
 
 	var fields []*model.Field
 	owner := make(map[string]plainParam)

@@ -402,6 +402,12 @@ func TestParamDoc(t *testing.T) {
 	_, _, problems := loadFixture(t)
 	checkWant(t, "paramdoc", problems)
 
+	// Outside a list and before any heading, a line like "Mesage: ..."
+	// is prose, typo or not.
+	if n := tool(t, pkg(t, "paramdoc/bad"), "note"); !strings.Contains(n.Description, "Mesage: left alone.") {
+		t.Errorf("note's description lost its prose: %q", n.Description)
+	}
+
 	ok := pkg(t, "paramdoc/ok")
 	f := tool(t, ok, "forecast")
 	wantDesc := "Forecast tells the weather.\n\n  - unknown: not a parameter, so it stays\n\nThe forecast is free. Some code in backquotes stays: `x`."
