@@ -1,6 +1,6 @@
 // Package weather holds the reference tool of the decoder benchmarks and fuzz
-// tests: the input shape that ../../../shared/research/peers.md measured for
-// the Go MCP libraries, so that the numbers compare.
+// tests: the input shape that published measurements of the Go MCP libraries
+// use, so that the numbers compare.
 package weather
 
 import (
