@@ -248,6 +248,9 @@ func (g *generator) file() ([]byte, error) {
 		f.Line()
 		f.Comment(fmt.Sprintf("ATPTools returns the tools that are methods of r (%s), for runtime.Toolkit.Add.", toolNames(entries)))
 		f.Comment("The tools call r's methods, so r must stay usable while they are served.")
+		if c := r.Constructor; c != nil {
+			f.Comment(fmt.Sprintf("atp test and atp mcp make r with %s, its //atp:constructor.", c.GoName))
+		}
 		f.Func().Params(jen.Id("r").Op("*").Id(r.TypeName)).Id("ATPTools").Params().Index().Op("*").Qual(runtimePath, "Tool").Block(
 			jen.Return(jen.Index().Op("*").Qual(runtimePath, "Tool").Add(multiValues(g.toolLiterals(entries)...))),
 		)

@@ -2,7 +2,7 @@
 // keys and registered toolkits in an embedded SQLite store (package
 // store), gives LLM clients each toolkit's tools in their provider's format,
 // and routes their tool calls to the toolkits connected over WebSocket or
-// polling the HTTP inbox. It speaks ATP v1 (../shared/spec/atp-wire-v1.md)
+// polling the HTTP inbox. It speaks ATP v1 (docs/protocol.md)
 // as the Python SDK 0.2.5 and our Go runtime do, and the toolkit-side
 // extensions of docs/extensions.md (inbox long-poll, is_error, latency_ms,
 // metadata.needs_auth_token).

@@ -218,7 +218,7 @@ func runCall(ctx context.Context, e *env, args []string) error {
 	}
 	msg := map[string]any{"type": "task_request", "request_id": id, "toolkit_id": *toolkit, "user_prompt": "", "payload": payload}
 
-	s := newProgress(e.stderr).start("calling " + *tool)
+	s := newProgress(e).start("calling " + *tool)
 	// The server answers at its own deadline: wait a little longer.
 	status, body, err := process(ctx, endpoint, key, msg, clientTimeout+10*time.Second)
 	s.end()

@@ -49,7 +49,7 @@ func runContext(ctx context.Context, e *env, args []string) error {
 	}
 	msg := map[string]any{"type": "get_toolkit_context", "request_id": requestID("atp_context_"),
 		"toolkit_id": *toolkit, "provider": *prov, "user_prompt": *prompt}
-	s := newProgress(e.stderr).start("asking for the context of " + *toolkit)
+	s := newProgress(e).start("asking for the context of " + *toolkit)
 	status, body, err := process(ctx, endpoint, key, msg, 30*time.Second)
 	s.end()
 	if err != nil {

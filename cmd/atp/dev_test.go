@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/atpgo/atp/internal/doctor"
 	"github.com/atpgo/atp/internal/harness/harnesstest"
@@ -28,7 +29,11 @@ func toolModule(t *testing.T, files map[string]string) string {
 		t.Fatal(err)
 	}
 	for name, content := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+		path := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -120,5 +125,27 @@ func TestDoctorCleanPackage(t *testing.T) {
 	code, out, _ = te.atp("doctor")
 	if code != exitFailure || !strings.Contains(out, "bad.go:5:") || !strings.Contains(out, "error "+doctor.CodeSourceProblem+`: invalid tool name "a b"`) {
 		t.Fatalf("source problem: exit %d, %q", code, out)
+	}
+}
+
+// Progress lines follow the env's clock, never the machine's speed: with a
+// clock that has fired, the loading line is there; with none (the other
+// tests), it never is.
+func TestDoctorProgressLine(t *testing.T) {
+	te := newTestEnv(t)
+	var delays []time.Duration
+	te.env.after = func(d time.Duration) <-chan time.Time {
+		delays = append(delays, d)
+		fired := make(chan time.Time, 1)
+		fired <- time.Now()
+		return fired
+	}
+	t.Chdir(filepath.Join("..", "..", "examples"))
+	code, out, stderr := te.atp("doctor", "./hello")
+	if code != exitOK || out != "" || stderr != "loading packages…\natp doctor: 2 tools: 0 errors, 0 warnings, 0 infos\n" {
+		t.Fatalf("exit %d, stdout %q, stderr %q", code, out, stderr)
+	}
+	if !slices.Equal(delays, []time.Duration{progressDelay}) {
+		t.Errorf("progress asked the clock for %v, want [%s]", delays, progressDelay)
 	}
 }

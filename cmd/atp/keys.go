@@ -19,7 +19,7 @@ var keysCommand = &command{
 
 const keysSynopsis = `atp keys create --kind toolkit|llm --name N [--owner O] [--toolkit T] [--json]
        atp keys list [--json]
-       atp keys revoke ID`
+       atp keys revoke ID [--json]`
 
 func runKeys(ctx context.Context, e *env, args []string) error {
 	if len(args) == 0 {
@@ -158,7 +158,8 @@ func keysList(ctx context.Context, e *env, args []string) error {
 }
 
 func keysRevoke(ctx context.Context, e *env, args []string) error {
-	fs := newFlags(e, "keys revoke", "atp keys revoke ID")
+	fs := newFlags(e, "keys revoke", "atp keys revoke ID [--json]")
+	asJSON := fs.Bool("json", false, "print the revoked key as JSON")
 	db := dbFlag(fs, e)
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -181,6 +182,18 @@ func keysRevoke(ctx context.Context, e *env, args []string) error {
 			return fmt.Errorf("no key with id %q (see atp keys list)", id)
 		}
 		return err
+	}
+	if *asJSON {
+		keys, err := st.ListKeys(ctx)
+		if err != nil {
+			return err
+		}
+		for _, k := range keys {
+			if k.ID == id {
+				return writeJSON(e, toJSON(k))
+			}
+		}
+		return fmt.Errorf("key %s was revoked but is no longer listed", id)
 	}
 	fmt.Fprintf(e.stdout, "Revoked key %s. Sessions using it end within a ping interval (30s).\n", id)
 	return nil

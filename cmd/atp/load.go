@@ -3,6 +3,9 @@ package main
 import (
 	"flag"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 
 	"github.com/atpgo/atp/internal/doctor"
 	"github.com/atpgo/atp/internal/model"
@@ -35,13 +38,41 @@ func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
 // pattern that matches nothing, no go.mod) is a usage error: the patterns
 // are the command's arguments.
 func loadTools(e *env, patterns []string) ([]*model.Package, []model.Problem, error) {
-	s := newProgress(e.stderr).start("loading packages")
+	for _, p := range patterns {
+		if dir, local := localDir(p); local {
+			if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+				return nil, nil, usagef("no such package: %s (there is no directory %s)", p, dir)
+			}
+		}
+	}
+	s := newProgress(e).start("loading packages")
 	pkgs, probs, err := parse.Load(parse.Config{}, patterns...)
 	s.end()
 	if err != nil {
+		if msg := err.Error(); strings.Contains(msg, "no required module provides package") || strings.Contains(msg, "is not in std") ||
+			strings.Contains(msg, "cannot find package") {
+			return nil, nil, usagef("no such package: %v", err)
+		}
 		return nil, nil, usagef("%v", err)
 	}
 	return pkgs, probs, nil
+}
+
+// localDir returns the directory a pattern that is a file system path
+// (./x, ../x/..., /abs/x) names; local is false for import paths.
+func localDir(pattern string) (dir string, local bool) {
+	if pattern != "." && pattern != ".." && !strings.HasPrefix(pattern, "./") && !strings.HasPrefix(pattern, "../") &&
+		!filepath.IsAbs(pattern) && !strings.HasPrefix(pattern, "."+string(filepath.Separator)) {
+		return "", false
+	}
+	dir = strings.TrimSuffix(strings.TrimSuffix(pattern, "..."), "/")
+	if dir == "" {
+		dir = "/"
+	}
+	if strings.HasSuffix(dir, ".go") {
+		dir = filepath.Dir(dir) // a file list
+	}
+	return filepath.Clean(dir), true
 }
 
 // countTools returns the number of tools and of packages that have some.

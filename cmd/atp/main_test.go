@@ -8,7 +8,9 @@ import (
 	"io"
 	"net/http"
 	"path/filepath"
+	"reflect"
 	"regexp"
+	"runtime/debug"
 	"strings"
 	"testing"
 )
@@ -53,7 +55,9 @@ func TestUsageAndExitCodes(t *testing.T) {
 		{[]string{"keys", "create", "--kind", "llm", "--name", "x", "--toolkit", "t"}, exitUsage, "--toolkit applies to toolkit keys only"},
 		{[]string{"keys", "create", "--kind", "llm", "--name", "x", "--owner", "bad owner"}, exitFailure, `owner "bad owner"`},
 		{[]string{"keys", "create", "--bogus"}, exitUsage, "flag provided but not defined: -bogus"},
-		{[]string{"keys", "revoke"}, exitUsage, "want exactly one key id"},
+		{[]string{"keys", "revoke"}, exitUsage, "atp keys revoke: want exactly one key id (see atp keys list), got 0 arguments\nRun 'atp keys revoke -h' for usage.\n"},
+		{[]string{"keys", "revoke", "-h"}, exitOK, "Usage: atp keys revoke ID [--json]"},
+		{[]string{"version", "extra"}, exitUsage, `unexpected argument "extra"`},
 		{[]string{"keys", "revoke", "nope"}, exitFailure, `no key with id "nope"`},
 		{[]string{"keys", "list", "extra"}, exitUsage, `unexpected argument "extra"`},
 		{[]string{"serve", "--call-timeout", "-1s"}, exitUsage, "--call-timeout must be positive"},
@@ -63,6 +67,67 @@ func TestUsageAndExitCodes(t *testing.T) {
 		code, _, stderr := te.atp(c.args...)
 		if code != c.code || !strings.Contains(stderr, c.want) {
 			t.Errorf("atp %v: exit %d, stderr %q; want exit %d and %q", c.args, code, stderr, c.code, c.want)
+		}
+	}
+}
+
+// A flag the command does not know: the error once, then the command's
+// own usage, named as the user typed it.
+func TestUnknownFlag(t *testing.T) {
+	te := newTestEnv(t)
+	for _, c := range []struct {
+		name string
+		args []string
+	}{
+		{"atp keys revoke", []string{"keys", "revoke", "--bogus", "x"}},
+		{"atp serve", []string{"serve", "--bogus"}},
+		{"atp doctor", []string{"doctor", "--bogus"}},
+		{"atp version", []string{"version", "--bogus"}},
+		{"atp platforms remove", []string{"platforms", "remove", "--bogus"}},
+	} {
+		code, out, stderr := te.atp(c.args...)
+		if code != exitUsage || out != "" || strings.Count(stderr, "flag provided but not defined") != 1 ||
+			!strings.HasPrefix(stderr, c.name+": flag provided but not defined: -bogus\n\nUsage: "+c.name) || !strings.Contains(stderr, "\nFlags:\n") {
+			t.Errorf("atp %q: exit %d, stdout %q, stderr:\n%s", c.args, code, out, stderr)
+		}
+	}
+}
+
+func TestVersion(t *testing.T) {
+	te := newTestEnv(t)
+	code, out, _ := te.atp("version")
+	if code != exitOK || !strings.HasPrefix(out, "atp ") || !strings.Contains(out, "(go1.") {
+		t.Fatalf("version: exit %d, %q", code, out)
+	}
+	code, out, _ = te.atp("version", "--json")
+	var v versionInfo
+	if err := json.Unmarshal([]byte(out), &v); code != exitOK || err != nil || v.Module != "github.com/atpgo/atp" || v.Version == "" || !strings.HasPrefix(v.GoVersion, "go1.") {
+		t.Fatalf("version --json: exit %d, %v: %q", code, err, out)
+	}
+
+	// What a release build and a dependency carry.
+	modified := true
+	for _, c := range []struct {
+		info debug.BuildInfo
+		want versionInfo
+	}{
+		{
+			debug.BuildInfo{GoVersion: "go1.26.0", Main: debug.Module{Path: "github.com/atpgo/atp", Version: "v1.2.3"}, Settings: []debug.BuildSetting{
+				{Key: "vcs.revision", Value: "abc123"}, {Key: "vcs.time", Value: "2026-01-02T03:04:05Z"}, {Key: "vcs.modified", Value: "true"}}},
+			versionInfo{Module: "github.com/atpgo/atp", Version: "v1.2.3", GoVersion: "go1.26.0", Revision: "abc123", Time: "2026-01-02T03:04:05Z", Modified: &modified},
+		},
+		{
+			debug.BuildInfo{GoVersion: "go1.26.0", Main: debug.Module{Path: "example.com/app", Version: "(devel)"}, Deps: []*debug.Module{
+				{Path: "github.com/atpgo/atp", Version: "v0.4.0", Replace: &debug.Module{Path: "../atp"}}}},
+			versionInfo{Module: "github.com/atpgo/atp", Version: "v0.4.0 => ../atp", GoVersion: "go1.26.0"},
+		},
+		{
+			debug.BuildInfo{GoVersion: "go1.26.0", Main: debug.Module{Path: "github.com/atpgo/atp"}},
+			versionInfo{Module: "github.com/atpgo/atp", Version: "(devel)", GoVersion: "go1.26.0"},
+		},
+	} {
+		if got := buildVersion(&c.info); !reflect.DeepEqual(got, c.want) {
+			t.Errorf("buildVersion(%+v) = %+v, want %+v", c.info.Main, got, c.want)
 		}
 	}
 }
@@ -109,6 +174,14 @@ func TestKeys(t *testing.T) {
 	json.Unmarshal([]byte(out), &list)
 	if list[1].RevokedAt == nil || list[0].RevokedAt != nil {
 		t.Fatalf("after revoke: %q", out)
+	}
+
+	// keys revoke --json prints the revoked key, never its secret.
+	code, out, _ = te.atp("keys", "revoke", "--json", list[0].ID)
+	var revoked keyJSON
+	if err := json.Unmarshal([]byte(out), &revoked); code != exitOK || err != nil || revoked.ID != list[0].ID || revoked.RevokedAt == nil ||
+		revoked.APIKey != "" || apiKeyPattern.MatchString(out) {
+		t.Fatalf("revoke --json: exit %d, %v: %q", code, err, out)
 	}
 }
 
@@ -182,5 +255,57 @@ func TestServeDev(t *testing.T) {
 	_, out, _ := te.atp("keys", "list")
 	if !strings.Contains(out, "dev toolkit key") || !strings.Contains(out, "dev LLM key") {
 		t.Fatalf("keys after dev start: %q", out)
+	}
+}
+
+// atp serve --json: the start-up line is one JSON object (with the dev keys
+// dev mode made) and the logs are JSON lines.
+func TestServeJSON(t *testing.T) {
+	te := newTestEnv(t)
+	pr, pw := io.Pipe()
+	te.env.stdout = pw
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan int, 1)
+	go func() {
+		code := run(ctx, &te.env, []string{"serve", "--addr", "127.0.0.1:0", "--dev", "--json", "--verbose"})
+		pw.Close()
+		done <- code
+	}()
+	sc := bufio.NewScanner(pr)
+	if !sc.Scan() {
+		t.Fatalf("no output; stderr %s", te.errOut)
+	}
+	var start struct {
+		URL      string `json:"url"`
+		Database string `json:"database"`
+		DevKeys  []struct {
+			Kind, ID string
+			APIKey   string `json:"api_key"`
+		} `json:"dev_keys"`
+	}
+	if err := json.Unmarshal(sc.Bytes(), &start); err != nil || !strings.HasPrefix(start.URL, "http://127.0.0.1:") ||
+		start.Database != te.vars["ATP_DB"] || len(start.DevKeys) != 2 || !apiKeyPattern.MatchString(start.DevKeys[0].APIKey) {
+		t.Fatalf("start-up line %q: %v", sc.Text(), err)
+	}
+	go io.Copy(io.Discard, pr)
+	resp, err := http.Get(start.URL + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	cancel()
+	if code := <-done; code != exitOK {
+		t.Fatalf("serve exited %d: %s", code, te.errOut)
+	}
+	lines := strings.Split(strings.TrimSpace(te.errOut.String()), "\n")
+	if len(lines) == 0 || lines[0] == "" {
+		t.Fatal("no log lines at debug level")
+	}
+	for _, l := range lines {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(l), &rec); err != nil || rec["msg"] == nil || rec["level"] == nil {
+			t.Errorf("log line %q is not a JSON record: %v", l, err)
+		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -20,14 +21,16 @@ var mcpCommand = &command{
 	run:     runMCP,
 }
 
-const mcpSynopsis = `atp mcp [packages] [--http ADDR [--token T]]
+const mcpSynopsis = `atp mcp [packages] [--http ADDR [--token T]] [--json]
 
 Builds a temporary program around the tools of the packages (default ".")
 and serves them over MCP: on stdin and stdout (for hosts that start the
 server themselves), or with --http over streamable HTTP at
 http://ADDR/mcp. Method tools are called on a zero value of their receiver
-type. Tools that need the end user's token get $ATP_AUTH_TOKEN. Logs and
-what the tools print go to stderr.
+type, or on what its //atp:constructor returns (one receiver for the whole
+session). Tools that need the end user's token get $ATP_AUTH_TOKEN. Logs
+and what the tools print go to stderr. With --json the logs are JSON lines,
+and --http prints its address as {"url": ...} on stdout.
 
 Serving beyond loopback needs a bearer token (--token or $ATP_MCP_TOKEN):
 the tools would otherwise be open to the network.`
@@ -36,6 +39,7 @@ func runMCP(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(e, "mcp", mcpSynopsis)
 	addr := fs.String("http", "", "serve streamable HTTP on `host:port` (port 0 picks a free one) instead of stdio")
 	token := fs.String("token", "", "bearer `token` HTTP clients must send (default $ATP_MCP_TOKEN; prefer the variable)")
+	asJSON := fs.Bool("json", false, "log JSON lines on stderr, and with --http print the address as JSON on stdout")
 	patterns, err := parseArgs(fs, args)
 	if err != nil {
 		return err
@@ -75,6 +79,9 @@ func runMCP(ctx context.Context, e *env, args []string) error {
 		harnessArgs = []string{"-http", *addr}
 		transport = "streamable HTTP"
 	}
+	if *asJSON {
+		harnessArgs = append(harnessArgs, "-json")
+	}
 	cmd := exec.Command(h.Path, harnessArgs...)
 	if *addr == "" {
 		// The host talks to the harness directly through our stdin and
@@ -87,7 +94,11 @@ func runMCP(ctx context.Context, e *env, args []string) error {
 	// command line. An empty value clears one inherited from ours.
 	cmd.Env = append(os.Environ(), harness.TokenEnv+"="+*token, harness.AuthTokenEnv+"="+e.getenv(harness.AuthTokenEnv))
 	cmd.WaitDelay = 5 * time.Second
-	fmt.Fprintf(e.stderr, "atp mcp: serving %s (%s) over %s\n", plural(len(h.Tools), "tool"), h.Name, transport)
+	if *asJSON {
+		slog.New(slog.NewJSONHandler(e.stderr, nil)).Info("atp mcp: serving", "toolkit", h.Name, "tools", h.Tools, "transport", transport)
+	} else {
+		fmt.Fprintf(e.stderr, "atp mcp: serving %s (%s) over %s\n", plural(len(h.Tools), "tool"), h.Name, transport)
+	}
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("starting the MCP server: %w", err)
 	}

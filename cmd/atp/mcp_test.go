@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"regexp"
@@ -64,7 +65,7 @@ func TestMCPCommandHTTP(t *testing.T) {
 		t.Fatal(err)
 	}
 	list, err := cs.ListTools(ctx, nil)
-	if err != nil || len(list.Tools) != 5 {
+	if err != nil || len(list.Tools) != 6 {
 		t.Fatalf("tools/list: %v, %d tools", err, len(list.Tools))
 	}
 	for _, c := range []struct {
@@ -90,7 +91,7 @@ func TestMCPCommandHTTP(t *testing.T) {
 	if code := <-done; code != exitOK {
 		t.Fatalf("exit %d: %s", code, te.errOut)
 	}
-	if !strings.Contains(te.errOut.String(), "atp mcp: serving 5 tools (greet+counter) over streamable HTTP") {
+	if !strings.Contains(te.errOut.String(), "atp mcp: serving 6 tools (greet+counter) over streamable HTTP") {
 		t.Errorf("stderr %q", te.errOut)
 	}
 	if strings.Contains(te.errOut.String(), "mcp-secret") || strings.Contains(te.errOut.String(), "user-token") {
@@ -111,5 +112,44 @@ func TestMCPCommandUsage(t *testing.T) {
 		if code, _, stderr := te.atp(c.args...); code != exitUsage || !strings.Contains(stderr, c.want) {
 			t.Errorf("atp %q: exit %d, stderr %q; want exit 2 and %q", c.args, code, stderr, c.want)
 		}
+	}
+}
+
+// atp mcp --http --json: the address as JSON on stdout, logs as JSON lines
+// on stderr.
+func TestMCPCommandJSON(t *testing.T) {
+	te := newTestEnv(t)
+	toolModule(t, nil)
+	pr, pw := io.Pipe()
+	te.env.stdout = pw
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan int, 1)
+	go func() {
+		code := run(ctx, &te.env, []string{"mcp", "./...", "--http", "127.0.0.1:0", "--json"})
+		pw.Close()
+		done <- code
+	}()
+	sc := bufio.NewScanner(pr)
+	if !sc.Scan() {
+		t.Fatalf("no output; stderr %s", te.errOut)
+	}
+	var start struct{ URL string }
+	if err := json.Unmarshal(sc.Bytes(), &start); err != nil || !regexp.MustCompile(`^http://127\.0\.0\.1:\d+/mcp$`).MatchString(start.URL) {
+		t.Fatalf("first line %q: %v", sc.Text(), err)
+	}
+	go io.Copy(io.Discard, pr)
+	cancel()
+	if code := <-done; code != exitOK {
+		t.Fatalf("exit %d: %s", code, te.errOut)
+	}
+	first, _, _ := strings.Cut(te.errOut.String(), "\n")
+	var rec struct {
+		Msg, Toolkit, Transport string
+		Tools                   []string
+	}
+	if err := json.Unmarshal([]byte(first), &rec); err != nil || rec.Msg != "atp mcp: serving" || rec.Toolkit != "greet+counter" ||
+		len(rec.Tools) != 6 || rec.Transport != "streamable HTTP" {
+		t.Fatalf("first log line %q: %v", first, err)
 	}
 }

@@ -24,9 +24,9 @@ var platformsCommand = &command{
 const platformsSynopsis = `atp platforms add --id ID --client-id ID [--client-secret S | --client-secret-env VAR | --client-secret-file F]
                         --auth-url URL --token-url URL [--scopes a,b] [--name N] [--no-pkce]
                         [--userinfo-url URL] [--auth-param k=v]... [--auth-style header|params]
-                        [--secret-key-file F] [--db PATH]
+                        [--secret-key-file F] [--db PATH] [--json]
        atp platforms list [--json] [--db PATH]
-       atp platforms remove ID [--db PATH]`
+       atp platforms remove ID [--db PATH] [--json]`
 
 func runPlatforms(ctx context.Context, e *env, args []string) error {
 	if len(args) == 0 {
@@ -85,6 +85,7 @@ func platformsAdd(ctx context.Context, e *env, args []string) error {
 	fs.Var(params, "auth-param", "extra `key=value` query parameter of the authorization URL (repeatable), e.g. access_type=offline")
 	keyFile := secretKeyFlag(fs)
 	db := dbFlag(fs, e)
+	asJSON := fs.Bool("json", false, "print the platform (never its secret) and its redirect path as JSON")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -144,6 +145,15 @@ func platformsAdd(ctx context.Context, e *env, args []string) error {
 	}
 	if _, err := v.PutPlatform(ctx, p); err != nil {
 		return err
+	}
+	if *asJSON {
+		return writeJSON(e, struct {
+			Action       string       `json:"action"`
+			Platform     platformJSON `json:"platform"`
+			RedirectPath string       `json:"redirect_path"`
+		}{strings.ToLower(verb), platformJSON{ID: p.ID, Name: p.DisplayName(), ClientID: p.ClientID, AuthURL: p.AuthURL, TokenURL: p.TokenURL,
+			Scopes: nonNil(p.Scopes), PKCE: p.PKCE, UserinfoURL: p.UserinfoURL, AuthParams: p.AuthParams, AuthStyle: p.AuthStyle},
+			"/api/v1/oauth/callback/" + p.ID + "/"})
 	}
 	pkce := "on"
 	if !p.PKCE {
@@ -264,8 +274,9 @@ func nonNil(s []string) []string {
 }
 
 func platformsRemove(ctx context.Context, e *env, args []string) error {
-	fs := newFlags(e, "platforms remove", "atp platforms remove ID [--db PATH]")
+	fs := newFlags(e, "platforms remove", "atp platforms remove ID [--db PATH] [--json]")
 	db := dbFlag(fs, e)
+	asJSON := fs.Bool("json", false, "print the result as JSON")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -283,6 +294,13 @@ func platformsRemove(ctx context.Context, e *env, args []string) error {
 	}
 	if err != nil {
 		return err
+	}
+	if *asJSON {
+		return writeJSON(e, struct {
+			ID                 string `json:"id"`
+			Removed            bool   `json:"removed"`
+			ConnectionsRemoved int    `json:"connections_removed"`
+		}{fs.Arg(0), true, n})
 	}
 	fmt.Fprintf(e.stdout, "Removed OAuth platform %s and the %d user connection(s) made through it.\n", fs.Arg(0), n)
 	return nil

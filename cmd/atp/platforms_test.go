@@ -89,6 +89,27 @@ func TestPlatformsAddListRemove(t *testing.T) {
 	if code != exitOK || !strings.Contains(out, "No OAuth platforms") {
 		t.Fatalf("empty list: %d %q", code, out)
 	}
+
+	// add and remove --json: the result as JSON, never the secret.
+	code, out, _ = te.atp(hubspotArgs("--client-secret-env", "HUBSPOT_SECRET", "--json")...)
+	var added struct {
+		Action       string
+		Platform     map[string]any
+		RedirectPath string `json:"redirect_path"`
+	}
+	if code != exitOK || json.Unmarshal([]byte(out), &added) != nil || added.Action != "added" || added.Platform["id"] != "hubspot" ||
+		added.RedirectPath != "/api/v1/oauth/callback/hubspot/" || strings.Contains(out, "hs-secret") {
+		t.Fatalf("add --json: %d %q", code, out)
+	}
+	code, out, _ = te.atp("platforms", "remove", "--json", "hubspot")
+	var removed struct {
+		ID          string
+		Removed     bool
+		Connections int `json:"connections_removed"`
+	}
+	if code != exitOK || json.Unmarshal([]byte(out), &removed) != nil || removed.ID != "hubspot" || !removed.Removed || removed.Connections != 0 {
+		t.Fatalf("remove --json: %d %q", code, out)
+	}
 }
 
 func readFiles(t *testing.T, paths ...string) string {

@@ -21,12 +21,18 @@ const progressDelay = time.Second
 type progress struct {
 	w   io.Writer
 	tty bool
-	// after is time.After; tests pass a channel they fire themselves.
+	// after is the env's clock (time.After; tests fire it themselves).
 	after func(time.Duration) <-chan time.Time
 }
 
-func newProgress(w io.Writer) *progress {
-	return &progress{w: w, tty: isTerminal(w), after: time.After}
+// newProgress reports on e's stderr with e's clock. Without a clock it
+// never reports.
+func newProgress(e *env) *progress {
+	after := e.after
+	if after == nil {
+		after = func(time.Duration) <-chan time.Time { return nil }
+	}
+	return &progress{w: e.stderr, tty: isTerminal(e.stderr), after: after}
 }
 
 // step is one step being reported.
@@ -45,20 +51,28 @@ func (p *progress) start(msg string) *step {
 		defer close(s.done)
 		select {
 		case <-timer:
-			if p.tty {
-				fmt.Fprintf(p.w, "%s…", msg)
-			} else {
-				fmt.Fprintf(p.w, "%s…\n", msg)
-			}
-			s.shown = true
 		case <-s.stop:
+			// A step that ended after its delay shows its line even when
+			// both happened before this goroutine ran: what is printed
+			// depends on the clock, never on scheduling.
+			select {
+			case <-timer:
+			default:
+				return
+			}
 		}
+		if p.tty {
+			fmt.Fprintf(p.w, "%s…", msg)
+		} else {
+			fmt.Fprintf(p.w, "%s…\n", msg)
+		}
+		s.shown = true
 	}()
 	return s
 }
 
-// end ends the step: no line will appear for it, and on a terminal the line
-// that did is erased. It must be called once.
+// end ends the step: a step whose delay had not passed gets no line, and
+// on a terminal the line that did appear is erased. It must be called once.
 func (s *step) end() {
 	close(s.stop)
 	<-s.done

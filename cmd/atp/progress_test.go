@@ -24,7 +24,7 @@ func fakeTimer(p *progress) chan time.Time {
 
 func TestProgress(t *testing.T) {
 	var buf bytes.Buffer
-	p := newProgress(&buf)
+	p := newProgress(&env{stderr: &buf})
 	timer := fakeTimer(p)
 
 	// A step that ends before its second prints nothing.
@@ -52,6 +52,25 @@ func TestProgress(t *testing.T) {
 	}
 	if isTerminal(&buf) {
 		t.Error("a buffer is not a terminal")
+	}
+
+	// A step whose delay passed before it ended shows its line, even when
+	// the end came first to the reporting goroutine.
+	buf.Reset()
+	p.tty = false
+	fired := make(chan time.Time, 1)
+	fired <- time.Now()
+	p.after = func(time.Duration) <-chan time.Time { return fired }
+	p.start("slow").end()
+	if got := buf.String(); got != "slow…\n" {
+		t.Fatalf("fired before the end: %q", got)
+	}
+
+	// Without a clock, never a line.
+	buf.Reset()
+	newProgress(&env{stderr: &buf}).start("never").end()
+	if buf.Len() != 0 {
+		t.Fatalf("no clock: %q", buf.String())
 	}
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -17,13 +18,14 @@ var serveCommand = &command{
 }
 
 func runServe(ctx context.Context, e *env, args []string) error {
-	fs := newFlags(e, "serve", "atp serve [--addr 127.0.0.1:7777] [--db PATH] [--dev] [--secret-key-file F] [--platforms FILE] [--public-url URL]")
+	fs := newFlags(e, "serve", "atp serve [--addr 127.0.0.1:7777] [--db PATH] [--dev] [--secret-key-file F] [--platforms FILE] [--public-url URL] [--json]")
 	addr := fs.String("addr", "127.0.0.1:7777", "`host:port` to listen on (port 0 picks a free one)")
 	db := dbFlag(fs, e)
 	dev := fs.Bool("dev", false, "development mode: on an empty database, create a toolkit key and an LLM key and print them")
 	callTimeout := fs.Duration("call-timeout", 120*time.Second, "default time a routed tool call may take")
 	origins := fs.String("allow-origin", "", "comma-separated extra Origins (scheme://host[:port]) allowed on the LLM WebSocket; \"*\" allows any")
 	verbose := fs.Bool("verbose", false, "log every request and call (debug level)")
+	asJSON := fs.Bool("json", false, "print the start-up line as one JSON object, and log JSON lines (log/slog's JSONHandler) instead of text")
 	oauth := addOAuthFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -49,6 +51,9 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		CallTimeout: *callTimeout,
 		Logger:      slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level})),
 	}
+	if *asJSON {
+		cfg.Logger = slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: level}))
+	}
 	if err := oauth.apply(e, &cfg); err != nil {
 		return err
 	}
@@ -66,6 +71,12 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	if *asJSON {
+		if err := writeStartJSON(e, srv, path); err != nil {
+			return err
+		}
+		return srv.Serve(ctx, ln)
+	}
 	fmt.Fprintf(e.stdout, "ATP server on %s (database %s)\n", srv.URL(), path)
 	if keys := srv.DevKeys(); len(keys) > 0 {
 		fmt.Fprintln(e.stdout, "\nDev mode created these keys. They are shown once: copy them now.")
@@ -75,4 +86,23 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintln(e.stdout)
 	}
 	return srv.Serve(ctx, ln)
+}
+
+// writeStartJSON prints atp serve --json's start-up line: one JSON object
+// on stdout, with the dev keys (shown this once) when dev mode made them.
+func writeStartJSON(e *env, srv *server.Server, dbPath string) error {
+	type devKey struct {
+		Kind   string `json:"kind"`
+		ID     string `json:"id"`
+		APIKey string `json:"api_key"`
+	}
+	start := struct {
+		URL      string   `json:"url"`
+		Database string   `json:"database"`
+		DevKeys  []devKey `json:"dev_keys,omitempty"`
+	}{URL: srv.URL(), Database: dbPath}
+	for _, k := range srv.DevKeys() {
+		start.DevKeys = append(start.DevKeys, devKey{string(k.Key.Kind), k.Key.ID, k.APIKey})
+	}
+	return json.NewEncoder(e.stdout).Encode(start)
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -29,8 +30,10 @@ const testSynopsis = `atp test [packages] [--tool T] [--params JSON | --file tes
 
 Builds a temporary program around the tools of the packages (default ".")
 and calls them: once with --tool and --params, or once per case of a tests
-file (YAML or JSON; default ./atp-tests.yaml when it exists):
+file (YAML or JSON; default: the atp-tests.yaml of each package's
+directory):
 
+  shared_receiver: false          # optional, see below
   tests:
     - name: greets Ada              # optional
       tool: greet
@@ -40,11 +43,16 @@ file (YAML or JSON; default ./atp-tests.yaml when it exists):
     - tool: greet
       params: {name: ""}
       expect_error: name is empty   # a substring of the error
+    - tool: greet
+      params: {name: Ada, times: 9}
+      expect_error: true            # any error
 
 The packages are built as their source is, with freshly generated
 registration code: go generate need not have run. Method tools are called
-on a zero value of their receiver type. Exit status 0 when every case
-passes, 1 when one fails, 2 for bad arguments.`
+on what their receiver type's //atp:constructor returns, or on a zero value
+of it without one; each case gets receivers of its own unless the file says
+shared_receiver: true. Exit status 0 when every case passes, 1 when one
+fails, 2 for bad arguments.`
 
 // caseResult is one case's outcome, also its --json form.
 type caseResult struct {
@@ -72,7 +80,7 @@ func runTest(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(e, "test", testSynopsis)
 	tool := fs.String("tool", "", "the `tool` to call (with --file: run only its cases)")
 	params := fs.String("params", "", "the params of one call to --tool, a JSON object")
-	file := fs.String("file", "", "a tests `file`, YAML or JSON (default ./atp-tests.yaml when it exists)")
+	file := fs.String("file", "", "a tests `file`, YAML or JSON (default: the atp-tests.yaml of each package's directory)")
 	authToken := fs.String("auth-token", "", "end user's `token` for tools that need one (default $ATP_AUTH_TOKEN)")
 	timeout := fs.Duration("timeout", 30*time.Second, "bound on each call of a tool that declares no timeout")
 	asJSON := fs.Bool("json", false, "print the results as one JSON object")
@@ -87,7 +95,7 @@ func runTest(ctx context.Context, e *env, args []string) error {
 		*authToken = e.getenv("ATP_AUTH_TOKEN")
 	}
 
-	cases, err := testCases(*tool, *params, *file)
+	cases, err := callCase(*tool, *params, *file)
 	if err != nil {
 		return err
 	}
@@ -97,6 +105,11 @@ func runTest(ctx context.Context, e *env, args []string) error {
 	}
 	if len(probs) > 0 {
 		return problemsError(probs)
+	}
+	if cases == nil {
+		if cases, err = fileCases(*tool, *file, pkgs); err != nil {
+			return err
+		}
 	}
 	if err := checkCaseTools(cases, toolNames(pkgs)); err != nil {
 		return err
@@ -124,7 +137,7 @@ func runTest(ctx context.Context, e *env, args []string) error {
 		if token == "" {
 			token = *authToken
 		}
-		resp, err := proc.Invoke(harness.Request{Tool: c.Tool, Params: c.Params, AuthToken: token, TimeoutMs: timeout.Milliseconds()})
+		resp, err := proc.Invoke(harness.Request{Tool: c.Tool, Params: c.Params, AuthToken: token, TimeoutMs: timeout.Milliseconds(), Fresh: c.fresh})
 		var r *caseResult
 		switch {
 		case errors.Is(err, harness.ErrExited):
@@ -175,56 +188,98 @@ func runTest(ctx context.Context, e *env, args []string) error {
 	return nil
 }
 
-// testCases returns the cases the flags ask for. Everything wrong with them
-// is a usage error: the run has not started.
-func testCases(tool, params, file string) ([]*testCase, error) {
+// callCase returns the one call --params asks for, or nil when the cases
+// come from a tests file. Everything wrong with the flags is a usage error:
+// the run has not started.
+func callCase(tool, params, file string) ([]*testCase, error) {
 	switch {
 	case params != "" && file != "":
 		return nil, usagef("--params and --file exclude each other: give one call or a tests file")
-	case params != "":
-		if tool == "" {
-			return nil, usagef("--params needs --tool: name the tool to call")
-		}
-		raw := json.RawMessage(params)
-		var v any
-		dec := json.NewDecoder(bytes.NewReader(raw))
-		if err := dec.Decode(&v); err != nil {
-			return nil, usagef("invalid --params JSON: %v", err)
-		}
-		if dec.More() {
-			return nil, usagef("invalid --params JSON: more than one value")
-		}
-		if _, ok := v.(map[string]any); !ok {
-			return nil, usagef("--params must be a JSON object, got %s", jsonKind(v))
-		}
-		return []*testCase{{Tool: tool, Params: raw, where: "--tool"}}, nil
+	case params == "":
+		return nil, nil
+	case tool == "":
+		return nil, usagef("--params needs --tool: name the tool to call")
 	}
-	explicit := file != ""
-	if !explicit {
-		for _, f := range defaultTestFiles {
-			if _, err := os.Stat(f); err == nil {
-				file = f
-				break
-			}
-		}
+	raw := json.RawMessage(params)
+	var v any
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if err := dec.Decode(&v); err != nil {
+		return nil, usagef("invalid --params JSON: %v", err)
 	}
+	if dec.More() {
+		return nil, usagef("invalid --params JSON: more than one value")
+	}
+	if _, ok := v.(map[string]any); !ok {
+		return nil, usagef("--params must be a JSON object, got %s", jsonKind(v))
+	}
+	return []*testCase{{Tool: tool, Params: raw, where: "--tool", fresh: true}}, nil
+}
+
+// fileCases returns the cases of --file, else of the default tests file of
+// each package's directory, else the call of --tool with {}.
+func fileCases(tool, file string, pkgs []*model.Package) ([]*testCase, error) {
+	files := []string{file}
 	if file == "" {
-		if tool != "" {
-			return []*testCase{{Tool: tool, Params: json.RawMessage("{}"), where: "--tool"}}, nil
-		}
-		return nil, usagef("nothing to test: pass --tool T [--params JSON], or --file F (no ./%s here)", defaultTestFiles[0])
+		files = defaultFiles(pkgs)
 	}
-	cases, err := readTestFile(file)
-	if err != nil {
-		return nil, usagef("%v", err)
+	if len(files) == 0 {
+		if tool != "" {
+			return []*testCase{{Tool: tool, Params: json.RawMessage("{}"), where: "--tool", fresh: true}}, nil
+		}
+		var dirs []string
+		for _, p := range pkgs {
+			dirs = append(dirs, relDir(p.Dir))
+		}
+		return nil, usagef("nothing to test: pass --tool T [--params JSON], or --file F (no %s in %s)", defaultTestFiles[0], strings.Join(dirs, ", "))
+	}
+	var cases []*testCase
+	for _, f := range files {
+		tf, err := readTestFile(f)
+		if err != nil {
+			return nil, usagef("%v", err)
+		}
+		cases = append(cases, tf.Cases...)
 	}
 	if tool != "" {
 		cases = slices.DeleteFunc(cases, func(c *testCase) bool { return c.Tool != tool })
 		if len(cases) == 0 {
-			return nil, usagef("no case of %s calls tool %q", file, tool)
+			return nil, usagef("no case of %s calls tool %q", strings.Join(files, ", "), tool)
 		}
 	}
 	return cases, nil
+}
+
+// defaultFiles returns, for each package, the first of defaultTestFiles in
+// its directory, as paths relative to the current directory when possible.
+func defaultFiles(pkgs []*model.Package) []string {
+	var files []string
+	seen := map[string]bool{}
+	for _, p := range pkgs {
+		if p.Dir == "" || seen[p.Dir] {
+			continue
+		}
+		seen[p.Dir] = true
+		for _, name := range defaultTestFiles {
+			path := filepath.Join(p.Dir, name)
+			if fi, err := os.Stat(path); err == nil && !fi.IsDir() {
+				files = append(files, filepath.Join(relDir(p.Dir), name))
+				break
+			}
+		}
+	}
+	return files
+}
+
+// relDir is dir relative to the current directory when it is below it.
+func relDir(dir string) string {
+	wd, err := os.Getwd()
+	if err != nil {
+		return dir
+	}
+	if rel, err := filepath.Rel(wd, dir); err == nil && (rel == "." || filepath.IsLocal(rel)) {
+		return rel
+	}
+	return dir
 }
 
 // toolNames returns the names of the packages' tools, sorted.
@@ -264,7 +319,7 @@ func buildHarness(ctx context.Context, e *env, pkgs []*model.Package, mode harne
 	if mode == harness.MCP {
 		what = "MCP"
 	}
-	s := newProgress(e.stderr).start(fmt.Sprintf("building the %s harness for %s", what, plural(n, "tool")))
+	s := newProgress(e).start(fmt.Sprintf("building the %s harness for %s", what, plural(n, "tool")))
 	h, err := harness.Build(ctx, pkgs, harness.Options{Mode: mode})
 	s.end()
 	if errors.Is(err, harness.ErrNoTools) {
@@ -280,6 +335,9 @@ func evaluate(c *testCase, resp *harness.Response) *caseResult {
 	r := &caseResult{Result: resp.Result, Error: resp.Error, Kind: resp.Kind, Problems: resp.Problems, LatencyMs: &latMs, latency: lat}
 	failed := resp.Error != ""
 	switch {
+	case resp.Kind == "constructor":
+		r.Detail = "the receiver could not be made, so the tool was not called: " + resp.Error
+		r.LatencyMs, r.latency = nil, 0
 	case c.ExpectError != nil:
 		switch {
 		case !failed:
@@ -290,7 +348,7 @@ func evaluate(c *testCase, resp *harness.Response) *caseResult {
 			r.Passed = true
 			r.Detail = "failed as expected: " + resp.Error
 		}
-	case c.ExpectSuccess != nil && !*c.ExpectSuccess:
+	case c.expectsError():
 		if failed {
 			r.Passed = true
 			r.Detail = "failed as expected: " + resp.Error

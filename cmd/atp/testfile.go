@@ -10,14 +10,17 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/atpgo/atp/internal/didyoumean"
 )
 
-// defaultTestFiles are looked for, in order, when atp test gets neither
-// --file nor --params.
+// defaultTestFiles are looked for, in order, in each package's directory
+// when atp test gets neither --file nor --params.
 var defaultTestFiles = []string{"atp-tests.yaml", "atp-tests.yml", "atp-tests.json"}
 
-// testCase is one case of a tests file:
+// testFile is a tests file:
 //
+//	shared_receiver: false          # optional; see below
 //	tests:
 //	  - name: greets Ada            # optional; default: the tool's name
 //	    tool: greet
@@ -27,23 +30,49 @@ var defaultTestFiles = []string{"atp-tests.yaml", "atp-tests.yml", "atp-tests.js
 //	  - tool: greet
 //	    params: {name: ""}
 //	    expect_error: name is empty  # a substring of the error
+//	  - tool: greet
+//	    params: {name: Ada, times: 9}
+//	    expect_error: true           # any error
 //
-// expect_success: false expects any error. auth_token passes the end user's
-// token to a tool that needs one.
+// expect_success: false and expect_error: true expect any error;
+// expect_error: false is expect_success: true. auth_token passes the end
+// user's token to a tool that needs one. Each case calls method tools on
+// receivers of its own (made by their //atp:constructor, else zero
+// values); with shared_receiver: true the cases of the file share them, in
+// file order.
+type testFile struct {
+	Cases          []*testCase
+	SharedReceiver bool
+}
+
+// testCase is one case of a tests file.
 type testCase struct {
-	Name          string          `json:"name,omitempty"`
-	Tool          string          `json:"tool"`
-	Params        json.RawMessage `json:"params"`
-	ExpectSuccess *bool           `json:"expect_success,omitempty"`
-	ExpectError   *string         `json:"expect_error,omitempty"`
-	ExpectResult  json.RawMessage `json:"expect_result,omitempty"`
-	AuthToken     string          `json:"-"`
+	Name          string
+	Tool          string
+	Params        json.RawMessage
+	ExpectSuccess *bool
+	// ExpectError is the substring the error must contain; "" with
+	// ExpectAnyError set means any error.
+	ExpectError    *string
+	ExpectAnyError bool
+	ExpectResult   json.RawMessage
+	AuthToken      string
+	// fresh: the call gets receivers of its own (not shared_receiver).
+	fresh bool
 	// where says where the case is, for messages: "tests.yaml:12" or
 	// "--params".
 	where string
 }
 
-var testCaseFields = []string{"name", "tool", "params", "expect_success", "expect_error", "expect_result", "auth_token"}
+// expectsError reports whether the case expects the call to fail.
+func (c *testCase) expectsError() bool {
+	return c.ExpectError != nil || c.ExpectAnyError || (c.ExpectSuccess != nil && !*c.ExpectSuccess)
+}
+
+var (
+	testFileKeys   = []string{"tests", "shared_receiver"}
+	testCaseFields = []string{"name", "tool", "params", "expect_success", "expect_error", "expect_result", "auth_token"}
+)
 
 // label is how the case is named in output.
 func (c *testCase) label() string {
@@ -55,7 +84,7 @@ func (c *testCase) label() string {
 
 // readTestFile reads a tests file, YAML or JSON (JSON is YAML too), and
 // checks every case: all problems at once, each with its line.
-func readTestFile(path string) ([]*testCase, error) {
+func readTestFile(path string) (*testFile, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("reading the tests file: %w", err)
@@ -72,12 +101,23 @@ func readTestFile(path string) ([]*testCase, error) {
 		return nil, fmt.Errorf("%s:%d: want a mapping with a tests list, got %s", path, root.Line, kindName(root))
 	}
 	var tests *yaml.Node
+	tf := &testFile{}
 	for i := 0; i+1 < len(root.Content); i += 2 {
-		k := root.Content[i]
-		if k.Value != "tests" {
-			return nil, fmt.Errorf("%s:%d: unknown key %q: the file holds one key, tests", path, k.Line, k.Value)
+		k, v := root.Content[i], root.Content[i+1]
+		switch k.Value {
+		case "tests":
+			tests = v
+		case "shared_receiver":
+			if v.Kind != yaml.ScalarNode || v.Tag != "!!bool" || v.Decode(&tf.SharedReceiver) != nil {
+				return nil, fmt.Errorf("%s:%d: shared_receiver: want true or false, got %s", path, v.Line, describeNode(v))
+			}
+		default:
+			hint := ""
+			if s := didyoumean.Suggest(k.Value, testFileKeys); s != "" {
+				hint = fmt.Sprintf(" (did you mean %s?)", s)
+			}
+			return nil, fmt.Errorf("%s:%d: unknown key %q%s: the file holds tests and, optionally, shared_receiver", path, k.Line, k.Value, hint)
 		}
-		tests = root.Content[i+1]
 	}
 	if tests == nil {
 		return nil, fmt.Errorf("%s: no tests key: want tests: [{tool, params, expect_success | expect_error}]", path)
@@ -88,7 +128,6 @@ func readTestFile(path string) ([]*testCase, error) {
 	if len(tests.Content) == 0 {
 		return nil, fmt.Errorf("%s:%d: tests is empty", path, tests.Line)
 	}
-	var cases []*testCase
 	var problems []string
 	for i, n := range tests.Content {
 		c, errs := decodeCase(n)
@@ -96,12 +135,13 @@ func readTestFile(path string) ([]*testCase, error) {
 			problems = append(problems, fmt.Sprintf("%s:%d: tests[%d]: %s", path, e.line, i, e.msg))
 		}
 		c.where = fmt.Sprintf("%s:%d", path, n.Line)
-		cases = append(cases, c)
+		c.fresh = !tf.SharedReceiver
+		tf.Cases = append(tf.Cases, c)
 	}
 	if len(problems) > 0 {
 		return nil, fmt.Errorf("%s", strings.Join(problems, "\n"))
 	}
-	return cases, nil
+	return tf, nil
 }
 
 type lineError struct {
@@ -127,6 +167,7 @@ func decodeCase(n *yaml.Node) (*testCase, []lineError) {
 		return v.Value
 	}
 	seen := map[string]bool{}
+	expectErrorFalse := false
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
 		if seen[k.Value] {
@@ -141,6 +182,20 @@ func decodeCase(n *yaml.Node) (*testCase, []lineError) {
 		case "auth_token":
 			c.AuthToken = str(k, v)
 		case "expect_error":
+			// A boolean is "any error" (or, false, none); anything else is
+			// a substring of the error.
+			if v.Kind == yaml.ScalarNode && v.Tag == "!!bool" {
+				var b bool
+				if v.Decode(&b) != nil {
+					bad(v, "expect_error: want true, false or a substring of the error, got %s", describeNode(v))
+				}
+				if b {
+					c.ExpectAnyError = true
+				} else {
+					expectErrorFalse = true
+				}
+				continue
+			}
 			s := str(k, v)
 			c.ExpectError = &s
 		case "expect_success":
@@ -164,16 +219,26 @@ func decodeCase(n *yaml.Node) (*testCase, []lineError) {
 			}
 			c.ExpectResult = raw
 		default:
-			bad(k, "unknown field %q: want one of %s", k.Value, strings.Join(testCaseFields, ", "))
+			hint := ""
+			if s := didyoumean.Suggest(k.Value, testCaseFields); s != "" {
+				hint = fmt.Sprintf(" (did you mean %s?)", s)
+			}
+			bad(k, "unknown field %q%s: want one of %s", k.Value, hint, strings.Join(testCaseFields, ", "))
 		}
 	}
 	if c.Tool == "" && !seen["tool"] {
 		bad(n, "tool is missing: name the tool to call")
 	}
-	if c.ExpectError != nil && c.ExpectSuccess != nil && *c.ExpectSuccess {
+	if expectErrorFalse {
+		if c.ExpectSuccess != nil && !*c.ExpectSuccess {
+			bad(n, "expect_success: false and expect_error: false contradict each other: keep one")
+		}
+		yes := true
+		c.ExpectSuccess = &yes
+	} else if (c.ExpectError != nil || c.ExpectAnyError) && c.ExpectSuccess != nil && *c.ExpectSuccess {
 		bad(n, "expect_success: true and expect_error contradict each other: keep one")
 	}
-	if c.ExpectResult != nil && (c.ExpectError != nil || (c.ExpectSuccess != nil && !*c.ExpectSuccess)) {
+	if c.ExpectResult != nil && c.expectsError() {
 		bad(n, "expect_result goes with a call that succeeds, not with expect_error or expect_success: false")
 	}
 	return c, errs

@@ -106,6 +106,7 @@ func run(ctx context.Context, w io.Writer) error {
 
 	// 3. The agent's view: the tools in each provider's own format.
 	agent := agentClient{base: srv.URL(), key: llmKey}
+	fmt.Fprintln(w, "\n3. The agent fetched the toolkit's tools in each provider's format, ready for its API's tools field.")
 	for _, p := range []string{"openai", "anthropic"} {
 		var reply struct {
 			Payload struct {
@@ -118,7 +119,7 @@ func run(ctx context.Context, w io.Writer) error {
 		}, &reply); err != nil {
 			return err
 		}
-		fmt.Fprintf(w, "\n3. Tools for %s, ready for its API's tools field:\n%s\n", p, indent(reply.Payload.Tools))
+		fmt.Fprintf(w, "\n   For %s:\n%s\n", p, indent(reply.Payload.Tools))
 	}
 
 	// 4. The model answered with tool calls (a recorded OpenAI Responses

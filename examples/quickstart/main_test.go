@@ -31,4 +31,14 @@ func TestQuickstart(t *testing.T) {
 			t.Errorf("quickstart output lacks %q:\n%s", want, out.String())
 		}
 	}
+	// The steps are numbered 1 to 5, each once, in order.
+	var steps []string
+	for _, line := range strings.Split(out.String(), "\n") {
+		if len(line) > 1 && line[0] >= '1' && line[0] <= '9' && line[1] == '.' {
+			steps = append(steps, line[:1])
+		}
+	}
+	if got := strings.Join(steps, ""); got != "12345" {
+		t.Errorf("step numbers %q, want 12345:\n%s", got, out.String())
+	}
 }

@@ -12,9 +12,12 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime/debug"
 	"slices"
+	"strings"
 
 	"github.com/atpgo/atp/gen"
 	"github.com/atpgo/atp/internal/model"
@@ -33,6 +36,9 @@ Use it from go generate:
 
 Flags:
 `
+
+// runtimePackage is what generated code imports.
+const runtimePackage = "github.com/atpgo/atp/runtime"
 
 // Exit codes.
 const (
@@ -110,6 +116,7 @@ func Main(args []string, dir string, stdout, stderr io.Writer) int {
 	}
 
 	code := ExitOK
+	var written []string
 	for _, o := range outputs {
 		stale, err := isStale(o.path, o.content)
 		if err != nil {
@@ -133,10 +140,49 @@ func Main(args []string, dir string, stdout, stderr io.Writer) int {
 		if err := write(o.path, o.content); err != nil {
 			fmt.Fprintf(stderr, "atpgen: %v\n", err)
 			code = ExitProblem
+			continue
+		}
+		if o.content != nil {
+			written = append(written, o.path)
+		}
+	}
+	if len(written) > 0 {
+		// Fresh generated code imports the runtime, which a new module's
+		// go.mod and go.sum may not cover yet: go vet and go build would
+		// then fail on a missing go.sum entry. Say so now, with the fix.
+		if why := runtimeUnresolved(filepath.Dir(written[0]), cfg); why != "" {
+			fmt.Fprintf(stderr, "atpgen: wrote %s, but this module cannot build it yet:\n\t%s\nRun this once:\n\n\tgo mod tidy\n\n", relPath(dir, written[0]), why)
 		}
 	}
 	return code
 }
+
+// runtimeUnresolved reports why the runtime package, which generated code
+// imports, does not resolve from dir with the module's go.mod and go.sum
+// as they are ("" when it does). It asks the go command, as the build will.
+func runtimeUnresolved(dir string, cfg parse.Config) string {
+	args := append([]string{"list", "-deps", "-f", "{{.ImportPath}}"}, cfg.BuildFlags...)
+	cmd := exec.Command("go", append(args, runtimePackage)...)
+	cmd.Dir = dir
+	cmd.Env = cfg.Env
+	var errOut bytes.Buffer
+	cmd.Stderr = &errOut
+	if err := cmd.Run(); err == nil {
+		return ""
+	} else if errOut.Len() == 0 {
+		return err.Error()
+	}
+	// The go command's first line is the reason; what follows is its own
+	// advice, which the caller replaces with one command.
+	first, _, _ := strings.Cut(strings.TrimSpace(errOut.String()), "\n")
+	first, _, _ = strings.Cut(first, "; to ")
+	first = strings.TrimPrefix(first, "go: ")
+	return goPosPrefix.ReplaceAllString(first, "")
+}
+
+// goPosPrefix is the position the go command puts before an import error:
+// it points into the atp module, not at anything the user wrote.
+var goPosPrefix = regexp.MustCompile(`^\S+\.go:\d+:\d+: `)
 
 func printProblems(w io.Writer, problems []model.Problem) {
 	slices.SortStableFunc(problems, func(a, b model.Problem) int {

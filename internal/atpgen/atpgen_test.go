@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/atpgo/atp/internal/harness/harnesstest"
 )
 
 // newModule writes a module requiring this checkout of github.com/atpgo/atp
@@ -181,5 +183,54 @@ func TestSourceProblemsExitOne(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "atp_gen.go")); !os.IsNotExist(err) {
 		t.Error("a run with problems wrote atp_gen.go")
+	}
+}
+
+// In a new module whose go.sum does not cover the runtime's dependencies
+// yet, go vet would fail on the fresh atp_gen.go: atpgen says so, with the
+// one command to run, and still succeeds. Once go.sum is complete, it says
+// nothing.
+func TestMissingGoSumEntries(t *testing.T) {
+	newModule(t, map[string]string{})    // the hermetic environment
+	t.Setenv("GOFLAGS", "-mod=readonly") // as a user's build runs
+	root, err := harnesstest.RepoRoot(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := t.TempDir()
+	writeFile(t, filepath.Join(src, "m.go"), greetSrc)
+	// A module listing every requirement, with its go.sum: tidy.
+	dir, err := harnesstest.Module(t.TempDir(), root, "example.com/m", src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	goMod, _ := os.ReadFile(filepath.Join(dir, "go.mod"))
+	goSum, _ := os.ReadFile(filepath.Join(dir, "go.sum"))
+	gen := filepath.Join(dir, "atp_gen.go")
+
+	for _, c := range []struct {
+		name, goMod, goSum, why string
+	}{
+		{"no go.sum", string(goMod), "", "missing go.sum entry for module providing package"},
+		{"no requirement", "module example.com/m\n\ngo 1.26\n", "", "module providing package github.com/atpgo/atp/runtime"},
+		{"tidy", string(goMod), string(goSum), ""},
+	} {
+		writeFile(t, filepath.Join(dir, "go.mod"), c.goMod)
+		writeFile(t, filepath.Join(dir, "go.sum"), c.goSum)
+		os.Remove(gen)
+		code, _, stderr := run(t, dir)
+		if _, err := os.Stat(gen); code != ExitOK || err != nil {
+			t.Fatalf("%s: exit %d, %v: %s", c.name, code, err, stderr)
+		}
+		if c.why == "" {
+			if stderr != "" {
+				t.Errorf("%s: stderr %q", c.name, stderr)
+			}
+			continue
+		}
+		if !strings.HasPrefix(stderr, "atpgen: wrote atp_gen.go, but this module cannot build it yet:\n\t") || !strings.Contains(stderr, c.why) ||
+			!strings.HasSuffix(stderr, "\nRun this once:\n\n\tgo mod tidy\n\n") || strings.Count(stderr, "go mod tidy") != 1 {
+			t.Errorf("%s: stderr:\n%s", c.name, stderr)
+		}
 	}
 }

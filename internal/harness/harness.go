@@ -24,10 +24,11 @@
 // # Which tools
 //
 // Every package-level tool (the package's ATPTools) and every method tool.
-// Methods are called on a zero value of their receiver type, new(T): tools
-// whose receiver needs configuration (a base URL, a client, credentials)
-// cannot run this way and should be tested with Go tests that build the
-// receiver.
+// Methods are called on what the receiver type's //atp:constructor returns,
+// or, without one, on a zero value, new(T). An Invoke harness makes the
+// receivers (the whole toolkit) at its first request and again for every
+// request that asks for Fresh ones; an MCP harness makes them once, at
+// start. Package-level state lives as long as the process.
 package harness
 
 import (
@@ -314,6 +315,11 @@ func copyFile(from, to string) error {
 type source struct {
 	What string // for error messages: the package path, or path.Type
 	Expr string // e.g. p0.ATPTools() or new(p0.Client).ATPTools()
+
+	// For a receiver with a constructor: the call, its name in messages,
+	// the receiver type, and the constructor's shape.
+	Ctor, CtorName, Type string
+	CtorCtx, CtorErr     bool
 }
 
 type importSpec struct{ Alias, Path string }
@@ -325,6 +331,7 @@ func mainSource(pkgs []*model.Package, mode Mode, name string) ([]byte, error) {
 		Sources      []source
 		Name         string
 		MCP          bool
+		Ctors        bool
 		TokenEnv     string
 		AuthTokenEnv string
 	}{Name: name, MCP: mode == MCP, TokenEnv: TokenEnv, AuthTokenEnv: AuthTokenEnv}
@@ -332,12 +339,19 @@ func mainSource(pkgs []*model.Package, mode Mode, name string) ([]byte, error) {
 		alias := "p" + strconv.Itoa(i)
 		data.Imports = append(data.Imports, importSpec{alias, p.Path})
 		if len(p.Tools) > 0 {
-			data.Sources = append(data.Sources, source{p.Path, alias + ".ATPTools()"})
+			data.Sources = append(data.Sources, source{What: p.Path, Expr: alias + ".ATPTools()"})
 		}
 		for _, r := range p.Receivers {
-			if len(r.Tools) > 0 {
-				data.Sources = append(data.Sources, source{p.Path + "." + r.TypeName, "new(" + alias + "." + r.TypeName + ").ATPTools()"})
+			if len(r.Tools) == 0 {
+				continue
 			}
+			src := source{What: p.Path + "." + r.TypeName, Expr: "new(" + alias + "." + r.TypeName + ").ATPTools()"}
+			if c := r.Constructor; c != nil {
+				src.Ctor, src.CtorName, src.Type = alias+"."+c.GoName, p.Name+"."+c.GoName, alias+"."+r.TypeName
+				src.CtorCtx, src.CtorErr = c.TakesContext, c.ReturnsError
+				data.Ctors = true
+			}
+			data.Sources = append(data.Sources, src)
 		}
 	}
 	var b bytes.Buffer

@@ -102,7 +102,7 @@ func listFiles(t *testing.T, dir string) map[string]string {
 
 func TestInvoke(t *testing.T) {
 	setup(t)
-	if want := []string{"crash", "greet", "increment", "shout", "whoami"}; !slices.Equal(invokeH.Tools, want) {
+	if want := []string{"count", "crash", "greet", "increment", "shout", "whoami"}; !slices.Equal(invokeH.Tools, want) {
 		t.Fatalf("tools %v, want %v", invokeH.Tools, want)
 	}
 	if invokeH.Name != "greet+counter" {
@@ -130,9 +130,16 @@ func TestInvoke(t *testing.T) {
 		{req: Request{Tool: "whoami"}, kind: "missing_auth_token", err: "auth token"},
 		{req: Request{Tool: "whoami", AuthToken: "s3cret"}, result: `6`},
 		// A method tool runs on a zero-value receiver, from an internal
-		// package; the receiver lives as long as the harness.
+		// package; receivers live on across calls unless one asks for
+		// fresh ones.
 		{req: Request{Tool: "increment", Params: json.RawMessage(`{"by":2}`)}, result: `2`},
 		{req: Request{Tool: "increment", Params: json.RawMessage(`{"by":3}`)}, result: `5`},
+		{req: Request{Tool: "increment", Params: json.RawMessage(`{"by":3}`), Fresh: true}, result: `3`},
+		// A receiver with a map, made by its //atp:constructor (a zero
+		// value would panic).
+		{req: Request{Tool: "count", Params: json.RawMessage(`{"word":"go"}`)}, result: `1`},
+		{req: Request{Tool: "count", Params: json.RawMessage(`{"word":"go"}`)}, result: `2`},
+		{req: Request{Tool: "count", Params: json.RawMessage(`{"word":"go"}`), Fresh: true}, result: `1`},
 	} {
 		resp, err := p.Invoke(c.req)
 		if err != nil {

@@ -57,6 +57,9 @@ func TestMCPStdio(t *testing.T) {
 		// The tool's fmt.Println goes to stderr, not into the stream.
 		{"shout", map[string]any{"message": "hey"}, "HEY", false},
 		{"whoami", nil, "6", false},
+		// The constructor made the receiver, once for the session.
+		{"count", map[string]any{"word": "go"}, "1", false},
+		{"count", map[string]any{"word": "go"}, "2", false},
 	} {
 		res, err := cs.CallTool(ctx, &sdk.CallToolParams{Name: c.tool, Arguments: c.args})
 		if err != nil {

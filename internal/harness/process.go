@@ -22,11 +22,17 @@ type Request struct {
 	// TimeoutMs bounds a call to a tool that declares no timeout; 0 means
 	// no bound.
 	TimeoutMs int64 `json:"timeout_ms,omitempty"`
+	// Fresh makes the toolkit anew before the call, so that method tools
+	// run on new receivers (from their constructors) instead of those of
+	// earlier calls.
+	Fresh bool `json:"fresh,omitempty"`
 }
 
 // Response is an Invoke harness's answer: Result, or Error with Kind (one
 // of invalid_params, unknown_tool, missing_auth_token, panic, timeout,
-// tool_error, error, harness) and, for invalid_params, the Problems.
+// tool_error, error, constructor, harness) and, for invalid_params, the
+// Problems. A constructor error means the toolkit could not be made: the
+// tool was not called.
 type Response struct {
 	Result   json.RawMessage   `json:"result,omitempty"`
 	Error    string            `json:"error,omitempty"`

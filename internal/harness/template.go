@@ -42,25 +42,65 @@ import (
 {{- end}}
 )
 
-func toolkit(logger *slog.Logger) (*runtime.Toolkit, error) {
+// toolkit makes the toolkit, with receivers made by their constructors
+// (else zero values). An error is a constructor's.
+func toolkit(ctx context.Context, logger *slog.Logger) (*runtime.Toolkit, error) {
 	tk := runtime.NewToolkit({{printf "%q" .Name}}, runtime.WithLogger(logger))
 {{- range .Sources}}
+{{- if .Ctor}}
+	{
+		r, err := construct({{printf "%q" .CtorName}}, func() (*{{.Type}}, error) {
+			{{if .CtorErr}}return {{.Ctor}}({{if .CtorCtx}}ctx{{end}}){{else}}return {{.Ctor}}({{if .CtorCtx}}ctx{{end}}), nil{{end}}
+		})
+		if err != nil {
+			return nil, err
+		}
+		if err := tk.Add(r.ATPTools()...); err != nil {
+			return nil, fmt.Errorf("%s: %w", {{printf "%q" .What}}, err)
+		}
+	}
+{{- else}}
 	if err := tk.Add({{.Expr}}...); err != nil {
 		return nil, fmt.Errorf("%s: %w", {{printf "%q" .What}}, err)
 	}
 {{- end}}
+{{- end}}
 	return tk, nil
 }
+{{if .Ctors}}
+// construct calls a constructor: its error, a panic or a nil receiver is an
+// error that names it.
+func construct[T any](name string, f func() (*T, error)) (r *T, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%s panicked: %v", name, p)
+		}
+	}()
+	r, err = f()
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("%s: %w", name, err)
+	case r == nil:
+		return nil, fmt.Errorf("%s returned nil and no error", name)
+	}
+	return r, nil
+}
+{{end}}
 {{if .MCP}}
 func main() {
 	httpAddr := flag.String("http", "", "serve streamable HTTP at http://ADDR/mcp instead of stdio")
+	asJSON := flag.Bool("json", false, "log JSON lines, and print the HTTP address as JSON")
 	flag.Parse()
 	out := os.Stdout
 	// What the tools print goes to stderr, never into the MCP stream.
 	os.Stdout = os.Stderr
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	tk, err := toolkit(slog.New(slog.NewTextHandler(os.Stderr, nil)))
+	var logs slog.Handler = slog.NewTextHandler(os.Stderr, nil)
+	if *asJSON {
+		logs = slog.NewJSONHandler(os.Stderr, nil)
+	}
+	tk, err := toolkit(ctx, slog.New(logs))
 	if err != nil {
 		fail(err)
 	}
@@ -78,7 +118,7 @@ func main() {
 	if *httpAddr == "" {
 		err = srv.ServeStdio(ctx, os.Stdin, out)
 	} else {
-		err = serveHTTP(ctx, srv.HTTPHandler(), *httpAddr, out)
+		err = serveHTTP(ctx, srv.HTTPHandler(), *httpAddr, out, *asJSON)
 	}
 	if err != nil && !errors.Is(err, context.Canceled) {
 		fail(err)
@@ -90,7 +130,7 @@ func fail(err error) {
 	os.Exit(1)
 }
 
-func serveHTTP(ctx context.Context, h http.Handler, addr string, out *os.File) error {
+func serveHTTP(ctx context.Context, h http.Handler, addr string, out *os.File, asJSON bool) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
@@ -98,7 +138,11 @@ func serveHTTP(ctx context.Context, h http.Handler, addr string, out *os.File) e
 	mux := http.NewServeMux()
 	mux.Handle("/mcp", h)
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	fmt.Fprintf(out, "MCP server (streamable HTTP) on http://%s/mcp\n", ln.Addr())
+	if asJSON {
+		fmt.Fprintf(out, "{\"url\":%q}\n", "http://"+ln.Addr().String()+"/mcp")
+	} else {
+		fmt.Fprintf(out, "MCP server (streamable HTTP) on http://%s/mcp\n", ln.Addr())
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	select {
@@ -119,6 +163,7 @@ type request struct {
 	Params    json.RawMessage ` + "`" + `json:"params"` + "`" + `
 	AuthToken string          ` + "`" + `json:"auth_token,omitempty"` + "`" + `
 	TimeoutMs int64           ` + "`" + `json:"timeout_ms,omitempty"` + "`" + `
+	Fresh     bool            ` + "`" + `json:"fresh,omitempty"` + "`" + `
 }
 
 type response struct {
@@ -133,17 +178,16 @@ func main() {
 	proto := os.Stdout
 	// What the tools print goes to stderr, never into the protocol.
 	os.Stdout = os.Stderr
-	tk, err := toolkit(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	// The toolkit is made at the first request and again for each request
+	// that asks for fresh receivers.
+	var tk *runtime.Toolkit
 	in := bufio.NewReader(os.Stdin)
 	enc := json.NewEncoder(proto)
 	for {
 		line, err := in.ReadBytes('\n')
 		if len(bytes.TrimSpace(line)) > 0 {
-			if err := enc.Encode(handle(tk, line)); err != nil {
+			if err := enc.Encode(handle(&tk, logger, line)); err != nil {
 				fmt.Fprintln(os.Stderr, "harness:", err)
 				os.Exit(1)
 			}
@@ -154,11 +198,20 @@ func main() {
 	}
 }
 
-func handle(tk *runtime.Toolkit, line []byte) response {
+func handle(tkp **runtime.Toolkit, logger *slog.Logger, line []byte) response {
 	var req request
 	if err := json.Unmarshal(line, &req); err != nil {
 		return response{Error: "harness: bad request: " + err.Error(), Kind: "harness"}
 	}
+	if *tkp == nil || req.Fresh {
+		*tkp = nil
+		made, err := toolkit(context.Background(), logger)
+		if err != nil {
+			return response{Error: err.Error(), Kind: "constructor"}
+		}
+		*tkp = made
+	}
+	tk := *tkp
 	opts := []runtime.InvokeOption{runtime.WithTransport("atp-test")}
 	if req.AuthToken != "" {
 		opts = append(opts, runtime.WithAuthToken(req.AuthToken))

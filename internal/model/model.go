@@ -47,6 +47,20 @@ type Receiver struct {
 	TypeName string  `json:"type_name"` // the Go type name, declared in Package
 	Pos      Pos     `json:"pos"`
 	Tools    []*Tool `json:"tools"` // sorted by tool name
+	// Constructor makes a ready receiver for programs that serve the tools
+	// without the user's main (atp test, atp mcp); nil means such programs
+	// use new(TypeName), the zero value.
+	Constructor *Constructor `json:"constructor,omitempty"`
+}
+
+// Constructor is a package-level function marked //atp:constructor that
+// returns a ready *T for a Receiver T: func() *T or func() (*T, error),
+// optionally taking a context.Context.
+type Constructor struct {
+	GoName       string `json:"go_name"` // exported: other packages call it
+	Pos          Pos    `json:"pos"`
+	TakesContext bool   `json:"takes_context,omitempty"`
+	ReturnsError bool   `json:"returns_error,omitempty"`
 }
 
 // Tool is one function or method marked with //atp:tool.

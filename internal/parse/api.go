@@ -13,8 +13,12 @@
 //
 // (one line; values may be quoted as Go strings). A named type may declare
 // its own JSON Schema with a line //atp:schema <json object> in its doc
-// comment. Any other comment line that looks like an atp directive
-// (// atp:tool, //atp: tool, //atp:tools, //ATP:tool, ...) is an error.
+// comment. An exported package-level function that returns *T or (*T,
+// error), taking nothing or a context.Context, may be marked
+// //atp:constructor: T's tool methods are then called, by atp test and atp
+// mcp, on what it returns instead of on a zero T. Any other comment line
+// that looks like an atp directive (// atp:tool, //atp: tool, //atp:tools,
+// //ATP:tool, ...) is an error.
 //
 // # Documenting plain parameters
 //
@@ -38,7 +42,10 @@
 // property's description. It may end with constraints in backquotes, written
 // as a struct tag with a jsonschema key in invopop/jsonschema syntax, exactly
 // as on a struct field. These lines and the heading are left out of the
-// tool's description; a line whose name is not a parameter stays in it.
+// tool's description; a line whose name is not a parameter stays in it,
+// unless it is a list item (or follows the heading) and its name is a
+// likely typo of a parameter's ("- mesage:" for message, "- Times:" for
+// times): that is an error with a did-you-mean.
 //
 // Struct fields get their descriptions from their doc comment, else their
 // line comment, and their constraints from their jsonschema tag.

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/atpgo/atp/internal/didyoumean"
 	"github.com/atpgo/atp/internal/model"
 )
 
@@ -201,7 +202,7 @@ func (pl *pkgLoader) constraints(kvs []tagKV, loc tagLocator, t *model.Type, wha
 		valPos := loc.at(kv, it.off+len(key)+1)
 		if !slices.Contains(jsonschemaKeywords, key) {
 			hint := ""
-			if s := suggest(key, jsonschemaKeywords); s != "" {
+			if s := didyoumean.Suggest(key, jsonschemaKeywords); s != "" {
 				hint = fmt.Sprintf("did you mean %s? ", s)
 			}
 			bad(keyPos, "unknown jsonschema keyword %q: %s(keywords: %s)", key, hint, strings.Join(jsonschemaKeywords, ", "))

@@ -10,13 +10,19 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/atpgo/atp/internal/didyoumean"
 )
 
 // The directive names after "//atp:".
 const (
-	dirTool   = "tool"
-	dirSchema = "schema"
+	dirTool        = "tool"
+	dirSchema      = "schema"
+	dirConstructor = "constructor"
 )
+
+// directiveNames are the directive names, for "did you mean".
+var directiveNames = []string{dirTool, dirSchema, dirConstructor}
 
 // toolOptionKeys lists the //atp:tool options in the order messages give them.
 var toolOptionKeys = []string{"name", "auth", "auth_type", "auth_with", "readonly", "destructive", "idempotent", "timeout"}
@@ -30,12 +36,12 @@ var (
 	// capitals anywhere ("// atp:tool", "//ATP:tool", "//atp: tool"). A
 	// prose comment such as "// ATP: the Agent Tool Protocol" is left alone:
 	// with a capitalised ATP after a space, the colon must be directly
-	// followed by "tool" or "schema" for the line to count.
-	looksLikeDirective = regexp.MustCompile(`^//\s*atp\s*:|^//(?i:atp)\s*:|^//\s*(?i:atp)\s*:(?i:tool|schema)`)
+	// followed by a directive name for the line to count.
+	looksLikeDirective = regexp.MustCompile(`^//\s*atp\s*:|^//(?i:atp)\s*:|^//\s*(?i:atp)\s*:(?i:tool|schema|constructor)`)
 	// nearMissParts splits such a line for the diagnosis.
 	nearMissParts = regexp.MustCompile(`^//(\s*)([A-Za-z]+)(\s*):(\s*)(\S*)`)
 	// blockDirective matches a line of a /* */ comment that holds a directive.
-	blockDirective = regexp.MustCompile(`^\s*\*?\s*(?i:atp)\s*:\s*(?i:tool|schema)\b`)
+	blockDirective = regexp.MustCompile(`^\s*\*?\s*(?i:atp)\s*:\s*(?i:tool|schema|constructor)\b`)
 )
 
 // commentOwner says what a comment group documents.
@@ -138,14 +144,18 @@ type fileDirectives struct {
 	tools map[*ast.FuncDecl][]*ast.Comment
 	// schemas maps a type's name to the //atp:schema comments in its doc.
 	schemas map[*ast.Ident][]*ast.Comment
+	// constructors maps each function to the //atp:constructor comments in
+	// its doc.
+	constructors map[*ast.FuncDecl][]*ast.Comment
 }
 
 // scanDirectives checks every comment of f: atp directives must be well
 // formed and in the right doc comment; near-misses are errors.
 func (l *loader) scanDirectives(f *ast.File) fileDirectives {
 	fd := fileDirectives{
-		tools:   make(map[*ast.FuncDecl][]*ast.Comment),
-		schemas: make(map[*ast.Ident][]*ast.Comment),
+		tools:        make(map[*ast.FuncDecl][]*ast.Comment),
+		schemas:      make(map[*ast.Ident][]*ast.Comment),
+		constructors: make(map[*ast.FuncDecl][]*ast.Comment),
 	}
 	owners := commentOwners(f)
 	for _, g := range f.Comments {
@@ -159,7 +169,7 @@ func (l *loader) scanDirectives(f *ast.File) fileDirectives {
 				continue
 			}
 			d, ok := ast.ParseDirective(c.Slash, c.Text)
-			if !ok || d.Tool != "atp" || (d.Name != dirTool && d.Name != dirSchema) {
+			if !ok || d.Tool != "atp" || (d.Name != dirTool && d.Name != dirSchema && d.Name != dirConstructor) {
 				l.errorAt(c.Slash, "%s", nearMissMessage(c.Text))
 				continue
 			}
@@ -176,6 +186,12 @@ func (l *loader) scanDirectives(f *ast.File) fileDirectives {
 					continue
 				}
 				fd.schemas[owner.typ] = append(fd.schemas[owner.typ], c)
+			case dirConstructor:
+				if owner.fn == nil {
+					l.errorAt(c.Slash, "%s", misplaced("//atp:constructor", "a func that returns the receiver of tool methods", owner.what))
+					continue
+				}
+				fd.constructors[owner.fn] = append(fd.constructors[owner.fn], c)
 			}
 		}
 	}
@@ -200,7 +216,7 @@ func nearMissMessage(text string) string {
 	name := m[5]
 	known := ""
 	switch strings.ToLower(name) {
-	case dirTool, dirSchema:
+	case dirTool, dirSchema, dirConstructor:
 		known = strings.ToLower(name)
 	}
 	var faults []string
@@ -219,12 +235,11 @@ func nearMissMessage(text string) string {
 	if known != "" {
 		return fmt.Sprintf("%q is not a directive: write //atp:%s %s", written, known, strings.Join(faults, ", "))
 	}
-	guess := suggest(strings.TrimRight(name, ":,;."), []string{dirTool, dirSchema})
-	if guess == "" && strings.HasPrefix(strings.ToLower(name), dirTool) {
-		guess = dirTool
-	}
-	if guess == "" && strings.HasPrefix(strings.ToLower(name), dirSchema) {
-		guess = dirSchema
+	guess := didyoumean.Suggest(strings.TrimRight(name, ":,;."), directiveNames)
+	for _, d := range directiveNames {
+		if guess == "" && strings.HasPrefix(strings.ToLower(name), d) {
+			guess = d
+		}
 	}
 	what := fmt.Sprintf("unknown directive %q", written)
 	if len(faults) > 0 {
@@ -233,7 +248,7 @@ func nearMissMessage(text string) string {
 	if guess != "" {
 		return fmt.Sprintf("%s: did you mean //atp:%s?", what, guess)
 	}
-	return what + ": the atp directives are //atp:tool (on a func or method) and //atp:schema (on a type)"
+	return what + ": the atp directives are //atp:tool (on a func or method), //atp:constructor (on a func) and //atp:schema (on a type)"
 }
 
 func firstWord(s string) string {
@@ -251,7 +266,7 @@ func (l *loader) checkBlockComment(c *ast.Comment) {
 	for line := range strings.SplitSeq(body, "\n") {
 		if blockDirective.MatchString(line) {
 			indent := len(line) - len(strings.TrimLeft(line, " \t*"))
-			l.errorAt(c.Slash+token.Pos(offset+indent), "atp directives must be line comments: write //atp:tool (or //atp:schema) on its own line")
+			l.errorAt(c.Slash+token.Pos(offset+indent), "atp directives must be line comments: write //atp:tool (or //atp:schema, //atp:constructor) on its own line")
 		}
 		offset += len(line) + 1
 	}
@@ -319,7 +334,7 @@ func (l *loader) parseToolDirective(c *ast.Comment) (opts toolOptions, ok bool) 
 		}
 		if !isToolOption(key) {
 			hint := ""
-			if s := suggest(key, toolOptionKeys); s != "" {
+			if s := didyoumean.Suggest(key, toolOptionKeys); s != "" {
 				hint = fmt.Sprintf(": did you mean %s?", s)
 			}
 			bad(a.Pos, "unknown //atp:tool option %q%s (options: %s)", key, hint, strings.Join(toolOptionKeys, ", "))

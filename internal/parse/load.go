@@ -86,7 +86,7 @@ func Load(cfg Config, patterns ...string) (pkgs []*model.Package, problems []mod
 		isRoot[p] = true
 	}
 	packages.Visit(roots, nil, func(p *packages.Package) { l.packageErrors(p, isRoot[p]) })
-	decls := make(map[*packages.Package][]toolDecl)
+	decls := make(map[*packages.Package]pkgDecls)
 	for _, p := range roots {
 		decls[p] = l.scanPackage(p)
 	}

@@ -2,8 +2,12 @@ package parse
 
 import (
 	"go/ast"
+	"maps"
 	"regexp"
+	"slices"
 	"strings"
+
+	"github.com/atpgo/atp/internal/didyoumean"
 )
 
 // paramDoc is what a tool's doc comment says about one plain parameter.
@@ -32,12 +36,16 @@ type docLine struct {
 
 // paramDocs splits a tool's doc comment into the tool's description and the
 // descriptions of its plain parameters (byName maps Go and JSON names to
-// indexes). See the package documentation for the convention.
-func (pl *pkgLoader) paramDocs(doc *ast.CommentGroup, byName map[string]int) (string, map[int]*paramDoc) {
+// indexes; goNames are the parameters' Go names, in order). See the package
+// documentation for the convention. A list item, or a line after a
+// "Parameters:" heading, whose name is a likely typo of a parameter's is an
+// error.
+func (pl *pkgLoader) paramDocs(doc *ast.CommentGroup, byName map[string]int, goNames []string) (string, map[int]*paramDoc) {
 	docs := make(map[int]*paramDoc)
 	if doc == nil {
 		return "", docs
 	}
+	names := slices.Sorted(maps.Keys(byName))
 	removed := make([]bool, len(doc.List))
 	var headings []int
 
@@ -94,17 +102,34 @@ func (pl *pkgLoader) paramDocs(doc *ast.CommentGroup, byName map[string]int) (st
 		} else if _, isDir := ast.ParseDirective(c.Slash, c.Text); isDir {
 			continue // directives are not part of the text
 		}
-		if m := paramLineRE.FindStringSubmatch(line.text); m != nil {
-			if idx, isParam := byName[m[2]]; isParam {
+		if m := paramLineRE.FindStringSubmatchIndex(line.text); m != nil {
+			name := line.text[m[4]:m[5]]
+			idx, isParam := byName[name]
+			listItem := strings.TrimSpace(line.text[m[2]:m[4]]) != ""
+			if !isParam && (listItem || len(headings) > 0) {
+				// A near miss in the parameters' list would silently stay
+				// in the description the model reads.
+				if guess := didyoumean.Suggest(name, names); guess != "" {
+					p := pl.fset.Position(c.Slash)
+					p.Column += line.lead + m[4]
+					p.Offset += line.lead + m[4]
+					pl.errorf(p, "%q is not a parameter: did you mean %s? (parameters: %s)", name, guess, strings.Join(goNames, ", "))
+				}
+			}
+			if isParam {
+				text := ""
+				if m[6] >= 0 {
+					text = line.text[m[6]:m[7]]
+				}
 				flush()
 				removed[i] = true
 				p := pl.fset.Position(c.Slash)
 				if first := docs[idx]; first != nil {
-					pl.errorf(p, "parameter %s is documented twice (first at line %d): keep one line", m[2], first.line)
+					pl.errorf(p, "parameter %s is documented twice (first at line %d): keep one line", name, first.line)
 					continue
 				}
 				docs[idx] = &paramDoc{line: p.Line}
-				cur = &block{idx: idx, indent: len(m[1]), parts: []string{m[3]}, last: line}
+				cur = &block{idx: idx, indent: m[3] - m[2], parts: []string{text}, last: line}
 				continue
 			}
 		}

@@ -42,7 +42,7 @@ func TestNearMissMessage(t *testing.T) {
 		"//ATP:schema {}": `"//ATP:schema" is not a directive: write //atp:schema in lower case`,
 		"//atp:toolname":  `unknown directive "//atp:toolname": did you mean //atp:tool?`,
 		"//atp:schemaa":   `unknown directive "//atp:schemaa": did you mean //atp:schema?`,
-		"//atp:x":         `unknown directive "//atp:x": the atp directives are //atp:tool (on a func or method) and //atp:schema (on a type)`,
+		"//atp:x":         `unknown directive "//atp:x": the atp directives are //atp:tool (on a func or method), //atp:constructor (on a func) and //atp:schema (on a type)`,
 		"// atp : tol":    `"// atp : tol" is not a directive: did you mean //atp:tool?`,
 	} {
 		if got := nearMissMessage(in); got != want {
@@ -402,6 +402,12 @@ func TestParamDoc(t *testing.T) {
 	_, _, problems := loadFixture(t)
 	checkWant(t, "paramdoc", problems)
 
+	// Outside a list and before any heading, a line like "Mesage: ..."
+	// is prose, typo or not.
+	if n := tool(t, pkg(t, "paramdoc/bad"), "note"); !strings.Contains(n.Description, "Mesage: left alone.") {
+		t.Errorf("note's description lost its prose: %q", n.Description)
+	}
+
 	ok := pkg(t, "paramdoc/ok")
 	f := tool(t, ok, "forecast")
 	wantDesc := "Forecast tells the weather.\n\n  - unknown: not a parameter, so it stays\n\nThe forecast is free. Some code in backquotes stays: `x`."
@@ -584,5 +590,30 @@ func TestLoadErrors(t *testing.T) {
 	}
 	if _, _, err := Load(Config{Dir: empty, Env: testEnv()}, "./..."); err == nil || !strings.Contains(err.Error(), "no packages matched") {
 		t.Errorf("Load of ./... in an empty module: err = %v", err)
+	}
+}
+
+func TestConstructors(t *testing.T) {
+	_, _, problems := loadFixture(t)
+	checkWant(t, "constructors", problems)
+
+	ok := pkg(t, "constructors/ok")
+	byType := map[string]*model.Constructor{}
+	for _, r := range ok.Receivers {
+		byType[r.TypeName] = r.Constructor
+	}
+	if c := byType["Store"]; c == nil || c.GoName != "NewStore" || c.TakesContext || c.ReturnsError || c.Pos.Line != 14 {
+		t.Errorf("Store's constructor = %+v", c)
+	}
+	if c := byType["Client"]; c == nil || c.GoName != "Dial" || !c.TakesContext || !c.ReturnsError {
+		t.Errorf("Client's constructor = %+v", c)
+	}
+	if c, found := byType["Plain"]; !found || c != nil {
+		t.Errorf("Plain: found %v, constructor %+v; want a receiver without one", found, c)
+	}
+	// The bad package keeps its receiver, with the one good constructor.
+	bad := pkg(t, "constructors/bad")
+	if len(bad.Receivers) != 1 || bad.Receivers[0].Constructor == nil || bad.Receivers[0].Constructor.GoName != "NewT" {
+		t.Errorf("bad receivers = %+v", bad.Receivers)
 	}
 }
