@@ -26,6 +26,15 @@
 // toolkit key serves one toolkit, bound at creation or by its first
 // registration.
 //
+// A toolkit name belongs to the keys bound to it: the key whose first
+// registration took it, and keys created for it (`atp keys create --toolkit
+// T`, `atp keys rotate ID`). Another key of the owner that asks for it on
+// verify_hash, verify_tool_hash or register_tool gets 409 with how to rotate
+// a key, and changes nothing; being bound to no toolkit, it is in no route,
+// so its WebSocket and inbox polls get no calls. Revoking a toolkit's keys
+// does not free its name. To move a toolkit to a new key, create one for it,
+// deploy it (both keys serve meanwhile), then revoke the old one.
+//
 // # Behaviour the spec leaves open
 //
 //   - Python toolkits send parameter names only: their schema is inferred
