@@ -114,6 +114,14 @@
 //     (the default) and "connection_failed"; the secret is shown once.
 //     GET webhooks/ lists them (no secrets); GET webhooks/{id}/delete/ (as
 //     the Python SDK sends it) or DELETE webhooks/{id}/ deletes one.
+//     Deliveries go to public addresses only: a URL whose host is a
+//     loopback, private, link-local, unspecified, multicast, CGNAT or other
+//     special-purpose address (IPv4-mapped and NAT64 forms included), or
+//     localhost, is refused with 400; a host name is checked on the
+//     address each delivery dials, so a name that resolves to such an
+//     address (DNS rebinding included) is refused then and given up.
+//     Redirects are not followed. Config.AllowPrivateWebhooks (atp serve
+//     --allow-private-webhooks) lifts this for development.
 //
 // The provider sends the browser to GET /api/v1/oauth/callback/{platform_id}/
 // (no key: the state is the credential); the redirect URI to register with

@@ -44,17 +44,19 @@ func callbackPath(platformID string) string {
 // tokens, and the webhook retry delays.
 type clock interface {
 	Now() time.Time
-	// After returns a channel that receives once d has passed, and a
-	// function that releases the timer early.
-	After(d time.Duration) (<-chan time.Time, func())
+	// Until returns a channel that receives once the time is at, and a
+	// function that releases the timer early. It takes a time, not a
+	// duration, so that a timer set just as the clock moves still fires
+	// at the time meant.
+	Until(at time.Time) (<-chan time.Time, func())
 }
 
 type realClock struct{}
 
 func (realClock) Now() time.Time { return time.Now() }
 
-func (realClock) After(d time.Duration) (<-chan time.Time, func()) {
-	t := time.NewTimer(d)
+func (realClock) Until(at time.Time) (<-chan time.Time, func()) {
+	t := time.NewTimer(time.Until(at))
 	return t.C, func() { t.Stop() }
 }
 

@@ -41,7 +41,8 @@ func newOAuthEnv(t *testing.T, mod func(*Config)) *oauthEnv {
 	clk := newFakeClock()
 	key := make([]byte, store.SecretKeySize)
 	rand.Read(key)
-	cfg := Config{clock: clk, SecretKey: key, Platforms: []store.Platform{idp.platform(platformID)}}
+	// The test's webhook receivers listen on loopback: opt in.
+	cfg := Config{clock: clk, SecretKey: key, Platforms: []store.Platform{idp.platform(platformID)}, AllowPrivateWebhooks: true}
 	if mod != nil {
 		mod(&cfg)
 	}

@@ -95,9 +95,20 @@ type Config struct {
 	// WebhookBackoff is the wait before the second attempt; each later one
 	// waits twice as long, up to 5 minutes (default 2s).
 	WebhookBackoff time.Duration
+	// AllowPrivateWebhooks lets webhooks go to loopback, private,
+	// link-local and other non-public addresses, for development (atp serve
+	// --allow-private-webhooks). Off, such a URL given as a literal address
+	// is refused at registration with 400, and every delivery is checked
+	// on the address it dials, so that a name resolving to one (DNS
+	// rebinding included) is refused too: a webhook cannot make the server
+	// reach its own network.
+	AllowPrivateWebhooks bool
 
 	// clock is the broker's and webhooks' time; tests replace it.
 	clock clock
+	// webhookResolver resolves webhook host names (nil: the system's);
+	// tests replace it to answer as a rebinding DNS server does.
+	webhookResolver *net.Resolver
 }
 
 func (c *Config) setDefaults() {

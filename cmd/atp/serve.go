@@ -24,6 +24,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	callTimeout := fs.Duration("call-timeout", 120*time.Second, "default time a routed tool call may take")
 	origins := fs.String("allow-origin", "", "comma-separated extra Origins (scheme://host[:port]) allowed on the LLM WebSocket; \"*\" allows any")
 	verbose := fs.Bool("verbose", false, "log every request and call (debug level)")
+	privateHooks := fs.Bool("allow-private-webhooks", false, "development: let webhooks go to loopback, private and other non-public addresses (refused by default)")
 	oauth := addOAuthFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -47,7 +48,9 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		DBPath:      path,
 		Dev:         *dev,
 		CallTimeout: *callTimeout,
-		Logger:      slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level})),
+
+		AllowPrivateWebhooks: *privateHooks,
+		Logger:               slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level})),
 	}
 	if err := oauth.apply(e, &cfg); err != nil {
 		return err
