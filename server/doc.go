@@ -127,7 +127,8 @@
 // (no key: the state is the credential); the redirect URI to register with
 // the provider is Config.PublicURL (default http://<listen address>)
 // followed by that path. A bad state (missing, unknown, used, expired, of
-// another platform) gets a 400 page and stores nothing. A denial or a failed
+// another platform) gets a 400 page and stores nothing; a state of another
+// platform is not spent, so its own callback still works. A denial or a failed
 // code exchange sends connection_failed; a success stores the tokens (and
 // the e-mail from the platform's userinfo_url, if any) and sends
 // connection_success. Then the browser goes to developer_redirect_url with

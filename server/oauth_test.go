@@ -440,6 +440,15 @@ func TestOAuthCallbackStateChecks(t *testing.T) {
 	if status, _ := e.tokens("frank"); status != http.StatusNotFound {
 		t.Fatalf("tokens of testidp after a wrong-platform callback = %d", status)
 	}
+	// The wrong callback did not spend the state: the real one still works.
+	if status, _, page := e.browser.open(m["authorization_url"].(string)); status != http.StatusOK || !strings.Contains(page, "connected") {
+		t.Fatalf("the right callback after a wrong-platform one: %d %s", status, page)
+	}
+	status, tok := e.llmGet(e.llmKey, "oauth/tokens/other/frank/")
+	if status != http.StatusOK || tok["status"] != "completed" {
+		t.Fatalf("tokens of other after its own callback = %d %v", status, tok)
+	}
+	e.remember(tok["access_token"].(string), tok["refresh_token"].(string))
 	e.checkLogs()
 }
 
