@@ -779,12 +779,12 @@ func TestOAuthDevKeyAndRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer srv2.Close()
 	c, err := srv2.oauth.fresh(context.Background(), "default", platformID, "jo")
 	if err != nil || c.AccessToken != before["access_token"] {
 		t.Fatalf("after a restart: %v (token equal: %v)", err, c.AccessToken == before["access_token"])
 	}
 	_ = llmKey
+	srv2.Close()
 
 	wrong := make([]byte, store.SecretKeySize)
 	if _, err := New(Config{DBPath: db, SecretKey: wrong, Logger: discardLogger()}); err == nil || !strings.Contains(err.Error(), "not the one this database") {
