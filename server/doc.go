@@ -80,9 +80,12 @@
 // unless a platform turns it off. Client secrets, tokens, webhook secrets
 // and PKCE verifiers are sealed at rest with AES-256-GCM (store.Vault):
 // Config.SecretKey, which `atp serve` reads from --secret-key-file or
-// $ATP_SECRET_KEY (base64 of 32 bytes) and refuses to start without outside
-// --dev. Dev mode generates one beside the database (DevSecretKeyPath, mode
-// 0600); an in-memory store uses a random one.
+// $ATP_SECRET_KEY (base64 of 32 bytes). Without one, the server starts with
+// the broker off (its endpoints answer 503 saying how to give a key),
+// unless OAuth platforms are configured or stored, which make it refuse to
+// start. Dev mode generates one beside the database (DevSecretKeyPath, mode
+// 0600), and a database first used so is sealed with it: a start with
+// another key names that file. An in-memory store uses a random key.
 //
 // Endpoints, under /api/v1/atp/llm-client/ with the LLM key as for
 // process/ ("Authorization: ApiKey <key>", and "api_key" in POST bodies):

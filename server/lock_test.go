@@ -81,3 +81,34 @@ func TestSecondServerOnOneDatabaseRefused(t *testing.T) {
 	}
 	b.Close()
 }
+
+// A dev start that cannot use the key it would generate (the database is
+// sealed with the user's) leaves no key file behind; a keyless start on a
+// database that holds OAuth platforms is refused, saying why.
+func TestSecretKeyStartFailuresLeaveNothing(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "atp.db")
+	userKey := make([]byte, store.SecretKeySize)
+	userKey[0] = 1
+	srv, err := New(Config{DBPath: path, SecretKey: userKey, Logger: discardLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := store.Platform{ID: "hub", ClientID: "c", ClientSecret: "s", AuthURL: "https://a.example/auth", TokenURL: "https://a.example/token", PKCE: true}
+	if _, err := srv.oauth.vault.PutPlatform(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	srv.Close()
+
+	_, err = New(Config{DBPath: path, Dev: true, Logger: discardLogger()})
+	if !errors.Is(err, store.ErrWrongSecretKey) || !strings.Contains(err.Error(), "first used with") {
+		t.Fatalf("dev start on a database sealed with another key: %v", err)
+	}
+	if _, err := os.Stat(DevSecretKeyPath(path)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the failed dev start left its key file: %v", err)
+	}
+	_, err = New(Config{DBPath: path, Logger: discardLogger()})
+	if !errors.Is(err, ErrNoSecretKey) || !strings.Contains(err.Error(), "1 OAuth platform(s)") {
+		t.Fatalf("keyless start on a database with a platform: %v", err)
+	}
+}

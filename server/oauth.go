@@ -107,6 +107,18 @@ func newBroker(ctx context.Context, s *Server) (*broker, error) {
 	if v == nil && len(b.platforms) > 0 {
 		return nil, fmt.Errorf("server: OAuth platforms are configured but %w", ErrNoSecretKey)
 	}
+	if v == nil {
+		// Platforms stored by atp platforms add cannot be used without
+		// the key that sealed their client secrets: say so now, not at
+		// the first end user's sign-in.
+		stored, err := s.store.Platforms(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("server: %w", err)
+		}
+		if len(stored) > 0 {
+			return nil, fmt.Errorf("server: the database holds %d OAuth platform(s) (atp platforms list) but %w", len(stored), ErrNoSecretKey)
+		}
+	}
 	b.vault = v
 	b.hooks = newWebhookSender(s.cfg, b.clock, s.log)
 	return b, nil
@@ -286,7 +298,7 @@ func (e *connError) wireStatus() string {
 	return "error"
 }
 
-var errBrokerOff = &connError{brokerOff, "the OAuth broker is off: " + ErrNoSecretKey.Error()}
+var errBrokerOff = &connError{brokerOff, "the OAuth broker is off: the server started with " + ErrNoSecretKey.Error() + "; then restart the server"}
 
 func notConnectedError(platformID, user string) error {
 	return &connError{notConnected, fmt.Sprintf("user %q has not connected %s: start with POST oauth/confirmation/%s/ and send the user to its authorization_url",

@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/atpgo/atp/server"
@@ -60,16 +63,20 @@ func runServe(ctx context.Context, e *env, args []string) error {
 			cfg.AllowedOrigins = append(cfg.AllowedOrigins, o)
 		}
 	}
+	// Listen first: a start that fails here (the port is taken) must not
+	// have created the database, dev keys or a dev secret key, which would
+	// then stand in the way of the next start.
+	ln, err := listen(cfg.Addr)
+	if err != nil {
+		return err
+	}
 	srv, err := server.New(cfg)
 	if err != nil {
+		ln.Close()
 		return err
 	}
 	defer srv.Close()
-	ln, err := srv.Listen()
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(e.stdout, "ATP server on %s (database %s)\n", srv.URL(), path)
+	fmt.Fprintf(e.stdout, "ATP server on http://%s (database %s)\n", ln.Addr(), path)
 	if keys := srv.DevKeys(); len(keys) > 0 {
 		fmt.Fprintln(e.stdout, "\nDev mode created these keys. They are shown once: copy them now.")
 		for _, k := range keys {
@@ -78,4 +85,19 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintln(e.stdout)
 	}
 	return srv.Serve(ctx, ln)
+}
+
+// listen listens on addr; an address in use gets an error that says how to
+// pick another.
+func listen(addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil && addrInUse(err) {
+		return nil, fmt.Errorf("%w; another atp serve may be running: pick another address with --addr (e.g. --addr 127.0.0.1:7778, or --addr 127.0.0.1:0 for any free port)", err)
+	}
+	return ln, err
+}
+
+func addrInUse(err error) bool {
+	// WSAEADDRINUSE on Windows is not syscall.EADDRINUSE: know it by its text.
+	return errors.Is(err, syscall.EADDRINUSE) || strings.Contains(err.Error(), "Only one usage of each socket address")
 }
