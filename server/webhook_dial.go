@@ -85,6 +85,7 @@ func checkWebhookHost(host string) error {
 // numericHost reports whether every dot-separated part of host is a number
 // (decimal, 0x hex or 0 octal), as in the IPv4 forms inet_aton accepts.
 func numericHost(host string) bool {
+	host = strings.TrimSuffix(host, ".")
 	if host == "" {
 		return false
 	}

@@ -50,7 +50,7 @@ func TestWebhookRegistrationRefusesPrivateAddresses(t *testing.T) {
 			t.Errorf("register %s = %d %q, want 400 naming a %s address and --allow-private-webhooks", c.host, status, msg, c.kind)
 		}
 	}
-	for _, host := range []string{"2130706433", "0x7f.1", "127.1", "017700000001"} {
+	for _, host := range []string{"2130706433", "0x7f.1", "127.1", "017700000001", "127.0.0.1."} {
 		status, m := e.llmPost(e.llmKey, "webhooks/register/", map[string]any{"url": "http://" + host + "/hook"})
 		if msg, _ := m["error"].(string); status != http.StatusBadRequest || !strings.Contains(msg, "a.b.c.d") {
 			t.Errorf("register %s = %d %q, want 400 asking for a dotted quad", host, status, msg)
