@@ -322,11 +322,11 @@ func TestWebhooksRealServer(t *testing.T) {
 	e := newEnv(t)
 	c := e.client(llmclient.WithProtocol("ws"))
 	ctx := testCtx(t)
-	wh, err := c.RegisterWebhook(ctx, "http://127.0.0.1:9/hooks", []string{llmclient.EventConnectionSuccess, llmclient.EventConnectionFailed})
+	wh, err := c.RegisterWebhook(ctx, "https://hooks.example.com/hooks", []string{llmclient.EventConnectionSuccess, llmclient.EventConnectionFailed})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if wh.ID == "" || wh.URL != "http://127.0.0.1:9/hooks" || len(wh.Events) != 2 || wh.Secret == "" || wh.CreatedAt.IsZero() {
+	if wh.ID == "" || wh.URL != "https://hooks.example.com/hooks" || len(wh.Events) != 2 || wh.Secret == "" || wh.CreatedAt.IsZero() {
 		t.Errorf("registered %+v", wh)
 	}
 	if strings.Contains(fmt.Sprint(*wh), wh.Secret) || strings.Contains(fmt.Sprintf("%#v", *wh), wh.Secret) {
@@ -336,7 +336,7 @@ func TestWebhooksRealServer(t *testing.T) {
 	if err != nil || len(list) != 1 || list[0].ID != wh.ID || list[0].Secret != "" {
 		t.Errorf("list: %+v, %v", list, err)
 	}
-	if _, err := c.RegisterWebhook(ctx, "http://127.0.0.1:9/hooks", []string{"connection_lost"}); err == nil || !strings.Contains(err.Error(), `unknown event "connection_lost"`) {
+	if _, err := c.RegisterWebhook(ctx, "https://hooks.example.com/hooks", []string{"connection_lost"}); err == nil || !strings.Contains(err.Error(), `unknown event "connection_lost"`) {
 		t.Errorf("unknown event: %v", err)
 	}
 	if err := c.DeleteWebhook(ctx, wh.ID); err != nil {

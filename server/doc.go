@@ -26,6 +26,15 @@
 // toolkit key serves one toolkit, bound at creation or by its first
 // registration.
 //
+// A toolkit name belongs to the keys bound to it: the key whose first
+// registration took it, and keys created for it (`atp keys create --toolkit
+// T`, `atp keys rotate ID`). Another key of the owner that asks for it on
+// verify_hash, verify_tool_hash or register_tool gets 409 with how to rotate
+// a key, and changes nothing; being bound to no toolkit, it is in no route,
+// so its WebSocket and inbox polls get no calls. Revoking a toolkit's keys
+// does not free its name. To move a toolkit to a new key, create one for it,
+// deploy it (both keys serve meanwhile), then revoke the old one.
+//
 // # Behaviour the spec leaves open
 //
 //   - Python toolkits send parameter names only: their schema is inferred
@@ -71,9 +80,12 @@
 // unless a platform turns it off. Client secrets, tokens, webhook secrets
 // and PKCE verifiers are sealed at rest with AES-256-GCM (store.Vault):
 // Config.SecretKey, which `atp serve` reads from --secret-key-file or
-// $ATP_SECRET_KEY (base64 of 32 bytes) and refuses to start without outside
-// --dev. Dev mode generates one beside the database (DevSecretKeyPath, mode
-// 0600); an in-memory store uses a random one.
+// $ATP_SECRET_KEY (base64 of 32 bytes). Without one, the server starts with
+// the broker off (its endpoints answer 503 saying how to give a key),
+// unless OAuth platforms are configured or stored, which make it refuse to
+// start. Dev mode generates one beside the database (DevSecretKeyPath, mode
+// 0600), and a database first used so is sealed with it: a start with
+// another key names that file. An in-memory store uses a random key.
 //
 // Endpoints, under /api/v1/atp/llm-client/ with the LLM key as for
 // process/ ("Authorization: ApiKey <key>", and "api_key" in POST bodies):
@@ -105,12 +117,21 @@
 //     (the default) and "connection_failed"; the secret is shown once.
 //     GET webhooks/ lists them (no secrets); GET webhooks/{id}/delete/ (as
 //     the Python SDK sends it) or DELETE webhooks/{id}/ deletes one.
+//     Deliveries go to public addresses only: a URL whose host is a
+//     loopback, private, link-local, unspecified, multicast, CGNAT or other
+//     special-purpose address (IPv4-mapped and NAT64 forms included), or
+//     localhost, is refused with 400; a host name is checked on the
+//     address each delivery dials, so a name that resolves to such an
+//     address (DNS rebinding included) is refused then and given up.
+//     Redirects are not followed. Config.AllowPrivateWebhooks (atp serve
+//     --allow-private-webhooks) lifts this for development.
 //
 // The provider sends the browser to GET /api/v1/oauth/callback/{platform_id}/
 // (no key: the state is the credential); the redirect URI to register with
 // the provider is Config.PublicURL (default http://<listen address>)
 // followed by that path. A bad state (missing, unknown, used, expired, of
-// another platform) gets a 400 page and stores nothing. A denial or a failed
+// another platform) gets a 400 page and stores nothing; a state of another
+// platform is not spent, so its own callback still works. A denial or a failed
 // code exchange sends connection_failed; a success stores the tokens (and
 // the e-mail from the platform's userinfo_url, if any) and sends
 // connection_success. Then the browser goes to developer_redirect_url with

@@ -154,7 +154,7 @@ func (s *Server) startTask(ctx context.Context, key store.Key, m *llmMessage, vi
 			return noCall
 		}
 	}
-	timeout, err := s.callTimeout(m)
+	timeout, capped, err := s.callTimeout(m)
 	if err != nil {
 		t.fail(reasonBadRequest, err.Error(), nil, nil, via)
 		return noCall
@@ -177,7 +177,11 @@ func (s *Server) startTask(ctx context.Context, key store.Key, m *llmMessage, vi
 	}
 	timer := time.AfterFunc(timeout, func() {
 		if s.hub.abandon(c) {
-			t.fail(reasonTimeout, fmt.Sprintf("toolkit %q did not answer the call to %s within %s; a late reply will be dropped", t.toolkit, t.tool, timeout), nil, nil, nil)
+			msg := fmt.Sprintf("toolkit %q did not answer the call to %s within %s; a late reply will be dropped", t.toolkit, t.tool, timeout)
+			if capped {
+				msg += fmt.Sprintf(" (timeout_ms asked for more: %s is this server's maximum)", timeout)
+			}
+			t.fail(reasonTimeout, msg, nil, nil, nil)
 		}
 	})
 	t.timer.Store(timer)
@@ -324,19 +328,24 @@ func normalizeParams(raw json.RawMessage) (json.RawMessage, error) {
 }
 
 // callTimeout is the call's own timeout_ms (extension; top level or in the
-// payload), capped, or the server's default.
-func (s *Server) callTimeout(m *llmMessage) (time.Duration, error) {
+// payload), or the server's default. A timeout_ms past
+// Config.MaxCallTimeout is capped at it (capped says so, for the timeout's
+// message); it is compared in milliseconds, before any conversion, since
+// an int64 of milliseconds can overflow a Duration.
+func (s *Server) callTimeout(m *llmMessage) (timeout time.Duration, capped bool, err error) {
 	ms := m.TimeoutMs
 	if m.Payload.TimeoutMs != 0 {
 		ms = m.Payload.TimeoutMs
 	}
 	switch {
 	case ms == 0:
-		return s.cfg.CallTimeout, nil
+		return s.cfg.CallTimeout, false, nil
 	case ms < 0:
-		return 0, fmt.Errorf("timeout_ms: expected a positive number of milliseconds, got %d", ms)
+		return 0, false, fmt.Errorf("timeout_ms: expected a positive number of milliseconds, got %d", ms)
+	case ms > s.cfg.MaxCallTimeout.Milliseconds():
+		return s.cfg.MaxCallTimeout, true, nil
 	}
-	return min(time.Duration(ms)*time.Millisecond, s.cfg.MaxCallTimeout), nil
+	return time.Duration(ms) * time.Millisecond, false, nil
 }
 
 // authTokenFor returns the auth_token to pass to the tool: the call's own

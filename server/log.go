@@ -33,12 +33,15 @@ var keyPathPrefixes = []string{
 var toolkitAPIPaths = map[string]bool{"verify_hash": true, "verify_tool_hash": true}
 
 // redactPath replaces the API key segment of an ATP path (wherever a prefix
-// of the server's sits in front of it) with [REDACTED]. It redacts the key
+// of the server's sits in front of it, in any letter case) with
+// [REDACTED], and then every key-shaped text left. It redacts the key
 // position whatever the segment holds, so a malformed or foreign key is
-// hidden too.
+// hidden too. Letter case is ignored throughout: a key sent in capitals is
+// not a valid key, but it is still the secret, spelt differently.
 func redactPath(p string) string {
+	lower := asciiLower(p) // same length as p: only A-Z change
 	for _, prefix := range keyPathPrefixes {
-		i := strings.Index(p, prefix)
+		i := strings.Index(lower, prefix)
 		if i < 0 {
 			continue
 		}
@@ -47,24 +50,51 @@ func redactPath(p string) string {
 		if end < 0 {
 			end = len(p) - start
 		}
-		seg := p[start : start+end]
-		if seg == "" || (prefix == "/api/v1/toolkit/" && toolkitAPIPaths[seg]) {
+		if seg := lower[start : start+end]; seg == "" || (prefix == "/api/v1/toolkit/" && toolkitAPIPaths[seg]) {
 			continue
 		}
-		return p[:start] + redacted + p[start+end:]
+		return redactKeys(p[:start]) + redacted + redactKeys(p[start+end:])
 	}
 	return redactKeys(p)
 }
 
-// keyPattern matches API keys of the format store.CreateKey makes.
-var keyPattern = regexp.MustCompile(`atp_(?:tk|llm)_[a-z2-7]+_[a-z2-7]+`)
+func asciiLower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
+}
 
-// redactKeys replaces every substring shaped like one of our API keys.
+// keyPattern matches API keys of the format store.CreateKey makes, in any
+// letter case.
+var keyPattern = regexp.MustCompile(`(?i)atp_(?:tk|llm)_[a-z2-7]+_[a-z2-7]+`)
+
+// redactKeys replaces every substring shaped like one of our API keys, in
+// any letter case.
 func redactKeys(s string) string {
-	if !strings.Contains(s, "atp_") {
+	if !mayHoldKey(s) {
 		return s
 	}
 	return keyPattern.ReplaceAllString(s, redacted)
+}
+
+// mayHoldKey reports whether s holds "atp_" in any letter case: the
+// regular expression runs only then, as almost no log text does.
+func mayHoldKey(s string) bool {
+	for i := strings.IndexByte(s, '_'); i >= 0; {
+		if i >= 3 && s[i-3]|0x20 == 'a' && s[i-2]|0x20 == 't' && s[i-1]|0x20 == 'p' {
+			return true
+		}
+		next := strings.IndexByte(s[i+1:], '_')
+		if next < 0 {
+			return false
+		}
+		i += next + 1
+	}
+	return false
 }
 
 // redactingHandler scrubs key-shaped text from log records before passing

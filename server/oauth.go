@@ -44,17 +44,19 @@ func callbackPath(platformID string) string {
 // tokens, and the webhook retry delays.
 type clock interface {
 	Now() time.Time
-	// After returns a channel that receives once d has passed, and a
-	// function that releases the timer early.
-	After(d time.Duration) (<-chan time.Time, func())
+	// Until returns a channel that receives once the time is at, and a
+	// function that releases the timer early. It takes a time, not a
+	// duration, so that a timer set just as the clock moves still fires
+	// at the time meant.
+	Until(at time.Time) (<-chan time.Time, func())
 }
 
 type realClock struct{}
 
 func (realClock) Now() time.Time { return time.Now() }
 
-func (realClock) After(d time.Duration) (<-chan time.Time, func()) {
-	t := time.NewTimer(d)
+func (realClock) Until(at time.Time) (<-chan time.Time, func()) {
+	t := time.NewTimer(time.Until(at))
 	return t.C, func() { t.Stop() }
 }
 
@@ -104,6 +106,18 @@ func newBroker(ctx context.Context, s *Server) (*broker, error) {
 	}
 	if v == nil && len(b.platforms) > 0 {
 		return nil, fmt.Errorf("server: OAuth platforms are configured but %w", ErrNoSecretKey)
+	}
+	if v == nil {
+		// Platforms stored by atp platforms add cannot be used without
+		// the key that sealed their client secrets: say so now, not at
+		// the first end user's sign-in.
+		stored, err := s.store.Platforms(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("server: %w", err)
+		}
+		if len(stored) > 0 {
+			return nil, fmt.Errorf("server: the database holds %d OAuth platform(s) (atp platforms list) but %w", len(stored), ErrNoSecretKey)
+		}
 	}
 	b.vault = v
 	b.hooks = newWebhookSender(s.cfg, b.clock, s.log)
@@ -284,7 +298,7 @@ func (e *connError) wireStatus() string {
 	return "error"
 }
 
-var errBrokerOff = &connError{brokerOff, "the OAuth broker is off: " + ErrNoSecretKey.Error()}
+var errBrokerOff = &connError{brokerOff, "the OAuth broker is off: the server started with " + ErrNoSecretKey.Error() + "; then restart the server"}
 
 func notConnectedError(platformID, user string) error {
 	return &connError{notConnected, fmt.Sprintf("user %q has not connected %s: start with POST oauth/confirmation/%s/ and send the user to its authorization_url",

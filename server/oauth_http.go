@@ -248,7 +248,7 @@ func (s *Server) handleOAuthCallback(w http.ResponseWriter, r *http.Request) {
 		writePage(w, http.StatusBadRequest, "Invalid link", "This link has no state parameter. Start again from the application. Nothing was connected.")
 		return
 	}
-	st, err := b.vault.ConsumeState(ctx, state, b.clock.Now())
+	st, err := b.vault.ConsumeState(ctx, state, platformID, b.clock.Now())
 	switch {
 	case errors.Is(err, store.ErrStateNotFound):
 		s.log.Warn("OAuth callback with an unknown or used state", "platform", platformID)
@@ -258,13 +258,14 @@ func (s *Server) handleOAuthCallback(w http.ResponseWriter, r *http.Request) {
 		s.log.Info("OAuth callback with an expired state", "owner", st.Owner, "platform", st.PlatformID, "external_user_id", st.ExternalUserID)
 		writePage(w, http.StatusBadRequest, "Link expired", "This sign-in link has expired. Start again from the application. Nothing was connected.")
 		return
+	case errors.Is(err, store.ErrStateWrongPlatform):
+		// The state stays usable on its own platform's callback.
+		s.log.Warn("OAuth callback on the wrong platform; state left unused", "state_platform", st.PlatformID, "platform", platformID)
+		writePage(w, http.StatusBadRequest, "Wrong link", "This sign-in was not started for this service. Nothing was connected.")
+		return
 	case err != nil:
 		s.log.Error("reading an OAuth state failed", "err", err)
 		writePage(w, http.StatusInternalServerError, "Something went wrong", "The server could not read this sign-in. Nothing was connected.")
-		return
-	case st.PlatformID != platformID:
-		s.log.Warn("OAuth callback on the wrong platform", "state_platform", st.PlatformID, "platform", platformID)
-		writePage(w, http.StatusBadRequest, "Wrong link", "This sign-in was not started for this service. Start again from the application. Nothing was connected.")
 		return
 	}
 	name := st.PlatformID

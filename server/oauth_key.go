@@ -103,9 +103,17 @@ func devSecretKey(dbPath string) (key []byte, created bool, err error) {
 //     tokens go when the process does;
 //   - in dev mode, the key file beside the database, generated on first use;
 //   - otherwise there is no key: the vault is nil and the broker answers
-//     that it is off (atp serve refuses to start without a key before it
-//     gets here).
-func (s *Server) openVault(ctx context.Context) (*store.Vault, error) {
+//     that it is off, saying how to give one (newBroker refuses to start
+//     when OAuth platforms are configured).
+func (s *Server) openVault(ctx context.Context) (_ *store.Vault, err error) {
+	var newFile string // a dev key file this call created
+	defer func() {
+		if err != nil && newFile != "" {
+			// A key that does not open the database is of no use later
+			// either: a failed start leaves nothing behind.
+			os.Remove(newFile)
+		}
+	}()
 	key := s.cfg.SecretKey
 	if key == nil {
 		path, err := s.store.Path(ctx)
@@ -121,6 +129,9 @@ func (s *Server) openVault(ctx context.Context) (*store.Vault, error) {
 			if key, created, err = devSecretKey(path); err != nil {
 				return nil, err
 			}
+			if created {
+				newFile = DevSecretKeyPath(path)
+			}
 			verb := "uses"
 			if created {
 				verb = "generated"
@@ -128,15 +139,35 @@ func (s *Server) openVault(ctx context.Context) (*store.Vault, error) {
 			s.log.Warn("dev mode "+verb+" a secret key kept beside the database; outside --dev pass --secret-key-file or set "+SecretKeyEnv,
 				"file", DevSecretKeyPath(path))
 		default:
+			s.log.Info("OAuth broker off: no secret key; to use OAuth platforms and webhooks, set " + SecretKeyEnv + " or pass --secret-key-file")
 			return nil, nil
 		}
 	}
 	v, err := s.store.Vault(ctx, key)
 	if errors.Is(err, store.ErrWrongSecretKey) {
-		return nil, fmt.Errorf("server: %w: give the key the database was first used with", err)
+		path, _ := s.store.Path(ctx)
+		return nil, fmt.Errorf("server: %w", WrongSecretKeyError(ctx, s.store, path))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
 	return v, nil
+}
+
+// WrongSecretKeyError explains store.ErrWrongSecretKey for the database at
+// dbPath. A database first used by `atp serve --dev` is sealed with the key
+// dev mode keeps beside it: when that file is there, the error names it,
+// and says whether its key opens the database.
+func WrongSecretKeyError(ctx context.Context, st *store.Store, dbPath string) error {
+	if dbPath != "" {
+		file := DevSecretKeyPath(dbPath)
+		if key, err := ReadSecretKeyFile(file); err == nil {
+			if _, err := st.Vault(ctx, key); err == nil {
+				return fmt.Errorf("%w: it was first used by atp serve --dev, with the key dev mode keeps in %s: "+
+					"pass --secret-key-file %s (or set %s to its content), or start with a new database", store.ErrWrongSecretKey, file, file, SecretKeyEnv)
+			}
+			return fmt.Errorf("%w, nor is the key in %s (kept by atp serve --dev): give the key the database was first used with", store.ErrWrongSecretKey, file)
+		}
+	}
+	return fmt.Errorf("%w: give the key the database was first used with", store.ErrWrongSecretKey)
 }

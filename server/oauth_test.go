@@ -41,7 +41,8 @@ func newOAuthEnv(t *testing.T, mod func(*Config)) *oauthEnv {
 	clk := newFakeClock()
 	key := make([]byte, store.SecretKeySize)
 	rand.Read(key)
-	cfg := Config{clock: clk, SecretKey: key, Platforms: []store.Platform{idp.platform(platformID)}}
+	// The test's webhook receivers listen on loopback: opt in.
+	cfg := Config{clock: clk, SecretKey: key, Platforms: []store.Platform{idp.platform(platformID)}, AllowPrivateWebhooks: true}
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -439,6 +440,15 @@ func TestOAuthCallbackStateChecks(t *testing.T) {
 	if status, _ := e.tokens("frank"); status != http.StatusNotFound {
 		t.Fatalf("tokens of testidp after a wrong-platform callback = %d", status)
 	}
+	// The wrong callback did not spend the state: the real one still works.
+	if status, _, page := e.browser.open(m["authorization_url"].(string)); status != http.StatusOK || !strings.Contains(page, "connected") {
+		t.Fatalf("the right callback after a wrong-platform one: %d %s", status, page)
+	}
+	status, tok := e.llmGet(e.llmKey, "oauth/tokens/other/frank/")
+	if status != http.StatusOK || tok["status"] != "completed" {
+		t.Fatalf("tokens of other after its own callback = %d %v", status, tok)
+	}
+	e.remember(tok["access_token"].(string), tok["refresh_token"].(string))
 	e.checkLogs()
 }
 
@@ -769,12 +779,12 @@ func TestOAuthDevKeyAndRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer srv2.Close()
 	c, err := srv2.oauth.fresh(context.Background(), "default", platformID, "jo")
 	if err != nil || c.AccessToken != before["access_token"] {
 		t.Fatalf("after a restart: %v (token equal: %v)", err, c.AccessToken == before["access_token"])
 	}
 	_ = llmKey
+	srv2.Close()
 
 	wrong := make([]byte, store.SecretKeySize)
 	if _, err := New(Config{DBPath: db, SecretKey: wrong, Logger: discardLogger()}); err == nil || !strings.Contains(err.Error(), "not the one this database") {

@@ -378,6 +378,14 @@ func TestRedactPath(t *testing.T) {
 		"/api/v1/atp/toolkit-client/k/messages/": "/api/v1/atp/toolkit-client/[REDACTED]/messages/",
 		"/x/atp_llm_abcd_efgh2345":               "/x/[REDACTED]",
 		"/healthz":                               "/healthz",
+		// Letter case does not matter, and a second key is found too.
+		"/WS/V1/ATP/TOOLKIT-CLIENT/ATP_TK_ABCD_EFGH/":  "/WS/V1/ATP/TOOLKIT-CLIENT/[REDACTED]/",
+		"/Api/V1/Toolkit/Atp_Tk_Abcd2_Efgh7/inbox":     "/Api/V1/Toolkit/[REDACTED]/inbox",
+		"/api/v1/toolkit/VERIFY_HASH":                  "/api/v1/toolkit/VERIFY_HASH",
+		"/ws/v1/atp/llm-client/x/ATP_LLM_ABCD_EFGH":    "/ws/v1/atp/llm-client/[REDACTED]/[REDACTED]",
+		"/ATP_TK_ABCD_EFGH/ws/v1/atp/toolkit-client/k": "/[REDACTED]/ws/v1/atp/toolkit-client/[REDACTED]",
+		"/x/AtP_LlM_aBcD_eFgH2345":                     "/x/[REDACTED]",
+		"/x/notatp_tk_":                                "/x/notatp_tk_",
 	} {
 		if got := redactPath(in); got != want {
 			t.Errorf("redactPath(%q) = %q, want %q", in, got, want)
@@ -443,5 +451,49 @@ func TestConnectBeforeRegistering(t *testing.T) {
 	req := pyTaskRequest(e.llmKey, "hello", 0, "greet", map[string]any{"name": "early"})
 	if got := checkTaskResponse(t, roundTrip(t, llm, req), req, "success"); got != "Hello, early" {
 		t.Fatal(got)
+	}
+}
+
+// A key sent in other letter cases is not a valid key, but it is still the
+// secret: no log line holds it, in any case, and no 404 body echoes it.
+func TestKeysInOtherCaseNeverLeak(t *testing.T) {
+	e := newEnv(t, Config{})
+	upper, mixed := strings.ToUpper(e.tkKey), strings.ToUpper(e.llmKey[:12])+e.llmKey[12:]
+	var bodies []string
+	for _, path := range []string{
+		"/WS/v1/atp/toolkit-client/" + upper + "/",
+		"/ws/v1/atp/toolkit-client/" + upper + "/",
+		"/api/v1/toolkit/" + upper + "/inbox",
+		"/API/V1/TOOLKIT/" + upper + "/INBOX",
+		"/api/v1/atp/llm-client/process/" + mixed,
+		"/Ws/V1/Atp/Llm-Client/" + mixed,
+	} {
+		status, body := e.get(path)
+		if status != http.StatusNotFound && status != http.StatusUnauthorized {
+			t.Errorf("GET %s = %d, want 404 or 401", path, status)
+		}
+		bodies = append(bodies, string(body))
+	}
+	status, body := e.postRaw("/api/v1/atp/llm-client/process/", pyContextRequest(mixed, "hello", "openai"), "Authorization", "ApiKey "+mixed)
+	if status != http.StatusUnauthorized {
+		t.Errorf("process/ with a key in other case = %d %s, want 401", status, body)
+	}
+	bodies = append(bodies, string(body))
+	e.srv.log.Info("oops "+upper, "key", mixed)
+
+	logs := strings.ToLower(e.logs.String())
+	if !strings.Contains(logs, "[redacted]") {
+		t.Fatalf("nothing was redacted; the check would prove nothing:\n%s", e.logs)
+	}
+	for _, key := range []string{e.tkKey, e.llmKey} {
+		_, _, secret, _ := store.ParseKey(key)
+		if strings.Contains(logs, secret) {
+			t.Fatalf("a key's secret appears in the logs, in some letter case:\n%s", e.logs)
+		}
+		for _, b := range bodies {
+			if strings.Contains(strings.ToLower(b), secret) {
+				t.Fatalf("a reply echoes a key's secret: %s", b)
+			}
+		}
 	}
 }

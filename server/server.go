@@ -13,6 +13,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gofrs/flock"
+
 	"github.com/atpgo/atp/server/store"
 )
 
@@ -22,10 +24,13 @@ type Config struct {
 	// Addr is where ListenAndServe listens (default "127.0.0.1:7777").
 	Addr string
 	// DBPath is the SQLite file; "" or store.Memory keeps everything in
-	// memory. Ignored when Store is set.
+	// memory. Ignored when Store is set. A server holds an exclusive lock on
+	// DBPath + ".lock" (LockPath) while it runs: a second server on the same
+	// file fails in New with ErrDatabaseInUse. `atp keys` and other plain
+	// store users need no lock.
 	DBPath string
 	// Store is an open store to use instead of opening DBPath. The Server
-	// does not close it.
+	// does not close it, but takes the lock of its file as for DBPath.
 	Store *store.Store
 	// Dev: on an empty store, New creates one toolkit key and one LLM key
 	// (see DevKeys).
@@ -95,9 +100,20 @@ type Config struct {
 	// WebhookBackoff is the wait before the second attempt; each later one
 	// waits twice as long, up to 5 minutes (default 2s).
 	WebhookBackoff time.Duration
+	// AllowPrivateWebhooks lets webhooks go to loopback, private,
+	// link-local and other non-public addresses, for development (atp serve
+	// --allow-private-webhooks). Off, such a URL given as a literal address
+	// is refused at registration with 400, and every delivery is checked
+	// on the address it dials, so that a name resolving to one (DNS
+	// rebinding included) is refused too: a webhook cannot make the server
+	// reach its own network.
+	AllowPrivateWebhooks bool
 
 	// clock is the broker's and webhooks' time; tests replace it.
 	clock clock
+	// webhookResolver resolves webhook host names (nil: the system's);
+	// tests replace it to answer as a rebinding DNS server does.
+	webhookResolver *net.Resolver
 }
 
 func (c *Config) setDefaults() {
@@ -133,6 +149,7 @@ type Server struct {
 	log       *slog.Logger
 	store     *store.Store
 	ownsStore bool
+	dbLock    *flock.Flock // held while the server runs on a database file (lock.go)
 	registry  *registry
 	hub       *hub
 	metrics   *metrics
@@ -176,11 +193,27 @@ func New(cfg Config) (*Server, error) {
 	}
 	ctx := context.Background()
 	if s.store == nil {
+		if cfg.DBPath != "" && cfg.DBPath != store.Memory {
+			// Before opening: a second server must not even migrate the
+			// file under the first.
+			lock, err := lockDatabase(cfg.DBPath)
+			if err != nil {
+				return nil, err
+			}
+			s.dbLock = lock
+		}
 		st, err := store.Open(ctx, cfg.DBPath)
 		if err != nil {
+			s.closeStore()
 			return nil, err
 		}
 		s.store, s.ownsStore = st, true
+	} else if path, err := s.store.Path(ctx); err != nil {
+		return nil, err
+	} else if path != "" {
+		if s.dbLock, err = lockDatabase(path); err != nil {
+			return nil, err
+		}
 	}
 	kits, err := s.store.Toolkits(ctx)
 	if err != nil {
@@ -396,11 +429,17 @@ func (s *Server) Close() error {
 	return s.closeStore()
 }
 
+// closeStore closes the store when the server opened it, then lets the
+// database's lock go.
 func (s *Server) closeStore() error {
+	var err error
 	if s.ownsStore {
-		return s.store.Close()
+		err = s.store.Close()
 	}
-	return nil
+	if s.dbLock != nil {
+		s.dbLock.Close()
+	}
+	return err
 }
 
 // track registers a live WebSocket session; it returns false when the

@@ -131,6 +131,35 @@ func boundElsewhere(w http.ResponseWriter, k store.Key, appName string) bool {
 	return false
 }
 
+// claimRefused answers 409 when an unbound key asks about a toolkit that
+// another key of its owner holds (see store.Register), and 500 when the
+// store cannot tell.
+func (s *Server) claimRefused(w http.ResponseWriter, r *http.Request, k store.Key, appName string) bool {
+	if k.Toolkit != "" || appName == "" {
+		return false
+	}
+	err := s.store.CheckClaim(r.Context(), k, appName)
+	return s.claimError(w, k, appName, err)
+}
+
+// claimError answers a refused claim on a toolkit name: 409 with how to
+// rotate a key, logged, since it is what a key taking over another's
+// toolkit looks like.
+func (s *Server) claimError(w http.ResponseWriter, k store.Key, appName string, err error) bool {
+	switch {
+	case err == nil:
+		return false
+	case errors.Is(err, store.ErrToolkitTaken):
+		s.log.Warn("a key asked for a toolkit that another key of its owner holds; refused",
+			"owner", k.Owner, "toolkit", appName, "key_id", k.ID)
+		writeError(w, http.StatusConflict, err.Error())
+	default:
+		s.log.Error("checking a toolkit claim failed", "err", err)
+		writeError(w, http.StatusInternalServerError, "internal error reading the toolkit's keys")
+	}
+	return true
+}
+
 func (s *Server) handleVerifyHash(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		APIKey      string `json:"api_key"`
@@ -141,7 +170,7 @@ func (s *Server) handleVerifyHash(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	k, ok := s.toolkitKey(w, r, req.APIKey)
-	if !ok || boundElsewhere(w, k, req.AppName) {
+	if !ok || boundElsewhere(w, k, req.AppName) || s.claimRefused(w, r, k, req.AppName) {
 		return
 	}
 	name := req.AppName
@@ -168,7 +197,7 @@ func (s *Server) handleVerifyToolHash(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	k, ok := s.toolkitKey(w, r, req.APIKey)
-	if !ok || boundElsewhere(w, k, req.AppName) {
+	if !ok || boundElsewhere(w, k, req.AppName) || s.claimRefused(w, r, k, req.AppName) {
 		return
 	}
 	name := k.Toolkit
@@ -235,6 +264,9 @@ func (s *Server) handleRegisterTool(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.Is(err, store.ErrKeyBoundElsewhere):
 		writeError(w, http.StatusForbidden, fmt.Sprintf("this toolkit key serves another toolkit, not %q", req.AppName))
+		return
+	case errors.Is(err, store.ErrToolkitTaken):
+		s.claimError(w, k, req.AppName, err)
 		return
 	case errors.Is(err, store.ErrRevokedKey):
 		writeError(w, http.StatusUnauthorized, "API key has been revoked")

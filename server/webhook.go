@@ -113,7 +113,7 @@ func (s *Server) handleWebhookRegister(w http.ResponseWriter, r *http.Request) {
 	if !ok || !s.brokerOn(w) {
 		return
 	}
-	if err := checkWebhookURL(req.URL); err != nil {
+	if err := checkWebhookURL(req.URL, s.cfg.AllowPrivateWebhooks); err != nil {
 		writeError(w, http.StatusBadRequest, "url: "+err.Error())
 		return
 	}
@@ -145,7 +145,10 @@ func (s *Server) handleWebhookRegister(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, webhookJSON{WebhookID: wh.ID, URL: wh.URL, Events: wh.Events, Secret: wh.Secret, CreatedAt: wh.CreatedAt})
 }
 
-func checkWebhookURL(raw string) error {
+// checkWebhookURL checks a webhook URL at registration: an absolute http(s)
+// URL, and unless allowPrivate, not to a literal address that deliveries
+// would refuse (see webhook_dial.go).
+func checkWebhookURL(raw string, allowPrivate bool) error {
 	if raw == "" {
 		return errors.New("missing: the URL to POST events to")
 	}
@@ -153,8 +156,17 @@ func checkWebhookURL(raw string) error {
 		return fmt.Errorf("%d bytes long: at most %d are allowed", len(raw), maxWebhookURL)
 	}
 	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+	if err != nil || u.Host == "" || u.Hostname() == "" || (u.Scheme != "http" && u.Scheme != "https") {
 		return fmt.Errorf("expected an absolute http(s) URL, got %q", raw)
+	}
+	if allowPrivate {
+		return nil
+	}
+	if err := checkWebhookHost(u.Hostname()); err != nil {
+		if errors.Is(err, errPrivateDestination) {
+			return fmt.Errorf("%w: %s", err, privateHint)
+		}
+		return err
 	}
 	return nil
 }
@@ -269,7 +281,8 @@ func newWebhookSender(cfg Config, clk clock, log *slog.Logger) *webhookSender {
 	return &webhookSender{
 		clock: clk, log: log, maxAttempts: cfg.WebhookMaxAttempts, backoff: cfg.WebhookBackoff,
 		hc: &http.Client{
-			Timeout: webhookTimeout,
+			Timeout:   webhookTimeout,
+			Transport: webhookTransport(cfg.AllowPrivateWebhooks, cfg.webhookResolver),
 			// A redirect is an answer, not a delivery.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
@@ -331,13 +344,13 @@ func (ws *webhookSender) next() *delivery {
 		var wake <-chan time.Time
 		release := func() {}
 		if len(ws.queue) > 0 {
-			delay := ws.queue[0].due.Sub(ws.clock.Now())
-			if delay <= 0 {
+			due := ws.queue[0].due
+			if !due.After(ws.clock.Now()) {
 				d := heap.Pop(&ws.queue).(*delivery)
 				ws.mu.Unlock()
 				return d
 			}
-			wake, release = ws.clock.After(delay)
+			wake, release = ws.clock.Until(due)
 		}
 		changed := ws.changed
 		ws.mu.Unlock()
@@ -396,6 +409,11 @@ func (ws *webhookSender) post(d *delivery) (outcome string, retry bool, retryAft
 	req.Header.Set("X-ATP-Signature", SignWebhook(d.secret, ts, d.body))
 	resp, err := ws.hc.Do(req)
 	if err != nil {
+		if refusedDial(err) {
+			// Where a name points may change, but a retry in a few
+			// seconds would most likely be refused again: give up now.
+			return "refused: " + dialTarget(err) + " is not a public address; " + privateHint, false, 0
+		}
 		var ue *url.Error
 		if errors.As(err, &ue) {
 			err = ue.Err

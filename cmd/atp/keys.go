@@ -19,24 +19,27 @@ var keysCommand = &command{
 
 const keysSynopsis = `atp keys create --kind toolkit|llm --name N [--owner O] [--toolkit T] [--json]
        atp keys list [--json]
+       atp keys rotate ID [--name N] [--json]
        atp keys revoke ID [--json]`
 
 func runKeys(ctx context.Context, e *env, args []string) error {
 	if len(args) == 0 {
-		return usagef("missing subcommand: want create, list or revoke\nUsage: %s", keysSynopsis)
+		return usagef("missing subcommand: want create, list, rotate or revoke\nUsage: %s", keysSynopsis)
 	}
 	switch args[0] {
 	case "create":
 		return keysCreate(ctx, e, args[1:])
 	case "list":
 		return keysList(ctx, e, args[1:])
+	case "rotate":
+		return keysRotate(ctx, e, args[1:])
 	case "revoke":
 		return keysRevoke(ctx, e, args[1:])
 	case "-h", "--help", "help":
 		fmt.Fprintf(e.stderr, "Usage: %s\n", keysSynopsis)
 		return nil
 	}
-	return usagef("unknown subcommand %q: want create, list or revoke", args[0])
+	return usagef("unknown subcommand %q: want create, list, rotate or revoke", args[0])
 }
 
 // keyJSON is a key in --json output. APIKey is set only by create.
@@ -73,7 +76,7 @@ func keysCreate(ctx context.Context, e *env, args []string) error {
 	kind := fs.String("kind", "", "`toolkit` (serves one toolkit) or llm (an agent)")
 	name := fs.String("name", "", "a label for people, e.g. \"ci\"")
 	owner := fs.String("owner", store.DefaultOwner, "owner: an LLM key sees only its owner's toolkits")
-	toolkit := fs.String("toolkit", "", "toolkit keys: the toolkit the key may serve (default: bound at its first registration)")
+	toolkit := fs.String("toolkit", "", "toolkit keys: the toolkit the key may serve, even one other keys serve already (default: bound at its first registration, to a name no other key holds)")
 	asJSON := fs.Bool("json", false, "print the key as JSON")
 	db := dbFlag(fs, e)
 	if err := parseFlags(fs, args); err != nil {
@@ -103,11 +106,87 @@ func keysCreate(ctx context.Context, e *env, args []string) error {
 		j.APIKey = apiKey
 		return writeJSON(e, j)
 	}
-	fmt.Fprintf(e.stdout, "Created %s key %q (id %s, owner %s", k.Kind, k.Name, k.ID, k.Owner)
+	printNewKey(e, "Created", k, apiKey)
+	return alsoServing(ctx, e, st, k)
+}
+
+func printNewKey(e *env, verb string, k store.Key, apiKey string) {
+	fmt.Fprintf(e.stdout, "%s %s key %q (id %s, owner %s", verb, k.Kind, k.Name, k.ID, k.Owner)
 	if k.Toolkit != "" {
 		fmt.Fprintf(e.stdout, ", toolkit %s", k.Toolkit)
 	}
 	fmt.Fprintf(e.stdout, ").\nThe key is shown once: copy it now.\n\n%s\n", apiKey)
+}
+
+// alsoServing lists the other active keys that serve the new key's
+// toolkit: the new key serves beside them until they are revoked.
+func alsoServing(ctx context.Context, e *env, st *store.Store, k store.Key) error {
+	if k.Toolkit == "" {
+		return nil
+	}
+	keys, err := st.ListKeys(ctx)
+	if err != nil {
+		return err
+	}
+	var others []store.Key
+	for _, o := range keys {
+		if o.ID != k.ID && o.Owner == k.Owner && o.Toolkit == k.Toolkit && !o.Revoked() {
+			others = append(others, o)
+		}
+	}
+	if len(others) == 0 {
+		return nil
+	}
+	fmt.Fprintf(e.stdout, "\nToolkit %s is also served by:\n", k.Toolkit)
+	for _, o := range others {
+		fmt.Fprintf(e.stdout, "  %s (%s)\n", o.ID, o.Name)
+	}
+	fmt.Fprintln(e.stdout, "They keep working beside the new key: once it is deployed, revoke them with atp keys revoke ID.")
+	return nil
+}
+
+// keysRotate makes a key that replaces another: same kind, owner and
+// toolkit. The old key keeps working until it is revoked, so the toolkit
+// can move to the new key without going offline.
+func keysRotate(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, "keys rotate", "atp keys rotate ID [--name N] [--json]")
+	name := fs.String("name", "", "a label for the new key (default: the old key's)")
+	asJSON := fs.Bool("json", false, "print the new key as JSON")
+	db := dbFlag(fs, e)
+	ids, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(ids) != 1 {
+		return usagef("want exactly one key id (see atp keys list), got %d arguments", len(ids))
+	}
+	id := ids[0]
+	if _, pasted, _, ok := store.ParseKey(id); ok {
+		id = pasted // the whole key was pasted: use its id, never echo it
+	}
+	st, err := openStore(ctx, e, *db)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	old, k, apiKey, err := st.RotateKey(ctx, id, *name)
+	if errors.Is(err, store.ErrKeyNotFound) {
+		return fmt.Errorf("no key with id %q (see atp keys list)", id)
+	}
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		j := toJSON(k)
+		j.APIKey = apiKey
+		return writeJSON(e, j)
+	}
+	printNewKey(e, "Created", k, apiKey)
+	if old.Revoked() {
+		fmt.Fprintf(e.stdout, "\nIt replaces key %s, which was already revoked.\n", old.ID)
+		return nil
+	}
+	fmt.Fprintf(e.stdout, "\nIt replaces key %s, which keeps working until you revoke it: deploy the new key, then run\n\n  atp keys revoke %s\n", old.ID, old.ID)
 	return nil
 }
 

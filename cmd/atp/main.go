@@ -3,6 +3,7 @@
 //	atp serve [--addr 127.0.0.1:7777] [--db PATH] [--dev] [--json]
 //	atp keys create --kind toolkit|llm --name N [--owner O] [--toolkit T] [--json]
 //	atp keys list [--json]
+//	atp keys rotate ID [--name N] [--json]
 //	atp keys revoke ID [--json]
 //	atp platforms add --id ID --client-id ID --auth-url URL --token-url URL [--scopes a,b] [--no-pkce] ... [--json]
 //	atp platforms list [--json]

@@ -49,7 +49,9 @@ func TestUsageAndExitCodes(t *testing.T) {
 		{[]string{"help"}, exitOK, "Commands:"},
 		{[]string{"frobnicate"}, exitUsage, `unknown command "frobnicate"`},
 		{[]string{"keys"}, exitUsage, "missing subcommand"},
-		{[]string{"keys", "rotate"}, exitUsage, `unknown subcommand "rotate"`},
+		{[]string{"keys", "rename"}, exitUsage, `unknown subcommand "rename"`},
+		{[]string{"keys", "rotate"}, exitUsage, "want exactly one key id"},
+		{[]string{"keys", "rotate", "nope"}, exitFailure, `no key with id "nope"`},
 		{[]string{"keys", "create", "--kind", "admin", "--name", "x"}, exitUsage, `--kind: want toolkit or llm, got "admin"`},
 		{[]string{"keys", "create", "--kind", "llm"}, exitUsage, "--name is required"},
 		{[]string{"keys", "create", "--kind", "llm", "--name", "x", "--toolkit", "t"}, exitUsage, "--toolkit applies to toolkit keys only"},
@@ -307,5 +309,38 @@ func TestServeJSON(t *testing.T) {
 		if err := json.Unmarshal([]byte(l), &rec); err != nil || rec["msg"] == nil || rec["level"] == nil {
 			t.Errorf("log line %q is not a JSON record: %v", l, err)
 		}
+	}
+}
+
+// atp keys rotate makes a key for the same toolkit and says how to retire
+// the old one; atp keys create --toolkit names the keys already serving it.
+func TestKeysRotate(t *testing.T) {
+	te := newTestEnv(t)
+	_, out, _ := te.atp("keys", "create", "--kind", "toolkit", "--name", "prod", "--toolkit", "crm", "--json")
+	var old keyJSON
+	if err := json.Unmarshal([]byte(out), &old); err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ := te.atp("keys", "rotate", old.APIKey) // a pasted key is read as its id
+	newKey := apiKeyPattern.FindString(out)
+	if code != exitOK || newKey == "" || newKey == old.APIKey || strings.Contains(out, old.APIKey) ||
+		!strings.Contains(out, "toolkit crm") || !strings.Contains(out, "atp keys revoke "+old.ID) {
+		t.Fatalf("rotate: %d %q", code, out)
+	}
+	code, out, _ = te.atp("keys", "create", "--kind", "toolkit", "--name", "spare", "--toolkit", "crm")
+	if code != exitOK || !strings.Contains(out, "Toolkit crm is also served by:") || !strings.Contains(out, old.ID+" (prod)") {
+		t.Fatalf("create for a served toolkit: %d %q", code, out)
+	}
+	te.atp("keys", "revoke", old.ID)
+	code, out, _ = te.atp("keys", "rotate", old.ID, "--name", "again", "--json")
+	var j keyJSON
+	if err := json.Unmarshal([]byte(out), &j); code != exitOK || err != nil || j.Toolkit != "crm" || j.Name != "again" || j.APIKey == "" {
+		t.Fatalf("rotate a revoked key --json: %d %q", code, out)
+	}
+	_, out, _ = te.atp("keys", "list", "--json")
+	var list []keyJSON
+	json.Unmarshal([]byte(out), &list)
+	if len(list) != 4 {
+		t.Fatalf("keys after two rotations and a create: %q", out)
 	}
 }

@@ -133,6 +133,9 @@ func platformsAdd(ctx context.Context, e *env, args []string) error {
 	}
 	defer st.Close()
 	v, err := st.Vault(ctx, key)
+	if errors.Is(err, store.ErrWrongSecretKey) {
+		return server.WrongSecretKeyError(ctx, st, path)
+	}
 	if err != nil {
 		return err
 	}
@@ -349,13 +352,18 @@ func addOAuthFlags(fs *flag.FlagSet) *oauthFlags {
 	}
 }
 
-// apply sets cfg's OAuth fields. Outside dev mode a secret key is required:
-// the server never keeps tokens it cannot protect.
+// apply sets cfg's OAuth fields. Without a secret key the server starts
+// with its OAuth broker off (its endpoints say how to give a key), unless
+// there are OAuth platforms to serve: --platforms here, stored ones in
+// server.New. The server never keeps tokens it cannot protect.
 func (f *oauthFlags) apply(e *env, cfg *server.Config) error {
 	key, err := secretKey(e, *f.keyFile, cfg.DBPath, false)
 	switch {
 	case errors.Is(err, server.ErrNoSecretKey) && cfg.Dev:
 		// The server generates or reuses the dev key beside the database.
+	case errors.Is(err, server.ErrNoSecretKey) && *f.platforms != "":
+		return fmt.Errorf("--platforms: OAuth platforms need a secret key: %w", err)
+	case errors.Is(err, server.ErrNoSecretKey):
 	case err != nil:
 		return err
 	}

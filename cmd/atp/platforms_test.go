@@ -174,15 +174,17 @@ func TestPlatformsErrors(t *testing.T) {
 	}
 }
 
-// atp serve refuses to start without a secret key outside dev mode, and
-// takes one from the environment or a file; --platforms loads a file.
+// atp serve with --platforms refuses to start without a secret key
+// outside dev mode, and takes one from the environment or a file.
 func TestServeSecretKey(t *testing.T) {
 	te := newTestEnv(t)
-	code, _, errOut := te.atp("serve", "--addr", "127.0.0.1:0")
-	if code != exitFailure || !strings.Contains(errOut, server.SecretKeyEnv) || !strings.Contains(errOut, "--secret-key-file") {
-		t.Fatalf("serve without a key: %d %q", code, errOut)
-	}
 	dir := t.TempDir()
+	good := filepath.Join(dir, "good.json")
+	os.WriteFile(good, []byte(`{"platforms":[{"id":"hubspot","client_id":"c","client_secret_env":"HS","auth_url":"https://a/x","token_url":"https://a/t"}]}`), 0o600)
+	code, _, errOut := te.atp("serve", "--addr", "127.0.0.1:0", "--platforms", good)
+	if code != exitFailure || !strings.Contains(errOut, server.SecretKeyEnv) || !strings.Contains(errOut, "--secret-key-file") {
+		t.Fatalf("serve --platforms without a key: %d %q", code, errOut)
+	}
 	bad := filepath.Join(dir, "platforms.json")
 	os.WriteFile(bad, []byte(`{"platforms":[{"id":"hubspot","client_id":"c","client_secret_env":"HS","auth_url":"https://a/x","tokn_url":"https://a/t"}]}`), 0o600)
 	te.vars[server.SecretKeyEnv] = testSecretKey
@@ -190,8 +192,6 @@ func TestServeSecretKey(t *testing.T) {
 	if code != exitFailure || !strings.Contains(errOut, bad) || !strings.Contains(errOut, `unknown field "tokn_url"`) {
 		t.Fatalf("serve with a misspelt platforms file: %d %q", code, errOut)
 	}
-	good := filepath.Join(dir, "good.json")
-	os.WriteFile(good, []byte(`{"platforms":[{"id":"hubspot","client_id":"c","client_secret_env":"HS","auth_url":"https://a/x","token_url":"https://a/t"}]}`), 0o600)
 	code, _, errOut = te.atp("serve", "--addr", "127.0.0.1:0", "--platforms", good)
 	if code != exitFailure || !strings.Contains(errOut, "client_secret_env: environment variable HS is not set") {
 		t.Fatalf("serve with an unset secret variable: %d %q", code, errOut)

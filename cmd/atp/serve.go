@@ -3,9 +3,12 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/atpgo/atp/server"
@@ -26,6 +29,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	origins := fs.String("allow-origin", "", "comma-separated extra Origins (scheme://host[:port]) allowed on the LLM WebSocket; \"*\" allows any")
 	verbose := fs.Bool("verbose", false, "log every request and call (debug level)")
 	asJSON := fs.Bool("json", false, "print the start-up line as one JSON object, and log JSON lines (log/slog's JSONHandler) instead of text")
+	privateHooks := fs.Bool("allow-private-webhooks", false, "development: let webhooks go to loopback, private and other non-public addresses (refused by default)")
 	oauth := addOAuthFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -49,7 +53,9 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		DBPath:      path,
 		Dev:         *dev,
 		CallTimeout: *callTimeout,
-		Logger:      slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level})),
+
+		AllowPrivateWebhooks: *privateHooks,
+		Logger:               slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level})),
 	}
 	if *asJSON {
 		cfg.Logger = slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: level}))
@@ -62,22 +68,27 @@ func runServe(ctx context.Context, e *env, args []string) error {
 			cfg.AllowedOrigins = append(cfg.AllowedOrigins, o)
 		}
 	}
+	// Listen first: a start that fails here (the port is taken) must not
+	// have created the database, dev keys or a dev secret key, which would
+	// then stand in the way of the next start.
+	ln, err := listen(cfg.Addr)
+	if err != nil {
+		return err
+	}
 	srv, err := server.New(cfg)
 	if err != nil {
+		ln.Close()
 		return err
 	}
 	defer srv.Close()
-	ln, err := srv.Listen()
-	if err != nil {
-		return err
-	}
+	url := "http://" + ln.Addr().String()
 	if *asJSON {
-		if err := writeStartJSON(e, srv, path); err != nil {
+		if err := writeStartJSON(e, srv, url, path); err != nil {
 			return err
 		}
 		return srv.Serve(ctx, ln)
 	}
-	fmt.Fprintf(e.stdout, "ATP server on %s (database %s)\n", srv.URL(), path)
+	fmt.Fprintf(e.stdout, "ATP server on %s (database %s)\n", url, path)
 	if keys := srv.DevKeys(); len(keys) > 0 {
 		fmt.Fprintln(e.stdout, "\nDev mode created these keys. They are shown once: copy them now.")
 		for _, k := range keys {
@@ -90,7 +101,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 
 // writeStartJSON prints atp serve --json's start-up line: one JSON object
 // on stdout, with the dev keys (shown this once) when dev mode made them.
-func writeStartJSON(e *env, srv *server.Server, dbPath string) error {
+func writeStartJSON(e *env, srv *server.Server, url, dbPath string) error {
 	type devKey struct {
 		Kind   string `json:"kind"`
 		ID     string `json:"id"`
@@ -100,9 +111,24 @@ func writeStartJSON(e *env, srv *server.Server, dbPath string) error {
 		URL      string   `json:"url"`
 		Database string   `json:"database"`
 		DevKeys  []devKey `json:"dev_keys,omitempty"`
-	}{URL: srv.URL(), Database: dbPath}
+	}{URL: url, Database: dbPath}
 	for _, k := range srv.DevKeys() {
 		start.DevKeys = append(start.DevKeys, devKey{string(k.Key.Kind), k.Key.ID, k.APIKey})
 	}
 	return json.NewEncoder(e.stdout).Encode(start)
+}
+
+// listen listens on addr; an address in use gets an error that says how to
+// pick another.
+func listen(addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil && addrInUse(err) {
+		return nil, fmt.Errorf("%w; another atp serve may be running: pick another address with --addr (e.g. --addr 127.0.0.1:7778, or --addr 127.0.0.1:0 for any free port)", err)
+	}
+	return ln, err
+}
+
+func addrInUse(err error) bool {
+	// WSAEADDRINUSE on Windows is not syscall.EADDRINUSE: know it by its text.
+	return errors.Is(err, syscall.EADDRINUSE) || strings.Contains(err.Error(), "Only one usage of each socket address")
 }

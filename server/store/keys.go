@@ -47,8 +47,10 @@ type Key struct {
 	// Owner scopes what the key sees: an LLM key sees only its owner's
 	// toolkits, and a toolkit key registers toolkits for its owner.
 	Owner string
-	// Toolkit is the one toolkit a toolkit key may serve; "" until the key's
-	// first registration binds it.
+	// Toolkit is the one toolkit a toolkit key may serve: the one it was
+	// created for, else the one its first registration bound it to ("" until
+	// then). A key bound to no toolkit cannot take a name another key of its
+	// owner holds (see Register).
 	Toolkit   string
 	CreatedAt time.Time
 	// RevokedAt is zero for a key in use.
@@ -60,10 +62,13 @@ func (k Key) Revoked() bool { return !k.RevokedAt.IsZero() }
 
 // NewKey describes a key to create.
 type NewKey struct {
-	Kind    KeyKind
-	Name    string
-	Owner   string // DefaultOwner when empty
-	Toolkit string // toolkit keys only; optional
+	Kind  KeyKind
+	Name  string
+	Owner string // DefaultOwner when empty
+	// Toolkit binds a toolkit key at creation (optional). The key may serve
+	// the toolkit even when other keys already do: that is how an owner
+	// gives a toolkit a new key.
+	Toolkit string
 }
 
 var (
@@ -147,6 +152,23 @@ func (s *Store) CreateKey(ctx context.Context, nk NewKey) (Key, string, error) {
 			return Key{}, "", err
 		}
 	}
+	var (
+		k      Key
+		apiKey string
+	)
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var err error
+		k, apiKey, err = s.insertKey(ctx, tx, nk)
+		return err
+	})
+	if err != nil {
+		return Key{}, "", fmt.Errorf("create key: %w", err)
+	}
+	return k, apiKey, nil
+}
+
+// insertKey stores a new key made from a checked nk.
+func (s *Store) insertKey(ctx context.Context, tx *sql.Tx, nk NewKey) (Key, string, error) {
 	k := Key{
 		ID:        randomText(idBytes),
 		Kind:      nk.Kind,
@@ -156,16 +178,48 @@ func (s *Store) CreateKey(ctx context.Context, nk NewKey) (Key, string, error) {
 		CreatedAt: fromMillis(millis(s.now())),
 	}
 	secret := randomText(secretBytes)
-	err := s.tx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx,
-			`INSERT INTO keys (id, kind, name, owner, toolkit, secret_hash, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-			k.ID, string(k.Kind), k.Name, k.Owner, k.Toolkit, hashSecret(secret), millis(k.CreatedAt))
+	_, err := tx.ExecContext(ctx,
+		`INSERT INTO keys (id, kind, name, owner, toolkit, secret_hash, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		k.ID, string(k.Kind), k.Name, k.Owner, k.Toolkit, hashSecret(secret), millis(k.CreatedAt))
+	if err != nil {
+		return Key{}, "", err
+	}
+	return k, k.Kind.prefix() + k.ID + "_" + secret, nil
+}
+
+// RotateKey creates a key that replaces the key with the given id: same
+// kind, owner and toolkit (so it may serve the old key's toolkit beside
+// it), named name, or the old key's name when name is "". The old key
+// keeps working until it is revoked: deploy the new key first, then revoke
+// the old one, and the toolkit never goes offline. It returns the old key
+// and the new one with its full API key, shown once.
+func (s *Store) RotateKey(ctx context.Context, id, name string) (old, rotated Key, apiKey string, err error) {
+	err = s.tx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, keySelect+` WHERE id = ?`, id)
+		if err != nil {
+			return err
+		}
+		keys, err := scanKeys(rows)
+		if err != nil {
+			return err
+		}
+		if len(keys) == 0 {
+			return fmt.Errorf("key %q: %w", id, ErrKeyNotFound)
+		}
+		old = keys[0]
+		if name == "" {
+			name = old.Name
+		}
+		if strings.TrimSpace(name) == "" || len(name) > 200 {
+			return fmt.Errorf("key name %q: want 1 to 200 characters", name)
+		}
+		rotated, apiKey, err = s.insertKey(ctx, tx, NewKey{Kind: old.Kind, Name: name, Owner: old.Owner, Toolkit: old.Toolkit})
 		return err
 	})
 	if err != nil {
-		return Key{}, "", fmt.Errorf("create key: %w", err)
+		return Key{}, Key{}, "", fmt.Errorf("rotate key: %w", err)
 	}
-	return k, k.Kind.prefix() + k.ID + "_" + secret, nil
+	return old, rotated, apiKey, nil
 }
 
 // ParseKey splits an API key into kind, id and secret. ok is false when the
@@ -245,7 +299,7 @@ func (s *Store) KeyByID(ctx context.Context, id string) (Key, error) {
 
 // ListKeys returns every key, revoked ones included, oldest first.
 func (s *Store) ListKeys(ctx context.Context) ([]Key, error) {
-	rows, err := s.db.QueryContext(ctx, keySelect+` ORDER BY created_at, id`)
+	rows, err := s.db.QueryContext(ctx, keySelect+` ORDER BY created_at, rowid`)
 	if err != nil {
 		return nil, fmt.Errorf("list keys: %w", err)
 	}

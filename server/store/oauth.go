@@ -133,6 +133,10 @@ var (
 	ErrStateNotFound = errors.New("unknown or already used OAuth state")
 	// ErrStateExpired is returned for an OAuth state used too late.
 	ErrStateExpired = errors.New("expired OAuth state")
+	// ErrStateWrongPlatform is returned for an OAuth state presented on
+	// the callback of a platform other than its own. The state is not
+	// spent: the right callback can still use it.
+	ErrStateWrongPlatform = errors.New("OAuth state of another platform")
 	// ErrTooManyStates is returned when an owner has too many pending
 	// authorizations.
 	ErrTooManyStates = errors.New("too many pending OAuth authorizations")
@@ -546,11 +550,16 @@ func (v *Vault) CreateState(ctx context.Context, st OAuthState) (string, error) 
 	return state, nil
 }
 
-// ConsumeState takes a pending authorization out of the store: a state
-// works once, whatever happens next. It fails with ErrStateNotFound for a
-// state never issued or already used, and ErrStateExpired (the state still
-// consumed) for one used at or after its expiry.
-func (v *Vault) ConsumeState(ctx context.Context, state string, now time.Time) (OAuthState, error) {
+// ConsumeState takes a pending authorization of platformID out of the
+// store: a state works once, whatever happens next. It fails with
+// ErrStateNotFound for a state never issued or already used,
+// ErrStateExpired (the state still consumed) for one used at or after its
+// expiry, and ErrStateWrongPlatform for one issued for another platform,
+// which it leaves in place: a state that reaches the wrong callback
+// (a misconfigured redirect URI, a link opened in the wrong tab) must not
+// be spent, or the real callback would then fail. The OAuthState returned
+// with ErrStateWrongPlatform holds only PlatformID.
+func (v *Vault) ConsumeState(ctx context.Context, state, platformID string, now time.Time) (OAuthState, error) {
 	hash := stateHash(state)
 	var (
 		st               OAuthState
@@ -558,14 +567,26 @@ func (v *Vault) ConsumeState(ctx context.Context, state string, now time.Time) (
 		created, expires int64
 	)
 	err := v.s.tx(ctx, func(tx *sql.Tx) error {
-		return tx.QueryRowContext(ctx, `DELETE FROM oauth_states WHERE state_hash = ?
-			RETURNING owner, platform_id, external_user_id, redirect_url, verifier, created_at, expires_at`, hash).
+		err := tx.QueryRowContext(ctx, `DELETE FROM oauth_states WHERE state_hash = ? AND platform_id = ?
+			RETURNING owner, platform_id, external_user_id, redirect_url, verifier, created_at, expires_at`, hash, platformID).
 			Scan(&st.Owner, &st.PlatformID, &st.ExternalUserID, &st.RedirectURL, &verifier, &created, &expires)
+		if !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		switch err := tx.QueryRowContext(ctx, `SELECT platform_id FROM oauth_states WHERE state_hash = ?`, hash).Scan(&st.PlatformID); {
+		case errors.Is(err, sql.ErrNoRows):
+			return ErrStateNotFound
+		case err != nil:
+			return err
+		}
+		return ErrStateWrongPlatform
 	})
-	if errors.Is(err, sql.ErrNoRows) {
-		return OAuthState{}, ErrStateNotFound
-	}
-	if err != nil {
+	switch {
+	case errors.Is(err, ErrStateNotFound):
+		return OAuthState{}, err
+	case errors.Is(err, ErrStateWrongPlatform):
+		return OAuthState{PlatformID: st.PlatformID}, err
+	case err != nil:
 		return OAuthState{}, fmt.Errorf("read OAuth state: %w", err)
 	}
 	st.CreatedAt, st.ExpiresAt = fromMillis(created), fromMillis(expires)

@@ -169,21 +169,27 @@ func TestStates(t *testing.T) {
 	if len(state) < 43 || n != 0 {
 		t.Fatalf("state %q; %d rows hold the state or verifier in clear", state, n)
 	}
-	got, err := v.ConsumeState(ctx, state, now.Add(time.Minute))
+	// Presented for another platform, the state is refused and not spent.
+	for range 2 {
+		if got, err := v.ConsumeState(ctx, state, "other", now.Add(time.Minute)); !errors.Is(err, ErrStateWrongPlatform) || got.PlatformID != "hub" || got.Owner != "" {
+			t.Fatalf("another platform's callback: %+v, %v; want ErrStateWrongPlatform naming only hub", got, err)
+		}
+	}
+	got, err := v.ConsumeState(ctx, state, "hub", now.Add(time.Minute))
 	if err != nil || got.Verifier != "verifier-xyz" || got.RedirectURL != "https://dev/back" || got.ExternalUserID != "u1" {
 		t.Fatalf("consume = %+v, %v", got, err)
 	}
-	if _, err := v.ConsumeState(ctx, state, now.Add(time.Minute)); !errors.Is(err, ErrStateNotFound) {
+	if _, err := v.ConsumeState(ctx, state, "hub", now.Add(time.Minute)); !errors.Is(err, ErrStateNotFound) {
 		t.Fatalf("second use: %v, want ErrStateNotFound", err)
 	}
 	state, _ = v.CreateState(ctx, st)
-	if _, err := v.ConsumeState(ctx, state, now.Add(10*time.Minute)); !errors.Is(err, ErrStateExpired) {
+	if _, err := v.ConsumeState(ctx, state, "hub", now.Add(10*time.Minute)); !errors.Is(err, ErrStateExpired) {
 		t.Fatalf("at expiry: %v, want ErrStateExpired", err)
 	}
-	if _, err := v.ConsumeState(ctx, state, now); !errors.Is(err, ErrStateNotFound) {
+	if _, err := v.ConsumeState(ctx, state, "hub", now); !errors.Is(err, ErrStateNotFound) {
 		t.Fatalf("an expired state was not consumed: %v", err)
 	}
-	if _, err := v.ConsumeState(ctx, "never-issued", now); !errors.Is(err, ErrStateNotFound) {
+	if _, err := v.ConsumeState(ctx, "never-issued", "hub", now); !errors.Is(err, ErrStateNotFound) {
 		t.Fatalf("unknown: %v", err)
 	}
 }

@@ -162,6 +162,12 @@ var migrations = [][]string{
 			WHERE k.owner = tools.owner AND k.name = tools.toolkit AND k.language = 'Go')`,
 		`UPDATE toolkits SET toolkit_hash = '' WHERE language = 'Go'`,
 	},
+	{
+		// 4: a toolkit name belongs to the keys bound to it (Register asks
+		// which keys of an owner hold a name). Keys keep the bindings they
+		// have: two keys that both serve a toolkit today both go on.
+		`CREATE INDEX keys_owner_toolkit ON keys (owner, toolkit)`,
+	},
 }
 
 // LatestSchemaVersion is the schema version this build migrates to.

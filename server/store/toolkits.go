@@ -53,7 +53,28 @@ var (
 	ErrWrongKind = errors.New("not a toolkit key")
 	// ErrToolkitNotFound is returned for an unknown toolkit.
 	ErrToolkitNotFound = errors.New("toolkit not found")
+	// ErrToolkitTaken is returned when a key not bound to any toolkit tries
+	// to take a toolkit name that another key of its owner holds. The error
+	// is a *ToolkitTakenError.
+	ErrToolkitTaken = errors.New("toolkit belongs to another key")
 )
+
+// ToolkitTakenError says which toolkit a key could not take, and how the
+// owner moves a toolkit to a new key.
+type ToolkitTakenError struct {
+	Owner, Toolkit string
+	KeyID          string // the key that was refused
+}
+
+func (e *ToolkitTakenError) Error() string {
+	return fmt.Sprintf("toolkit %q of owner %q belongs to another key (the one that first registered it, or one created for it), "+
+		"so key %s cannot register or serve it. To move a toolkit to a new key, create a key bound to it "+
+		"(atp keys create --kind toolkit --toolkit %s --name NAME, or atp keys rotate OLD_KEY_ID), "+
+		"deploy the new key, then revoke the old one (atp keys list, atp keys revoke OLD_KEY_ID)",
+		e.Toolkit, e.Owner, e.KeyID, e.Toolkit)
+}
+
+func (e *ToolkitTakenError) Unwrap() error { return ErrToolkitTaken }
 
 // Registration is one register_tool call.
 type Registration struct {
@@ -68,8 +89,15 @@ type Registration struct {
 // Register stores one tool of a toolkit, in one transaction: it binds an
 // unbound toolkit key to the toolkit, creates or updates the toolkit (owned
 // by the key's owner) and creates or replaces the tool. It returns the key
-// as it is after the binding. A revoked key, a key of another kind or a key
-// bound to another toolkit changes nothing.
+// as it is after the binding. A revoked key, a key of another kind, a key
+// bound to another toolkit, or an unbound key asking for a toolkit that
+// another key of its owner holds (ErrToolkitTaken) changes nothing.
+//
+// A toolkit name belongs to the keys bound to it: the key whose first
+// registration bound it, and keys created for it (NewKey.Toolkit), which is
+// how an owner rotates a toolkit's key. A key bound to no toolkit can take
+// only a name no other key of its owner holds, revoked keys included: a
+// name never falls free for whichever key asks next.
 func (s *Store) Register(ctx context.Context, r Registration) (Key, error) {
 	if err := ValidToolkitName(r.Toolkit); err != nil {
 		return Key{}, err
@@ -102,6 +130,9 @@ func (s *Store) Register(ctx context.Context, r Registration) (Key, error) {
 		case key.Toolkit != "" && key.Toolkit != r.Toolkit:
 			return fmt.Errorf("%w: key %s serves toolkit %q, not %q", ErrKeyBoundElsewhere, key.ID, key.Toolkit, r.Toolkit)
 		case key.Toolkit == "":
+			if err := checkUnclaimed(ctx, tx, key, r.Toolkit); err != nil {
+				return err
+			}
 			if _, err := tx.ExecContext(ctx, `UPDATE keys SET toolkit = ? WHERE id = ?`, r.Toolkit, key.ID); err != nil {
 				return fmt.Errorf("bind key: %w", err)
 			}
@@ -129,6 +160,42 @@ func (s *Store) Register(ctx context.Context, r Registration) (Key, error) {
 		return Key{}, err
 	}
 	return key, nil
+}
+
+// queryRower is a *sql.DB or a *sql.Tx.
+type queryRower interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// checkUnclaimed returns a *ToolkitTakenError when a key of key's owner
+// other than key is bound to toolkit. It runs inside the transaction that
+// binds key, so two unbound keys racing for one name cannot both win.
+func checkUnclaimed(ctx context.Context, tx queryRower, key Key, toolkit string) error {
+	var holder string
+	err := tx.QueryRowContext(ctx, `SELECT id FROM keys WHERE owner = ? AND toolkit = ? AND id <> ? LIMIT 1`,
+		key.Owner, toolkit, key.ID).Scan(&holder)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil
+	case err != nil:
+		return fmt.Errorf("check toolkit %q: %w", toolkit, err)
+	}
+	return &ToolkitTakenError{Owner: key.Owner, Toolkit: toolkit, KeyID: key.ID}
+}
+
+// CheckClaim reports whether key may serve toolkit, without binding it: nil
+// when it is bound to toolkit, or bound to none while no other key of its
+// owner holds the name; ErrKeyBoundElsewhere or a *ToolkitTakenError
+// otherwise. verify_hash uses it, so that a key that could not register a
+// toolkit learns so before it tries.
+func (s *Store) CheckClaim(ctx context.Context, key Key, toolkit string) error {
+	switch {
+	case key.Toolkit == toolkit:
+		return nil
+	case key.Toolkit != "":
+		return fmt.Errorf("%w: key %s serves toolkit %q, not %q", ErrKeyBoundElsewhere, key.ID, key.Toolkit, toolkit)
+	}
+	return checkUnclaimed(ctx, s.db, key, toolkit)
 }
 
 func nonNil(s []string) []string {
