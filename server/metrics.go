@@ -37,10 +37,11 @@ const (
 	reasonCanceled      = "canceled"
 	reasonBadRequest    = "bad_request"
 	reasonShutdown      = "shutdown"
+	reasonLimit         = "limit" // a server limit (pending calls) refused it
 )
 
 var reasons = []string{reasonToolError, reasonInvalidParams, reasonNotFound, reasonOffline, reasonTimeout,
-	reasonDisconnected, reasonCanceled, reasonBadRequest, reasonShutdown}
+	reasonDisconnected, reasonCanceled, reasonBadRequest, reasonShutdown, reasonLimit}
 
 func newMetrics() *metrics {
 	m := &metrics{
