@@ -259,3 +259,12 @@ func (s *Server) toolkitFull(w http.ResponseWriter, ref toolkitRef, tool string)
 		ref.Name, len(k.tools), tool))
 	return true
 }
+
+// CloseWrite passes net/http's half-close through (it sends the FIN of a
+// response with "Connection: close" before closing the socket).
+func (c *limitedConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}

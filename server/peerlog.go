@@ -63,15 +63,7 @@ type peerWarnings struct {
 
 func (s *Server) newPeerWarnings(log *slog.Logger) *peerWarnings {
 	n := s.cfg.MaxPeerWarnings
-	return &peerWarnings{log: log, now: s.clockNow, limiter: rate.NewLimiter(rate.Every(time.Minute/time.Duration(n)), n)}
-}
-
-// clockNow is the server's wall clock, the test's when Config.clock is set.
-func (s *Server) clockNow() time.Time {
-	if s.cfg.clock != nil {
-		return s.cfg.clock.Now()
-	}
-	return time.Now()
+	return &peerWarnings{log: log, now: s.now, limiter: rate.NewLimiter(rate.Every(time.Minute/time.Duration(n)), n)}
 }
 
 // warn logs at level unless the connection has used up its warnings.

@@ -312,6 +312,9 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.hub = newHub(cfg.InboxOnlineWindow, func() time.Time { return s.now() })
+	if cfg.clock != nil {
+		s.now, s.hub.after = cfg.clock.Now, cfg.clock.After
+	}
 	s.hub.maxPending = cfg.MaxPendingPerToolkit
 	if cfg.Dev {
 		if err := s.createDevKeys(ctx); err != nil {
