@@ -268,3 +268,12 @@ func (c *limitedConn) CloseWrite() error {
 	}
 	return nil
 }
+
+// Defaults returns a Config with every field that has a default set to it:
+// what New uses for a zero field. atp serve shows these in its flags' help.
+func Defaults() Config {
+	var c Config
+	c.setDefaults()
+	c.Logger = nil
+	return c
+}
