@@ -60,6 +60,7 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request, decode func([]
 		writeBodyError(w, err)
 		return false
 	}
+	bodyDone(w)
 	if err := decode(data); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return false
@@ -107,6 +108,7 @@ func (s *Server) keyedBody(w http.ResponseWriter, r *http.Request, kind store.Ke
 			return k, false
 		}
 	}
+	bodyDone(w)
 	if err := decode(data); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return k, false
@@ -216,6 +218,14 @@ func readBodyFrom(rc *http.ResponseController, body io.Reader, prefix []byte, li
 	}
 	rc.SetReadDeadline(time.Time{})
 	return buf.Bytes(), nil
+}
+
+// bodyDone tells the request's recorder that its body has been read whole:
+// an error answer then keeps the connection.
+func bodyDone(w http.ResponseWriter) {
+	if rec, ok := w.(*statusRecorder); ok {
+		rec.bodyRead = true
+	}
 }
 
 // classifyReadErr turns a body read error into the answer for it.

@@ -175,6 +175,7 @@ type statusRecorder struct {
 	armed        bool     // the write deadline is set
 	wroteHeader  bool     // WriteHeader has run
 	hasBody      bool     // the request has a body
+	bodyRead     bool     // a handler read all of it (bodyDone)
 	onDone       []func() // run when the handler returns
 }
 
@@ -191,9 +192,9 @@ func (r *statusRecorder) armWrite() {
 
 func (r *statusRecorder) WriteHeader(code int) {
 	r.armWrite()
-	if r.hasBody && code >= 400 && !r.wroteHeader {
-		// The body may be unread (refused before reading it): rather than
-		// have net/http read and discard it, drop the connection.
+	if r.hasBody && !r.bodyRead && code >= 400 && !r.wroteHeader {
+		// The body was refused unread: rather than have net/http read and
+		// discard it, drop the connection.
 		r.Header().Set("Connection", "close")
 	}
 	r.wroteHeader = true

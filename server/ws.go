@@ -125,8 +125,12 @@ func (c *wsSession) start(limit int64) {
 		return err
 	})
 	// A timer rather than a goroutine per connection: an idle session costs
-	// no goroutine, and a reconnect storm leaves nothing behind.
-	c.pinger.Store(time.AfterFunc(c.s.cfg.PingInterval, c.ping))
+	// no goroutine, and a reconnect storm leaves nothing behind. It is
+	// stored before it is armed: ping resets it.
+	t := time.AfterFunc(time.Hour, c.ping)
+	t.Stop()
+	c.pinger.Store(t)
+	t.Reset(c.s.cfg.PingInterval)
 }
 
 // alive records a sign of life from the peer. It is an atomic store, not
