@@ -476,6 +476,13 @@ func (h *hub) removeConn(c *tkConn) []*call {
 	return calls
 }
 
+// refOf is the toolkit c serves, zero while its key is unbound.
+func (h *hub) refOf(c *tkConn) toolkitRef {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return c.ref
+}
+
 // revokeKey ends what a revoked toolkit key holds in the hub: its waiting
 // inbox polls are released (they find no call) and the calls its polls took
 // are returned, for the caller to fail. Its WebSockets are closed by their

@@ -161,7 +161,12 @@ func TestInboxLeaseExpiry(t *testing.T) {
 // reason.
 func TestPongTimeoutFailsCalls(t *testing.T) {
 	e := newEnv(t, Config{PingInterval: 20 * time.Millisecond, PongTimeout: 50 * time.Millisecond, CallTimeout: time.Hour})
-	e.pyRegister(e.tkKey, "hello", pyGreet)
+	// A Go toolkit: held to the pong timeout.
+	status, reply := e.post("/api/v1/register_tool", map[string]any{"function_id": "greet", "api_key": e.tkKey, "app_name": "hello",
+		"programming_language": "Go", "code_hash": "c", "toolkit_hash": "h", "metadata": map[string]any{"params": []string{"name"}, "required_params": []string{"name"}}})
+	if status != 200 {
+		t.Fatalf("register: %d %v", status, reply)
+	}
 	e.dialPyToolkit(e.tkKey) // reads the greeting, then nothing: pings go unanswered
 	llm := e.dialPyLLM(e.llmKey)
 	req := pyTaskRequest(e.llmKey, "hello", 0, "greet", map[string]any{"name": "x"})
@@ -170,7 +175,17 @@ func TestPongTimeoutFailsCalls(t *testing.T) {
 	checkTaskResponse(t, m, req, "error")
 	msg := m["message"].(string)
 	if !strings.Contains(msg, "no pong within 50ms") || !strings.Contains(msg, "--pong-timeout") {
-		t.Fatalf("call to a stopped toolkit: %s", msg)
+		t.Fatalf("call to a stopped Go toolkit: %s", msg)
+	}
+	// A Python toolkit that sends nothing at all, not even its own pings.
+	pyKey := e.key(store.NewKey{Kind: store.KindToolkit, Name: "py"})
+	e.pyRegister(pyKey, "python", pyGreet)
+	e.dialPyToolkit(pyKey)
+	req = pyTaskRequest(e.llmKey, "python", 0, "greet", map[string]any{"name": "x"})
+	m = roundTrip(t, llm, req)
+	checkTaskResponse(t, m, req, "error")
+	if msg := m["message"].(string); !strings.Contains(msg, "nothing received for 70ms") {
+		t.Fatalf("call to a stopped Python toolkit: %s", msg)
 	}
 	// A toolkit that answers pings stays, round after round: the server
 	// sends each ping only after the last one's check passed.
@@ -194,9 +209,33 @@ func TestPongTimeoutFailsCalls(t *testing.T) {
 	// (Over HTTP: the test's LLM WebSocket, not read meanwhile, has missed
 	// its own pongs.)
 	req = pyTaskRequest(e.llmKey, "hello", 1, "greet", map[string]any{"name": "y"})
-	status, reply := e.post("/api/v1/atp/llm-client/process/", req, "Authorization", "ApiKey "+e.llmKey)
+	status, reply = e.post("/api/v1/atp/llm-client/process/", req, "Authorization", "ApiKey "+e.llmKey)
 	if status != 200 || checkTaskResponse(t, reply, req, "success") != "Hello, y" {
 		t.Fatalf("call to a live toolkit: %d %v", status, reply)
+	}
+}
+
+// The keepalive's verdict: a Go toolkit must answer each ping; a Python
+// one, which cannot while it runs a tool, must show some sign of life (its
+// own pings) within PingInterval + PongTimeout.
+func TestPongVerdict(t *testing.T) {
+	const pi, pt = 30 * time.Second, 10 * time.Second
+	sent := time.Hour
+	for _, c := range []struct {
+		strict bool
+		alive  time.Duration
+		want   string
+	}{
+		{true, sent + time.Second, ""}, // pong
+		{true, sent - time.Second, "no pong within 10s"},
+		{false, sent + time.Second, ""},    // pong
+		{false, sent - 25*time.Second, ""}, // its own ping, 25s before ours: running a tool
+		{false, sent - 31*time.Second, "nothing received for 40s"},
+	} {
+		err := pongVerdict(c.strict, sent, c.alive, pi, pt)
+		if (c.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), c.want)) {
+			t.Errorf("strict=%v, alive %s before the ping: %v, want %q", c.strict, sent-c.alive, err, c.want)
+		}
 	}
 }
 

@@ -164,7 +164,10 @@ type Config struct {
 	// PongTimeout is how long a WebSocket peer has to show a sign of life
 	// (pong, frame or ping) after each keepalive ping (default 10s): then
 	// the connection is closed and the calls in flight on it fail, saying
-	// so.
+	// so. This holds for Go toolkits (our runtime answers pings while its
+	// tools run). A peer that cannot answer while it works (the Python SDK
+	// runs tools on its reading thread) is dropped when nothing at all,
+	// its own pings included, has come for PingInterval + PongTimeout.
 	PongTimeout time.Duration
 	// RevocationCheckInterval is how often the server looks in the store
 	// for keys revoked by another process, such as atp keys revoke

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 
 	"github.com/atpgo/atp/server/store"
 	"github.com/gorilla/websocket"
@@ -44,6 +45,13 @@ func (s *Server) handleToolkitWS(w http.ResponseWriter, r *http.Request) {
 	c.keyID.Store(&k.ID)
 	if k.Toolkit != "" {
 		c.ref = toolkitRef{k.Owner, k.Toolkit}
+	}
+	c.answersPings = func() bool {
+		// Our runtime registers as Go and answers pings from a read loop
+		// that never runs a tool; the Python SDK runs tools on its reading
+		// thread.
+		kit := s.registry.get(s.hub.refOf(c))
+		return kit != nil && strings.EqualFold(kit.language, "Go")
 	}
 	c.onClose = func(cause error) {
 		calls := s.hub.removeConn(c)

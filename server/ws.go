@@ -35,6 +35,9 @@ type wsSession struct {
 	// Liveness: the pinger alternates between sending a ping and, a pong
 	// timeout later, checking that the peer showed a sign of life since.
 	born      time.Time    // the base of the times below (monotonic)
+	// answersPings reports whether the peer answers pings even while it
+	// works (pongVerdict); nil: it may not.
+	answersPings func() bool
 	lastAlive atomic.Int64 // since born: the last frame, ping or pong from the peer
 	pingSent  atomic.Int64 // since born: the last ping, while its check is due; -1 otherwise
 	// standingDeadline is the read deadline between messages: zero, or the
@@ -45,6 +48,7 @@ type wsSession struct {
 	out       outbox
 	reads     flusher      // the read loop's: see sendVia
 	rbuf      bytes.Buffer // the read loop's: see readMessage
+	rlim      io.LimitedReader
 	closeOnce sync.Once
 	pinger    atomic.Pointer[time.Timer] // set by start; read by closeWith from any goroutine
 	onClose   func(error)                // run once, after the socket is closed
@@ -138,9 +142,8 @@ func (c *wsSession) start(limit int64) {
 func (c *wsSession) alive() { c.lastAlive.Store(int64(time.Since(c.born))) }
 
 // ping runs on the pinger's timer. Every Config.PingInterval it sends a
-// ping; Config.PongTimeout later it checks that the peer showed a sign of
-// life since (a pong, or any frame: a busy peer may answer late, but its
-// replies count). A peer that did not is gone or stuck (a stopped process
+// ping; Config.PongTimeout later it checks the peer's sign of life
+// (pongVerdict). A peer that gave none is gone or stuck (a stopped process
 // keeps its socket open): the session is dropped, and the calls in flight
 // on it fail saying why, instead of waiting for their timeout.
 func (c *wsSession) ping() {
@@ -151,8 +154,9 @@ func (c *wsSession) ping() {
 	}
 	cfg := &c.s.cfg
 	if sent := c.pingSent.Swap(-1); sent >= 0 {
-		if c.lastAlive.Load() < sent {
-			c.abort(fmt.Errorf("no pong within %s of a keepalive ping (--pong-timeout): the peer stopped answering", cfg.PongTimeout))
+		strict := c.answersPings != nil && c.answersPings()
+		if err := pongVerdict(strict, time.Duration(sent), time.Duration(c.lastAlive.Load()), cfg.PingInterval, cfg.PongTimeout); err != nil {
+			c.abort(err)
 			return
 		}
 		next := time.Duration(sent) + cfg.PingInterval - time.Since(c.born)
@@ -166,6 +170,24 @@ func (c *wsSession) ping() {
 	}
 	c.pingSent.Store(sent)
 	c.pinger.Load().Reset(cfg.PongTimeout)
+}
+
+// pongVerdict judges a peer PongTimeout after the ping sent at sent (times
+// on one clock), given its last sign of life. A peer whose read loop never
+// waits for its own work (strict: our runtime) must show one since the
+// ping: a pong, or any frame, as a busy peer may answer late. Others may
+// not read while they run a tool: the Python SDK runs tools on the thread
+// that would answer, and proves it is alive with its own pings instead
+// (every 30s). Those are held to the window the old keepalive gave: some
+// sign of life within the last PingInterval + PongTimeout.
+func pongVerdict(strict bool, sent, alive, pingInterval, pongTimeout time.Duration) error {
+	switch {
+	case strict && alive < sent:
+		return fmt.Errorf("no pong within %s of a keepalive ping (--pong-timeout): the peer stopped answering", pongTimeout)
+	case !strict && alive < sent-pingInterval:
+		return fmt.Errorf("nothing received for %s, not even a ping or pong (--ping-interval + --pong-timeout): the peer stopped answering", pingInterval+pongTimeout)
+	}
+	return nil
 }
 
 // send writes msg as a text message, now or in the current writer's next
@@ -413,7 +435,8 @@ func (c *wsSession) readMessage() ([]byte, error) {
 		return nil, err
 	}
 	c.rbuf.Reset()
-	n, err := c.rbuf.ReadFrom(io.LimitReader(r, keptReadBuffer))
+	c.rlim = io.LimitedReader{R: r, N: keptReadBuffer} // a field: no allocation per message
+	n, err := c.rbuf.ReadFrom(&c.rlim)
 	if err == nil && n == keptReadBuffer {
 		c.ws.SetReadDeadline(time.Now().Add(c.s.cfg.BodyReadTimeout))
 		if _, err = c.rbuf.ReadFrom(r); err == nil {
