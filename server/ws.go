@@ -34,12 +34,12 @@ type wsSession struct {
 
 	// Liveness: the pinger alternates between sending a ping and, a pong
 	// timeout later, checking that the peer showed a sign of life since.
-	born      time.Time    // the base of the times below (monotonic)
+	born time.Time // the base of the times below (monotonic)
 	// answersPings reports whether the peer answers pings even while it
 	// works (pongVerdict); nil: it may not.
 	answersPings func() bool
-	lastAlive atomic.Int64 // since born: the last frame, ping or pong from the peer
-	pingSent  atomic.Int64 // since born: the last ping, while its check is due; -1 otherwise
+	lastAlive    atomic.Int64 // since born: the last frame, ping or pong from the peer
+	pingSent     atomic.Int64 // since born: the last ping, while its check is due; -1 otherwise
 	// standingDeadline is the read deadline between messages: zero, or the
 	// authentication deadline of an LLM session that has not authenticated.
 	// Only the read loop touches it after start.
