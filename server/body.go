@@ -188,6 +188,10 @@ func findAPIKey(r io.Reader) (string, error) {
 		}
 		return *key, nil
 	}
+	// More stops on a read error too: the closing brace tells them apart.
+	if _, err := dec.Token(); err != nil {
+		return "", err
+	}
 	return "", nil
 }
 

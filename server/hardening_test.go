@@ -148,20 +148,37 @@ func TestSlowBodiesWithoutAKey(t *testing.T) {
 }
 
 func TestSlowBodyTimeouts(t *testing.T) {
+	goroutines := goruntime.NumGoroutine()
 	e := newServedEnv(t, Config{UnauthReadTimeout: 100 * time.Millisecond, BodyReadTimeout: 200 * time.Millisecond})
-	// Without a key: 408 at the unauthenticated deadline.
+	// Without a key: 64 connections (the unauthenticated limit) that each
+	// send all of a 60 KB body but its last byte get 408 at the
+	// unauthenticated deadline, and leave nothing behind.
+	before := heapInUse()
 	start := time.Now()
-	rc := e.dialRaw()
-	rc.startPost("/api/v1/register_tool", 2048, `{"function_id":"greet","metadata":{"description":"`)
-	resp, body := rc.response()
-	if resp.StatusCode != 408 || !strings.Contains(body, "--unauth-read-timeout") || time.Since(start) < 100*time.Millisecond {
-		t.Fatalf("slow body without a key: %d %s after %s", resp.StatusCode, body, time.Since(start))
+	body := registerBody("", 60000)
+	body = strings.Replace(body, `"api_key":"",`, "", 1) // no key so far: it would come last
+	var conns []*rawConn
+	for range 64 {
+		rc := e.dialRaw()
+		rc.startPost("/api/v1/register_tool", len(body), body[:len(body)-1])
+		conns = append(conns, rc)
 	}
-	rc.closed()
+	for i, rc := range conns {
+		resp, body := rc.response()
+		if resp.StatusCode != 408 || !strings.Contains(body, "--unauth-read-timeout") || time.Since(start) < 100*time.Millisecond {
+			t.Fatalf("slow body %d without a key: %d %s after %s", i, resp.StatusCode, body, time.Since(start))
+		}
+		rc.closed()
+	}
+	eventually(t, "the connections to be released", func() bool { return e.srv.conns.Load().openConns() == 0 })
+	eventually(t, "the goroutines to end", func() bool { return goruntime.NumGoroutine() <= goroutines+10 })
+	if grew := heapInUse() - before; grew > 8<<20 {
+		t.Fatalf("the heap grew by %d MiB", grew>>20)
+	}
 	// With the key first in the body, the rest must still come within the
 	// authenticated deadline.
 	full := registerBody(e.tkKey, 10)
-	rc = e.dialRaw()
+	rc := e.dialRaw()
 	rc.startPost("/api/v1/register_tool", len(full), full[:len(full)-1])
 	if resp, body := rc.response(); resp.StatusCode != 408 || !strings.Contains(body, "--body-read-timeout") {
 		t.Fatalf("slow body after its key: %d %s", resp.StatusCode, body)

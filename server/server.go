@@ -256,6 +256,29 @@ type Server struct {
 	conns       atomic.Pointer[limitListener]
 
 	revocations *revocations // revoke.go
+	health      healthCheck
+}
+
+// healthCheck is /healthz's check of the store: a write, not a ping, as a
+// read-only or full disk still answers reads while every registration
+// fails. The health endpoint needs no key, so the write runs at most once
+// a second, whatever the request rate; requests meanwhile get its result.
+type healthCheck struct {
+	mu  sync.Mutex
+	at  time.Time
+	err error
+}
+
+func (h *healthCheck) check(st *store.Store) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.at.IsZero() && time.Since(h.at) < time.Second {
+		return h.err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	h.err, h.at = st.CheckWritable(ctx), time.Now()
+	return h.err
 }
 
 // liveConn is an open WebSocket session the server must end on shutdown,
@@ -394,8 +417,6 @@ func (s *Server) routes() http.Handler {
 }
 
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-	defer cancel()
 	g := s.hub.gauges()
 	body := map[string]any{
 		"status":             "ok",
@@ -404,9 +425,7 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 		"calls_in_flight":    g.inFlight,
 	}
 	status := http.StatusOK
-	// A write, not a ping: a read-only or full disk still answers reads
-	// while every registration and OAuth connection fails.
-	if err := s.store.CheckWritable(ctx); err != nil {
+	if err := s.health.check(s.store); err != nil {
 		body["status"], body["database"] = "unavailable", err.Error()
 		status = http.StatusServiceUnavailable
 	}
