@@ -358,8 +358,8 @@ func TestWrongKeyKindAndRevokedKeys(t *testing.T) {
 		t.Fatalf("no key on process/: %d", status)
 	}
 
-	// Revoking keys ends their open sessions within a ping interval and
-	// refuses them afterwards.
+	// Revoking keys in the store ends their open sessions within the
+	// revocation check interval and refuses them afterwards.
 	tk := e.dialPyToolkit(e.tkKey)
 	llm := e.dialPyLLM(e.llmKey)
 	ctx := context.Background()

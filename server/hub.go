@@ -50,6 +50,7 @@ var (
 	errOffline      = errors.New("offline")
 	errShutdown     = errors.New("the server is shutting down")
 	errTooManyCalls = errors.New("too many calls pending")
+	errConnClosed   = errors.New("the connection closed")
 )
 
 // hub routes calls to toolkit connections and inboxes and matches replies
@@ -410,6 +411,16 @@ func (h *hub) addConn(c *tkConn) error {
 	defer h.mu.Unlock()
 	if h.closed {
 		return errShutdown
+	}
+	select {
+	case <-c.closed:
+		// Closed meanwhile (its key revoked): its removeConn may have run
+		// already, and a closed connection must not be routed to.
+		return errConnClosed
+	default:
+	}
+	if h.revoked[c.key.ID] {
+		return errRevoked
 	}
 	if c.ref.Name == "" {
 		// A registration may have bound the key since the handshake read it.

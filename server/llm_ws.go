@@ -119,7 +119,9 @@ func (s *Server) handleLLMWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer s.untrack(c)
-	s.checkRevokedOnAuth(c)
+	if s.revokedOnAuth(c) {
+		return
+	}
 	c.start(limit)
 	c.readLoop()
 }
@@ -273,7 +275,9 @@ func (c *llmConn) auth(m *llmMessage) bool {
 		c.standingDeadline = time.Time{}
 		c.ws.SetReadDeadline(c.standingDeadline)
 		c.ws.SetReadLimit(c.s.cfg.FrameLimit)
-		c.s.checkRevokedOnAuth(c)
+		if c.s.revokedOnAuth(c) {
+			return false
+		}
 	}
 	c.sendJSON(map[string]any{"type": "auth_response", "success": true})
 	return true

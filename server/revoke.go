@@ -168,11 +168,13 @@ func (c *wsSession) revoke() {
 	c.closeWith(websocket.ClosePolicyViolation, "API key has been revoked", errRevoked)
 }
 
-// checkRevokedOnAuth is the revocation check for a key that authenticated
-// just as it was revoked: endKey may have run before the session was
-// tracked.
-func (s *Server) checkRevokedOnAuth(c liveConn) {
+// revokedOnAuth is the revocation check for a session whose key
+// authenticated just as it was revoked: endKey may have run before the
+// session was tracked. It closes the session and reports true then.
+func (s *Server) revokedOnAuth(c liveConn) bool {
 	if id := c.sessionKeyID(); id != "" && s.keyRevoked(id) {
 		c.revoke()
+		return true
 	}
+	return false
 }

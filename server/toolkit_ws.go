@@ -65,7 +65,9 @@ func (s *Server) handleToolkitWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer s.untrack(c)
-	s.checkRevokedOnAuth(c)
+	if s.revokedOnAuth(c) {
+		return
+	}
 	greeting := fmt.Sprintf("connected to the ATP server as toolkit %q", k.Toolkit)
 	if k.Toolkit == "" {
 		greeting = "connected to the ATP server; register a tool to bind this key to its toolkit"
@@ -77,7 +79,7 @@ func (s *Server) handleToolkitWS(w http.ResponseWriter, r *http.Request) {
 	// it.
 	c.out.hold(encodeGreeting(greeting))
 	if err := s.hub.addConn(c); err != nil {
-		c.closeWith(websocket.CloseGoingAway, "server shutting down", err)
+		c.closeWith(websocket.CloseGoingAway, err.Error(), err)
 		return
 	}
 	c.start(s.cfg.FrameLimit)
