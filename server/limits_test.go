@@ -388,3 +388,22 @@ func TestBindRacingHandshake(t *testing.T) {
 		t.Fatalf("connection not routable: %d", ws)
 	}
 }
+
+// An LLM WebSocket whose key is not valid opens (the client learns why in
+// answer to its auth message) but as one of the few unauthenticated
+// connections, with small messages.
+func TestUnauthenticatedLLMWebSocket(t *testing.T) {
+	e := newEnv(t, Config{MaxUnauthRequests: 1, UnauthBodyLimit: 1024})
+	bad := e.dialLLMRaw("atp_llm_nope_nope", nil)
+	_, resp, err := websocket.DefaultDialer.Dial(e.wsBase+"/ws/v1/atp/llm-client/atp_llm_nope_nope/", nil)
+	if err == nil || resp.StatusCode != 503 || !strings.Contains(respStatus(resp), "--max-unauth-requests") {
+		t.Fatalf("second unauthenticated WebSocket: %v %s", err, respStatus(resp))
+	}
+	// A valid key is not held back by them.
+	e.dialPyLLM(e.llmKey)
+	bad.WriteMessage(websocket.TextMessage, []byte(`{"type":"auth","api_key":"`+strings.Repeat("k", 2048)+`"}`))
+	if _, _, err := bad.ReadMessage(); !websocket.IsCloseError(err, websocket.CloseMessageTooBig) {
+		t.Fatalf("a big message before auth: %v, want close 1009", err)
+	}
+	eventually(t, "the slot to come back", func() bool { return e.srv.unauth.inUse() == 0 })
+}

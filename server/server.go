@@ -389,7 +389,10 @@ func (s *Server) CreateKey(ctx context.Context, nk store.NewKey) (store.Key, str
 }
 
 // Handler returns the server's HTTP handler (every ATP endpoint, /healthz
-// and /metrics), for use with any http.Server or httptest.
+// and /metrics), for use with any http.Server or httptest. It applies the
+// body, response and per-key limits itself; the connection-level ones
+// (MaxConnections, MaxHeaderBytes, ReadHeaderTimeout, IdleTimeout) are
+// Serve's, so an http.Server of your own should set its equivalents.
 func (s *Server) Handler() http.Handler { return s.handler }
 
 func (s *Server) routes() http.Handler {
