@@ -107,6 +107,7 @@ func (s *Server) handleLLMWS(w http.ResponseWriter, r *http.Request) {
 		c.standingDeadline = time.Now().Add(authWait)
 		c.ws.SetReadDeadline(c.standingDeadline)
 	}
+	c.warns = s.newPeerWarnings(c.log)
 	c.onClose = func(cause error) {
 		c.cancel()
 		c.abandonCalls()

@@ -42,6 +42,7 @@ func (s *Server) handleToolkitWS(w http.ResponseWriter, r *http.Request) {
 	c.init(s, ws)
 	c.holds(release)
 	c.log = s.log.With("toolkit", k.Toolkit, "owner", k.Owner, "key_id", k.ID, "remote", r.RemoteAddr)
+	c.warns = s.newPeerWarnings(c.log)
 	c.keyID.Store(&k.ID)
 	if k.Toolkit != "" {
 		c.ref = toolkitRef{k.Owner, k.Toolkit}

@@ -24,16 +24,16 @@ import (
 type wsSession struct {
 	s      *Server
 	ws     *websocket.Conn
-	cork   *corkConn    // the socket under ws, nil when it is not ours
-	log    *slog.Logger // set before start, never changed
-	warns  *peerWarnings
+	cork   *corkConn     // the socket under ws, nil when it is not ours
+	log    *slog.Logger  // set before the session is tracked, never changed
+	warns  *peerWarnings // set with log
 	closed chan struct{}
 	// keyID is the session's key (ended by Server.endKey when it is
 	// revoked); nil until the session has authenticated.
 	keyID atomic.Pointer[string]
 
 	// Liveness: the pinger alternates between sending a ping and, a pong
-	// timeout later, checking that the peer showed a sign of life since.
+	// timeout later, judging the peer's last sign of life (pongVerdict).
 	born time.Time // the base of the times below (monotonic)
 	// answersPings reports whether the peer answers pings even while it
 	// works (pongVerdict); nil: it may not.
@@ -114,9 +114,6 @@ func (s *Server) upgrader(checkOrigin func(*http.Request) bool) *websocket.Upgra
 // start arms the read limit and the pings. limit is the largest message
 // the session takes for now (FrameLimit once authenticated).
 func (c *wsSession) start(limit int64) {
-	if c.warns == nil {
-		c.warns = c.s.newPeerWarnings(c.log)
-	}
 	c.ws.SetReadLimit(limit)
 	c.alive()
 	c.ws.SetPongHandler(func(string) error { c.alive(); return nil })
