@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"html/template"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"slices"
@@ -252,7 +253,7 @@ func (s *Server) handleOAuthCallback(w http.ResponseWriter, r *http.Request) {
 	st, err := b.vault.ConsumeState(ctx, state, b.clock.Now())
 	switch {
 	case errors.Is(err, store.ErrStateNotFound):
-		s.log.Warn("OAuth callback with an unknown or used state", "platform", platformID)
+		s.anonWarns.warn(slog.LevelWarn, "OAuth callback with an unknown or used state", "platform", peerText(platformID))
 		writePage(w, http.StatusBadRequest, "Link already used or unknown", "This sign-in link is unknown or was already used. Start again from the application. Nothing was connected.")
 		return
 	case errors.Is(err, store.ErrStateExpired):

@@ -15,7 +15,8 @@ import (
 // its own traffic: every logged value that came from a peer (a message
 // type, a request id, a tool or toolkit name, an error quoting its text)
 // goes through peerText, and the warnings one connection causes are
-// rate-limited (peerWarnings). The logger's handler caps every other value
+// rate-limited (peerWarnings), as are those requests without a key cause,
+// together (Server.anonWarns). The logger's handler caps every other value
 // too (maxLogValue), in case a call site forgot.
 
 // maxPeerText is how much of a peer's text a log line keeps.

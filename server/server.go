@@ -257,6 +257,9 @@ type Server struct {
 
 	revocations *revocations // revoke.go
 	health      healthCheck
+	// anonWarns rate-limits the warnings that requests without a key can
+	// cause, as peerWarnings does for one connection's.
+	anonWarns *peerWarnings
 }
 
 // healthCheck is /healthz's check of the store: a write, not a ping, as a
@@ -349,6 +352,7 @@ func New(cfg Config) (*Server, error) {
 		}
 	}
 	s.handler = s.routes()
+	s.anonWarns = s.newPeerWarnings(log)
 	if s.revocations, err = s.watchRevocations(ctx); err != nil {
 		s.oauth.close()
 		s.closeStore()
