@@ -44,7 +44,23 @@
 //   - A call fails at once when its toolkit has no WebSocket and no inbox
 //     poll within Config.InboxOnlineWindow, and at once when the connection
 //     it was sent on closes; a reply after the timeout is dropped.
+//   - A call queued for an inbox fails when the inbox lease runs out
+//     (Config.InboxOnlineWindow after the last poll, no poll waiting); a
+//     call on a WebSocket whose peer does not answer a ping within
+//     Config.PongTimeout fails then. Both say why.
+//   - A toolkit reply that cannot be read but names its call fails that
+//     call at once. Invalid UTF-8 in a toolkit's reply becomes U+FFFD.
+//   - The greeting (atp_client_connected) is sent once the connection can
+//     be routed to, and before any call: a toolkit may report itself
+//     connected on it.
 //   - inbox/respond for a call that is no longer waiting answers 410.
+//   - A key in a header or the path is checked before the body is read;
+//     a key only in the body must be its api_key member within the first
+//     Config.UnauthBodyLimit bytes. Every limit (limits.go, the Config
+//     fields after "Limits") answers with an error naming it.
+//   - A revoked key's WebSockets close with 1008 and its inbox polls get
+//     401 at once (Server.RevokeKey), or within
+//     Config.RevocationCheckInterval when another process revoked it.
 //
 // # Extensions on the LLM side
 //

@@ -81,10 +81,16 @@ func TestRegistrationErrors(t *testing.T) {
 	if status != 403 {
 		t.Fatalf("verify_hash for another toolkit: %d %v", status, reply)
 	}
-	// Header and body keys must agree.
-	status, _ = e.post("/api/v1/register_tool", valid(), "Authorization", "Bearer "+llmKey)
+	// Header and body keys must agree. The header is checked first, before
+	// the body is read: a key of the wrong kind there is 403 at once.
+	otherTk := e.key(store.NewKey{Kind: store.KindToolkit, Name: "other"})
+	status, _ = e.post("/api/v1/register_tool", valid(), "Authorization", "Bearer "+otherTk)
 	if status != 401 {
 		t.Fatalf("disagreeing keys: %d", status)
+	}
+	status, _ = e.post("/api/v1/register_tool", valid(), "Authorization", "Bearer "+llmKey)
+	if status != 403 {
+		t.Fatalf("an LLM key in the header: %d", status)
 	}
 	// Revoked.
 	k, _ := e.srv.store.Authenticate(context.Background(), e.tkKey)
@@ -344,15 +350,16 @@ func TestWrongKeyKindAndRevokedKeys(t *testing.T) {
 	if status, _ := e.post("/api/v1/atp/llm-client/process/", pyContextRequest(e.tkKey, "hello", "openai"), "Authorization", "ApiKey "+e.tkKey); status != 403 {
 		t.Fatalf("toolkit key on process/: %d", status)
 	}
-	if status, _ := e.post("/api/v1/atp/llm-client/process/", pyContextRequest(e.llmKey, "hello", "openai"), "Authorization", "ApiKey "+e.tkKey); status != 401 {
+	otherLLM := e.key(store.NewKey{Kind: store.KindLLM, Name: "other"})
+	if status, _ := e.post("/api/v1/atp/llm-client/process/", pyContextRequest(e.llmKey, "hello", "openai"), "Authorization", "ApiKey "+otherLLM); status != 401 {
 		t.Fatalf("header and body keys differ on process/: %d", status)
 	}
 	if status, _ := e.post("/api/v1/atp/llm-client/process/", pyContextRequest("", "hello", "openai")); status != 401 {
 		t.Fatalf("no key on process/: %d", status)
 	}
 
-	// Revoking keys ends their open sessions within a ping interval and
-	// refuses them afterwards.
+	// Revoking keys in the store ends their open sessions within the
+	// revocation check interval and refuses them afterwards.
 	tk := e.dialPyToolkit(e.tkKey)
 	llm := e.dialPyLLM(e.llmKey)
 	ctx := context.Background()

@@ -3,6 +3,7 @@ package server
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -28,6 +29,9 @@ type call struct {
 
 	// Guarded by hub.mu.
 	conn *tkConn // the WebSocket it was sent on; nil while in an inbox
+	// inboxKey is the key of the inbox poll that took the call, "" while
+	// it waits in the queue or is on a WebSocket.
+	inboxKey string
 }
 
 // reply is how a call ended: the toolkit's result, or a failure of the
@@ -43,8 +47,10 @@ type reply struct {
 }
 
 var (
-	errOffline  = errors.New("offline")
-	errShutdown = errors.New("the server is shutting down")
+	errOffline      = errors.New("offline")
+	errShutdown     = errors.New("the server is shutting down")
+	errTooManyCalls = errors.New("too many calls pending")
+	errConnClosed   = errors.New("the connection closed")
 )
 
 // hub routes calls to toolkit connections and inboxes and matches replies
@@ -53,11 +59,19 @@ var (
 type hub struct {
 	onlineWindow time.Duration
 	now          func() time.Time
-	idPrefix     string
+	// until is the clock's timer (clock.Until), for inbox leases.
+	until    func(time.Time) (<-chan time.Time, func())
+	idPrefix string
+	// maxPending caps the calls pending per toolkit
+	// (Config.MaxPendingPerToolkit); 0 is no cap.
+	maxPending int
+	done       chan struct{} // closed by close
 
 	mu       sync.Mutex
 	routes   map[toolkitRef]*route
 	unbound  map[string]map[*tkConn]bool // by key id: connections of keys not bound to a toolkit yet
+	bound    map[string]toolkitRef       // by key id: keys bound by a registration since start
+	revoked  map[string]bool             // key ids revokeKey ran for: their polls end at once
 	pending  map[string]*call
 	seq      atomic.Uint64
 	llmConns int
@@ -72,17 +86,29 @@ type route struct {
 	queue    []*call   // calls waiting for an inbox poll
 	waiters  []*waiter // inbox long-polls waiting for a call
 	lastPoll time.Time
+	pending  int  // calls routed here and not ended: queued, taken by a poll, or on a connection
+	leased   bool // a lease check is due (checkLease)
 }
 
-type waiter struct{ ch chan *call } // buffered: receives at most one call
+// waiter is an inbox long-poll. Its channel is buffered and receives at
+// most one call; it is closed (no call) when the hub closes or the poll's
+// key is revoked.
+type waiter struct {
+	ch    chan *call
+	keyID string
+}
 
 func newHub(onlineWindow time.Duration, now func() time.Time) *hub {
 	return &hub{
 		onlineWindow: onlineWindow,
 		now:          now,
+		until:        realClock{}.Until,
 		idPrefix:     randomID(6) + "-",
+		done:         make(chan struct{}),
 		routes:       map[toolkitRef]*route{},
 		unbound:      map[string]map[*tkConn]bool{},
+		bound:        map[string]toolkitRef{},
+		revoked:      map[string]bool{},
 		pending:      map[string]*call{},
 	}
 }
@@ -98,7 +124,7 @@ func (h *hub) route(ref toolkitRef) *route {
 
 // tidy drops a route that holds nothing worth keeping.
 func (h *hub) tidy(ref toolkitRef, r *route) {
-	if len(r.conns) == 0 && len(r.queue) == 0 && len(r.waiters) == 0 && r.lastPoll.IsZero() {
+	if len(r.conns) == 0 && len(r.queue) == 0 && len(r.waiters) == 0 && r.lastPoll.IsZero() && r.pending == 0 {
 		delete(h.routes, ref)
 	}
 }
@@ -116,7 +142,8 @@ func (h *hub) newCall(ref toolkitRef, tool string, params json.RawMessage, authT
 // within the online window. It returns errOffline when neither is there,
 // and errShutdown after close. Once dispatch returns nil, c.deliver gets
 // exactly one reply unless abandon takes the call back first. via is the
-// calling read loop's flusher (see sendVia), or nil.
+// calling read loop's flusher (see sendVia), or nil. It returns
+// errTooManyCalls when the toolkit has maxPending calls pending already.
 func (h *hub) dispatch(c *call, via *flusher) error {
 	h.mu.Lock()
 	if h.closed {
@@ -127,6 +154,10 @@ func (h *hub) dispatch(c *call, via *flusher) error {
 	if r == nil {
 		h.mu.Unlock()
 		return errOffline
+	}
+	if h.maxPending > 0 && r.pending >= h.maxPending && (len(r.conns) > 0 || h.inboxOnline(r)) {
+		h.mu.Unlock()
+		return errTooManyCalls
 	}
 	c.started = h.now()
 	if n := len(r.conns); n > 0 {
@@ -140,15 +171,17 @@ func (h *hub) dispatch(c *call, via *flusher) error {
 		c.conn = best
 		best.calls[c.id] = c
 		h.pending[c.id] = c
+		r.pending++
 		h.mu.Unlock()
 		// A failed write closes the connection, which fails its calls, this
 		// one included, at once.
 		best.sendRequest(c, via)
 		return nil
 	}
-	if len(r.waiters) > 0 || (!r.lastPoll.IsZero() && h.now().Sub(r.lastPoll) < h.onlineWindow) {
+	if h.inboxOnline(r) {
 		h.pending[c.id] = c
-		h.enqueue(r, c)
+		r.pending++
+		h.enqueue(c.ref, r, c)
 		h.mu.Unlock()
 		return nil
 	}
@@ -156,15 +189,75 @@ func (h *hub) dispatch(c *call, via *flusher) error {
 	return errOffline
 }
 
-// enqueue hands c to a waiting inbox poll, or queues it. h.mu is held.
-func (h *hub) enqueue(r *route, c *call) {
+// inboxOnline reports whether a poll is waiting or one ended within the
+// online window (the inbox lease). h.mu is held.
+func (h *hub) inboxOnline(r *route) bool {
+	return len(r.waiters) > 0 || (!r.lastPoll.IsZero() && h.now().Sub(r.lastPoll) < h.onlineWindow)
+}
+
+// enqueue hands c to a waiting inbox poll, or queues it until a poll or
+// the end of the inbox lease. h.mu is held.
+func (h *hub) enqueue(ref toolkitRef, r *route, c *call) {
 	if len(r.waiters) > 0 {
 		w := r.waiters[0]
 		r.waiters = r.waiters[1:]
+		c.inboxKey = w.keyID
 		w.ch <- c
 		return
 	}
 	r.queue = append(r.queue, c)
+	h.armLease(ref, r)
+}
+
+// armLease makes sure the queue of ref is checked when its inbox lease
+// (the online window after the last poll) runs out. h.mu is held.
+func (h *hub) armLease(ref toolkitRef, r *route) {
+	if r.leased {
+		return
+	}
+	r.leased = true
+	fired, stop := h.until(r.lastPoll.Add(h.onlineWindow))
+	go func() {
+		defer stop()
+		select {
+		case <-fired:
+			h.checkLease(ref)
+		case <-h.done:
+		}
+	}()
+}
+
+// checkLease fails the queued calls of a toolkit that stopped polling: no
+// poll is waiting and none ended within the online window. When one did,
+// the check moves to the end of the renewed lease.
+func (h *hub) checkLease(ref toolkitRef) {
+	h.mu.Lock()
+	r := h.routes[ref]
+	if r == nil || h.closed {
+		h.mu.Unlock()
+		return
+	}
+	r.leased = false
+	if len(r.queue) == 0 {
+		h.mu.Unlock()
+		return
+	}
+	if h.inboxOnline(r) {
+		h.armLease(ref, r)
+		h.mu.Unlock()
+		return
+	}
+	calls := r.queue
+	r.queue = nil
+	for _, c := range calls {
+		delete(h.pending, c.id)
+		r.pending--
+	}
+	since := h.now().Sub(r.lastPoll).Round(time.Millisecond)
+	h.tidy(ref, r)
+	h.mu.Unlock()
+	fail(calls, fmt.Sprintf("toolkit %q stopped polling its inbox: its last poll ended %s ago, past its %s lease (--inbox-lease); the call was never delivered",
+		ref.Name, since, h.onlineWindow), reasonOffline)
 }
 
 // complete delivers a toolkit's reply to the call with that request id, if
@@ -199,15 +292,22 @@ func (h *hub) completeLocked(ref toolkitRef, id string, rep reply) bool {
 // forget removes c from every index. h.mu is held.
 func (h *hub) forget(c *call) {
 	delete(h.pending, c.id)
+	r := h.routes[c.ref]
+	if r != nil {
+		r.pending--
+	}
 	if c.conn != nil {
 		delete(c.conn.calls, c.id)
-	} else if r := h.routes[c.ref]; r != nil {
+	} else if r != nil && c.inboxKey == "" {
 		for i, q := range r.queue {
 			if q == c {
 				r.queue = append(r.queue[:i], r.queue[i+1:]...)
 				break
 			}
 		}
+	}
+	if r != nil {
+		h.tidy(c.ref, r)
 	}
 }
 
@@ -234,21 +334,28 @@ func fail(calls []*call, failure, reason string) {
 // poll takes the next call from ref's inbox, waiting up to wait for one.
 // It returns nil when there is none. Every poll, waiting or not, marks the
 // toolkit online for the online window.
-func (h *hub) poll(done <-chan struct{}, ref toolkitRef, wait time.Duration) *call {
+// keyID is the polling key's: a call it takes is failed when that key is
+// revoked (revokeKey), and so is the poll itself.
+func (h *hub) poll(done <-chan struct{}, ref toolkitRef, keyID string, wait time.Duration) *call {
 	h.mu.Lock()
+	if h.revoked[keyID] {
+		h.mu.Unlock()
+		return nil
+	}
 	r := h.route(ref)
 	r.lastPoll = h.now()
 	if len(r.queue) > 0 {
 		c := r.queue[0]
 		r.queue = r.queue[1:]
+		c.inboxKey = keyID
 		h.mu.Unlock()
 		return c
 	}
-	if wait <= 0 || h.closed {
+	if wait <= 0 || h.closed || h.revoked[keyID] {
 		h.mu.Unlock()
 		return nil
 	}
-	w := &waiter{ch: make(chan *call, 1)}
+	w := &waiter{ch: make(chan *call, 1), keyID: keyID}
 	r.waiters = append(r.waiters, w)
 	h.mu.Unlock()
 
@@ -286,12 +393,14 @@ func (h *hub) requeue(c *call) {
 	if h.pending[c.id] != c || h.closed {
 		return
 	}
+	c.inboxKey = ""
 	r := h.route(c.ref)
 	if len(r.waiters) > 0 {
-		h.enqueue(r, c)
+		h.enqueue(c.ref, r, c)
 		return
 	}
 	r.queue = append([]*call{c}, r.queue...)
+	h.armLease(c.ref, r)
 }
 
 // addConn adds a toolkit WebSocket connection: to its toolkit's route when
@@ -301,6 +410,20 @@ func (h *hub) addConn(c *tkConn) error {
 	defer h.mu.Unlock()
 	if h.closed {
 		return errShutdown
+	}
+	select {
+	case <-c.closed:
+		// Closed meanwhile (its key revoked): its removeConn may have run
+		// already, and a closed connection must not be routed to.
+		return errConnClosed
+	default:
+	}
+	if h.revoked[c.key.ID] {
+		return errRevoked
+	}
+	if c.ref.Name == "" {
+		// A registration may have bound the key since the handshake read it.
+		c.ref = h.bound[c.key.ID]
 	}
 	if c.ref.Name == "" {
 		set := h.unbound[c.key.ID]
@@ -320,6 +443,7 @@ func (h *hub) addConn(c *tkConn) error {
 func (h *hub) bind(keyID string, ref toolkitRef) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.bound[keyID] = ref
 	set := h.unbound[keyID]
 	if len(set) == 0 {
 		return
@@ -343,6 +467,12 @@ func (h *hub) removeConn(c *tkConn) []*call {
 			delete(h.unbound, c.key.ID)
 		}
 	}
+	calls := make([]*call, 0, len(c.calls))
+	for _, call := range c.calls {
+		delete(h.pending, call.id)
+		calls = append(calls, call)
+	}
+	clear(c.calls)
 	if r := h.routes[c.ref]; r != nil {
 		for i, x := range r.conns {
 			if x == c {
@@ -350,14 +480,49 @@ func (h *hub) removeConn(c *tkConn) []*call {
 				break
 			}
 		}
+		r.pending -= len(calls)
 		h.tidy(c.ref, r)
 	}
-	calls := make([]*call, 0, len(c.calls))
-	for _, call := range c.calls {
-		delete(h.pending, call.id)
-		calls = append(calls, call)
+	return calls
+}
+
+// refOf is the toolkit c serves, zero while its key is unbound.
+func (h *hub) refOf(c *tkConn) toolkitRef {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return c.ref
+}
+
+// revokeKey ends what a revoked toolkit key holds in the hub: its waiting
+// inbox polls are released (they find no call) and the calls its polls took
+// are returned, for the caller to fail. Its WebSockets are closed by their
+// sessions (Server.endKey).
+func (h *hub) revokeKey(keyID string) []*call {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.bound, keyID)
+	h.revoked[keyID] = true
+	for _, r := range h.routes {
+		kept := r.waiters[:0]
+		for _, w := range r.waiters {
+			if w.keyID == keyID {
+				close(w.ch)
+			} else {
+				kept = append(kept, w)
+			}
+		}
+		clear(r.waiters[len(kept):])
+		r.waiters = kept
 	}
-	clear(c.calls)
+	var calls []*call
+	for _, c := range h.pending {
+		if c.inboxKey == keyID {
+			calls = append(calls, c)
+		}
+	}
+	for _, c := range calls {
+		h.forget(c)
+	}
 	return calls
 }
 
@@ -370,7 +535,7 @@ func (h *hub) online(ref toolkitRef) (ws int, inbox bool) {
 	if r == nil {
 		return 0, false
 	}
-	return len(r.conns), len(r.waiters) > 0 || (!r.lastPoll.IsZero() && h.now().Sub(r.lastPoll) < h.onlineWindow)
+	return len(r.conns), h.inboxOnline(r)
 }
 
 func (h *hub) addLLM(delta int) {
@@ -398,6 +563,9 @@ func (h *hub) gauges() gauges {
 // close stops routing and fails every pending call.
 func (h *hub) close() {
 	h.mu.Lock()
+	if !h.closed {
+		close(h.done)
+	}
 	h.closed = true
 	calls := make([]*call, 0, len(h.pending))
 	for _, c := range h.pending {

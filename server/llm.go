@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -27,7 +28,7 @@ func (s *Server) llmReply(key store.Key, m *llmMessage) (reply any, status int) 
 		return errorFrame{Type: "error", RequestID: m.RequestID, Error: `type: missing: want "get_toolkit_context" or "task_request"`}, http.StatusBadRequest
 	}
 	return errorFrame{Type: "error", RequestID: m.RequestID,
-		Error: fmt.Sprintf(`unknown message type %q: want "get_toolkit_context" or "task_request"`, m.Type)}, http.StatusBadRequest
+		Error: fmt.Sprintf(`unknown message type %q: want "get_toolkit_context" or "task_request"`, peerText(m.Type))}, http.StatusBadRequest
 }
 
 // toolkitContext answers get_toolkit_context with CONTEXT (spec §2.3).
@@ -98,6 +99,19 @@ type task struct {
 	call  *call
 	timer atomic.Pointer[time.Timer]
 	ended atomic.Bool
+
+	// budget holds the call against its LLM key's limits from dispatch to
+	// its end; given makes the release happen once.
+	budget *keyBudget
+	size   int
+	given  atomic.Bool
+}
+
+// giveBack releases the call's hold on its key's budget.
+func (t *task) giveBack() {
+	if t.budget != nil && t.given.CompareAndSwap(false, true) {
+		t.budget.give(t.size)
+	}
 }
 
 // startTask checks and routes one task_request. done receives the encoded
@@ -165,18 +179,31 @@ func (s *Server) startTask(ctx context.Context, key store.Key, m *llmMessage, vi
 		return noCall
 	}
 
+	b := s.budget(key.ID)
+	if err := s.take(b, len(params)); err != nil {
+		t.fail(reasonLimit, err.Error(), nil, nil, via)
+		return noCall
+	}
+	t.budget, t.size = b, len(params)
 	c := s.hub.newCall(k.ref, t.tool, params, authToken, t.deliver)
 	t.call = c
 	switch err := s.hub.dispatch(c, via); {
 	case errors.Is(err, errOffline):
+		t.giveBack()
 		t.fail(reasonOffline, fmt.Sprintf("toolkit %q is offline: it has no WebSocket connection and has not polled its inbox in the last %s", t.toolkit, s.cfg.InboxOnlineWindow), nil, nil, via)
 		return noCall
+	case errors.Is(err, errTooManyCalls):
+		t.giveBack()
+		t.fail(reasonLimit, fmt.Sprintf("toolkit %q has %d calls waiting for their answers, its limit (--max-pending-per-toolkit): the call was not sent; retry when some have ended", t.toolkit, s.cfg.MaxPendingPerToolkit), nil, nil, via)
+		return noCall
 	case err != nil:
+		t.giveBack()
 		t.fail(reasonShutdown, err.Error(), nil, nil, via)
 		return noCall
 	}
 	timer := time.AfterFunc(timeout, func() {
 		if s.hub.abandon(c) {
+			t.giveBack()
 			msg := fmt.Sprintf("toolkit %q did not answer the call to %s within %s; a late reply will be dropped", t.toolkit, t.tool, timeout)
 			if capped {
 				msg += fmt.Sprintf(" (timeout_ms asked for more: %s is this server's maximum)", timeout)
@@ -193,6 +220,7 @@ func (s *Server) startTask(ctx context.Context, key store.Key, m *llmMessage, vi
 			return false
 		}
 		timer.Stop()
+		t.giveBack()
 		s.metrics.callDone(reasonCanceled)
 		return true
 	}
@@ -204,16 +232,23 @@ func (t *task) deliver(rep reply) {
 	if timer := t.timer.Load(); timer != nil {
 		timer.Stop()
 	}
+	t.giveBack()
 	if rep.failure != "" {
 		t.fail(rep.reason, rep.failure, nil, nil, rep.via)
 		return
 	}
-	t.s.metrics.latency.observe(t.s.now().Sub(t.call.started))
+	took := t.s.now().Sub(t.call.started)
+	t.s.metrics.latency.observe(took)
 	if msg, failed := toolFailure(t.language, rep); failed {
 		t.fail(reasonToolError, msg, rep.result, nil, rep.via)
 		return
 	}
 	t.s.metrics.callDone("")
+	if t.s.log.Enabled(context.Background(), slog.LevelDebug) {
+		// atp serve --verbose: which tool ran and how long it took; never
+		// its params, result or token.
+		t.s.log.Debug("call done", "owner", t.owner, "toolkit", peerText(t.toolkit), "tool", peerText(t.tool), "duration", took)
+	}
 	t.done(t.appendResponse(make([]byte, 0, 256+2*len(rep.result)), "success", "", rep.result, nil), rep.via)
 }
 
@@ -221,7 +256,9 @@ func (t *task) deliver(rep reply) {
 // via is the flusher of the read loop running it, or nil.
 func (t *task) fail(reason, msg string, result, problems json.RawMessage, via *flusher) {
 	t.s.metrics.callDone(reason)
-	t.s.log.Debug("call failed", "owner", t.owner, "toolkit", t.toolkit, "tool", t.tool, "reason", reason, "err", msg)
+	if t.s.log.Enabled(context.Background(), slog.LevelDebug) {
+		t.s.log.Debug("call failed", "owner", t.owner, "toolkit", peerText(t.toolkit), "tool", peerText(t.tool), "reason", reason, "err", peerText(msg))
+	}
 	if result == nil {
 		result = appendJSONString(append(make([]byte, 0, len(msg)+16), `{"error":`...), msg)
 		result = append(result, '}')
@@ -236,7 +273,7 @@ func (t *task) appendResponse(b []byte, status, message string, result, problems
 	b = append(b, `{"type":"task_response"`...)
 	if len(t.requestID) > 0 {
 		b = append(b, `,"request_id":`...)
-		b = append(b, t.requestID...)
+		b = append(b, validUTF8(t.requestID)...)
 	}
 	b = append(b, `,"status":"`...)
 	b = append(b, status...)

@@ -14,23 +14,16 @@ import (
 // events with Accept: text/event-stream.
 func (s *Server) handleProcess(w http.ResponseWriter, r *http.Request) {
 	var m llmMessage
-	if !s.readBody(w, r, func(b []byte) error { return decodeLLMMessage(b, &m) }) {
-		return
-	}
 	// The Python client sends "Authorization: ApiKey <key>" and the key in
-	// the body; older clients sent Bearer.
-	apiKey, err := pickKey(m.APIKey, bearer(r, "ApiKey", "Bearer"))
-	if err != nil {
-		writeAuthError(w, err)
-		return
-	}
-	key, err := s.authenticate(r.Context(), apiKey, store.KindLLM)
-	if err != nil {
-		writeAuthError(w, err)
+	// the body; older clients sent Bearer, or the body alone.
+	key, ok := s.keyedBody(w, r, store.KindLLM, llmSchemes, func(b []byte) error { return decodeLLMMessage(b, &m) },
+		func() string { return m.APIKey })
+	if !ok {
 		return
 	}
 	status := http.StatusOK
 	var body []byte
+	var err error
 	if m.Type == "task_request" {
 		// A failed call is a TASK_RESPONSE with status "error", sent with
 		// 200: the request itself was fine.

@@ -32,6 +32,10 @@ type llmConn struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	slots  chan struct{} // one per call in flight
+	budget *keyBudget    // the key's pending calls (Config.MaxPendingPerLLMKey); set once authed
+	// unauthSlot gives back the unauthenticated slot of a connection whose
+	// key was not valid at the handshake, once it authenticates.
+	unauthSlot func()
 
 	mu    sync.Mutex
 	seq   uint64
@@ -63,24 +67,47 @@ func (s *Server) handleLLMWS(w http.ResponseWriter, r *http.Request) {
 		writeAuthError(w, err)
 		return
 	}
+	// A valid key in the path (or header) authenticates the connection at
+	// once; the Python client's auth message is then only confirmed. A bad
+	// one is reported in answer to that message, as the client expects, so
+	// the connection opens anyway, but as one of the server's few
+	// unauthenticated ones, with small messages and a short life.
+	k, authErr := s.authenticate(r.Context(), apiKey, store.KindLLM)
+	var release func()
+	var ok bool
+	if authErr == nil {
+		release, ok = s.admitWS(w, k)
+	} else if release, ok = s.unauth.acquire(); !ok {
+		writeBusy(w, fmt.Sprintf("the server has %d connections and requests that have not authenticated yet, its limit (--max-unauth-requests): retry shortly", s.cfg.MaxUnauthRequests))
+	}
+	if !ok {
+		return
+	}
 	ws, err := s.upgrader(s.checkOrigin).Upgrade(w, r, nil)
 	if err != nil {
+		release()
 		return // the upgrader has answered (403 for a bad origin)
 	}
 	c := &llmConn{apiKey: apiKey, slots: make(chan struct{}, maxLLMInFlight), calls: map[uint64]func() bool{}}
 	c.init(s, ws)
 	c.ctx, c.cancel = context.WithCancel(context.WithoutCancel(r.Context()))
-	// A valid key in the path (or header) authenticates the connection at
-	// once; the Python client's auth message is then only confirmed. A bad
-	// one is reported in answer to that message, as the client expects.
-	if k, err := s.authenticate(r.Context(), apiKey, store.KindLLM); err == nil {
+	c.holds(release)
+	limit := s.cfg.FrameLimit
+	if authErr == nil {
 		c.key, c.authed = k, true
 		c.keyID.Store(&k.ID)
+		c.budget = s.budget(k.ID)
 		c.log = s.log.With("remote", r.RemoteAddr, "owner", k.Owner, "key_id", k.ID)
 	} else {
 		c.log = s.log.With("remote", r.RemoteAddr)
-		c.unauthenticated.Store(true)
+		c.unauthSlot = release
+		limit = s.cfg.UnauthBodyLimit
+		// Until it authenticates, the connection lives authWait at most,
+		// whatever pings it sends.
+		c.standingDeadline = time.Now().Add(authWait)
+		c.ws.SetReadDeadline(c.standingDeadline)
 	}
+	c.warns = s.newPeerWarnings(c.log)
 	c.onClose = func(cause error) {
 		c.cancel()
 		c.abandonCalls()
@@ -93,12 +120,10 @@ func (s *Server) handleLLMWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer s.untrack(c)
-	c.start()
-	if !c.authed {
-		// Until it authenticates, the connection lives authWait at most,
-		// whatever pings it sends.
-		c.ws.SetReadDeadline(time.Now().Add(authWait))
+	if s.revokedOnAuth(c) {
+		return
 	}
+	c.start(limit)
 	c.readLoop()
 }
 
@@ -238,11 +263,22 @@ func (c *llmConn) auth(m *llmMessage) bool {
 	}
 	if !c.authed {
 		// The key was not valid when the connection opened (a database
-		// hiccup): it is now.
+		// hiccup): it is now. It counts as the key's connection from now on.
+		release, ok := c.s.keyConns.acquire(k.ID, c.s.cfg.MaxConnsPerKey)
+		if !ok {
+			return failed(fmt.Sprintf("this key has %d WebSocket connections open, its limit (--max-conns-per-key): close one first", c.s.cfg.MaxConnsPerKey))
+		}
+		c.holds(release)
+		c.unauthSlot()
 		c.key, c.authed = k, true
 		c.keyID.Store(&k.ID)
-		c.unauthenticated.Store(false)
-		c.alive()
+		c.budget = c.s.budget(k.ID)
+		c.standingDeadline = time.Time{}
+		c.ws.SetReadDeadline(c.standingDeadline)
+		c.ws.SetReadLimit(c.s.cfg.FrameLimit)
+		if c.s.revokedOnAuth(c) {
+			return false
+		}
 	}
 	c.sendJSON(map[string]any{"type": "auth_response", "success": true})
 	return true

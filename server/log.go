@@ -113,7 +113,7 @@ func (h *redactingHandler) Enabled(ctx context.Context, l slog.Level) bool {
 }
 
 func (h *redactingHandler) Handle(ctx context.Context, r slog.Record) error {
-	out := slog.NewRecord(r.Time, r.Level, redactKeys(r.Message), r.PC)
+	out := slog.NewRecord(r.Time, r.Level, clip(redactKeys(r.Message), maxLogValue), r.PC)
 	r.Attrs(func(a slog.Attr) bool {
 		out.AddAttrs(redactAttr(a))
 		return true
@@ -137,7 +137,7 @@ func redactAttr(a slog.Attr) slog.Attr {
 	v := a.Value.Resolve()
 	switch v.Kind() {
 	case slog.KindString:
-		return slog.String(a.Key, redactKeys(v.String()))
+		return slog.String(a.Key, clip(redactKeys(v.String()), maxLogValue))
 	case slog.KindGroup:
 		group := v.Group()
 		clean := make([]any, len(group))
@@ -147,21 +147,35 @@ func redactAttr(a slog.Attr) slog.Attr {
 		return slog.Group(a.Key, clean...)
 	case slog.KindAny:
 		if err, ok := v.Any().(error); ok {
-			return slog.String(a.Key, redactKeys(err.Error()))
+			return slog.String(a.Key, clip(redactKeys(err.Error()), maxLogValue))
 		}
-		return slog.String(a.Key, redactKeys(v.String()))
+		return slog.String(a.Key, clip(redactKeys(v.String()), maxLogValue))
 	}
 	return slog.Attr{Key: a.Key, Value: v}
 }
 
 // logRequests logs one line per request: method, redacted path, status,
 // duration. The query is left out (it is not needed, and a client may put
-// anything there) and so is the body.
+// anything there) and so is the body. It also bounds the request's I/O:
+// reading a body (until a handler knows better, see readBodyFrom) and writing
+// the response (Config.WriteTimeout from its first byte), and releases
+// what the request held (admitRequest) when it ends.
 func (s *Server) logRequests(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		rec := &statusRecorder{ResponseWriter: w}
+		rec := &statusRecorder{ResponseWriter: w, writeTimeout: s.cfg.WriteTimeout, hasBody: r.ContentLength != 0}
+		if rec.hasBody {
+			// Bounds every read of the body, net/http's own included (it
+			// discards what a handler left unread).
+			http.NewResponseController(w).SetReadDeadline(start.Add(s.cfg.BodyReadTimeout))
+		}
 		next.ServeHTTP(rec, r)
+		for _, release := range rec.onDone {
+			release()
+		}
+		if !rec.hijacked && !rec.armed {
+			rec.armWrite() // net/http writes an empty 200 for a handler that wrote nothing
+		}
 		status := rec.status
 		if status == 0 {
 			status = http.StatusOK
@@ -174,21 +188,46 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 			level = slog.LevelWarn
 		}
 		s.log.Log(r.Context(), level, "http request",
-			"method", r.Method, "path", redactPath(r.URL.Path), "status", status,
+			"method", peerText(r.Method), "path", peerText(redactPath(r.URL.Path)), "status", status,
 			"duration", time.Since(start), "remote", r.RemoteAddr)
 	})
 }
 
 // statusRecorder remembers the status code, and passes through the
 // optional interfaces the WebSocket upgrade (Hijacker) and SSE (Flusher)
-// need.
+// need. It is also the request's state for the server: what to release
+// when the request ends.
 type statusRecorder struct {
 	http.ResponseWriter
-	status   int
-	hijacked bool
+	status       int
+	hijacked     bool
+	writeTimeout time.Duration
+	armed        bool     // the write deadline is set
+	wroteHeader  bool     // WriteHeader has run
+	hasBody      bool     // the request has a body
+	bodyRead     bool     // a handler read all of it (bodyDone)
+	onDone       []func() // run when the handler returns
+}
+
+// armWrite sets the response's write deadline, once, as its first byte is
+// about to go: net/http keeps a connection's last deadline, so every
+// response sets its own.
+func (r *statusRecorder) armWrite() {
+	if r.armed || r.writeTimeout <= 0 {
+		return
+	}
+	r.armed = true
+	http.NewResponseController(r.ResponseWriter).SetWriteDeadline(time.Now().Add(r.writeTimeout))
 }
 
 func (r *statusRecorder) WriteHeader(code int) {
+	r.armWrite()
+	if r.hasBody && !r.bodyRead && code >= 400 && !r.wroteHeader {
+		// The body was refused unread: rather than have net/http read and
+		// discard it, drop the connection.
+		r.Header().Set("Connection", "close")
+	}
+	r.wroteHeader = true
 	if r.status == 0 {
 		r.status = code
 	}
@@ -196,6 +235,7 @@ func (r *statusRecorder) WriteHeader(code int) {
 }
 
 func (r *statusRecorder) Write(b []byte) (int, error) {
+	r.armWrite()
 	if r.status == 0 {
 		r.status = http.StatusOK
 	}
@@ -207,6 +247,7 @@ func (r *statusRecorder) Flush() { r.FlushError() }
 // FlushError is what http.ResponseController.Flush calls: it reports a
 // client that is gone.
 func (r *statusRecorder) FlushError() error {
+	r.armWrite()
 	if r.status == 0 {
 		r.status = http.StatusOK
 	}

@@ -37,10 +37,11 @@ const (
 	reasonCanceled      = "canceled"
 	reasonBadRequest    = "bad_request"
 	reasonShutdown      = "shutdown"
+	reasonLimit         = "limit" // a server limit (pending calls) refused it
 )
 
 var reasons = []string{reasonToolError, reasonInvalidParams, reasonNotFound, reasonOffline, reasonTimeout,
-	reasonDisconnected, reasonCanceled, reasonBadRequest, reasonShutdown}
+	reasonDisconnected, reasonCanceled, reasonBadRequest, reasonShutdown, reasonLimit}
 
 func newMetrics() *metrics {
 	m := &metrics{
@@ -142,4 +143,10 @@ func formatFloat(f float64) string {
 func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 	s.metrics.write(w, s.hub.gauges())
+	// How close the server is to its limits (Config.MaxConnections,
+	// Config.MaxUnauthRequests).
+	if l := s.conns.Load(); l != nil {
+		writeGauge(w, "atp_open_connections", "Open TCP connections (limit: --max-connections).", l.openConns())
+	}
+	writeGauge(w, "atp_unauthenticated_in_progress", "Requests and LLM WebSockets not authenticated yet (limit: --max-unauth-requests).", s.unauth.inUse())
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"html/template"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"slices"
@@ -31,14 +32,18 @@ func (s *Server) oauthRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("DELETE "+llm+"webhooks/{id}/{$}", s.handleWebhookDelete)
 }
 
+// llmSchemes are the Authorization schemes an LLM key may come in.
+var llmSchemes = []string{"ApiKey", "Bearer"}
+
 // llmKey authenticates an LLM key sent as "Authorization: ApiKey <key>"
-// (or Bearer), and in the body for POSTs. On failure it has answered.
+// (or Bearer) on a request without a body (POSTs use keyedBody), and counts
+// the request against the key's limit. On failure it has answered.
 func (s *Server) llmKey(w http.ResponseWriter, r *http.Request, bodyKey string) (store.Key, bool) {
-	apiKey, err := pickKey(bodyKey, bearer(r, "ApiKey", "Bearer"))
+	apiKey, err := pickKey(bodyKey, bearer(r, llmSchemes...))
 	if err == nil {
 		var k store.Key
 		if k, err = s.authenticate(r.Context(), apiKey, store.KindLLM); err == nil {
-			return k, true
+			return k, s.admitRequest(w, k)
 		}
 	}
 	writeAuthError(w, err)
@@ -96,10 +101,7 @@ func (s *Server) handleOAuthConfirmation(w http.ResponseWriter, r *http.Request)
 		DeveloperRedirectURL string `json:"developer_redirect_url"`
 		APIKey               string `json:"api_key"`
 	}
-	if !s.readBody(w, r, into(&req)) {
-		return
-	}
-	key, ok := s.llmKey(w, r, req.APIKey)
+	key, ok := s.keyedBody(w, r, store.KindLLM, llmSchemes, into(&req), func() string { return req.APIKey })
 	if !ok || !s.brokerOn(w) {
 		return
 	}
@@ -251,7 +253,7 @@ func (s *Server) handleOAuthCallback(w http.ResponseWriter, r *http.Request) {
 	st, err := b.vault.ConsumeState(ctx, state, platformID, b.clock.Now())
 	switch {
 	case errors.Is(err, store.ErrStateNotFound):
-		s.log.Warn("OAuth callback with an unknown or used state", "platform", platformID)
+		s.anonWarns.warn(slog.LevelWarn, "OAuth callback with an unknown or used state", "platform", peerText(platformID))
 		writePage(w, http.StatusBadRequest, "Link already used or unknown", "This sign-in link is unknown or was already used. Start again from the application. Nothing was connected.")
 		return
 	case errors.Is(err, store.ErrStateExpired):

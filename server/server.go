@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gofrs/flock"
@@ -109,6 +110,88 @@ type Config struct {
 	// reach its own network.
 	AllowPrivateWebhooks bool
 
+	// Limits. Each bounds what a peer (with a key or without one) can make
+	// the server hold; the README's "Limits" table lists them with their
+	// atp serve flags. Every one answers with an error naming it when hit.
+
+	// MaxConnections caps the open TCP connections, WebSockets included
+	// (default 10000). A connection past it gets 503 with Retry-After and
+	// is closed at once. Applies to Serve, not to Handler.
+	MaxConnections int
+	// MaxHeaderBytes caps a request's header block, request line included
+	// (default 64 KiB): a larger one gets 431.
+	MaxHeaderBytes int
+	// ReadHeaderTimeout bounds the time to read a request's headers
+	// (default 10s); the connection is then closed.
+	ReadHeaderTimeout time.Duration
+	// BodyReadTimeout bounds the time to read a request body once the key
+	// is known (default 30s): a slower body gets 408 and the connection
+	// is closed. It also bounds the rest of a WebSocket message once it
+	// is past 64 KiB.
+	BodyReadTimeout time.Duration
+	// WriteTimeout bounds the time to write one HTTP response, counted
+	// from its first byte, so long polls and long calls are not cut by it
+	// (default 30s).
+	WriteTimeout time.Duration
+	// IdleTimeout closes a keep-alive connection idle this long between
+	// requests (default 2m).
+	IdleTimeout time.Duration
+	// UnauthBodyLimit caps what the server reads of a body before it knows
+	// the key (default 64 KiB). Requests that send the key in the
+	// Authorization header (or the path) are authenticated before any of
+	// the body is read; toolkits registering (the Python SDK, our runtime)
+	// and old LLM clients put it in the JSON body instead: the server
+	// reads the body up to its api_key member, which must come within this
+	// many bytes, else 413. An LLM WebSocket whose key is not valid yet
+	// has the same cap on its messages until it authenticates.
+	UnauthBodyLimit int64
+	// UnauthReadTimeout bounds the time to read a body up to its key
+	// (default 5s): a slower one gets 408.
+	UnauthReadTimeout time.Duration
+	// MaxUnauthRequests caps the requests being read before their key is
+	// known, and the LLM WebSockets not yet authenticated (default 64).
+	// One more gets 503 with Retry-After at once.
+	MaxUnauthRequests int
+	// MaxConnsPerKey caps the open WebSocket connections of one key
+	// (default 64); one more is refused with 429 before the upgrade.
+	MaxConnsPerKey int
+	// MaxRequestsPerKey caps the HTTP requests of one key in progress at
+	// once, inbox long-polls and process/ calls included (default 64); one
+	// more gets 429 with Retry-After.
+	MaxRequestsPerKey int
+	// MaxPendingPerToolkit caps the calls routed to one toolkit and not yet
+	// answered (default 1024); one more fails at once with a
+	// TASK_RESPONSE error naming the limit.
+	MaxPendingPerToolkit int
+	// MaxPendingPerLLMKey caps the calls one LLM key has waiting for their
+	// answers, over all its connections and requests (default 1024); one
+	// more fails at once.
+	MaxPendingPerLLMKey int
+	// MaxPendingBytesPerLLMKey caps the params bytes of those calls
+	// (default 64 MiB); a call that would pass it fails at once.
+	MaxPendingBytesPerLLMKey int64
+	// MaxToolsPerToolkit caps the tools of one toolkit (default 1000):
+	// registering one more new tool gets 409; updating a tool it has is
+	// always allowed.
+	MaxToolsPerToolkit int
+	// PongTimeout is how long a WebSocket peer has to show a sign of life
+	// (pong, frame or ping) after each keepalive ping (default 10s): then
+	// the connection is closed and the calls in flight on it fail, saying
+	// so. This holds for Go toolkits (our runtime answers pings while its
+	// tools run). A peer that cannot answer while it works (the Python SDK
+	// runs tools on its reading thread) is dropped when nothing at all,
+	// its own pings included, has come for PingInterval + PongTimeout.
+	PongTimeout time.Duration
+	// RevocationCheckInterval is how often the server looks in the store
+	// for keys revoked by another process, such as atp keys revoke
+	// (default 1s); their WebSockets and inbox polls then end. Server.RevokeKey
+	// ends them at once.
+	RevocationCheckInterval time.Duration
+	// MaxPeerWarnings caps the warnings logged about one connection's bad
+	// frames per minute (default 10, burst as many); past it they are
+	// counted and reported as one "similar warnings suppressed" line.
+	MaxPeerWarnings int
+
 	// clock is the broker's and webhooks' time; tests replace it.
 	clock clock
 	// webhookResolver resolves webhook host names (nil: the system's);
@@ -130,6 +213,24 @@ func (c *Config) setDefaults() {
 	setDefault(&c.TokenRefreshMargin, 60*time.Second)
 	setDefault(&c.WebhookMaxAttempts, 8)
 	setDefault(&c.WebhookBackoff, 2*time.Second)
+	setDefault(&c.MaxConnections, 10000)
+	setDefault(&c.MaxHeaderBytes, 64<<10)
+	setDefault(&c.ReadHeaderTimeout, 10*time.Second)
+	setDefault(&c.BodyReadTimeout, 30*time.Second)
+	setDefault(&c.WriteTimeout, 30*time.Second)
+	setDefault(&c.IdleTimeout, 2*time.Minute)
+	setDefault(&c.UnauthBodyLimit, 64<<10)
+	setDefault(&c.UnauthReadTimeout, 5*time.Second)
+	setDefault(&c.MaxUnauthRequests, 64)
+	setDefault(&c.MaxConnsPerKey, 64)
+	setDefault(&c.MaxRequestsPerKey, 64)
+	setDefault(&c.MaxPendingPerToolkit, 1024)
+	setDefault(&c.MaxPendingPerLLMKey, 1024)
+	setDefault(&c.MaxPendingBytesPerLLMKey, 64<<20)
+	setDefault(&c.MaxToolsPerToolkit, 1000)
+	setDefault(&c.PongTimeout, 10*time.Second)
+	setDefault(&c.RevocationCheckInterval, time.Second)
+	setDefault(&c.MaxPeerWarnings, 10)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -163,10 +264,50 @@ type Server struct {
 	live     map[liveConn]bool // open WebSockets, closed on shutdown
 	closed   bool
 	handlers sync.WaitGroup // WebSocket handlers still running
+
+	// Limits (limits.go).
+	unauth      *gate      // requests and LLM WebSockets not authenticated yet
+	keyConns    *keyCounts // WebSockets per key
+	keyRequests *keyCounts // HTTP requests in progress per key
+	budgets     sync.Map   // LLM key id -> *keyBudget
+	conns       atomic.Pointer[limitListener]
+
+	revocations *revocations // revoke.go
+	health      healthCheck
+	// anonWarns rate-limits the warnings that requests without a key can
+	// cause, as peerWarnings does for one connection's.
+	anonWarns *peerWarnings
 }
 
-// liveConn is an open WebSocket session the server must end on shutdown.
-type liveConn interface{ shutdown() }
+// healthCheck is /healthz's check of the store: a write, not a ping, as a
+// read-only or full disk still answers reads while every registration
+// fails. The health endpoint needs no key, so the write runs at most once
+// a second, whatever the request rate; requests meanwhile get its result.
+type healthCheck struct {
+	mu  sync.Mutex
+	at  time.Time
+	err error
+}
+
+func (h *healthCheck) check(st *store.Store) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.at.IsZero() && time.Since(h.at) < time.Second {
+		return h.err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	h.err, h.at = st.CheckWritable(ctx), time.Now()
+	return h.err
+}
+
+// liveConn is an open WebSocket session the server must end on shutdown,
+// or when its key is revoked.
+type liveConn interface {
+	shutdown()
+	sessionKeyID() string
+	revoke()
+}
 
 // DevKey is a key created by dev mode, shown once.
 type DevKey struct {
@@ -181,6 +322,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.FrameLimit < 1024 || cfg.BodyLimit < 1024 {
 		return nil, fmt.Errorf("server: BodyLimit %d and FrameLimit %d must be at least 1024 bytes", cfg.BodyLimit, cfg.FrameLimit)
 	}
+	if err := cfg.checkLimits(); err != nil {
+		return nil, err
+	}
 	log := slog.New(newRedactingHandler(cfg.Logger.Handler()))
 	s := &Server{
 		cfg:      cfg,
@@ -190,6 +334,10 @@ func New(cfg Config) (*Server, error) {
 		metrics:  newMetrics(),
 		now:      time.Now,
 		live:     map[liveConn]bool{},
+
+		unauth:      newGate(cfg.MaxUnauthRequests),
+		keyConns:    newKeyCounts(),
+		keyRequests: newKeyCounts(),
 	}
 	ctx := context.Background()
 	if s.store == nil {
@@ -226,6 +374,10 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.hub = newHub(cfg.InboxOnlineWindow, func() time.Time { return s.now() })
+	if cfg.clock != nil {
+		s.now, s.hub.until = cfg.clock.Now, cfg.clock.Until
+	}
+	s.hub.maxPending = cfg.MaxPendingPerToolkit
 	if cfg.Dev {
 		if err := s.createDevKeys(ctx); err != nil {
 			s.closeStore()
@@ -233,6 +385,12 @@ func New(cfg Config) (*Server, error) {
 		}
 	}
 	s.handler = s.routes()
+	s.anonWarns = s.newPeerWarnings(log)
+	if s.revocations, err = s.watchRevocations(ctx); err != nil {
+		s.oauth.close()
+		s.closeStore()
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -268,7 +426,10 @@ func (s *Server) CreateKey(ctx context.Context, nk store.NewKey) (store.Key, str
 }
 
 // Handler returns the server's HTTP handler (every ATP endpoint, /healthz
-// and /metrics), for use with any http.Server or httptest.
+// and /metrics), for use with any http.Server or httptest. It applies the
+// body, response and per-key limits itself; the connection-level ones
+// (MaxConnections, MaxHeaderBytes, ReadHeaderTimeout, IdleTimeout) are
+// Serve's, so an http.Server of your own should set its equivalents.
 func (s *Server) Handler() http.Handler { return s.handler }
 
 func (s *Server) routes() http.Handler {
@@ -296,8 +457,6 @@ func (s *Server) routes() http.Handler {
 }
 
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-	defer cancel()
 	g := s.hub.gauges()
 	body := map[string]any{
 		"status":             "ok",
@@ -306,7 +465,7 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 		"calls_in_flight":    g.inFlight,
 	}
 	status := http.StatusOK
-	if err := s.store.Ping(ctx); err != nil {
+	if err := s.health.check(s.store); err != nil {
 		body["status"], body["database"] = "unavailable", err.Error()
 		status = http.StatusServiceUnavailable
 	}
@@ -345,10 +504,18 @@ func (s *Server) setAddr(a net.Addr) {
 // It returns nil after a shutdown that ctx asked for.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.setAddr(ln.Addr())
+	limited := newLimitListener(ln, s.cfg.MaxConnections)
+	s.conns.Store(limited)
+	ln = limited
+	// No ReadTimeout or WriteTimeout: they would cut long polls, long calls
+	// and WebSockets. Bodies get a read deadline once the handler knows
+	// whose they are (body.go), responses a write deadline from their
+	// first byte (statusRecorder).
 	hs := &http.Server{
 		Handler:           s.handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
+		IdleTimeout:       s.cfg.IdleTimeout,
+		MaxHeaderBytes:    s.cfg.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
@@ -421,6 +588,7 @@ func (s *Server) waitHandlers(ctx context.Context) {
 // Close ends every session (as Serve's shutdown does) and closes the store
 // when the server opened it. Use it when serving through Handler.
 func (s *Server) Close() error {
+	s.revocations.stop()
 	s.shutdownSessions()
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()

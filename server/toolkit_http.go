@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -81,45 +80,13 @@ func writeAuthError(w http.ResponseWriter, err error) {
 	writeError(w, http.StatusInternalServerError, "internal error")
 }
 
-// readBody reads a request body of at most Config.BodyLimit bytes and
-// decodes it with decode. On failure it has answered (413 or 400) and
-// returns false.
-func (s *Server) readBody(w http.ResponseWriter, r *http.Request, decode func([]byte) error) bool {
-	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.BodyLimit))
-	var tooBig *http.MaxBytesError
-	switch {
-	case errors.As(err, &tooBig):
-		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than the limit of %d bytes", s.cfg.BodyLimit))
-		return false
-	case err != nil:
-		writeError(w, http.StatusBadRequest, "reading the request body: "+err.Error())
-		return false
-	}
-	if err := decode(data); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return false
-	}
-	return true
-}
-
 // into decodes a body into v with decodeJSON.
 func into(v any) func([]byte) error {
 	return func(data []byte) error { return decodeJSON(data, v) }
 }
 
-// toolkitKey authenticates the toolkit key of a request (body or
-// "Authorization: Bearer"), answering the failure itself.
-func (s *Server) toolkitKey(w http.ResponseWriter, r *http.Request, bodyKey string) (store.Key, bool) {
-	apiKey, err := pickKey(bodyKey, bearer(r, "Bearer"))
-	if err == nil {
-		var k store.Key
-		if k, err = s.authenticate(r.Context(), apiKey, store.KindToolkit); err == nil {
-			return k, true
-		}
-	}
-	writeAuthError(w, err)
-	return store.Key{}, false
-}
+// toolkitSchemes are the Authorization schemes a toolkit key may come in.
+var toolkitSchemes = []string{"Bearer"}
 
 // boundElsewhere answers 403 when a key bound to a toolkit is used for
 // another.
@@ -166,10 +133,7 @@ func (s *Server) handleVerifyHash(w http.ResponseWriter, r *http.Request) {
 		AppName     string `json:"app_name"`
 		ToolkitHash string `json:"toolkit_hash"`
 	}
-	if !s.readBody(w, r, into(&req)) {
-		return
-	}
-	k, ok := s.toolkitKey(w, r, req.APIKey)
+	k, ok := s.keyedBody(w, r, store.KindToolkit, toolkitSchemes, into(&req), func() string { return req.APIKey })
 	if !ok || boundElsewhere(w, k, req.AppName) || s.claimRefused(w, r, k, req.AppName) {
 		return
 	}
@@ -193,10 +157,7 @@ func (s *Server) handleVerifyToolHash(w http.ResponseWriter, r *http.Request) {
 		ToolName string `json:"tool_name"`
 		ToolHash string `json:"tool_hash"`
 	}
-	if !s.readBody(w, r, into(&req)) {
-		return
-	}
-	k, ok := s.toolkitKey(w, r, req.APIKey)
+	k, ok := s.keyedBody(w, r, store.KindToolkit, toolkitSchemes, into(&req), func() string { return req.APIKey })
 	if !ok || boundElsewhere(w, k, req.AppName) || s.claimRefused(w, r, k, req.AppName) {
 		return
 	}
@@ -246,16 +207,16 @@ type registerRequest struct {
 
 func (s *Server) handleRegisterTool(w http.ResponseWriter, r *http.Request) {
 	var req registerRequest
-	if !s.readBody(w, r, into(&req)) {
-		return
-	}
-	k, ok := s.toolkitKey(w, r, req.APIKey)
+	k, ok := s.keyedBody(w, r, store.KindToolkit, toolkitSchemes, into(&req), func() string { return req.APIKey })
 	if !ok || boundElsewhere(w, k, req.AppName) {
 		return
 	}
 	tool, validator, err := checkRegistration(&req)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "register_tool: "+err.Error())
+		return
+	}
+	if s.toolkitFull(w, toolkitRef{k.Owner, req.AppName}, tool.Name) {
 		return
 	}
 	k, err = s.store.Register(r.Context(), store.Registration{
@@ -427,7 +388,7 @@ func compactJSON(raw json.RawMessage) json.RawMessage {
 
 func (s *Server) handleInbox(w http.ResponseWriter, r *http.Request) {
 	k, ok := s.pathKeyAuth(w, r, store.KindToolkit)
-	if !ok {
+	if !ok || !s.admitRequest(w, k) {
 		return
 	}
 	wait, err := parseWait(r.URL.Query().Get("wait"), s.cfg.InboxMaxWait)
@@ -446,7 +407,13 @@ func (s *Server) handleInbox(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, struct{}{})
 		return
 	}
-	c := s.hub.poll(r.Context().Done(), toolkitRef{k.Owner, k.Toolkit}, wait)
+	c := s.hub.poll(r.Context().Done(), toolkitRef{k.Owner, k.Toolkit}, k.ID, wait)
+	if s.keyRevoked(k.ID) {
+		// Revoked while polling: the call it may have taken has been failed
+		// (hub.revokeKey) and must not reach the toolkit.
+		writeError(w, http.StatusUnauthorized, "API key has been revoked")
+		return
+	}
 	if c == nil {
 		writeJSON(w, http.StatusOK, struct{}{})
 		return
@@ -484,11 +451,11 @@ func parseWait(v string, max time.Duration) (time.Duration, error) {
 
 func (s *Server) handleInboxRespond(w http.ResponseWriter, r *http.Request) {
 	k, ok := s.pathKeyAuth(w, r, store.KindToolkit)
-	if !ok {
+	if !ok || !s.admitRequest(w, k) {
 		return
 	}
 	var rep toolReply
-	if !s.readBody(w, r, func(b []byte) error { return decodeToolReply(b, &rep) }) {
+	if !s.readBody(w, r, func(b []byte) error { return decodeToolReply(validUTF8(b), &rep) }) {
 		return
 	}
 	if len(rep.RequestID) == 0 {

@@ -3,7 +3,9 @@ package server
 import (
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
+	"strings"
 
 	"github.com/atpgo/atp/server/store"
 	"github.com/gorilla/websocket"
@@ -25,18 +27,32 @@ func (s *Server) handleToolkitWS(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	release, ok := s.admitWS(w, k)
+	if !ok {
+		return
+	}
 	// A toolkit is a program, not a page: there is no origin to check, and
 	// the key in the path is the credential.
 	ws, err := s.upgrader(func(*http.Request) bool { return true }).Upgrade(w, r, nil)
 	if err != nil {
+		release()
 		return // the upgrader has answered
 	}
 	c := &tkConn{key: k, calls: map[string]*call{}}
 	c.init(s, ws)
+	c.holds(release)
 	c.log = s.log.With("toolkit", k.Toolkit, "owner", k.Owner, "key_id", k.ID, "remote", r.RemoteAddr)
+	c.warns = s.newPeerWarnings(c.log)
 	c.keyID.Store(&k.ID)
 	if k.Toolkit != "" {
 		c.ref = toolkitRef{k.Owner, k.Toolkit}
+	}
+	c.answersPings = func() bool {
+		// Our runtime registers as Go and answers pings from a read loop
+		// that never runs a tool; the Python SDK runs tools on its reading
+		// thread.
+		kit := s.registry.get(s.hub.refOf(c))
+		return kit != nil && strings.EqualFold(kit.language, "Go")
 	}
 	c.onClose = func(cause error) {
 		calls := s.hub.removeConn(c)
@@ -50,18 +66,32 @@ func (s *Server) handleToolkitWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer s.untrack(c)
-	if err := s.hub.addConn(c); err != nil {
-		c.closeWith(websocket.CloseGoingAway, "server shutting down", err)
+	if s.revokedOnAuth(c) {
 		return
 	}
-	c.start()
 	greeting := fmt.Sprintf("connected to the ATP server as toolkit %q", k.Toolkit)
 	if k.Toolkit == "" {
 		greeting = "connected to the ATP server; register a tool to bind this key to its toolkit"
 	}
+	// The greeting is what tells the toolkit it is connected, so it goes
+	// out only once calls can be routed here, and before any of them: it
+	// is queued first, with the outbox held, and the hold is let go once
+	// the connection is in the hub. A call routed in between queues behind
+	// it.
+	c.out.hold(encodeGreeting(greeting))
+	if err := s.hub.addConn(c); err != nil {
+		c.closeWith(websocket.CloseGoingAway, err.Error(), err)
+		return
+	}
+	c.start(s.cfg.FrameLimit)
 	c.log.Info("toolkit connected")
-	c.sendJSON(map[string]any{"message_type": "atp_client_connected", "payload": map[string]string{"message": greeting}})
+	c.unhold()
 	c.readLoop()
+}
+
+func encodeGreeting(msg string) []byte {
+	b, _ := json.Marshal(map[string]any{"message_type": "atp_client_connected", "payload": map[string]string{"message": msg}})
+	return b
 }
 
 func (c *tkConn) readLoop() {
@@ -74,17 +104,20 @@ func (c *tkConn) readLoop() {
 			return
 		}
 		c.alive()
+		// A result goes out in text frames and JSON replies: invalid UTF-8
+		// from the toolkit becomes U+FFFD here, once.
+		data = validUTF8(data)
 		var rep toolReply
 		if err := decodeToolReply(data, &rep); err != nil {
-			c.log.Warn("toolkit sent a malformed frame; ignored", "err", err)
+			c.malformed(&rep, err)
 			continue
 		}
 		if rep.Type != "tool_response" {
-			c.log.Warn("toolkit sent an unknown message type; ignored", "type", rep.Type)
+			c.warns.warn(slog.LevelWarn, "toolkit sent an unknown message type; ignored", "type", peerText(rep.Type))
 			continue
 		}
 		if len(rep.RequestID) == 0 {
-			c.log.Warn("toolkit sent a tool_response without request_id; ignored")
+			c.warns.warn(slog.LevelWarn, "toolkit sent a tool_response without request_id; ignored")
 			continue
 		}
 		result := rep.Result
@@ -94,9 +127,24 @@ func (c *tkConn) readLoop() {
 		id := requestIDString(rep.RequestID)
 		if !c.s.hub.completeFrom(c, id, reply{result: result, isError: rep.IsError}) {
 			c.s.metrics.lateReplies.Add(1)
-			c.log.Info("dropped a reply to a call that is no longer waiting (timed out, or unknown)", "request_id", id)
+			c.warns.warn(slog.LevelInfo, "dropped a reply to a call that is no longer waiting (timed out, or unknown)", "request_id", peerText(id))
 		}
 	}
+}
+
+// malformed handles a frame that does not decode. When it names a call of
+// this toolkit, the call fails now, saying why, rather than at its
+// timeout; otherwise the frame is only logged.
+func (c *tkConn) malformed(rep *toolReply, err error) {
+	if rep.Type == "tool_response" && len(rep.RequestID) > 0 {
+		id := requestIDString(rep.RequestID)
+		msg := fmt.Sprintf("the toolkit's reply could not be read: %s", peerText(err.Error()))
+		if c.s.hub.completeFrom(c, id, reply{failure: msg, reason: reasonToolError}) {
+			c.warns.warn(slog.LevelWarn, "toolkit sent a malformed reply; its call failed", "request_id", peerText(id), "err", peerErr(err))
+			return
+		}
+	}
+	c.warns.warn(slog.LevelWarn, "toolkit sent a malformed frame; ignored", "err", peerErr(err))
 }
 
 // sendRequest sends an atp_tool_request.

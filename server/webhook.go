@@ -106,10 +106,7 @@ func (s *Server) handleWebhookRegister(w http.ResponseWriter, r *http.Request) {
 		Events []string `json:"events"`
 		APIKey string   `json:"api_key"`
 	}
-	if !s.readBody(w, r, into(&req)) {
-		return
-	}
-	key, ok := s.llmKey(w, r, req.APIKey)
+	key, ok := s.keyedBody(w, r, store.KindLLM, llmSchemes, into(&req), func() string { return req.APIKey })
 	if !ok || !s.brokerOn(w) {
 		return
 	}

@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -131,8 +130,6 @@ func TestWebhookRedirectNotFollowed(t *testing.T) {
 		t.Fatalf("the redirect was followed (%d requests)", n)
 	}
 }
-
-func itoa(n int) string { return strconv.Itoa(n) }
 
 // rebindingDNS is a DNS server on loopback UDP that answers every A query
 // with one address and every other query with no records, as a server

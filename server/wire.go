@@ -360,3 +360,13 @@ func decodeToolReply(data []byte, r *toolReply) error {
 		}
 	})
 }
+
+// validUTF8 returns b with every invalid UTF-8 sequence replaced by U+FFFD
+// (b itself when it is valid, the common case): what a toolkit sends goes
+// out in WebSocket text frames and JSON replies, which must be UTF-8.
+func validUTF8(b []byte) []byte {
+	if utf8.Valid(b) {
+		return b
+	}
+	return bytes.ToValidUTF8(b, []byte("\uFFFD"))
+}

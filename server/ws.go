@@ -2,13 +2,14 @@ package server
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,26 +18,57 @@ import (
 )
 
 // wsSession is what the toolkit and LLM WebSocket sessions share: an
-// outbox that never makes a sender wait for another, keepalive pings, a
-// check that the key is still valid, and a close that runs once.
+// outbox that never makes a sender wait for another, keepalive pings with
+// a pong timeout, a read buffer that an idle session does not keep large,
+// rate-limited warnings, and a close that runs once.
 type wsSession struct {
 	s      *Server
 	ws     *websocket.Conn
-	cork   *corkConn    // the socket under ws, nil when it is not ours
-	log    *slog.Logger // set before start, never changed
+	cork   *corkConn     // the socket under ws, nil when it is not ours
+	log    *slog.Logger  // set before the session is tracked, never changed
+	warns  *peerWarnings // set with log
 	closed chan struct{}
-	// keyID is the session's key, checked for revocation at each ping; nil
-	// until the session has authenticated.
+	// keyID is the session's key (ended by Server.endKey when it is
+	// revoked); nil until the session has authenticated.
 	keyID atomic.Pointer[string]
-	// unauthenticated sessions get no deadline extension from traffic.
-	unauthenticated atomic.Bool
+
+	// Liveness: the pinger alternates between sending a ping and, a pong
+	// timeout later, judging the peer's last sign of life (pongVerdict).
+	born time.Time // the base of the times below (monotonic)
+	// answersPings reports whether the peer answers pings even while it
+	// works (pongVerdict); nil: it may not.
+	answersPings func() bool
+	lastAlive    atomic.Int64 // since born: the last frame, ping or pong from the peer
+	pingSent     atomic.Int64 // since born: the last ping, while its check is due; -1 otherwise
+	// standingDeadline is the read deadline between messages: zero, or the
+	// authentication deadline of an LLM session that has not authenticated.
+	// Only the read loop touches it after start.
+	standingDeadline time.Time
 
 	out       outbox
 	reads     flusher      // the read loop's: see sendVia
 	rbuf      bytes.Buffer // the read loop's: see readMessage
+	rlim      io.LimitedReader
 	closeOnce sync.Once
 	pinger    atomic.Pointer[time.Timer] // set by start; read by closeWith from any goroutine
 	onClose   func(error)                // run once, after the socket is closed
+
+	relMu    sync.Mutex
+	released bool
+	release  []func() // run once, after onClose: the limits the session holds
+}
+
+// holds adds a release to run when the session closes; at once when it
+// has closed already.
+func (c *wsSession) holds(release func()) {
+	c.relMu.Lock()
+	if c.released {
+		c.relMu.Unlock()
+		release()
+		return
+	}
+	c.release = append(c.release, release)
+	c.relMu.Unlock()
 }
 
 // outbox serialises a session's writes without a writer goroutine: a
@@ -56,6 +88,8 @@ type outbox struct {
 
 func (c *wsSession) init(s *Server, ws *websocket.Conn) {
 	c.s, c.ws, c.closed = s, ws, make(chan struct{})
+	c.born = time.Now()
+	c.pingSent.Store(-1)
 	if c.cork, _ = ws.NetConn().(*corkConn); c.cork != nil {
 		c.cork.beforeRead = c.reads.flush
 	}
@@ -65,8 +99,11 @@ const writeWait = 10 * time.Second
 
 func (s *Server) upgrader(checkOrigin func(*http.Request) bool) *websocket.Upgrader {
 	return &websocket.Upgrader{
-		ReadBufferSize:  4096,
-		WriteBufferSize: 4096,
+		ReadBufferSize: 4096,
+		// 0: gorilla writes frames in the buffer net/http already has for
+		// the connection (hijacked), rather than allocate another one that
+		// every idle connection would keep.
+		WriteBufferSize: 0,
 		CheckOrigin:     checkOrigin,
 		Error: func(w http.ResponseWriter, r *http.Request, status int, reason error) {
 			writeError(w, status, "websocket: "+reason.Error())
@@ -74,9 +111,10 @@ func (s *Server) upgrader(checkOrigin func(*http.Request) bool) *websocket.Upgra
 	}
 }
 
-// start arms the read limit, the liveness deadline and the pings.
-func (c *wsSession) start() {
-	c.ws.SetReadLimit(c.s.cfg.FrameLimit)
+// start arms the read limit and the pings. limit is the largest message
+// the session takes for now (FrameLimit once authenticated).
+func (c *wsSession) start(limit int64) {
+	c.ws.SetReadLimit(limit)
 	c.alive()
 	c.ws.SetPongHandler(func(string) error { c.alive(); return nil })
 	c.ws.SetPingHandler(func(data string) error {
@@ -88,40 +126,65 @@ func (c *wsSession) start() {
 		return err
 	})
 	// A timer rather than a goroutine per connection: an idle session costs
-	// no goroutine, and a reconnect storm leaves nothing behind.
-	c.pinger.Store(time.AfterFunc(c.s.cfg.PingInterval, c.ping))
+	// no goroutine, and a reconnect storm leaves nothing behind. It is
+	// stored before it is armed: ping resets it.
+	t := time.AfterFunc(time.Hour, c.ping)
+	t.Stop()
+	c.pinger.Store(t)
+	t.Reset(c.s.cfg.PingInterval)
 }
 
-// alive pushes the read deadline: the peer showed it is there.
-func (c *wsSession) alive() {
-	if c.unauthenticated.Load() {
-		return
-	}
-	c.ws.SetReadDeadline(time.Now().Add(2*c.s.cfg.PingInterval + 10*time.Second))
-}
+// alive records a sign of life from the peer. It is an atomic store, not
+// a read deadline: it runs on every frame.
+func (c *wsSession) alive() { c.lastAlive.Store(int64(time.Since(c.born))) }
 
+// ping runs on the pinger's timer. Every Config.PingInterval it sends a
+// ping; Config.PongTimeout later it checks the peer's sign of life
+// (pongVerdict). A peer that gave none is gone or stuck (a stopped process
+// keeps its socket open): the session is dropped, and the calls in flight
+// on it fail saying why, instead of waiting for their timeout.
 func (c *wsSession) ping() {
 	select {
 	case <-c.closed:
 		return
 	default:
 	}
-	// A key revoked while its session is open ends the session here, within
-	// one ping interval.
-	if id := c.keyID.Load(); id != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		k, err := c.s.store.KeyByID(ctx, *id)
-		cancel()
-		if err == nil && k.Revoked() {
-			c.closeWith(websocket.ClosePolicyViolation, "API key has been revoked", errors.New("API key revoked"))
+	cfg := &c.s.cfg
+	if sent := c.pingSent.Swap(-1); sent >= 0 {
+		strict := c.answersPings != nil && c.answersPings()
+		if err := pongVerdict(strict, time.Duration(sent), time.Duration(c.lastAlive.Load()), cfg.PingInterval, cfg.PongTimeout); err != nil {
+			c.abort(err)
 			return
 		}
+		next := time.Duration(sent) + cfg.PingInterval - time.Since(c.born)
+		c.pinger.Load().Reset(max(next, 0))
+		return
 	}
+	sent := int64(time.Since(c.born))
 	if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(writeWait)); err != nil {
 		c.abort(fmt.Errorf("ping: %w", err))
 		return
 	}
-	c.pinger.Load().Reset(c.s.cfg.PingInterval)
+	c.pingSent.Store(sent)
+	c.pinger.Load().Reset(cfg.PongTimeout)
+}
+
+// pongVerdict judges a peer PongTimeout after the ping sent at sent (times
+// on one clock), given its last sign of life. A peer whose read loop never
+// waits for its own work (strict: our runtime) must show one since the
+// ping: a pong, or any frame, as a busy peer may answer late. Others may
+// not read while they run a tool: the Python SDK runs tools on the thread
+// that would answer, and proves it is alive with its own pings instead
+// (every 30s). Those are held to the window the old keepalive gave: some
+// sign of life within the last PingInterval + PongTimeout.
+func pongVerdict(strict bool, sent, alive, pingInterval, pongTimeout time.Duration) error {
+	switch {
+	case strict && alive < sent:
+		return fmt.Errorf("no pong within %s of a keepalive ping (--pong-timeout): the peer stopped answering", pongTimeout)
+	case !strict && alive < sent-pingInterval:
+		return fmt.Errorf("nothing received for %s, not even a ping or pong (--ping-interval + --pong-timeout): the peer stopped answering", pingInterval+pongTimeout)
+	}
+	return nil
 }
 
 // send writes msg as a text message, now or in the current writer's next
@@ -165,6 +228,27 @@ func (c *wsSession) sendVia(msg []byte, f *flusher) {
 	}
 	o.deferred = true
 	f.dirty = append(f.dirty, c)
+}
+
+// hold queues msg ahead of everything and keeps the outbox from writing
+// until unhold: senders meanwhile queue behind msg.
+func (o *outbox) hold(msg []byte) {
+	o.mu.Lock()
+	o.queue = append(o.queue, msg)
+	o.writing = true
+	o.mu.Unlock()
+}
+
+// unhold writes what queued during the hold, held message first.
+func (c *wsSession) unhold() {
+	o := &c.out
+	o.mu.Lock()
+	if o.closed {
+		o.writing = false
+		o.mu.Unlock()
+		return
+	}
+	c.writeQueued()
 }
 
 // flushDeferred writes what sendVia queued.
@@ -303,6 +387,17 @@ func (c *wsSession) closeWith(code int, reason string, cause error) {
 		if c.onClose != nil {
 			c.onClose(cause)
 		}
+		if c.warns != nil {
+			c.warns.flush()
+		}
+		c.relMu.Lock()
+		c.released = true
+		release := c.release
+		c.release = nil
+		c.relMu.Unlock()
+		for _, r := range release {
+			r()
+		}
 	})
 }
 
@@ -318,19 +413,34 @@ func (c *wsSession) shutdown() {
 	c.closeWith(websocket.CloseGoingAway, "server shutting down", errShutdown)
 }
 
+// keptReadBuffer is the largest read buffer a session keeps between
+// messages. gorilla itself keeps only its 4 KiB bufio.Reader.
+const keptReadBuffer = 64 << 10
+
 // readMessage reads the next message into the session's read buffer,
 // which is reused: the message is valid until the next call (the decoders
-// copy what they keep).
+// copy what they keep). The buffer of a large message is dropped before
+// waiting for the next one, so an idle session holds at most
+// keptReadBuffer. A message larger than that must arrive within
+// Config.BodyReadTimeout of its first 64 KiB.
 func (c *wsSession) readMessage() ([]byte, error) {
+	if c.rbuf.Cap() > keptReadBuffer {
+		c.rbuf = bytes.Buffer{}
+	}
 	_, r, err := c.ws.NextReader()
 	if err != nil {
 		return nil, err
 	}
-	if c.rbuf.Cap() > 64<<10 {
-		c.rbuf = bytes.Buffer{} // do not keep a huge message's buffer
-	}
 	c.rbuf.Reset()
-	if _, err := c.rbuf.ReadFrom(r); err != nil {
+	c.rlim = io.LimitedReader{R: r, N: keptReadBuffer} // a field: no allocation per message
+	n, err := c.rbuf.ReadFrom(&c.rlim)
+	if err == nil && n == keptReadBuffer {
+		c.ws.SetReadDeadline(time.Now().Add(c.s.cfg.BodyReadTimeout))
+		if _, err = c.rbuf.ReadFrom(r); err == nil {
+			c.ws.SetReadDeadline(c.standingDeadline)
+		}
+	}
+	if err != nil {
 		return nil, err
 	}
 	return c.rbuf.Bytes(), nil
@@ -346,6 +456,8 @@ func readErr(err error, limit int64) (code int, reason string, cause error) {
 		return websocket.CloseAbnormalClosure, "", fmt.Errorf("a message exceeded the %d-byte frame limit", limit)
 	case errors.As(err, &ce):
 		return websocket.CloseAbnormalClosure, "", fmt.Errorf("peer closed the connection (%d)", ce.Code)
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return websocket.CloseAbnormalClosure, "", fmt.Errorf("a message was not received within its deadline (--body-read-timeout, or the authentication wait): %w", err)
 	}
 	return websocket.CloseAbnormalClosure, "", err
 }
@@ -408,7 +520,7 @@ func (c *corkConn) flushLocked() error {
 		return nil
 	}
 	_, err := c.Conn.Write(c.buf)
-	if cap(c.buf) > maxCork*2 {
+	if cap(c.buf) > keptReadBuffer { // an idle connection keeps no large buffer
 		c.buf = nil
 	} else {
 		c.buf = c.buf[:0]

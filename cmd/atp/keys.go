@@ -274,7 +274,7 @@ func keysRevoke(ctx context.Context, e *env, args []string) error {
 		}
 		return fmt.Errorf("key %s was revoked but is no longer listed", id)
 	}
-	fmt.Fprintf(e.stdout, "Revoked key %s. Sessions using it end within a ping interval (30s).\n", id)
+	fmt.Fprintf(e.stdout, "Revoked key %s. A running atp serve ends its connections and polls within a second (--revocation-check).\n", id)
 	return nil
 }
 

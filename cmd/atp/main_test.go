@@ -65,6 +65,9 @@ func TestUsageAndExitCodes(t *testing.T) {
 		{[]string{"serve", "--call-timeout", "-1s"}, exitUsage, "--call-timeout must be positive"},
 		{[]string{"serve", "--addr"}, exitUsage, "flag needs an argument"},
 		{[]string{"serve", "-h"}, exitOK, "atp serve [--addr 127.0.0.1:7777]"},
+		{[]string{"serve", "-h"}, exitOK, "-max-conns-per-key int"},
+		{[]string{"serve", "--max-conns-per-key", "0"}, exitUsage, "--max-conns-per-key must be positive, got 0"},
+		{[]string{"serve", "--pong-timeout", "-1s"}, exitUsage, "--pong-timeout must be positive, got -1s"},
 	} {
 		code, _, stderr := te.atp(c.args...)
 		if code != c.code || !strings.Contains(stderr, c.want) {

@@ -21,16 +21,17 @@ var serveCommand = &command{
 }
 
 func runServe(ctx context.Context, e *env, args []string) error {
-	fs := newFlags(e, "serve", "atp serve [--addr 127.0.0.1:7777] [--db PATH] [--dev] [--secret-key-file F] [--platforms FILE] [--public-url URL] [--json]")
+	fs := newFlags(e, "serve", "atp serve [--addr 127.0.0.1:7777] [--db PATH] [--dev] [--secret-key-file F] [--platforms FILE] [--public-url URL] [--json] [limit flags, see README's Limits]")
 	addr := fs.String("addr", "127.0.0.1:7777", "`host:port` to listen on (port 0 picks a free one)")
 	db := dbFlag(fs, e)
 	dev := fs.Bool("dev", false, "development mode: on an empty database, create a toolkit key and an LLM key and print them")
 	callTimeout := fs.Duration("call-timeout", 120*time.Second, "default time a routed tool call may take")
 	origins := fs.String("allow-origin", "", "comma-separated extra Origins (scheme://host[:port]) allowed on the LLM WebSocket; \"*\" allows any")
-	verbose := fs.Bool("verbose", false, "log every request and call (debug level)")
+	verbose := fs.Bool("verbose", false, "log every request and call (debug level): each call's toolkit, tool and duration, never its params or token")
 	asJSON := fs.Bool("json", false, "print the start-up line as one JSON object, and log JSON lines (log/slog's JSONHandler) instead of text")
 	privateHooks := fs.Bool("allow-private-webhooks", false, "development: let webhooks go to loopback, private and other non-public addresses (refused by default)")
 	oauth := addOAuthFlags(fs)
+	limits := addLimitFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -59,6 +60,9 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	}
 	if *asJSON {
 		cfg.Logger = slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: level}))
+	}
+	if err := limits.apply(&cfg); err != nil {
+		return err
 	}
 	if err := oauth.apply(e, &cfg); err != nil {
 		return err
