@@ -1,0 +1,2 @@
+export { Decoder, problemString, type Problem } from "./decoder.js";
+export { Validator, SchemaError } from "./schema.js";
