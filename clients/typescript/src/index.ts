@@ -1,2 +1,21 @@
 export { Decoder, problemString, type Problem } from "./decoder.js";
 export { Validator, SchemaError } from "./schema.js";
+export {
+  AuthToken,
+  type Call,
+  type Hints,
+  type InvokeOptions,
+  MissingAuthTokenError,
+  TimeoutError,
+  Tool,
+  ToolError,
+  Toolkit,
+  type ToolSpec,
+  UnknownToolError,
+  ValidationError,
+  type ZodLike,
+  tool,
+  toolHash,
+  toolkitHash,
+} from "./toolkit.js";
+export { consoleLogger, silentLogger, type Logger, type LogAttrs } from "./log.js";
