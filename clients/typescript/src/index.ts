@@ -19,3 +19,5 @@ export {
   toolkitHash,
 } from "./toolkit.js";
 export { consoleLogger, silentLogger, type Logger, type LogAttrs } from "./log.js";
+export { serve, type ServeOptions, type State, type Backoff, type Clock, PermanentError, backoffDelay } from "./serve.js";
+export { platoolsURL } from "./platools.js";

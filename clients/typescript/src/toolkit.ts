@@ -338,6 +338,12 @@ export class Toolkit {
     return [...this.tools.values()].sort((a, b) => compareUTF8(a.name, b.name));
   }
 
+  /** serve serves the toolkit to a server: see serve() and ServeOptions. */
+  async serve(options: import("./serve.js").ServeOptions): Promise<void> {
+    const { serve } = await import("./serve.js");
+    return serve(this, options);
+  }
+
   get(name: string): Tool | undefined {
     return this.tools.get(name);
   }

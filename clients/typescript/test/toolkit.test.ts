@@ -75,7 +75,7 @@ function kit(): Toolkit {
     { name: "nothing", handler: () => undefined },
     { name: "slow", timeoutMs: 20, handler: (_p, call) => new Promise((_, reject) => call.signal.addEventListener("abort", () => reject(call.signal.reason))) },
     { name: "stubborn", handler: () => new Promise(() => {}) },
-    { name: "refined", input: z.object({ a: z.number(), b: z.number() }).refine((v) => v.a < v.b, { message: "a must be below b", path: ["a"] }), handler: () => "ok" },
+    tool({ name: "refined", input: z.object({ a: z.number(), b: z.number() }).refine((v) => v.a < v.b, { message: "a must be below b", path: ["a"] }), handler: () => "ok" }),
   );
 }
 
