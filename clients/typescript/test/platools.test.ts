@@ -66,13 +66,14 @@ class FakePlatos {
 }
 
 const waitStarted = new Queue<string>();
+let releaseWait: () => void = () => {};
 
 function toolkit(): Toolkit {
   return new Toolkit("platkit", { logger: new LogBuffer().logger }).add(
     { name: "add", description: "Adds.", inputSchema: { type: "object", properties: { a: { type: "integer" }, b: { type: "integer" } }, required: ["a", "b"], additionalProperties: false }, hints: { readOnly: true }, handler: (p) => (p["a"] as number) + (p["b"] as number) },
     { name: "me", auth: { provider: "crm" }, handler: (_p, c) => ({ token: c.authToken?.value(), user: c.platos?.["userId"], ctx: c.context }) },
     { name: "fail", handler: () => { throw new Error("no such record"); } },
-    { name: "wait", handler: (_p, c) => { waitStarted.push(c.requestId); return new Promise((r) => setTimeout(() => r("done"), 30)).then((v) => (c.signal.aborted ? "aborted" : v)); } },
+    { name: "wait", handler: (_p, c) => { waitStarted.push(c.requestId); return new Promise((r) => (releaseWait = () => r("done"))).then((v) => (c.signal.aborted ? "aborted" : v)); } },
   );
 }
 
@@ -253,6 +254,8 @@ test("abort drains running calls before closing", () =>
         continue;
       }
       got.set(String(f["call_id"]), f);
+      // The running call finishes only once the late one was refused.
+      if (f["call_id"] === "late") releaseWait();
     }
     assert.equal(got.get("w1")!["result"], "done");
     assert.equal(got.get("late")!["type"], "tool_error");
