@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events";
 // The HTTP inbox transport: GET .../inbox?wait=N (the long-poll extension:
 // a server that holds polls says so with ATP-Inbox-Wait), answers POSTed to
 // .../inbox/respond. Calls outlive failed polls: their answers do not depend
@@ -34,6 +35,8 @@ export class InboxTransport implements Transport {
   ) {
     this.ep = new Endpoints(o.url, o.apiKey);
     this.reg = new Registrar(tk, o, this.ep);
+    // Every running call listens on it.
+    setMaxListeners(0, this.cancelCalls.signal);
   }
 
   async session(): Promise<{ connectedAt: number; reason: Error | null }> {

@@ -6,6 +6,7 @@
 // a close 1000 "superseded by new connection" means another instance took
 // over, and this one steps aside rather than fight it.
 
+import { setMaxListeners } from "node:events";
 import WebSocket from "ws";
 import { Decoder } from "./decoder.js";
 import { keepEarly, takeEarly } from "./ws.js";
@@ -175,6 +176,8 @@ class PlatoolsSession {
     private readonly early: Buffer[],
   ) {
     this.o = t.options;
+    // Every running call listens on it.
+    setMaxListeners(0, this.lost.signal);
     this.closed = new Promise((resolve) => ws.once("close", (code, reason) => resolve({ code, reason: reason.toString("utf8") })));
   }
 

@@ -365,14 +365,12 @@ export class Runner {
       } catch (e) {
         return this.errorAnswer(new Error(`encode result as JSON: ${(e as Error).message}`));
       }
-      this.o.logger.debug("atp: call", { tool: req.tool, request_id: idString(req.idText), latency_ms: Date.now() - req.received });
       return { result: text ?? "null", isError: false };
     } catch (e) {
       let err = e instanceof Error ? e : new Error(String(e));
       if (signal.aborted && e === signal.reason && !(e instanceof TimeoutError)) {
         err = new Error(`call to ${req.tool} cancelled: ${err.message}`);
       }
-      this.o.logger.debug("atp: call failed", { tool: req.tool, request_id: idString(req.idText), err: err.message });
       return this.errorAnswer(err);
     }
   }

@@ -3,6 +3,7 @@
 // exactly once, keepalive pings, and a graceful drain that closes with 1000.
 
 import type { IncomingMessage } from "node:http";
+import { setMaxListeners } from "node:events";
 import WebSocket from "ws";
 import { Decoder } from "./decoder.js";
 import { Registrar } from "./register.js";
@@ -112,6 +113,8 @@ class Session {
     private readonly early: Buffer[],
   ) {
     this.o = t.options;
+    // Every running call listens on it.
+    setMaxListeners(0, this.lost.signal);
     this.idle = this.o.pingIntervalMs + this.o.pongTimeoutMs;
     this.closed = new Promise((resolve) => ws.once("close", (code, reason) => resolve({ code, reason: reason.toString("utf8") })));
   }
@@ -255,7 +258,23 @@ class Session {
       this.o.logger.warn("atp: tool_response not sent: the connection is closed", { request_id: idString(req.idText), tool: req.tool });
       return;
     }
+    this.batch();
     this.ws.send(toolResponse(req.idText, a, Date.now() - req.received));
+  }
+
+  private corked = false;
+
+  /** batch corks the socket until the end of this tick, so that the
+   * answers of calls that finish together leave in one write. */
+  private batch(): void {
+    const sock = (this.ws as unknown as { _socket?: { cork(): void; uncork(): void } })._socket;
+    if (this.corked || !sock || typeof sock.cork !== "function") return;
+    this.corked = true;
+    sock.cork();
+    process.nextTick(() => {
+      this.corked = false;
+      sock.uncork();
+    });
   }
 
   /** drain: new requests are refused, running calls get drainTimeoutMs,
