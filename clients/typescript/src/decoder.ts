@@ -1141,9 +1141,10 @@ function gotLiteral(lit: string, quoted: boolean): string {
   return lit;
 }
 
-/** Go's strconv.FormatFloat(v, 'g', -1, 64): the shortest digits, in %e
- * form when the exponent is below -4 or at least 21... no: at least 6, Go's
- * precision for shortest 'g'. */
+/** Go's strconv.FormatFloat(v, 'g', -1, 64): the shortest digits that
+ * read back as v, in %e form (two exponent digits at least) when the
+ * decimal exponent is below -4 or at least 6, as Go's shortest 'g' does:
+ * 1234567 is "1.234567e+06", 0.0001 is "0.0001". */
 export function formatFloatG(v: number): string {
   if (Number.isNaN(v)) return "NaN";
   if (v === Infinity) return "+Inf";

@@ -29,7 +29,7 @@ export class InboxTransport implements Transport {
   private readonly stopSend = new AbortController();
 
   constructor(
-    private readonly tk: Toolkit,
+    tk: Toolkit,
     private readonly o: ResolvedOptions,
     private readonly runner: Runner,
   ) {

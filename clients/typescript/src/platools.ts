@@ -356,7 +356,10 @@ class PlatoolsSession {
       try {
         await r.slots.take();
         try {
-          const a = this.lost.signal.aborted ? r.errorAnswer(this.lost.signal.reason as Error) : await r.run(req, "platools", this.lost.signal);
+          let a: Answer;
+          if (this.draining) a = r.errorAnswer(new Error(errShuttingDown)); // the shutdown began while it waited
+          else if (this.lost.signal.aborted) a = r.errorAnswer(this.lost.signal.reason as Error);
+          else a = await r.run(req, "platools", this.lost.signal);
           this.t.recordHealth(tool, Date.now() - received, a);
           this.answer(req, callId, a, received);
         } finally {

@@ -232,7 +232,8 @@ class Session {
       try {
         await r.slots.take();
         try {
-          if (this.draining && this.lost.signal.aborted) {
+          if (this.draining) {
+            // The shutdown began while this call waited for a slot.
             this.reply(req, r.errorAnswer(new Error(errShuttingDown)));
             return;
           }

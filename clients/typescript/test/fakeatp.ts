@@ -92,7 +92,7 @@ export class FakeATP {
   registerReply: ((body: Record<string, unknown>) => [number, string]) | null = null;
   longPoll = false;
   respondFails = 0;
-  /** Do not answer pings (a dead server). */
+  /** New connections do not answer pings (a dead server). */
   deaf = false;
   private waitingPolls: ((body: string) => void)[] = [];
 
@@ -111,9 +111,11 @@ export class FakeATP {
         return;
       }
       this.wsAuth.push(String(req.headers.authorization ?? ""));
+      // Whether a connection answers pings is decided when it opens.
+      const deaf = this.deaf;
       this.wss.handleUpgrade(req, socket, head, (ws) => {
         ws.on("ping", (data) => {
-          if (!this.deaf) ws.pong(data);
+          if (!deaf) ws.pong(data);
         });
         this.conns.push(new FakeConn(ws));
       });

@@ -79,6 +79,7 @@ function toolkit(): Toolkit {
 
 async function withPlatos(fn: (p: FakePlatos, run: (o?: Partial<ServeOptions>) => { done: Promise<void>; ctrl: AbortController; logs: LogBuffer; states: State[] }) => Promise<void>): Promise<void> {
   const p = await new FakePlatos().start();
+  const runs: { done: Promise<void>; ctrl: AbortController }[] = [];
   try {
     await fn(p, (o = {}) => {
       const ctrl = new AbortController();
@@ -86,9 +87,13 @@ async function withPlatos(fn: (p: FakePlatos, run: (o?: Partial<ServeOptions>) =
       const states: State[] = [];
       const done = serve(toolkit(), { url: p.url + "?entity=crm", apiKey: secret, transport: "platools", signal: ctrl.signal, logger: logs.logger, onState: (s) => states.push(s), backoff: { baseMs: 1, maxMs: 5 }, ...o });
       done.catch(() => {});
+      runs.push({ done, ctrl });
       return { done, ctrl, logs, states };
     });
   } finally {
+    // No serve outlives its test, failed or not.
+    for (const r of runs) r.ctrl.abort();
+    await Promise.all(runs.map((r) => r.done.catch(() => {})));
     await p.close();
   }
 }

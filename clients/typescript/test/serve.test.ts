@@ -63,13 +63,19 @@ interface Run {
   states: State[];
 }
 
+// Every serve a test starts is stopped when its fake server closes, even
+// when the test failed, so that no reconnect loop outlives its test.
+const running = new Map<FakeATP, Run[]>();
+
 function start(f: FakeATP, tk: Toolkit, edit: Partial<ServeOptions> = {}): Run {
   const ctrl = new AbortController();
   const logs = new LogBuffer();
   const states: State[] = [];
   const done = serve(tk, { url: f.url, apiKey: f.key, signal: ctrl.signal, logger: logs.logger, backoff: { baseMs: 1, maxMs: 5 }, onState: (s) => states.push(s), ...edit });
   done.catch(() => {});
-  return { done, ctrl, logs, states };
+  const run = { done, ctrl, logs, states };
+  running.set(f, [...(running.get(f) ?? []), run]);
+  return run;
 }
 
 async function withFake(fn: (f: FakeATP) => Promise<void>, prefix = "", k = key): Promise<void> {
@@ -77,6 +83,9 @@ async function withFake(fn: (f: FakeATP) => Promise<void>, prefix = "", k = key)
   try {
     await fn(f);
   } finally {
+    for (const r of running.get(f) ?? []) r.ctrl.abort();
+    await Promise.all((running.get(f) ?? []).map((r) => r.done.catch(() => {})));
+    running.delete(f);
     await f.close();
   }
 }
