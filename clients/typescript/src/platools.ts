@@ -378,15 +378,13 @@ class PlatoolsSession {
       this.send(`{"type":"tool_result","call_id":${JSON.stringify(callId)},"result":${a.result},"latency_ms":${latency}}`);
       return;
     }
-    let error = "";
-    let traceback: string | null = null;
+    let error = "the tool call failed";
     try {
-      const e = JSON.parse(a.result) as { error?: string; problems?: unknown };
-      error = e.error ?? "the tool call failed";
-      if (e.problems) traceback = null;
+      error = (JSON.parse(a.result) as { error?: string }).error ?? error;
     } catch {
-      error = "the tool call failed";
+      // errorAnswer always writes {"error": ...}
     }
+    const traceback = a.traceback ?? null;
     this.send(JSON.stringify({ type: "tool_error", call_id: callId, error, traceback }));
   }
 

@@ -5,7 +5,7 @@
 
 import { Decoder, type Problem } from "./decoder.js";
 import { consoleLogger, formatGoDuration, type Logger, Redactor } from "./log.js";
-import { TimeoutError, type Toolkit, ValidationError } from "./toolkit.js";
+import { TimeoutError, ToolError, type Toolkit, ValidationError } from "./toolkit.js";
 
 /** The reconnect policy: after the n-th failed attempt in a row the next
  * waits baseMs·2^(n-1), capped at maxMs, with the fraction jitter of it
@@ -304,6 +304,9 @@ export const errDrainTimeout = "the toolkit's shutdown deadline passed";
 export interface Answer {
   result: string;
   isError: boolean;
+  /** The stack of an error the handler threw (key redacted), for the
+   * transports that carry one (Platools' tool_error.traceback). */
+  traceback?: string;
 }
 
 /** Slots bounds the calls running at once; waiters are served in order. */
@@ -371,7 +374,9 @@ export class Runner {
       if (signal.aborted && e === signal.reason && !(e instanceof TimeoutError)) {
         err = new Error(`call to ${req.tool} cancelled: ${err.message}`);
       }
-      return this.errorAnswer(err);
+      const a = this.errorAnswer(err);
+      if (e instanceof ToolError && e.cause instanceof Error && e.cause.stack) a.traceback = this.red.str(e.cause.stack);
+      return a;
     }
   }
 

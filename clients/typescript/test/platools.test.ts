@@ -141,6 +141,7 @@ test("register on open, answer calls, pop __platos and _context, exact unknown-t
     c.send({ type: "tool_call", call_id: "k5", tool_name: "fail", params: {} });
     f = await c.next("tool_error");
     assert.equal(f["error"], "no such record");
+    assert.match(String(f["traceback"]), /^Error: no such record\n\s+at /, "a thrown error's stack is the traceback");
 
     c.send({ type: "tool_call", call_id: "k6", tool_name: "me", params: {} });
     f = await c.next("tool_error");
