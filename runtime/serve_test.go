@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 const serveTestKey = "sk-test-0123456789"
@@ -1612,4 +1613,43 @@ func TestServeNeverConnectedSessionReportsNothing(t *testing.T) {
 	clk.waitArmed(t, connectGrace)
 	c.ping("after the reconnect")
 	states.none(t)
+}
+
+// Over the WebSocket, params that are not UTF-8 are answered with a problem
+// at their path and never reach the tool, and a result holding such bytes
+// goes out as UTF-8 (RFC 6455 requires it of a text frame).
+func TestServeUTF8(t *testing.T) {
+	f := newFakeATP(t, serveTestKey)
+	tk := newServeToolkit(t, nil)
+	ran := make(chan struct{}, 1)
+	err := tk.Add(&Tool{Name: "rawbytes", Run: func(ctx context.Context, call *Call, d *Decoder) (any, error) {
+		readName(d)
+		if d.Failed() {
+			return nil, nil
+		}
+		ran <- struct{}{}
+		return json.RawMessage("{\"text\":\"caf\xe9\"}"), nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, c, _ := serveWS(t, f, tk, nil)
+
+	c.send("{\"message_type\":\"atp_tool_request\",\"payload\":{\"request_id\":\"bad\",\"tool_name\":\"rawbytes\",\"params\":{\"name\":\"\xff\xfe\"}}}")
+	r := c.response()
+	problems, _ := r.result()["problems"].([]any)
+	if !r.isError() || len(problems) != 1 || fmt.Sprint(problems[0]) != "map[message:invalid UTF-8 in string path:name]" {
+		t.Fatalf("params with invalid UTF-8: %s", r.raw)
+	}
+	select {
+	case <-ran:
+		t.Fatal("the tool ran with params that are not UTF-8")
+	default:
+	}
+
+	c.request("good", "rawbytes", map[string]any{"name": "x"}, "")
+	r = c.response()
+	if r.isError() || !utf8.Valid(r.raw) || r.result()["text"] != "caf\uFFFD" {
+		t.Fatalf("result with invalid UTF-8: %q", r.raw)
+	}
 }

@@ -48,6 +48,8 @@ type wsFrame struct {
 // members are skipped, as a newer server may add some.
 func parseFrame(d *Decoder, data []byte, f *wsFrame) {
 	d.Reset(data)
+	// The params' own decoder reports invalid UTF-8 in them, at their path.
+	d.lenientUTF8 = true
 	if !d.Object() {
 		return
 	}
