@@ -586,7 +586,7 @@ func TestCyclicTargets(t *testing.T) {
 	edges := map[string][]string{
 		"a": {"b"}, "b": {"c"}, "c": {"a", "d"}, // a cycle of three, leading out
 		"d": {"e"}, "e": nil, // a chain
-		"s": {"s"},           // a self-reference
+		"s": {"s"}, // a self-reference
 		"x": {"y", "y"}, "y": {"x"},
 	}
 	// A long chain that closes on itself at the end only.
