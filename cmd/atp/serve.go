@@ -25,6 +25,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	origins := fs.String("allow-origin", "", "comma-separated extra Origins (scheme://host[:port]) allowed on the LLM WebSocket; \"*\" allows any")
 	verbose := fs.Bool("verbose", false, "log every request and call (debug level)")
 	oauth := addOAuthFlags(fs)
+	limits := addSchemaLimitFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -50,6 +51,9 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		Logger:      slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level})),
 	}
 	if err := oauth.apply(e, &cfg); err != nil {
+		return err
+	}
+	if err := limits.apply(&cfg); err != nil {
 		return err
 	}
 	for _, o := range strings.Split(*origins, ",") {
