@@ -68,7 +68,7 @@ type ServeConfig struct {
 	// PongTimeout is how long after a ping the server may take to show it
 	// is alive (default 20s): the connection is dropped as dead when
 	// nothing, neither a frame nor a pong, arrives for PingInterval +
-	// PongTimeout. It also bounds each write.
+	// PongTimeout. It also bounds each write (give or take a second).
 	PongTimeout time.Duration
 	// DrainTimeout bounds the graceful shutdown (default 10s): when ctx is
 	// cancelled, calls already running get this long to finish and be

@@ -302,10 +302,11 @@ type wsWriter struct {
 	queue  [][]byte
 	queued uint64 // frames ever queued
 
-	writeMu sync.Mutex // held while writing; guards the fields below
-	written uint64     // frames known written
-	err     error      // the first write error: the connection is dead after it
-	spare   [][]byte
+	writeMu     sync.Mutex // held while writing; guards the fields below
+	written     uint64     // frames known written
+	err         error      // the first write error: the connection is dead after it
+	spare       [][]byte
+	deadlineSet time.Time // when the write deadline was last moved
 }
 
 // send writes b as a text frame, possibly together with frames of other
@@ -351,7 +352,13 @@ func (w *wsWriter) send(b []byte) error {
 }
 
 func (w *wsWriter) write(batch [][]byte) error {
-	w.conn.SetWriteDeadline(time.Now().Add(w.timeout))
+	// The deadline moves at most every second: a write is then bounded
+	// by between timeout-1s and timeout, and a batch saves a timer update
+	// (which can wake the network poller) per write.
+	if now := time.Now(); now.Sub(w.deadlineSet) >= time.Second {
+		w.deadlineSet = now
+		w.conn.SetWriteDeadline(now.Add(w.timeout))
+	}
 	if len(batch) == 1 || w.bc == nil {
 		for _, b := range batch {
 			if err := w.conn.WriteMessage(websocket.TextMessage, b); err != nil {
