@@ -91,10 +91,29 @@ func count(n int, one, many string) string {
 func (d *decoderState) unknown(allowed string) {
 	if allowed == "" {
 		d.report("unknown field (no fields are allowed)")
-	} else {
-		d.report("unknown field (allowed: " + allowed + ")")
+	} else if d.canReport() {
+		d.report("unknown field (allowed: " + shortList(allowed) + ")")
 	}
 	d.skipQuietly()
+}
+
+// maxListedFields is how many names an unknown field's problem lists.
+const maxListedFields = 20
+
+// shortList cuts a comma-separated list of field names after
+// maxListedFields: "a, b, ..., t, and 980 more". An object with a thousand
+// properties then does not put them all in every problem.
+func shortList(names string) string {
+	i, n := 0, 0
+	for n < maxListedFields {
+		j := strings.Index(names[i:], ", ")
+		if j < 0 {
+			return names
+		}
+		i += j + 2
+		n++
+	}
+	return names[:i] + "and " + strconv.Itoa(strings.Count(names[i:], ", ")+1) + " more"
 }
 
 func (d *decoderState) duplicate() {

@@ -563,6 +563,20 @@ func TestDecoderConstraintMessages(t *testing.T) {
 		{"enum quoting", `"x"`, func(d *Decoder) { d.Enum(d.String(), `a"b`) }, `expected one of "a\"b", got "x"`},
 		{"enum of ten", `"x"`, func(d *Decoder) { d.Enum(d.String(), strings.Split("a b c d e f g h i j", " ")...) },
 			`expected one of "a", "b", "c", "d", "e", "f", "g", "h", "i", "j", got "x"`},
+		{"unknown among many fields", `1`, func(d *Decoder) {
+			names := make([]string, 25)
+			for i := range names {
+				names[i] = fmt.Sprint("f", i)
+			}
+			d.Unknown(strings.Join(names, ", "))
+		}, "unknown field (allowed: f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11, f12, f13, f14, f15, f16, f17, f18, f19, and 5 more)"},
+		{"unknown among exactly twenty", `1`, func(d *Decoder) {
+			names := make([]string, 20)
+			for i := range names {
+				names[i] = fmt.Sprint("f", i)
+			}
+			d.Unknown(strings.Join(names, ", "))
+		}, "unknown field (allowed: f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11, f12, f13, f14, f15, f16, f17, f18, f19)"},
 		{"long enum", `"x"`, func(d *Decoder) { d.Enum(d.String(), strings.Split("a b c d e f g h i j k", " ")...) },
 			`expected one of 11 values, got "x"`},
 		{"minLength ok", `"abc"`, func(d *Decoder) { d.MinLength(d.String(), 3) }, ""},
