@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // kind is what a compiled node reads the value as.
@@ -159,10 +160,26 @@ func (e *compileError) Error() string {
 	if at == "" {
 		at = "root"
 	}
+	msg := cut(e.err.Error(), maxErrorBytes)
 	if e.keyword == "" {
-		return fmt.Sprintf("schema at %s: %v", at, e.err)
+		return fmt.Sprintf("schema at %s: %s", at, msg)
 	}
-	return fmt.Sprintf("schema at %s: %s: %v", at, e.keyword, e.err)
+	return fmt.Sprintf("schema at %s: %s: %s", at, e.keyword, msg)
+}
+
+// maxErrorBytes cuts what an error quotes from a schema (a pattern, a
+// name), so that a huge schema cannot make the error huge.
+const maxErrorBytes = 300
+
+// cut returns s cut to at most max bytes on a character boundary, with "…".
+func cut(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	for max > 0 && !utf8.RuneStart(s[max]) {
+		max--
+	}
+	return s[:max] + "…"
 }
 
 func (e *compileError) Unwrap() error { return e.err }

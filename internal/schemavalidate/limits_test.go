@@ -275,3 +275,12 @@ func TestNotesAreBounded(t *testing.T) {
 		t.Fatalf("%d notes, last %q; want %d and a count of the rest", len(notes), notes[len(notes)-1], maxNotes+1)
 	}
 }
+
+// A compile error quotes at most a few hundred bytes of the schema.
+func TestCompileErrorIsShort(t *testing.T) {
+	pattern := "(" + strings.Repeat("a", 100000)
+	_, err := Compile(json.RawMessage(`{"properties":{"x":{"type":"string","pattern":"` + pattern + `"}}}`))
+	if err == nil || len(err.Error()) > 400 || !strings.HasPrefix(err.Error(), "schema at /properties/x: pattern: Go cannot compile \"(aaa") {
+		t.Fatalf("error of %d bytes: %.200v", len(fmt.Sprint(err)), err)
+	}
+}
