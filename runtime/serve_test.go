@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"reflect"
+	goruntime "runtime"
 	"slices"
 	"sort"
 	"strings"
@@ -1651,5 +1652,39 @@ func TestServeUTF8(t *testing.T) {
 	r = c.response()
 	if r.isError() || !utf8.Valid(r.raw) || r.result()["text"] != "caf\uFFFD" {
 		t.Fatalf("result with invalid UTF-8: %q", r.raw)
+	}
+}
+
+// The session's goroutines (reader, callers, idle ones) all end with Serve.
+func TestServeLeavesNoGoroutines(t *testing.T) {
+	f := newFakeATP(t, serveTestKey)
+	gate := newServeGate()
+	before := goruntime.NumGoroutine()
+	tr := &http.Transport{} // its idle registration connections are closed below
+	run, c, _ := serveWS(t, f, newServeToolkit(t, gate), func(cfg *ServeConfig) { cfg.HTTPClient = &http.Client{Transport: tr} })
+	for i := range 20 {
+		c.request(fmt.Sprint("g", i), "gated", nil, "")
+	}
+	for range 20 {
+		gate.waitStarted(t)
+	}
+	close(gate.release)
+	c.responses(20)
+	for i := range 20 {
+		c.request(fmt.Sprint("e", i), "echo", map[string]any{"name": "x"}, "")
+	}
+	c.responses(20)
+	if err := run.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	c.ws.Close()
+	tr.CloseIdleConnections()
+	deadline := time.Now().Add(waitBound)
+	for goruntime.NumGoroutine() > before {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			t.Fatalf("%d goroutines after Serve returned, %d before:\n%s", goruntime.NumGoroutine(), before, buf[:goruntime.Stack(buf, true)])
+		}
+		time.Sleep(time.Millisecond) // bounded polling of an observable
 	}
 }
