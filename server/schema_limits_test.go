@@ -89,7 +89,7 @@ func TestRegisterRefusesSchemasOverLimits(t *testing.T) {
 		{"output schema", goRegistration(e.tkKey, obj(map[string]any{}), enumOf(25)),
 			"metadata.output_schema: schema at /properties/x: enum has 25 values, over the limit of 20 values"},
 		{"python params", python,
-			"metadata.params (as the schema inferred from them): schema at root: properties has 31 members, over the limit of 30 properties per object"},
+			"metadata.params: 31 parameters, over the limit of 30 properties per object (a limit of this server: atp serve --max-schema-properties)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			status, raw := e.postRaw("/api/v1/register_tool", tc.body)
@@ -102,6 +102,14 @@ func TestRegisterRefusesSchemasOverLimits(t *testing.T) {
 				t.Fatalf("the refusal is %d bytes long: it echoes the schema", len(raw))
 			}
 		})
+	}
+	// A required name that is not a parameter: the parameters are named,
+	// the first twenty of them.
+	pyBad := map[string]any{"function_id": "py", "api_key": e.tkKey, "app_name": "limits", "programming_language": "Python",
+		"code_hash": "c", "toolkit_hash": "h", "metadata": map[string]any{"params": required[:25], "required_params": []string{"nope"}, "description": "d"}}
+	_, raw := e.postRaw("/api/v1/register_tool", pyBad)
+	if !strings.Contains(string(raw), `\"nope\" is not in metadata.params (r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12, r13, r14, r15, r16, r17, r18, r19, and 5 more)`) {
+		t.Fatalf("required name not in params: %s", raw)
 	}
 	// At the limits, the schema is taken.
 	deep := map[string]any{"type": "array", "items": nestedObject(6)} // 16 levels at /properties/deep

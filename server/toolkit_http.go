@@ -272,6 +272,11 @@ func checkRegistration(req *registerRequest, lim schemavalidate.Limits) (store.T
 	if err := store.ValidToolkitName(req.AppName); err != nil {
 		return store.Tool{}, nil, fmt.Errorf("app_name: %w", err)
 	}
+	// Before anything that costs time in their number: the inferred schema
+	// has a property per parameter.
+	if n := max(len(md.Params), len(md.RequiredParams)); lim.MaxProperties > 0 && n > lim.MaxProperties {
+		return store.Tool{}, nil, fmt.Errorf("metadata.params: %d parameters, over the limit of %d properties per object (a limit of this server: atp serve --max-schema-properties)", n, lim.MaxProperties)
+	}
 	seen := map[string]bool{}
 	for i, p := range md.Params {
 		switch {
@@ -284,7 +289,7 @@ func checkRegistration(req *registerRequest, lim schemavalidate.Limits) (store.T
 	}
 	for i, p := range md.RequiredParams {
 		if !seen[p] {
-			return store.Tool{}, nil, fmt.Errorf("metadata.required_params[%d]: %q is not in metadata.params (%s)", i, p, strings.Join(md.Params, ", "))
+			return store.Tool{}, nil, fmt.Errorf("metadata.required_params[%d]: %q is not in metadata.params (%s)", i, p, nameList(md.Params))
 		}
 	}
 	tool := store.Tool{
@@ -344,6 +349,16 @@ func checkRegistration(req *registerRequest, lim schemavalidate.Limits) (store.T
 		tool.Hints = compactJSON(md.Hints)
 	}
 	return tool, validator, nil
+}
+
+// nameList joins names for an error, the first twenty of them: a long
+// list is not echoed back.
+func nameList(names []string) string {
+	const listed = 20
+	if len(names) <= listed {
+		return strings.Join(names, ", ")
+	}
+	return fmt.Sprintf("%s, and %d more", strings.Join(names[:listed], ", "), len(names)-listed)
 }
 
 // limitHint adds to a schema's limit error the atp serve flag that sets the
