@@ -553,6 +553,11 @@ func (ss *wsSession) handle(data []byte, received time.Time) (job func()) {
 	log := ss.s.log
 	var f wsFrame
 	parseFrame(&ss.dec, data, &f)
+	if f.messageType == "atp_tool_request" {
+		// A request, even a malformed one, shows that calls reach the
+		// session, greeting or not.
+		ss.routable("a tool request")
+	}
 	if ss.dec.Failed() {
 		problems := problemText(ss.dec.Problems())
 		if f.messageType == "atp_tool_request" && validID(f.requestID) {
@@ -568,8 +573,6 @@ func (ss *wsSession) handle(data []byte, received time.Time) (job func()) {
 	}
 	switch f.messageType {
 	case "atp_tool_request":
-		// A request shows that calls reach the session, greeting or not.
-		ss.routable("a tool request")
 		return ss.request(&request{
 			id:        f.requestID,
 			tool:      f.toolName,
