@@ -784,7 +784,7 @@ func (g *generator) scalarChecks(v *jen.Statement, t *model.Type, c *model.Const
 			}
 			out = append(out, jen.Switch(v).Block(
 				jen.Case(cases...),
-				jen.Default().Block(dcall("Fail", jen.Lit("one of "+strings.Join(enum, ", ")), g.gotFunc(t, v))),
+				jen.Default().Block(dcall("Fail", jen.Lit(oneOf(enum)), g.gotFunc(t, v))),
 			))
 		}
 		out = append(out, g.boundCheck(v, t, c.Minimum, "minimum")...)

@@ -167,6 +167,20 @@ func canonicalJSON(lit string) string {
 	return string(b)
 }
 
+// maxListed is how many allowed values a problem lists; past it, the
+// problem says how many there are, as runtime.Decoder.Enum does, so that a
+// huge enum is not echoed back on every bad call.
+const maxListed = 10
+
+// oneOf words an enum's values (JSON literals) for a problem: "one of 1,
+// 2", or "one of 20000 values".
+func oneOf(enum []string) string {
+	if len(enum) > maxListed {
+		return fmt.Sprintf("one of %d values", len(enum))
+	}
+	return "one of " + strings.Join(enum, ", ")
+}
+
 // expected describes the JSON a value of t must be, in the words problems
 // use: "integer", "one of \"a\", \"b\"", "RFC 3339 date-time string".
 // enum, when not nil, overrides the type's own enum.
@@ -179,7 +193,7 @@ func (g *generator) expected(t *model.Type, enum []string) string {
 		enum = g.enumValues(t)
 	}
 	if len(enum) > 0 && !g.custom(ti.named) {
-		return "one of " + strings.Join(enum, ", ")
+		return oneOf(enum)
 	}
 	if g.custom(ti.named) && g.textual(ti.named) {
 		return "string"

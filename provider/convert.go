@@ -18,8 +18,13 @@ type converter struct {
 	orig   any
 	log    changeLog
 	cyclic map[string]bool // ref targets that can reach themselves
-	stack  []string        // ref targets being inlined, innermost last
-	nodes  int
+	// inlining counts the ref targets being inlined (a target can be on
+	// the way to itself: Gemini unrolls recursion), so that a check costs
+	// no more with a long chain of references.
+	inlining map[string]int
+	nodes    int
+	// inlined counts the values copied by inlining references.
+	inlined int
 }
 
 // downgradeError aborts a conversion whose dialect cannot express the schema.

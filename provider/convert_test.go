@@ -561,6 +561,48 @@ func TestSchemaNodeBudget(t *testing.T) {
 	}
 }
 
+// A small schema whose references fan out to a large target would grow
+// into a huge tool list once inlined: the copied values are budgeted too.
+func TestInlinedValueBudget(t *testing.T) {
+	enum := make([]string, 1000)
+	for i := range enum {
+		enum[i] = fmt.Sprintf(`"v%d"`, i)
+	}
+	props := make([]string, 600)
+	for i := range props {
+		props[i] = fmt.Sprintf(`"p%d":{"$ref":"#/$defs/E"}`, i)
+	}
+	in := `{"type":"object","properties":{` + strings.Join(props, ",") + `},"$defs":{"E":{"type":"string","enum":[` + strings.Join(enum, ",") + `]}}}`
+	_, _, err := ConvertSchema(Mistral, json.RawMessage(in))
+	if err == nil || !strings.Contains(err.Error(), "grows past 500000 values once references are inlined") {
+		t.Fatalf("err = %v, want the inlined-values budget error", err)
+	}
+	if _, _, err := ConvertSchema(Anthropic, json.RawMessage(in)); err != nil {
+		t.Fatalf("a provider that keeps references: %v", err)
+	}
+}
+
+func TestCyclicTargets(t *testing.T) {
+	edges := map[string][]string{
+		"a": {"b"}, "b": {"c"}, "c": {"a", "d"}, // a cycle of three, leading out
+		"d": {"e"}, "e": nil, // a chain
+		"s": {"s"}, // a self-reference
+		"x": {"y", "y"}, "y": {"x"},
+	}
+	// A long chain that closes on itself at the end only.
+	for i := range 5000 {
+		edges[fmt.Sprint("n", i)] = []string{fmt.Sprint("n", i+1)}
+	}
+	edges["n5000"] = []string{"n4999"}
+	got := cyclicTargets(edges)
+	for node := range edges {
+		want := strings.ContainsAny(node, "abcsxy") || node == "n4999" || node == "n5000"
+		if got[node] != want {
+			t.Errorf("cyclic[%s] = %v, want %v", node, got[node], want)
+		}
+	}
+}
+
 func TestChangeString(t *testing.T) {
 	c := Change{In: "input", Pointer: "/properties/a", Keyword: "minLength", Action: Described, Reason: "why"}
 	if got, want := c.String(), "input /properties/a minLength described: why"; got != want {

@@ -261,4 +261,8 @@ const (
 	// A bound on schema objects visited in one conversion, so that a hostile
 	// schema whose references fan out cannot blow up inlining.
 	maxSchemaNodes = 50_000
+	// A bound on the values that inlining references copies in one
+	// conversion: a large target used many times would otherwise turn a
+	// small schema into a huge tool list.
+	maxInlinedValues = 500_000
 )

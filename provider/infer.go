@@ -29,10 +29,12 @@ func InferSchema(params, required []string) json.RawMessage {
 		add(p)
 	}
 	var req []string
+	seen := make(map[string]bool, len(required))
 	for _, r := range required {
-		if r == "" || contains(req, r) {
+		if r == "" || seen[r] {
 			continue
 		}
+		seen[r] = true
 		add(r)
 		req = append(req, r)
 	}

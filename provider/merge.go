@@ -43,14 +43,17 @@ func (c *converter) mergeInto(m *object, branches []any, ptr string) (bool, erro
 				if err != nil {
 					return false, schemaError(bptr, "$ref: %v", err)
 				}
-				if c.cyclic[tptr] || contains(c.stack, tptr) {
+				if c.cyclic[tptr] || c.inlining[tptr] > 0 {
 					return false, nil
 				}
 				tobj, ok := target.(*object)
 				if !ok {
 					return false, nil
 				}
-				nb := clone(tobj).(*object)
+				nb, err := c.cloneTarget(tobj, bptr)
+				if err != nil {
+					return false, err
+				}
 				for _, k := range bo.keys {
 					if k != "$ref" {
 						nb.set(k, bo.vals[k])

@@ -3,6 +3,7 @@ package provider
 import (
 	"fmt"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -15,20 +16,14 @@ func (c *converter) ref(o *object, ref string) (res any, handled bool, err error
 	if err != nil {
 		return nil, true, schemaError(ptr, "$ref: %v", err)
 	}
-	cyclic := c.cyclic[tptr] || contains(c.stack, tptr)
+	cyclic := c.cyclic[tptr] || c.inlining[tptr] > 0
 	canonical := isDefinitionPointer(tptr)
 
 	switch dialectRefs[c.d] {
 	case refKeep:
 		return nil, false, nil
 	case refInlineAll:
-		n := 0
-		for _, s := range c.stack {
-			if s == tptr {
-				n++
-			}
-		}
-		if n >= geminiUnrollDepth {
+		if c.inlining[tptr] >= geminiUnrollDepth {
 			return cutMarker, true, nil
 		}
 		reason := "Gemini parameters take no $ref: the definition is inlined"
@@ -116,6 +111,37 @@ func (c *converter) hasSiblings(o *object, geminiAllowed bool) bool {
 	return false
 }
 
+// cloneTarget copies a reference's target for inlining, counting the
+// values copied: a schema whose references fan out to a large target (an
+// enum of a thousand values used ten thousand times) would otherwise grow
+// without bound, in memory and in every tool list sent.
+func (c *converter) cloneTarget(t *object, ptr string) (*object, error) {
+	c.inlined += countValues(t)
+	if c.inlined > maxInlinedValues {
+		return nil, schemaError(ptr, "the schema grows past %d values once references are inlined", maxInlinedValues)
+	}
+	return clone(t).(*object), nil
+}
+
+// countValues counts the JSON values in a tree value.
+func countValues(v any) int {
+	switch t := v.(type) {
+	case *object:
+		n := 1
+		for _, x := range t.vals {
+			n += countValues(x)
+		}
+		return n
+	case []any:
+		n := 1
+		for _, x := range t {
+			n += countValues(x)
+		}
+		return n
+	}
+	return 1
+}
+
 // inline replaces o by a copy of the schema at tptr, with o's other keywords
 // laid over it (the referring site's description wins).
 func (c *converter) inline(o *object, tptr string, target any, reason string) (any, error) {
@@ -123,7 +149,11 @@ func (c *converter) inline(o *object, tptr string, target any, reason string) (a
 	var merged *object
 	switch t := target.(type) {
 	case *object:
-		merged = clone(t).(*object)
+		cp, err := c.cloneTarget(t, o.src)
+		if err != nil {
+			return nil, err
+		}
+		merged = cp
 	case bool:
 		if !t {
 			return c.schema(false, o.src)
@@ -137,9 +167,12 @@ func (c *converter) inline(o *object, tptr string, target any, reason string) (a
 			merged.set(k, clone(o.vals[k]))
 		}
 	}
-	c.stack = append(c.stack, tptr)
+	if c.inlining == nil {
+		c.inlining = map[string]int{}
+	}
+	c.inlining[tptr]++
 	res, err := c.schema(merged, merged.src)
-	c.stack = c.stack[:len(c.stack)-1]
+	c.inlining[tptr]--
 	return res, err
 }
 
@@ -269,22 +302,75 @@ func findCycles(doc any) map[string]bool {
 			}
 		}
 	}
-	cyclic := map[string]bool{}
+	return cyclicTargets(edges)
+}
+
+// cyclicTargets returns the nodes of a graph that lie on a cycle: those in
+// a strongly connected component of more than one node, or with an edge to
+// themselves. Tarjan's algorithm, iterative, keeps it linear in the graph's
+// size (a per-node search would be quadratic on a long chain).
+func cyclicTargets(edges map[string][]string) map[string]bool {
+	nodes := make([]string, 0, len(edges))
 	for t := range edges {
-		seen := map[string]bool{}
-		stack := append([]string(nil), edges[t]...)
-		for len(stack) > 0 {
-			n := stack[len(stack)-1]
-			stack = stack[:len(stack)-1]
-			if n == t {
-				cyclic[t] = true
-				break
-			}
-			if seen[n] {
+		nodes = append(nodes, t)
+	}
+	slices.Sort(nodes) // the result does not depend on it; the work order does
+	index := map[string]int{}
+	low := map[string]int{}
+	onStack := map[string]bool{}
+	var stack []string
+	cyclic := map[string]bool{}
+	type frame struct {
+		node string
+		next int // the next edge to follow
+	}
+	for _, start := range nodes {
+		if _, seen := index[start]; seen {
+			continue
+		}
+		work := []frame{{node: start}}
+		index[start], low[start] = len(index), len(index)
+		stack = append(stack, start)
+		onStack[start] = true
+		for len(work) > 0 {
+			f := &work[len(work)-1]
+			if f.next < len(edges[f.node]) {
+				n := edges[f.node][f.next]
+				f.next++
+				if n == f.node {
+					cyclic[n] = true
+				}
+				if _, seen := index[n]; !seen {
+					index[n], low[n] = len(index), len(index)
+					stack = append(stack, n)
+					onStack[n] = true
+					work = append(work, frame{node: n})
+				} else if onStack[n] {
+					low[f.node] = min(low[f.node], index[n])
+				}
 				continue
 			}
-			seen[n] = true
-			stack = append(stack, edges[n]...)
+			v := f.node
+			work = work[:len(work)-1]
+			if len(work) > 0 {
+				parent := work[len(work)-1].node
+				low[parent] = min(low[parent], low[v])
+			}
+			if low[v] == index[v] {
+				i := len(stack) - 1
+				for stack[i] != v {
+					i--
+				}
+				if len(stack)-i > 1 {
+					for _, m := range stack[i:] {
+						cyclic[m] = true
+					}
+				}
+				for _, m := range stack[i:] {
+					onStack[m] = false
+				}
+				stack = stack[:i]
+			}
 		}
 	}
 	return cyclic

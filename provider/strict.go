@@ -68,8 +68,12 @@ func (c *converter) strictRules(o *object, isRoot bool, notes *[]note) (any, err
 				"required names %q, which is not in properties: OpenAI strict mode cannot express it", r))
 		}
 	}
+	isRequired := make(map[string]bool, len(req))
+	for _, r := range req {
+		isRequired[r] = true
+	}
 	for _, name := range props.keys {
-		if contains(req, name) {
+		if isRequired[name] {
 			continue
 		}
 		pv := props.vals[name]

@@ -70,18 +70,26 @@ func (b Backoff) delay(n int, rnd func() float64) time.Duration {
 }
 
 // clock is the time source of Serve's waits: the reconnect backoff, the
-// inbox poll interval and the healthy-session measure. Tests swap it to
+// inbox poll interval, the healthy-session measure and the grace before a
+// session that was never greeted counts as connected. Tests swap it to
 // observe and skip the waits. Network deadlines (keepalive, drain) use real
 // time because the network does.
 type clock interface {
 	Now() time.Time
 	// Sleep waits for d, or returns ctx's error once ctx is done.
 	Sleep(ctx context.Context, d time.Duration) error
+	// AfterFunc calls f on its own goroutine once d has passed, unless
+	// stop is called first; stop reports whether it prevented the call.
+	AfterFunc(d time.Duration, f func()) (stop func() bool)
 }
 
 type realClock struct{}
 
 func (realClock) Now() time.Time { return time.Now() }
+
+func (realClock) AfterFunc(d time.Duration, f func()) func() bool {
+	return time.AfterFunc(d, f).Stop
+}
 
 func (realClock) Sleep(ctx context.Context, d time.Duration) error {
 	if d <= 0 {

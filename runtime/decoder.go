@@ -16,7 +16,11 @@ import (
 //
 // Every read method consumes exactly one value. On a mismatch it records a
 // problem at the current path, skips the value and returns the zero value, so
-// generated code never needs to branch on errors while decoding.
+// generated code never needs to branch on errors while decoding. Text that
+// is not UTF-8 is such a problem wherever it is, in a value read or skipped
+// ("name: invalid UTF-8 in string") or in a key ("invalid UTF-8 in key",
+// and the member is dropped): JSON is UTF-8, and params are never passed on
+// altered.
 //
 // The methods below are for generated code; their messages are written for
 // LLMs, never with Go type names: `days: expected integer, got "three"`.

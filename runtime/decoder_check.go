@@ -19,6 +19,12 @@ import (
 // recognise it, short enough that a huge value does not flood the error.
 const maxGotRunes = 40
 
+// maxListed is how many allowed values an enum's problem lists: past it,
+// the problem says how many there are ("expected one of 20000 values"), so
+// that a huge enum is not echoed back on every bad call. atpgen words the
+// enums it checks itself (numbers, and "missing" problems) the same way.
+const maxListed = 10
+
 func gotString(s string) string { return string(appendQuoted(nil, s, maxGotRunes)) }
 
 func gotInt(v int64) string { return strconv.FormatInt(v, 10) }
@@ -85,15 +91,44 @@ func count(n int, one, many string) string {
 func (d *decoderState) unknown(allowed string) {
 	if allowed == "" {
 		d.report("unknown field (no fields are allowed)")
-	} else {
-		d.report("unknown field (allowed: " + allowed + ")")
+	} else if d.canReport() {
+		d.report("unknown field (allowed: " + shortList(allowed) + ")")
 	}
-	d.skipPending()
+	d.skipQuietly()
+}
+
+// maxListedFields is how many names an unknown field's problem lists.
+const maxListedFields = 20
+
+// shortList cuts a comma-separated list of field names after
+// maxListedFields: "a, b, ..., t, and 980 more". An object with a thousand
+// properties then does not put them all in every problem.
+func shortList(names string) string {
+	i, n := 0, 0
+	for n < maxListedFields {
+		j := strings.Index(names[i:], ", ")
+		if j < 0 {
+			return names
+		}
+		i += j + 2
+		n++
+	}
+	return names[:i] + "and " + strconv.Itoa(strings.Count(names[i:], ", ")+1) + " more"
 }
 
 func (d *decoderState) duplicate() {
 	d.report("duplicate field")
+	d.skipQuietly()
+}
+
+// skipQuietly skips the pending value of a member that already has its
+// problem: invalid UTF-8 inside it would only repeat that the member is
+// refused.
+func (d *decoderState) skipQuietly() {
+	lenient := d.lenientUTF8
+	d.lenientUTF8 = true
 	d.skipPending()
+	d.lenientUTF8 = lenient
 }
 
 func (d *decoderState) missing(name, expected string) {
@@ -129,11 +164,16 @@ func (d *decoderState) enum(s string, allowed []string) {
 		}
 	}
 	b := []byte("expected one of ")
-	for i, a := range allowed {
-		if i > 0 {
-			b = append(b, ", "...)
+	if len(allowed) > maxListed {
+		b = strconv.AppendInt(b, int64(len(allowed)), 10)
+		b = append(b, " values"...)
+	} else {
+		for i, a := range allowed {
+			if i > 0 {
+				b = append(b, ", "...)
+			}
+			b = appendQuoted(b, a, -1)
 		}
-		b = appendQuoted(b, a, -1)
 	}
 	b = append(b, ", got "...)
 	b = appendQuoted(b, s, maxGotRunes)

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 // fuzzSeeds are tricky inputs for both fuzz tests: grammar corners, escapes,
@@ -87,6 +88,24 @@ func FuzzDecoderAny(f *testing.F) {
 			}
 			return
 		}
+		if !utf8.Valid(in) {
+			// Valid JSON whose strings hold bytes that are not UTF-8:
+			// refused, each at its path, never as a syntax error.
+			if !failed {
+				t.Fatalf("invalid UTF-8 accepted: got %#v", got)
+			}
+			found := false
+			for _, p := range d.Err().Problems {
+				found = found || p.Message == invalidUTF8String || p.Message == invalidUTF8Key
+				if strings.HasPrefix(p.Message, "invalid JSON") {
+					t.Fatalf("invalid UTF-8 reported as a syntax error: %v", d.Err())
+				}
+			}
+			if !found {
+				t.Fatalf("invalid UTF-8 not reported: %v", d.Err())
+			}
+			return
+		}
 		var want any
 		if err := json.Unmarshal(in, &want); err != nil {
 			// Valid JSON that encoding/json rejects: a number beyond float64.
@@ -125,6 +144,9 @@ func FuzzDecoderWeather(f *testing.F) {
 				}
 			}
 			return
+		}
+		if !utf8.Valid(in) {
+			t.Fatalf("accepted params that are not UTF-8: %+v", v)
 		}
 		if coerce {
 			return // encoding/json has no coercion to compare with

@@ -95,7 +95,21 @@ type decoderState struct {
 	// of range), so constraint checks on it and Fail stay silent: one bad
 	// value gets one message.
 	valueBad bool
+	// strInvalid: the string readString just read held invalid UTF-8.
+	strInvalid bool
+	// lenientUTF8 turns the invalid UTF-8 problems off (U+FFFD replaces the
+	// bytes, as in encoding/json): for reading a frame's envelope, whose
+	// params are checked again, with their own paths, by the tool's decoder.
+	lenientUTF8 bool
 }
+
+// The problems of invalid UTF-8: JSON text is UTF-8 (RFC 8259), and a value
+// that is not would reach the tool altered (U+FFFD for each bad byte) or,
+// passed on raw, break a peer that decodes it strictly.
+const (
+	invalidUTF8String = "invalid UTF-8 in string"
+	invalidUTF8Key    = "invalid UTF-8 in key"
+)
 
 // ---- state ----
 
@@ -265,13 +279,27 @@ func (d *decoderState) array() bool {
 }
 
 func (d *decoderState) next() bool {
+	for {
+		ok, invalid := d.nextKey()
+		if !ok || !invalid || d.lenientUTF8 {
+			return ok
+		}
+		// The member is dropped: its key cannot name anything, and its
+		// value needs no problem of its own.
+		d.report(invalidUTF8Key)
+		d.skipQuietly()
+	}
+}
+
+// nextKey is next for one member; invalid reports a key with invalid UTF-8.
+func (d *decoderState) nextKey() (ok, invalid bool) {
 	if d.syntax != nil {
-		return false
+		return false, false
 	}
 	n := len(d.frames)
 	if n == 0 || d.frames[n-1].kind != kindObject {
 		d.misuse("Next")
-		return false
+		return false, false
 	}
 	d.valueBad = false
 	f := &d.frames[n-1]
@@ -280,14 +308,14 @@ func (d *decoderState) next() bool {
 		d.skipSpace()
 		if d.pos < len(d.data) && d.data[d.pos] == '}' {
 			d.pop()
-			return false
+			return false, false
 		}
 	default:
 		if f.state == stateValue { // the caller did not read the member's value
 			f.state = stateRead
 			d.skipValue()
 			if d.syntax != nil {
-				return false
+				return false, false
 			}
 			f = &d.frames[n-1] // skipValue may have grown the stack
 		}
@@ -296,7 +324,7 @@ func (d *decoderState) next() bool {
 		d.skipSpace()
 		if d.pos >= len(d.data) {
 			d.syntaxChar(d.pos, "after object key:value pair")
-			return false
+			return false, false
 		}
 		switch d.data[d.pos] {
 		case ',':
@@ -304,21 +332,21 @@ func (d *decoderState) next() bool {
 			d.skipSpace()
 		case '}':
 			d.pop()
-			return false
+			return false, false
 		default:
 			d.syntaxChar(d.pos, "after object key:value pair")
-			return false
+			return false, false
 		}
 	}
 
 	if d.pos >= len(d.data) || d.data[d.pos] != '"' {
 		d.syntaxChar(d.pos, "looking for beginning of object key string")
-		return false
+		return false, false
 	}
 	start := d.pos + 1
-	end, plain := d.scanString(d.pos)
+	end, plain, invalid := d.scanString(d.pos)
 	if end < 0 {
-		return false
+		return false, false
 	}
 	d.keyBuf = d.keyBuf[:f.keyMark]
 	if plain {
@@ -331,12 +359,12 @@ func (d *decoderState) next() bool {
 	d.skipSpace()
 	if d.pos >= len(d.data) || d.data[d.pos] != ':' {
 		d.syntaxChar(d.pos, "after object key")
-		return false
+		return false, false
 	}
 	d.pos++
 	f.state = stateValue
 	d.key = f.key
-	return true
+	return true, invalid
 }
 
 func (d *decoderState) nextItem() bool {
@@ -442,8 +470,12 @@ func (d *decoderState) skipValue() {
 			}
 		}
 	case c == '"':
-		if end, _ := d.scanString(d.pos); end >= 0 {
+		end, _, invalid := d.scanString(d.pos)
+		if end >= 0 {
 			d.pos = end
+			if invalid && !d.lenientUTF8 {
+				d.report(invalidUTF8String)
+			}
 		}
 	case c == '-' || isDigit(c):
 		if end := d.scanNumber(d.pos); end >= 0 {
@@ -470,12 +502,28 @@ func (d *decoderState) str() string {
 		d.wrongType("string")
 		return ""
 	}
-	b, ok := d.readString()
+	b, ok := d.text()
 	if !ok {
 		return ""
 	}
-	d.endValue()
 	return string(b)
+}
+
+// text reads the string at d.pos for a method that returns or parses its
+// value, and ends the value. Invalid UTF-8 is the value's problem: ok is
+// then false, as after a syntax error.
+func (d *decoderState) text() (b []byte, ok bool) {
+	b, ok = d.readString()
+	if !ok {
+		return nil, false
+	}
+	d.endValue()
+	if d.strInvalid && !d.lenientUTF8 {
+		d.valueBad = true
+		d.report(invalidUTF8String)
+		return nil, false
+	}
+	return b, true
 }
 
 func (d *decoderState) boolean() bool {
@@ -622,11 +670,10 @@ func (d *decoderState) bytes() []byte {
 		d.wrongType("base64 string")
 		return nil
 	}
-	b, ok := d.readString()
+	b, ok := d.text()
 	if !ok {
 		return nil
 	}
-	d.endValue()
 	// As encoding/json does for []byte: standard encoding, padded; the
 	// decoder skips \r and \n.
 	out := make([]byte, base64.StdEncoding.DecodedLen(len(b)))
@@ -647,11 +694,10 @@ func (d *decoderState) datetime() time.Time {
 		d.wrongType(expected)
 		return time.Time{}
 	}
-	b, ok := d.readString()
+	b, ok := d.text()
 	if !ok {
 		return time.Time{}
 	}
-	d.endValue()
 	// The same strict parser encoding/json uses for time.Time.
 	var t time.Time
 	if err := t.UnmarshalText(b); err != nil {
@@ -670,11 +716,10 @@ func (d *decoderState) duration() time.Duration {
 		d.wrongType(expected)
 		return 0
 	}
-	b, ok := d.readString()
+	b, ok := d.text()
 	if !ok {
 		return 0
 	}
-	d.endValue()
 	// The unsafe view saves a copy: ParseDuration returns a number and an
 	// error, and we drop the error, so nothing keeps a reference to b, which
 	// is not changed while ParseDuration runs.
@@ -735,11 +780,10 @@ func (d *decoderState) unmarshalText(v encoding.TextUnmarshaler, expected string
 		d.wrongType(expected)
 		return
 	}
-	b, ok := d.readString()
+	b, ok := d.text()
 	if !ok {
 		return
 	}
-	d.endValue()
 	if v == nil {
 		return
 	}
@@ -781,11 +825,10 @@ func (d *decoderState) readAny() any {
 		}
 		return a
 	case c == '"':
-		b, ok := d.readString()
+		b, ok := d.text()
 		if !ok {
 			return nil
 		}
-		d.endValue()
 		return string(b)
 	case c == '-' || isDigit(c):
 		start := d.pos
@@ -870,11 +913,15 @@ func (d *decoderState) describeAndSkip() string {
 		if ok {
 			return gotString(string(b))
 		}
-	case c == '{':
+	case c == '{', c == '[':
+		// The value has its problem already: strings inside it need none.
+		lenient := d.lenientUTF8
+		d.lenientUTF8 = true
 		d.skipValue()
-		return "object"
-	case c == '[':
-		d.skipValue()
+		d.lenientUTF8 = lenient
+		if c == '{' {
+			return "object"
+		}
 		return "array"
 	case c == '-' || isDigit(c):
 		start := d.pos
@@ -1043,8 +1090,8 @@ var plainStringByte = func() (t [256]bool) {
 // scanString checks the string whose opening quote is at i and returns the
 // index just after its closing quote, or -1 after a syntax error. plain
 // reports a string that has no escapes and is valid UTF-8: its text is its
-// value.
-func (d *decoderState) scanString(i int) (end int, plain bool) {
+// value. invalid reports bytes that are not UTF-8.
+func (d *decoderState) scanString(i int) (end int, plain, invalid bool) {
 	data := d.data
 	plain = true
 	i++
@@ -1054,17 +1101,17 @@ func (d *decoderState) scanString(i int) (end int, plain bool) {
 		}
 		if i >= len(data) {
 			d.syntaxAt(len(data), "unexpected end of input")
-			return -1, false
+			return -1, false, false
 		}
 		switch c := data[i]; {
 		case c == '"':
-			return i + 1, plain
+			return i + 1, plain, invalid
 		case c == '\\':
 			plain = false
 			i++
 			if i >= len(data) {
 				d.syntaxAt(len(data), "unexpected end of input")
-				return -1, false
+				return -1, false, false
 			}
 			switch data[i] {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
@@ -1074,21 +1121,21 @@ func (d *decoderState) scanString(i int) (end int, plain bool) {
 				for k := 0; k < 4; k++ {
 					if i >= len(data) || hexValue(data[i]) < 0 {
 						d.syntaxChar(i, `in \u hexadecimal character escape`)
-						return -1, false
+						return -1, false, false
 					}
 					i++
 				}
 			default:
 				d.syntaxChar(i, "in string escape code")
-				return -1, false
+				return -1, false, false
 			}
 		case c < 0x20:
 			d.syntaxChar(i, "in string literal")
-			return -1, false
+			return -1, false, false
 		default:
 			r, size := utf8.DecodeRune(data[i:])
 			if r == utf8.RuneError && size == 1 {
-				plain = false // invalid UTF-8 becomes U+FFFD
+				plain, invalid = false, true // the value gets U+FFFD
 			}
 			i += size
 		}
@@ -1099,7 +1146,8 @@ func (d *decoderState) scanString(i int) (end int, plain bool) {
 // input when it has no escapes, else of d.buf, valid until the next read.
 func (d *decoderState) readString() ([]byte, bool) {
 	start := d.pos + 1
-	end, plain := d.scanString(d.pos)
+	end, plain, invalid := d.scanString(d.pos)
+	d.strInvalid = invalid
 	if end < 0 {
 		return nil, false
 	}

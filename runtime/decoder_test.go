@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"net/netip"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -425,8 +427,7 @@ func TestDecoderStringsMatchEncodingJSON(t *testing.T) {
 	inputs := []string{
 		`"plain"`, `""`, `"\u00e9"`, `"\ud83d\ude00"`,
 		`"\ud83d"`, `"\ude00"`, `"\ud83dx"`, `"\ud83d\u0041"`, `"\ud83d\ud83d\ude00"`, `"\ude00\ud83d"`,
-		"\"\xff\"", "\"a\xc3\"", "\"\xed\xa0\x80\"", "\"\xf4\x90\x80\x80\"", "\"\xe2\x82\"", `"\u0000"`,
-		"\"\u2028\u2029\"", `"\/\b"`, "\"\xc0\xaf\"",
+		`"\u0000"`, "\"\u2028\u2029\"", `"\/\b"`,
 	}
 	for _, in := range inputs {
 		var want string
@@ -454,6 +455,101 @@ func TestDecoderStringsMatchEncodingJSON(t *testing.T) {
 	}
 }
 
+// invalidUTF8 are strings whose bytes are not UTF-8: a lone byte, a cut
+// sequence, an encoded surrogate, a code point past U+10FFFF, an overlong
+// encoding. (Escaped lone surrogates such as "\ud83d" are valid JSON text
+// and decode to U+FFFD, as in encoding/json.)
+var invalidUTF8 = []string{"\"\xff\"", "\"a\xc3\"", "\"\xed\xa0\x80\"", "\"\xf4\x90\x80\x80\"", "\"\xe2\x82\"", "\"\xc0\xaf\"", "\"ok\\n\xfe\""}
+
+// Invalid UTF-8 is a problem at the path of the string that holds it,
+// whichever method reads it (for a key: the member, which is dropped), and
+// the value read is the zero value, so nothing altered reaches a tool.
+func TestDecoderRejectsInvalidUTF8(t *testing.T) {
+	for _, in := range invalidUTF8 {
+		reads := map[string]func(d *Decoder) any{
+			"String":   func(d *Decoder) any { return d.String() },
+			"Bytes":    func(d *Decoder) any { return d.Bytes() },
+			"Time":     func(d *Decoder) any { return d.Time() },
+			"Duration": func(d *Decoder) any { return d.Duration() },
+			"Any":      func(d *Decoder) any { return d.Any() },
+			"Raw":      func(d *Decoder) any { d.Raw(); return nil },
+			"Skip":     func(d *Decoder) any { d.Skip(); return nil },
+			"UnmarshalText": func(d *Decoder) any {
+				var ip netip.Addr
+				d.UnmarshalText(&ip, "IP address")
+				return ip
+			},
+		}
+		for name, read := range reads {
+			var got any
+			problems := decode(t, `{"v":`+in+`}`, false, member(func(d *Decoder) { got = read(d) }))
+			checkProblems(t, name+" "+in, problems, p("v", "invalid UTF-8 in string"))
+			if v := reflect.ValueOf(got); got != nil && !v.IsZero() {
+				t.Errorf("%s %q: read %#v, want the zero value", name, in, got)
+			}
+		}
+		// Deep inside a value read whole, the path is exact.
+		for name, read := range map[string]func(d *Decoder){
+			"Raw":  func(d *Decoder) { d.Raw() },
+			"Any":  func(d *Decoder) { d.Any() },
+			"Skip": func(d *Decoder) { d.Skip() },
+			"Unmarshal": func(d *Decoder) {
+				var v json.RawMessage
+				d.Unmarshal(&v, "anything")
+			},
+		} {
+			problems := decode(t, `{"v":{"list":[1,{"x":`+in+`}]}}`, false, member(read))
+			checkProblems(t, name+" nested "+in, problems, p("v.list[1].x", "invalid UTF-8 in string"))
+		}
+		// A key: the member is dropped, with one problem.
+		var keys []string
+		problems := decode(t, `{"a":1,`+in+`:"v","b":2}`, false, func(d *Decoder) {
+			if d.Object() {
+				for d.Next() {
+					keys = append(keys, string(d.Key()))
+					d.Skip()
+				}
+			}
+		})
+		if len(problems) != 1 || problems[0].Message != "invalid UTF-8 in key" || !strings.Contains(problems[0].Path, "\uFFFD") {
+			t.Errorf("key %q: problems %v, want one invalid key at a path showing U+FFFD", in, problems)
+		}
+		if !slices.Equal(keys, []string{"a", "b"}) {
+			t.Errorf("key %q: members read %q, want a and b only", in, keys)
+		}
+	}
+	// A member that has a problem already gets no second one for its bytes.
+	problems := decode(t, "{\"x\":\"\xff\",\"y\":{\"z\":\"\xff\"},\"y\":1}", false, func(d *Decoder) {
+		if d.Object() {
+			seen := false
+			for d.Next() {
+				switch string(d.Key()) {
+				case "y":
+					if seen {
+						d.Duplicate()
+						continue
+					}
+					seen = true
+					d.Int(0)
+				default:
+					d.Unknown("y")
+				}
+			}
+		}
+	})
+	checkProblems(t, "unknown, wrong type, duplicate", problems, []Problem{
+		{Path: "x", Message: "unknown field (allowed: y)"},
+		{Path: "y", Message: "expected integer, got object"},
+		{Path: "y", Message: "duplicate field"},
+	})
+	// Valid multi-byte text and escapes pass.
+	var got string
+	problems = decode(t, `{"v":"é😀\u00e9\ud83d"}`, false, member(func(d *Decoder) { got = d.String() }))
+	if problems != nil || got != "é😀é\uFFFD" {
+		t.Errorf("valid text: %q, %v", got, problems)
+	}
+}
+
 // ---- constraint messages ----
 
 func TestDecoderConstraintMessages(t *testing.T) {
@@ -465,6 +561,24 @@ func TestDecoderConstraintMessages(t *testing.T) {
 		{"enum ok", `"celsius"`, func(d *Decoder) { d.Enum(d.String(), "celsius", "fahrenheit") }, ""},
 		{"enum", `"kelvin"`, func(d *Decoder) { d.Enum(d.String(), "celsius", "fahrenheit") }, `expected one of "celsius", "fahrenheit", got "kelvin"`},
 		{"enum quoting", `"x"`, func(d *Decoder) { d.Enum(d.String(), `a"b`) }, `expected one of "a\"b", got "x"`},
+		{"enum of ten", `"x"`, func(d *Decoder) { d.Enum(d.String(), strings.Split("a b c d e f g h i j", " ")...) },
+			`expected one of "a", "b", "c", "d", "e", "f", "g", "h", "i", "j", got "x"`},
+		{"unknown among many fields", `1`, func(d *Decoder) {
+			names := make([]string, 25)
+			for i := range names {
+				names[i] = fmt.Sprint("f", i)
+			}
+			d.Unknown(strings.Join(names, ", "))
+		}, "unknown field (allowed: f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11, f12, f13, f14, f15, f16, f17, f18, f19, and 5 more)"},
+		{"unknown among exactly twenty", `1`, func(d *Decoder) {
+			names := make([]string, 20)
+			for i := range names {
+				names[i] = fmt.Sprint("f", i)
+			}
+			d.Unknown(strings.Join(names, ", "))
+		}, "unknown field (allowed: f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11, f12, f13, f14, f15, f16, f17, f18, f19)"},
+		{"long enum", `"x"`, func(d *Decoder) { d.Enum(d.String(), strings.Split("a b c d e f g h i j k", " ")...) },
+			`expected one of 11 values, got "x"`},
 		{"minLength ok", `"abc"`, func(d *Decoder) { d.MinLength(d.String(), 3) }, ""},
 		{"minLength", `"ab"`, func(d *Decoder) { d.MinLength(d.String(), 3) }, `expected string of at least 3 characters, got "ab"`},
 		{"minLength counts runes", `"éé"`, func(d *Decoder) { d.MinLength(d.String(), 3) }, `expected string of at least 3 characters, got "éé"`},
@@ -1072,7 +1186,6 @@ func TestDecoderAnyMatchesEncodingJSON(t *testing.T) {
 	inputs := []string{
 		`{}`, `{"a":1,"b":[true,false,null,"s",{"c":-2.5e3}],"d":{}}`, `{"a":1,"a":2}`, `{"a":{"x":1},"a":[]}`,
 		`[]`, `[[],[{}]]`, `"x"`, `1e-400`, `-0`, `123456789012345678901234567890`, `{"\ud800":"\udc00x"}`,
-		"{\"\xff\":\"\xfe\"}",
 	}
 	for _, in := range inputs {
 		var want any

@@ -41,6 +41,10 @@ type fakeATP struct {
 	wsRejectBody  string
 	wsAuth        []string // Authorization headers of WebSocket handshakes
 	deaf          bool     // new connections are never read: no pong, ever
+	// noGreeting: new connections get no atp_client_connected, as from a
+	// server that never greets. By default the fake greets at once, as
+	// `atp serve` does once a connection is routable.
+	noGreeting bool
 
 	conns chan *fakeConn
 
@@ -184,7 +188,7 @@ func (f *fakeATP) set(fn func(f *fakeATP)) {
 
 func (f *fakeATP) websocket(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
-	reject, rejectBody, deaf := f.wsReject, f.wsRejectBody, f.deaf
+	reject, rejectBody, deaf, noGreeting := f.wsReject, f.wsRejectBody, f.deaf, f.noGreeting
 	f.wsAuth = append(f.wsAuth, r.Header.Get("Authorization"))
 	f.mu.Unlock()
 	if reject != 0 {
@@ -196,11 +200,22 @@ func (f *fakeATP) websocket(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return
 	}
-	c := &fakeConn{t: f.t, ws: ws, in: make(chan []byte, 1024), closed: make(chan struct{}), pings: make(chan struct{}, 1024)}
+	c := &fakeConn{t: f.t, ws: ws, in: make(chan []byte, 1024), closed: make(chan struct{}),
+		pings: make(chan struct{}, 1024), pongs: make(chan string, 1024)}
 	ws.SetPingHandler(func(data string) error {
 		c.pings <- struct{}{}
 		return ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
 	})
+	ws.SetPongHandler(func(data string) error {
+		c.pongs <- data
+		return nil
+	})
+	if !noGreeting {
+		greeting := `{"message_type":"atp_client_connected","payload":{"message":"connected to the fake ATP server"}}`
+		if err := ws.WriteMessage(websocket.TextMessage, []byte(greeting)); err != nil {
+			return
+		}
+	}
 	if !deaf {
 		go c.readLoop()
 	}
@@ -314,6 +329,7 @@ type fakeConn struct {
 	wmu    sync.Mutex
 	in     chan []byte   // frames from the toolkit
 	pings  chan struct{} // one per ping received
+	pongs  chan string   // the data of each pong received
 	closed chan struct{} // closed when the read loop ends
 	// closeCode is the close status the toolkit sent (valid after closed).
 	closeCode int
@@ -415,6 +431,23 @@ func (c *fakeConn) waitClosed() int {
 	}
 }
 
+// ping sends a ping and waits for its pong, which the toolkit sends from
+// the goroutine reading the connection: a pong shows that reading goes on.
+func (c *fakeConn) ping(data string) {
+	c.t.Helper()
+	if err := c.ws.WriteControl(websocket.PingMessage, []byte(data), time.Now().Add(waitBound)); err != nil {
+		c.t.Fatalf("fake server: ping: %v", err)
+	}
+	select {
+	case got := <-c.pongs:
+		if got != data {
+			c.t.Fatalf("pong %q, want %q", got, data)
+		}
+	case <-time.After(waitBound):
+		c.t.Fatalf("no pong within %s", waitBound)
+	}
+}
+
 // drop cuts the connection without a close handshake.
 func (c *fakeConn) drop() { c.ws.NetConn().Close() }
 
@@ -440,15 +473,62 @@ func (r fakeResponse) errorText() string {
 
 // fakeClock records Serve's waits. Each Sleep hands its duration to the
 // test through an unbuffered channel, so the waiting goroutine goes on only
-// when the test has taken it, and the clock moves on by that much.
+// when the test has taken it, and the clock moves on by that much. Timers
+// (AfterFunc) fire when Advance moves the clock past them; armed receives
+// the duration of each timer set.
 type fakeClock struct {
 	mu     sync.Mutex
 	now    time.Time
 	sleeps chan time.Duration
+	timers []*fakeTimer
+	armed  chan time.Duration
+}
+
+type fakeTimer struct {
+	at            time.Time
+	f             func()
+	stopped, done bool
 }
 
 func newFakeClock() *fakeClock {
-	return &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), sleeps: make(chan time.Duration)}
+	return &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), sleeps: make(chan time.Duration),
+		armed: make(chan time.Duration, 64)}
+}
+
+func (c *fakeClock) AfterFunc(d time.Duration, f func()) func() bool {
+	c.mu.Lock()
+	t := &fakeTimer{at: c.now.Add(d), f: f}
+	c.timers = append(c.timers, t)
+	c.mu.Unlock()
+	select {
+	case c.armed <- d:
+	default:
+	}
+	return func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if t.stopped || t.done {
+			return false
+		}
+		t.stopped = true
+		return true
+	}
+}
+
+// waitArmed waits until a timer of duration d is set.
+func (c *fakeClock) waitArmed(t testing.TB, d time.Duration) {
+	t.Helper()
+	deadline := time.After(waitBound)
+	for {
+		select {
+		case got := <-c.armed:
+			if got == d {
+				return
+			}
+		case <-deadline:
+			t.Fatalf("no timer of %s set within %s", d, waitBound)
+		}
+	}
 }
 
 func (c *fakeClock) Now() time.Time {
@@ -460,7 +540,23 @@ func (c *fakeClock) Now() time.Time {
 func (c *fakeClock) Advance(d time.Duration) {
 	c.mu.Lock()
 	c.now = c.now.Add(d)
+	var due []func()
+	kept := c.timers[:0]
+	for _, t := range c.timers {
+		switch {
+		case t.stopped:
+		case !t.at.After(c.now):
+			t.done = true
+			due = append(due, t.f)
+		default:
+			kept = append(kept, t)
+		}
+	}
+	c.timers = kept
 	c.mu.Unlock()
+	for _, f := range due {
+		go f()
+	}
 }
 
 func (c *fakeClock) Sleep(ctx context.Context, d time.Duration) error {

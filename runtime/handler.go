@@ -636,12 +636,19 @@ func (h *handler) formParams(w http.ResponseWriter, tool *Tool, f formFields) ([
 	buf.WriteByte('{')
 	first := true
 	for _, field := range f.list {
-		bad := !utf8.ValidString(field.name)
-		for _, v := range field.values {
-			bad = bad || !utf8.ValidString(v)
+		// The words of the Decoder's problems for the same bytes in JSON.
+		bad := ""
+		if !utf8.ValidString(field.name) {
+			bad = invalidUTF8Key
 		}
-		if bad {
-			problems = append(problems, Problem{Path: strings.ToValidUTF8(field.name, "\uFFFD"), Message: "expected UTF-8 text, got invalid bytes"})
+		for _, v := range field.values {
+			if bad == "" && !utf8.ValidString(v) {
+				bad = invalidUTF8String
+			}
+		}
+		if bad != "" {
+			path := appendPathKey(nil, []byte(strings.ToValidUTF8(field.name, "\uFFFD")))
+			problems = append(problems, Problem{Path: string(path), Message: bad})
 			continue
 		}
 		t, known := types[field.name]

@@ -606,7 +606,11 @@ func TestHandlerForms(t *testing.T) {
 		},
 		{
 			name: "invalid UTF-8", req: form("name=%ff&times=1"), status: 400,
-			problems: []string{"name: expected UTF-8 text, got invalid bytes"},
+			problems: []string{"name: invalid UTF-8 in string"},
+		},
+		{
+			name: "invalid UTF-8 in a field name", req: form("name=Ada&times=1&%ff=x"), status: 400,
+			problems: []string{"[\"\uFFFD\"]: invalid UTF-8 in key"},
 		},
 		{
 			name: "multipart", req: multipartRequest(t, "/atp/kit/greet/", [][2]string{{"name", "Ada"}, {"times", "2"}, {"tags", "x"}}, false), status: 200,

@@ -72,7 +72,7 @@ func (p *inboxPoller) session(ctx context.Context) (connectedAt time.Time, err e
 			return connectedAt, err
 		}
 		if connectedAt.IsZero() {
-			connectedAt = p.s.connected()
+			connectedAt = p.s.connected("a successful poll")
 		}
 		if req == nil {
 			<-p.s.slots
@@ -84,7 +84,9 @@ func (p *inboxPoller) session(ctx context.Context) (connectedAt time.Time, err e
 			continue
 		}
 		p.calls.Add(1)
-		p.s.workers.submit(func() { p.runCall(req) })
+		// The slot bounds the calls; the HTTP round trips dwarf a
+		// goroutine's start.
+		go p.runCall(req)
 	}
 }
 

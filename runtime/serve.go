@@ -47,8 +47,8 @@ type ServeConfig struct {
 
 	// Logger receives Serve's logs (default: the toolkit's logger).
 	Logger *slog.Logger
-	// OnState is called on each change of connection state, from Serve's
-	// goroutine: it must not block.
+	// OnState is called on each change of connection state, one call at a
+	// time and in order, from Serve's goroutines: it must not block.
 	OnState func(State)
 	// Status, when set, is kept up to date for health checks.
 	Status *Status
@@ -68,7 +68,7 @@ type ServeConfig struct {
 	// PongTimeout is how long after a ping the server may take to show it
 	// is alive (default 20s): the connection is dropped as dead when
 	// nothing, neither a frame nor a pong, arrives for PingInterval +
-	// PongTimeout. It also bounds each write.
+	// PongTimeout. It also bounds each write (give or take a second).
 	PongTimeout time.Duration
 	// DrainTimeout bounds the graceful shutdown (default 10s): when ctx is
 	// cancelled, calls already running get this long to finish and be
@@ -106,8 +106,12 @@ type ServeConfig struct {
 type StateKind uint8
 
 const (
-	// StateConnected: registration is done and the session is up (for the
-	// inbox transport: the last poll succeeded).
+	// StateConnected: registration is done and calls can reach the
+	// toolkit. Over WebSocket that is when the server greets the session
+	// (atp_client_connected, which a server sends once it routes calls to
+	// the connection), when a first tool request arrives, or, with a
+	// server that never greets, a second after the handshake. Over the
+	// inbox transport it is when the last poll succeeded.
 	StateConnected StateKind = iota + 1
 	// StateDisconnected: the session ended; State.Reason says why.
 	StateDisconnected
@@ -218,10 +222,8 @@ type server struct {
 	rnd   func() float64
 	http  *http.Client
 
-	// workers run the calls; there are at most MaxInFlight of them, across
-	// sessions: a call that outlives its session's connection still holds
-	// its worker.
-	workers workers
+	// calls bounds the WebSocket sessions' calls running at once.
+	calls callSlots
 	// slots are taken by the inbox poller before each poll, so that it
 	// only takes requests it can start at once.
 	slots chan struct{}
@@ -230,10 +232,9 @@ type server struct {
 	bufs  sync.Pool    // *[]byte response buffers
 	// invokeOpts holds the WithTransport option of each transport.
 	invokeOpts map[string]InvokeOption
-	// speeds learns which tools are fast enough to run on the read loop.
-	speeds toolSpeeds
 
-	online bool // last state reported was StateConnected (Serve's goroutine only)
+	stateMu sync.Mutex // serialises state reports
+	online  bool       // the last state reported was StateConnected
 }
 
 func newServer(t *Toolkit, cfg ServeConfig) (*server, error) {
@@ -311,11 +312,7 @@ func newServer(t *Toolkit, cfg ServeConfig) (*server, error) {
 		rnd:   cfg.rnd,
 		http:  cfg.HTTPClient,
 		slots: make(chan struct{}, cfg.MaxInFlight),
-		workers: workers{
-			max:  int64(cfg.MaxInFlight),
-			jobs: make(chan func()),
-			stop: make(chan struct{}),
-		},
+		calls: callSlots{max: cfg.MaxInFlight},
 	}
 	logger := cfg.Logger
 	if logger == nil {
@@ -352,7 +349,7 @@ func setDefault[T comparable](v *T, def T) {
 
 // run is the reconnect loop.
 func (s *server) run(ctx context.Context) error {
-	defer close(s.workers.stop)
+	defer s.calls.stop()
 	s.log.Info("atp: serving toolkit", "url", s.red.str(s.displayURL()), "tools", len(s.tk.Tools()))
 	failures := 0
 	for {
@@ -363,7 +360,7 @@ func (s *server) run(ctx context.Context) error {
 		}
 		permanent := isPermanent(err)
 		err = s.red.err(err)
-		if s.online {
+		if s.isOnline() {
 			s.log.Warn("atp: disconnected", "reason", err)
 			s.setState(State{Kind: StateDisconnected, Reason: err})
 		}
@@ -403,10 +400,11 @@ func (s *server) connect(ctx context.Context) (connectedAt time.Time, err error)
 	return s.wsSession(ctx)
 }
 
-// connected reports the session up and returns the time it went up.
-func (s *server) connected() time.Time {
+// connected reports the session up, saying what showed it (for the log),
+// and returns the time it went up.
+func (s *server) connected(evidence string) time.Time {
 	now := s.clock.Now()
-	s.log.Info("atp: connected", "url", s.red.str(s.displayURL()))
+	s.log.Info("atp: connected", "url", s.red.str(s.displayURL()), "on", evidence)
 	s.setState(State{Kind: StateConnected})
 	return now
 }
@@ -418,13 +416,20 @@ func (s *server) stop(reason error) {
 	if s.inbox != nil {
 		s.inbox.drain()
 	}
-	if s.online {
+	if s.isOnline() {
 		s.setState(State{Kind: StateDisconnected, Reason: reason})
 	}
 	s.log.Info("atp: stopped")
 }
 
+// setState reports a state. Reports come from Serve's goroutine and, for
+// StateConnected, from the session's reader or its grace timer; the lock
+// keeps them one at a time, and a session reports StateConnected only while
+// it is up (see wsSession.routable), so the order is always that of the
+// events.
 func (s *server) setState(st State) {
+	s.stateMu.Lock()
+	defer s.stateMu.Unlock()
 	s.online = st.Kind == StateConnected
 	if s.cfg.Status != nil {
 		s.cfg.Status.set(st)
@@ -434,6 +439,12 @@ func (s *server) setState(st State) {
 	}
 }
 
+func (s *server) isOnline() bool {
+	s.stateMu.Lock()
+	defer s.stateMu.Unlock()
+	return s.online
+}
+
 func (s *server) displayURL() string {
 	if s.inbox != nil {
 		return s.ep.inbox(0)
@@ -441,108 +452,76 @@ func (s *server) displayURL() string {
 	return s.ep.ws()
 }
 
-// workers runs calls on at most max goroutines: the MaxInFlight bound. A
-// worker lives on after its call and takes the next one, so that its stack
-// stays grown and a call costs a handoff rather than a new goroutine.
-type workers struct {
-	max  int64
-	n    atomic.Int64 // workers running
-	jobs chan func()  // unbuffered: a send succeeds at once only to an idle worker
-	stop chan struct{}
+// callSlots bounds the tool calls running at once, across the sessions of
+// one Serve: MaxInFlight. A call that outlives its session's connection
+// keeps its slot until it returns. A call that finds every slot taken
+// waits in a queue, without a goroutine of its own; the goroutine that
+// frees a slot runs the next waiting call itself, so a slot changes hands
+// without a wake-up.
+type callSlots struct {
+	mu      sync.Mutex
+	max     int
+	running int
+	waiting []func() // FIFO; bounded by each session's backlog
+	stopped bool
 }
 
-// submit runs job on an idle worker, or a new one while there are fewer
-// than max, or else as soon as a worker is free. It never blocks.
-func (w *workers) submit(job func()) {
-	select {
-	case w.jobs <- job:
-		return
-	default:
-	}
-	if w.n.Add(1) <= w.max {
-		go w.work(job)
-		return
-	}
-	w.n.Add(-1)
-	// Every worker is busy: the job waits for one, without holding up the
-	// caller (the session's read loop, which must keep reading pongs).
-	go func() {
-		select {
-		case w.jobs <- job:
-		case <-w.stop:
-			job() // Serve is over: the job only answers its request
-		}
-	}()
-}
-
-// reserve takes a worker's place, within the same bound, for a call its
-// caller runs itself; release gives it back.
-func (w *workers) reserve() bool {
-	if w.n.Add(1) <= w.max {
+// start takes a slot and returns true when one is free: the caller then
+// runs job (and, through finish, what queues behind it). Otherwise job waits
+// for a slot and start returns false. After stop, a job runs at once on a
+// goroutine of its own: it only answers its request (the session is gone).
+func (c *callSlots) start(job func()) bool {
+	c.mu.Lock()
+	switch {
+	case c.running < c.max:
+		c.running++
+		c.mu.Unlock()
 		return true
+	case c.stopped:
+		c.mu.Unlock()
+		go job()
+		return false
 	}
-	w.n.Add(-1)
+	c.waiting = append(c.waiting, job)
+	c.mu.Unlock()
 	return false
 }
 
-func (w *workers) release() { w.n.Add(-1) }
-
-// Inline calls. Handing a call from the read loop to a worker costs a
-// goroutine wake-up, about a third of a fast call's round trip on a small
-// machine. A tool whose calls have all been fast (inlineAfter of them, none
-// over inlineMax) runs on the read loop when no other call is in flight:
-// reading then pauses for at most about inlineMax. The first call over
-// inlineMax marks the tool slow for the rest of Serve, so a tool that can
-// block never holds up the session twice.
-const (
-	inlineAfter = 8
-	inlineMax   = time.Millisecond
-)
-
-type toolSpeeds struct{ m sync.Map } // tool name -> *toolSpeed
-
-type toolSpeed struct {
-	fast atomic.Int32 // calls seen, all within inlineMax (stops at inlineAfter)
-	slow atomic.Bool
-}
-
-func (t *toolSpeeds) get(tool string) *toolSpeed {
-	if v, ok := t.m.Load(tool); ok {
-		return v.(*toolSpeed)
-	}
-	v, _ := t.m.LoadOrStore(tool, new(toolSpeed))
-	return v.(*toolSpeed)
-}
-
-func (t *toolSpeeds) record(tool string, d time.Duration) {
-	sp := t.get(tool)
-	switch {
-	case d > inlineMax:
-		sp.slow.Store(true)
-	case sp.fast.Load() < inlineAfter:
-		sp.fast.Add(1)
-	}
-}
-
-// inline reports whether the tool has proved fast.
-func (t *toolSpeeds) inline(tool string) bool {
-	v, ok := t.m.Load(tool)
-	if !ok {
-		return false
-	}
-	sp := v.(*toolSpeed)
-	return !sp.slow.Load() && sp.fast.Load() >= inlineAfter
-}
-
-func (w *workers) work(job func()) {
-	defer w.n.Add(-1)
-	for {
-		job()
-		select {
-		case job = <-w.jobs:
-		case <-w.stop:
-			return
+// finish ends the caller's call. It returns the next waiting job, which the
+// caller runs on the same slot, or nil once the slot is free.
+func (c *callSlots) finish() func() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.waiting) > 0 && !c.stopped {
+		job := c.waiting[0]
+		c.waiting[0] = nil
+		c.waiting = c.waiting[1:]
+		if len(c.waiting) == 0 {
+			c.waiting = nil // let the backing array go
 		}
+		return job
+	}
+	c.running--
+	return nil
+}
+
+// run runs job on a slot start granted, then the jobs that waited for one.
+func (c *callSlots) run(job func()) {
+	for job != nil {
+		job()
+		job = c.finish()
+	}
+}
+
+// stop runs every waiting job at once, each on its own goroutine: Serve is
+// over, and they only answer their requests with an error.
+func (c *callSlots) stop() {
+	c.mu.Lock()
+	waiting := c.waiting
+	c.waiting, c.stopped = nil, true
+	c.mu.Unlock()
+	for _, job := range waiting {
+		go job()
 	}
 }
 
@@ -722,9 +701,7 @@ func (s *server) call(ctx context.Context, req *request, transport string, answe
 			<-early
 		}
 	}()
-	start := time.Now() // the real clock: this measures the tool, not waits
 	res, err := s.invoke(callCtx, req, transport)
-	s.speeds.record(req.tool, time.Since(start))
 	if err != nil && timedOut() {
 		err = &TimeoutError{Tool: req.tool, Timeout: timeout}
 	}

@@ -25,7 +25,7 @@ func benchFrame(i int) []byte {
 // BenchmarkServeWS measures a tool call over loopback WebSocket, from the
 // server's send of atp_tool_request to its receipt of the tool_response,
 // beside a raw gorilla echo of the same frames (the floor: no JSON, no
-// dispatch, no tool). Targets (issue 3): toolkit p50 at most 1.3x echo p50
+// dispatch, no tool). Targets: toolkit p50 at most 1.3x echo p50
 // single-flight; at 64 in flight, at least 60% of the echo's calls/s.
 func BenchmarkServeWS(b *testing.B) {
 	b.Run("echo/single", func(b *testing.B) { benchSingle(b, dialEcho(b)) })

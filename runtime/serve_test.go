@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"reflect"
+	goruntime "runtime"
 	"slices"
 	"sort"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 const serveTestKey = "sk-test-0123456789"
@@ -1354,13 +1356,15 @@ func TestToolHashCoversTheContract(t *testing.T) {
 	}
 }
 
-// A tool that has proved fast runs on the read loop when no other call is in
-// flight (no worker wake-up); its first slow call sends it back to the
-// workers for good, so that its calls run concurrently again.
-func TestServeInlinesOnlyProvenFastTools(t *testing.T) {
+// No tool runs on the goroutine that reads the connection: while a call is
+// blocked (on a channel the test holds, as a tool that takes seconds would
+// be), other calls, to the same tool and to others, are answered and pings
+// get their pongs. Many fast calls of the tool before (which once let it run
+// on the read loop) change nothing.
+func TestServeSlowCallNeverDelaysOthers(t *testing.T) {
 	f := newFakeATP(t, serveTestKey)
 	gate := newServeGate()
-	tk := NewToolkit("testkit", WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	tk := newServeToolkit(t, gate)
 	err := tk.Add(&Tool{Name: "sometimes", Run: func(ctx context.Context, call *Call, d *Decoder) (any, error) {
 		name := readName(d)
 		if d.Failed() {
@@ -1381,53 +1385,306 @@ func TestServeInlinesOnlyProvenFastTools(t *testing.T) {
 	}
 	_, c, _ := serveWS(t, f, tk, nil)
 
-	for i := range inlineAfter + 1 {
+	for i := range 20 {
 		c.request(fmt.Sprintf("fast%d", i), "sometimes", map[string]any{"name": "x"}, "")
 		if r := c.response(); r.isError() {
 			t.Fatalf("fast call: %s", r.raw)
 		}
 	}
-	// Proven fast: this call runs inline and turns out slow.
 	c.request("slow", "sometimes", map[string]any{"name": "wait"}, "")
 	gate.waitStarted(t)
-	time.Sleep(2 * inlineMax) // not synchronisation: the call must outlast inlineMax
+	for i := range 3 {
+		c.ping(fmt.Sprint("while blocked ", i))
+		c.request(fmt.Sprint("same", i), "sometimes", map[string]any{"name": "y"}, "")
+		if r := c.response(); r.id() != fmt.Sprint("same", i) || r.isError() {
+			t.Fatalf("call to the same tool while another is blocked: %s", r.raw)
+		}
+		c.request(fmt.Sprint("other", i), "echo", map[string]any{"name": "z"}, "")
+		if r := c.response(); r.id() != fmt.Sprint("other", i) || r.isError() {
+			t.Fatalf("call to another tool while one is blocked: %s", r.raw)
+		}
+	}
 	gate.release <- struct{}{}
 	if r := c.response(); r.id() != "slow" || r.isError() {
 		t.Fatalf("slow call: %s", r.raw)
 	}
-	// Now both calls start before either may finish: they run on workers.
-	c.request("w1", "sometimes", map[string]any{"name": "wait"}, "")
-	c.request("w2", "sometimes", map[string]any{"name": "wait"}, "")
+}
+
+// With every call slot held by a blocked call, requests wait for a slot
+// without holding up the reading: pings get their pongs, a request that
+// runs nothing is answered, and each waiting call runs as a slot frees.
+func TestServeFullSlotsKeepReading(t *testing.T) {
+	f := newFakeATP(t, serveTestKey)
+	gate := newServeGate()
+	_, c, _ := serveWS(t, f, newServeToolkit(t, gate), func(cfg *ServeConfig) { cfg.MaxInFlight = 1 })
+
+	c.request("held", "gated", nil, "")
 	gate.waitStarted(t)
-	gate.waitStarted(t)
-	close(gate.release)
-	for range 2 {
-		if r := c.response(); r.isError() {
-			t.Fatalf("gated call: %s", r.raw)
-		}
+	c.request("waiting", "echo", map[string]any{"name": "w"}, "")
+	c.ping("slots full")
+	c.request("probe", "nope", nil, "")
+	if r := c.response(); r.id() != "probe" {
+		t.Fatalf("first answer = %s, want the unknown-tool probe", r.raw)
+	}
+	select {
+	case b := <-c.in:
+		t.Fatalf("answer while the only slot is held: %s", b)
+	default:
+	}
+	gate.release <- struct{}{}
+	got := c.responses(2)
+	if r := got["held"]; r.isError() {
+		t.Errorf("held call: %s", r.raw)
+	}
+	if r := got["waiting"]; r.isError() || r.result()["hello"] != "w" {
+		t.Errorf("waiting call: %s", r.raw)
 	}
 }
 
-func TestToolSpeeds(t *testing.T) {
-	var s toolSpeeds
-	if s.inline("t") {
-		t.Fatal("an unknown tool is inlined")
+func TestCallSlots(t *testing.T) {
+	c := callSlots{max: 2}
+	var ran []string
+	job := func(name string) func() { return func() { ran = append(ran, name) } }
+	if !c.start(job("a")) || !c.start(job("b")) {
+		t.Fatal("a free slot was refused")
 	}
-	for range inlineAfter - 1 {
-		s.record("t", time.Microsecond)
+	if c.start(job("c")) || c.start(job("d")) {
+		t.Fatal("a third call started with MaxInFlight 2")
 	}
-	if s.inline("t") {
-		t.Fatalf("inlined after %d fast calls, want %d", inlineAfter-1, inlineAfter)
+	// The goroutine that frees a slot runs the waiting calls, in order.
+	c.run(job("a"))
+	if want := []string{"a", "c", "d"}; !slices.Equal(ran, want) {
+		t.Errorf("ran %v, want %v", ran, want)
 	}
-	s.record("t", time.Microsecond)
-	if !s.inline("t") {
-		t.Fatalf("not inlined after %d fast calls", inlineAfter)
+	if c.running != 1 || len(c.waiting) != 0 {
+		t.Errorf("running %d, waiting %d; want 1 and 0", c.running, len(c.waiting))
 	}
-	s.record("t", inlineMax+1)
-	for range 100 {
-		s.record("t", time.Microsecond)
+	c.run(job("b"))
+	if c.running != 0 {
+		t.Errorf("running %d after every call finished", c.running)
 	}
-	if s.inline("t") {
-		t.Fatal("a tool that was once slow is inlined again")
+
+	// After stop, a waiting call runs at once (it only answers).
+	c = callSlots{max: 1}
+	c.start(func() {})
+	done := make(chan struct{})
+	c.start(func() { close(done) })
+	c.stop()
+	select {
+	case <-done:
+	case <-time.After(waitBound):
+		t.Fatal("a waiting call did not run at stop")
+	}
+	later := make(chan struct{})
+	c.start(func() { close(later) })
+	select {
+	case <-later:
+	case <-time.After(waitBound):
+		t.Fatal("a call after stop did not run")
+	}
+}
+
+// stateRecorder collects the states Serve reports.
+type stateRecorder chan State
+
+func (r stateRecorder) next(t *testing.T, want StateKind) State {
+	t.Helper()
+	select {
+	case s := <-r:
+		if s.Kind != want {
+			t.Fatalf("state = %v, want %v", s, want)
+		}
+		return s
+	case <-time.After(waitBound):
+		t.Fatalf("no %v state within %s", want, waitBound)
+		return State{}
+	}
+}
+
+// none checks that no state was reported. The caller first makes a round
+// trip (a ping) so that the toolkit has handled every frame sent before.
+func (r stateRecorder) none(t *testing.T) {
+	t.Helper()
+	select {
+	case s := <-r:
+		t.Fatalf("state %v reported, want none yet", s)
+	default:
+	}
+}
+
+// The toolkit is connected when calls can reach it: the server's greeting
+// says so (atp serve greets once the connection is routable), not the
+// WebSocket handshake.
+func TestServeConnectedOnGreeting(t *testing.T) {
+	f := newFakeATP(t, serveTestKey)
+	f.noGreeting = true
+	states := make(stateRecorder, 16)
+	var status Status
+	clk := newFakeClock()
+	_, c, logs := serveWS(t, f, newServeToolkit(t, nil), func(cfg *ServeConfig) {
+		cfg.OnState = func(s State) { states <- s }
+		cfg.Status = &status
+		cfg.clock = clk
+	})
+	clk.waitArmed(t, connectGrace)
+	c.ping("before the greeting")
+	states.none(t)
+	if status.Online() {
+		t.Fatal("Status online before the greeting")
+	}
+	c.send(`{"message_type":"atp_client_connected","payload":{"message":"hello"}}`)
+	states.next(t, StateConnected)
+	if !status.Online() {
+		t.Error("Status not online after the greeting")
+	}
+	logs.waitFor(t, `"on":"the server's greeting"`)
+	// A second greeting, or the grace passing, reports nothing new.
+	c.send(`{"message_type":"atp_client_connected","payload":{"message":"again"}}`)
+	clk.Advance(connectGrace)
+	c.ping("after")
+	states.none(t)
+}
+
+// A server that never greets: the first tool request shows that calls
+// reach the toolkit, and is answered.
+func TestServeConnectedOnFirstRequestWithoutGreeting(t *testing.T) {
+	f := newFakeATP(t, serveTestKey)
+	f.noGreeting = true
+	states := make(stateRecorder, 16)
+	clk := newFakeClock()
+	_, c, _ := serveWS(t, f, newServeToolkit(t, nil), func(cfg *ServeConfig) {
+		cfg.OnState = func(s State) { states <- s }
+		cfg.clock = clk
+	})
+	c.ping("before the request")
+	states.none(t)
+	c.request("r1", "echo", map[string]any{"name": "a"}, "")
+	states.next(t, StateConnected)
+	if r := c.response(); r.isError() {
+		t.Fatalf("first call: %s", r.raw)
+	}
+}
+
+// A server that never greets and sends no call: the session counts as
+// connected once the grace period has passed on the toolkit's clock.
+func TestServeConnectedAfterGraceWithoutGreeting(t *testing.T) {
+	f := newFakeATP(t, serveTestKey)
+	f.noGreeting = true
+	states := make(stateRecorder, 16)
+	clk := newFakeClock()
+	run, c, logs := serveWS(t, f, newServeToolkit(t, nil), func(cfg *ServeConfig) {
+		cfg.OnState = func(s State) { states <- s }
+		cfg.clock = clk
+	})
+	clk.waitArmed(t, connectGrace)
+	clk.Advance(connectGrace - time.Millisecond)
+	c.ping("almost")
+	states.none(t)
+	clk.Advance(time.Millisecond)
+	states.next(t, StateConnected)
+	logs.waitFor(t, "no greeting from the server within 1s")
+	run.cancel()
+	states.next(t, StateDisconnected)
+}
+
+// A session that ends before it was ever routable reports neither
+// connected nor disconnected, even if its grace timer would fire later.
+func TestServeNeverConnectedSessionReportsNothing(t *testing.T) {
+	f := newFakeATP(t, serveTestKey)
+	f.noGreeting = true
+	states := make(stateRecorder, 16)
+	clk := newFakeClock()
+	startServe(t, newServeToolkit(t, nil), ServeConfig{
+		URL: f.URL(), APIKey: f.key, clock: clk,
+		Backoff: Backoff{Base: time.Second, Jitter: -1},
+		OnState: func(s State) { states <- s },
+	})
+	c := f.conn()
+	clk.waitArmed(t, connectGrace)
+	c.drop()
+	if d := clk.sleep(t); d != time.Second { // the reconnect backoff: the session is over
+		t.Fatalf("backoff = %s, want 1s", d)
+	}
+	s := states.next(t, StateReconnecting)
+	if s.Attempt != 2 {
+		t.Errorf("reconnecting = %v, want attempt 2 (the dropped session was never connected)", s)
+	}
+	// Sleep advanced the clock past the old grace timer, which was stopped.
+	c = f.conn()
+	clk.waitArmed(t, connectGrace)
+	c.ping("after the reconnect")
+	states.none(t)
+}
+
+// Over the WebSocket, params that are not UTF-8 are answered with a problem
+// at their path and never reach the tool, and a result holding such bytes
+// goes out as UTF-8 (RFC 6455 requires it of a text frame).
+func TestServeUTF8(t *testing.T) {
+	f := newFakeATP(t, serveTestKey)
+	tk := newServeToolkit(t, nil)
+	ran := make(chan struct{}, 1)
+	err := tk.Add(&Tool{Name: "rawbytes", Run: func(ctx context.Context, call *Call, d *Decoder) (any, error) {
+		readName(d)
+		if d.Failed() {
+			return nil, nil
+		}
+		ran <- struct{}{}
+		return json.RawMessage("{\"text\":\"caf\xe9\"}"), nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, c, _ := serveWS(t, f, tk, nil)
+
+	c.send("{\"message_type\":\"atp_tool_request\",\"payload\":{\"request_id\":\"bad\",\"tool_name\":\"rawbytes\",\"params\":{\"name\":\"\xff\xfe\"}}}")
+	r := c.response()
+	problems, _ := r.result()["problems"].([]any)
+	if !r.isError() || len(problems) != 1 || fmt.Sprint(problems[0]) != "map[message:invalid UTF-8 in string path:name]" {
+		t.Fatalf("params with invalid UTF-8: %s", r.raw)
+	}
+	select {
+	case <-ran:
+		t.Fatal("the tool ran with params that are not UTF-8")
+	default:
+	}
+
+	c.request("good", "rawbytes", map[string]any{"name": "x"}, "")
+	r = c.response()
+	if r.isError() || !utf8.Valid(r.raw) || r.result()["text"] != "caf\uFFFD" {
+		t.Fatalf("result with invalid UTF-8: %q", r.raw)
+	}
+}
+
+// The session's goroutines (reader, callers, idle ones) all end with Serve.
+func TestServeLeavesNoGoroutines(t *testing.T) {
+	f := newFakeATP(t, serveTestKey)
+	gate := newServeGate()
+	before := goruntime.NumGoroutine()
+	tr := &http.Transport{} // its idle registration connections are closed below
+	run, c, _ := serveWS(t, f, newServeToolkit(t, gate), func(cfg *ServeConfig) { cfg.HTTPClient = &http.Client{Transport: tr} })
+	for i := range 20 {
+		c.request(fmt.Sprint("g", i), "gated", nil, "")
+	}
+	for range 20 {
+		gate.waitStarted(t)
+	}
+	close(gate.release)
+	c.responses(20)
+	for i := range 20 {
+		c.request(fmt.Sprint("e", i), "echo", map[string]any{"name": "x"}, "")
+	}
+	c.responses(20)
+	if err := run.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	c.ws.Close()
+	tr.CloseIdleConnections()
+	deadline := time.Now().Add(waitBound)
+	for goruntime.NumGoroutine() > before {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			t.Fatalf("%d goroutines after Serve returned, %d before:\n%s", goruntime.NumGoroutine(), before, buf[:goruntime.Stack(buf, true)])
+		}
+		time.Sleep(time.Millisecond) // bounded polling of an observable
 	}
 }

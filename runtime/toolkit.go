@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 )
 
 // toolNamePattern is the tool names every ATP peer and LLM provider accepts.
@@ -274,11 +276,23 @@ func encodeResult(tool string, v any) (json.RawMessage, error) {
 		if !json.Valid(r) {
 			return nil, &ToolError{Tool: tool, Err: errors.New("tool returned a json.RawMessage that is not valid JSON")}
 		}
-		return r, nil
+		return validUTF8(r), nil
 	}
 	b, err := json.Marshal(v)
 	if err != nil {
 		return nil, &ToolError{Tool: tool, Err: fmt.Errorf("encode result as JSON: %w", err)}
 	}
-	return b, nil
+	return validUTF8(b), nil
+}
+
+// validUTF8 replaces each invalid UTF-8 sequence of a result with U+FFFD.
+// json.Marshal does so for strings, but not inside a json.RawMessage or a
+// MarshalJSON's output; a result must be UTF-8 on every wire (a WebSocket
+// text frame must be, and strict JSON decoders refuse other bytes). In
+// valid JSON such bytes can only be inside strings, where U+FFFD is valid.
+func validUTF8(b []byte) []byte {
+	if utf8.Valid(b) {
+		return b
+	}
+	return bytes.ToValidUTF8(b, []byte("\uFFFD"))
 }

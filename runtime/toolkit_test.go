@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/atpgo/atp/runtime"
 )
@@ -194,5 +195,46 @@ func TestAuthTokenNeverPrints(t *testing.T) {
 	}
 	if string(tok) != "s3cr3t" {
 		t.Error("string(token) must give the real value")
+	}
+}
+
+type rawMarshaler string
+
+func (m rawMarshaler) MarshalJSON() ([]byte, error) { return []byte(m), nil }
+
+// A result is UTF-8 whatever the tool returns: bytes that are not become
+// U+FFFD (json.Marshal does this for strings, but not inside a
+// json.RawMessage or a MarshalJSON's output). Params that are not UTF-8
+// never reach the tool.
+func TestInvokeUTF8(t *testing.T) {
+	tk := runtime.NewToolkit("t")
+	ran := false
+	results := map[string]any{
+		"raw":       json.RawMessage("{\"a\":\"x\xffy\"}"),
+		"marshaler": struct{ M rawMarshaler }{M: "\"\xfe\""},
+		"string":    "bad \xc3",
+	}
+	for name, res := range results {
+		if err := tk.Add(echoTool(name, func(context.Context, *runtime.Call, string) (any, error) { ran = true; return res, nil })); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name := range results {
+		out, err := tk.Invoke(context.Background(), name, []byte(`{"who":"a"}`))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if !utf8.Valid(out) || !json.Valid(out) || !strings.Contains(string(out), `\ufffd`) && !strings.Contains(string(out), "\uFFFD") {
+			t.Errorf("%s: result %q, want valid UTF-8 JSON with U+FFFD", name, out)
+		}
+	}
+	ran = false
+	_, err := tk.Invoke(context.Background(), "raw", []byte("{\"who\":\"\xff\xfe\"}"))
+	var verr *runtime.ValidationError
+	if !errors.As(err, &verr) || len(verr.Problems) != 1 || verr.Problems[0].String() != "who: invalid UTF-8 in string" {
+		t.Errorf("params with invalid UTF-8: %v, want who: invalid UTF-8 in string", err)
+	}
+	if ran {
+		t.Error("the tool ran with params that are not UTF-8")
 	}
 }

@@ -25,6 +25,12 @@ import (
 // stalls the connection's keepalive nor grows memory without bound.
 const backlogPerSlot = 16
 
+// connectGrace is how long after the handshake a session that the server
+// has not greeted counts as connected (StateConnected). `atp serve` greets
+// once the connection is routable; a server that never greets gets the
+// benefit of the doubt after this long, or at its first tool request.
+const connectGrace = time.Second
+
 // wsFrame holds what the toolkit reads of a server-to-toolkit message
 // (spec §1.2).
 type wsFrame struct {
@@ -42,6 +48,8 @@ type wsFrame struct {
 // members are skipped, as a newer server may add some.
 func parseFrame(d *Decoder, data []byte, f *wsFrame) {
 	d.Reset(data)
+	// The params' own decoder reports invalid UTF-8 in them, at their path.
+	d.lenientUTF8 = true
 	if !d.Object() {
 		return
 	}
@@ -94,6 +102,18 @@ func problemText(problems []Problem) string {
 }
 
 // wsSession is one WebSocket connection to the ATP server.
+//
+// Its goroutines take turns as the reader (leader/followers): one at a time
+// reads frames. No tool ever runs on the goroutine that is reading, so a
+// slow call cannot delay another request or the keepalive. When the reader
+// reads a call while no other is in flight, it hands the reading on (to an
+// idle goroutine of the session, or a new one) and runs the call itself:
+// the hand-off then overlaps the call instead of delaying it, which matters
+// most for a lone call. When other calls are in flight, the reader hands
+// the call to an idle goroutine instead and reads on: under load, frames
+// are already waiting, and reading them without a pause keeps the
+// connection's throughput. After its call, a goroutine waits idle for its
+// next turn.
 type wsSession struct {
 	s    *server
 	conn *websocket.Conn
@@ -112,7 +132,18 @@ type wsSession struct {
 	callCtx     context.Context
 	cancelCalls context.CancelCauseFunc
 
-	// The read loop's own state.
+	// wake hands an idle goroutine a call to run, or (nil) the reading. It
+	// is unbuffered: a send succeeds only to a goroutine waiting for it.
+	wake     chan func()
+	ended    chan struct{} // closed when the session is over: idle goroutines exit
+	readDone chan error    // the reader's error, which ends the session
+
+	// routable: the session is reported connected once calls can reach it.
+	stateMu     sync.Mutex
+	connectedAt time.Time // zero until reported
+	over        bool      // the session ended: no report any more
+
+	// The reader's own state, handed over with the reading.
 	readBuf  bytes.Buffer
 	limited  io.LimitedReader
 	dec      Decoder
@@ -127,7 +158,6 @@ func (s *server) wsSession(ctx context.Context) (time.Time, error) {
 	if err != nil {
 		return time.Time{}, handshakeError(resp, err)
 	}
-	connectedAt := s.connected()
 	// Calls outlive Serve's ctx on purpose: cancelling ctx starts a drain
 	// that lets them finish. Their context ends when the drain deadline
 	// passes or the connection is lost.
@@ -140,9 +170,38 @@ func (s *server) wsSession(ctx context.Context) (time.Time, error) {
 		stopQueue:   make(chan struct{}),
 		callCtx:     callCtx,
 		cancelCalls: cancel,
+		wake:        make(chan func()),
+		ended:       make(chan struct{}),
+		readDone:    make(chan error, 1),
 	}
 	ss.w = wsWriter{conn: conn, bc: bc, timeout: s.cfg.PongTimeout, backlog: ss.queue}
-	return connectedAt, ss.run(ctx)
+	err = ss.run(ctx)
+	return ss.end(), err
+}
+
+// routable reports the session connected, once: calls can reach it. The
+// evidence is the server's greeting, a tool request, or the grace period
+// passing without either.
+func (ss *wsSession) routable(evidence string) {
+	ss.stateMu.Lock()
+	defer ss.stateMu.Unlock()
+	if ss.over || !ss.connectedAt.IsZero() {
+		return
+	}
+	ss.connectedAt = ss.s.connected(evidence)
+}
+
+// end marks the session over, so that no late report says it is connected,
+// lets its idle goroutines go, and returns when it was reported connected
+// (zero if never).
+func (ss *wsSession) end() time.Time {
+	ss.stateMu.Lock()
+	defer ss.stateMu.Unlock()
+	if !ss.over {
+		ss.over = true
+		close(ss.ended)
+	}
+	return ss.connectedAt
 }
 
 // batchingDialer returns the configured dialer (or the default one) with its
@@ -243,10 +302,11 @@ type wsWriter struct {
 	queue  [][]byte
 	queued uint64 // frames ever queued
 
-	writeMu sync.Mutex // held while writing; guards the fields below
-	written uint64     // frames known written
-	err     error      // the first write error: the connection is dead after it
-	spare   [][]byte
+	writeMu     sync.Mutex // held while writing; guards the fields below
+	written     uint64     // frames known written
+	err         error      // the first write error: the connection is dead after it
+	spare       [][]byte
+	deadlineSet time.Time // when the write deadline was last moved
 }
 
 // send writes b as a text frame, possibly together with frames of other
@@ -292,7 +352,13 @@ func (w *wsWriter) send(b []byte) error {
 }
 
 func (w *wsWriter) write(batch [][]byte) error {
-	w.conn.SetWriteDeadline(time.Now().Add(w.timeout))
+	// The deadline moves at most every second: a write is then bounded
+	// by between timeout-1s and timeout, and a batch saves a timer update
+	// (which can wake the network poller) per write.
+	if now := time.Now(); now.Sub(w.deadlineSet) >= time.Second {
+		w.deadlineSet = now
+		w.conn.SetWriteDeadline(now.Add(w.timeout))
+	}
 	if len(batch) == 1 || w.bc == nil {
 		for _, b := range batch {
 			if err := w.conn.WriteMessage(websocket.TextMessage, b); err != nil {
@@ -344,18 +410,21 @@ func (ss *wsSession) run(ctx context.Context) error {
 		return err
 	})
 
-	readDone := make(chan error, 1)
-	go func() { readDone <- ss.readLoop() }()
+	stopGrace := ss.s.clock.AfterFunc(connectGrace, func() {
+		ss.routable("no greeting from the server within " + connectGrace.String())
+	})
+	defer stopGrace()
+	go ss.serve(nil) // the first reader
 	stopPing := make(chan struct{})
 	defer close(stopPing)
 	go ss.pingLoop(stopPing)
 
 	select {
-	case err := <-readDone:
+	case err := <-ss.readDone:
 		ss.cancelCalls(errConnectionLost)
 		return ss.readError(err)
 	case <-ctx.Done():
-		ss.drain(readDone)
+		ss.drain(ss.readDone)
 		return nil
 	}
 }
@@ -393,19 +462,69 @@ func (ss *wsSession) pingLoop(stop <-chan struct{}) {
 	}
 }
 
-func (ss *wsSession) readLoop() error {
+// serve is the body of the session's goroutines: it runs job, or reads
+// when job is nil, then waits idle for its next turn until the session
+// ends.
+func (ss *wsSession) serve(job func()) {
+	for {
+		if job == nil && !ss.lead() {
+			return
+		}
+		if job != nil {
+			ss.s.calls.run(job)
+		}
+		select {
+		case job = <-ss.wake:
+		case <-ss.ended:
+			return
+		}
+	}
+}
+
+// lead reads until it reads a lone call, which it runs after handing the
+// reading on. It returns false when reading failed, which ends the session.
+func (ss *wsSession) lead() bool {
+	for {
+		job, err := ss.read()
+		if err != nil {
+			ss.readDone <- err // the only reader: the session is over
+			return false
+		}
+		if len(ss.queue) > 1 {
+			ss.handOff(job) // others are in flight: read on
+			continue
+		}
+		ss.handOff(nil)
+		ss.s.calls.run(job)
+		return true
+	}
+}
+
+// handOff gives job (or, when nil, the reading) to an idle goroutine of the
+// session, or to a new one.
+func (ss *wsSession) handOff(job func()) {
+	select {
+	case ss.wake <- job:
+	default:
+		go ss.serve(job)
+	}
+}
+
+// read reads frames and handles those that run no tool, until one brings a
+// call that may start now (returned: it holds a call slot) or reading fails.
+func (ss *wsSession) read() (job func(), err error) {
 	limit := ss.s.cfg.ReadLimit
 	for {
 		_, r, err := ss.conn.NextReader()
 		if err != nil {
-			return err
+			return nil, err
 		}
 		received := time.Now()
 		ss.readBuf.Reset()
 		ss.limited = io.LimitedReader{R: r, N: limit + 1}
 		n, err := ss.readBuf.ReadFrom(&ss.limited)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		// A frame shows the server alive, as a pong does. The deadline
 		// moves at most every second: exactness does not matter at a
@@ -421,15 +540,24 @@ func (ss *wsSession) readLoop() error {
 			continue
 		}
 		// handle copies what it keeps: the buffer is reused.
-		ss.handle(ss.readBuf.Bytes(), received)
+		if job := ss.handle(ss.readBuf.Bytes(), received); job != nil {
+			return job, nil
+		}
 	}
 }
 
-// handle dispatches one frame. Nothing in a frame can end the session.
-func (ss *wsSession) handle(data []byte, received time.Time) {
+// handle dispatches one frame. It returns the call to run when the frame
+// is a tool request that may start now. Nothing in a frame can end the
+// session.
+func (ss *wsSession) handle(data []byte, received time.Time) (job func()) {
 	log := ss.s.log
 	var f wsFrame
 	parseFrame(&ss.dec, data, &f)
+	if f.messageType == "atp_tool_request" {
+		// A request, even a malformed one, shows that calls reach the
+		// session, greeting or not.
+		ss.routable("a tool request")
+	}
 	if ss.dec.Failed() {
 		problems := problemText(ss.dec.Problems())
 		if f.messageType == "atp_tool_request" && validID(f.requestID) {
@@ -438,14 +566,14 @@ func (ss *wsSession) handle(data []byte, received time.Time) {
 			req := &request{id: f.requestID, received: received}
 			log.Warn("atp: malformed atp_tool_request", "request_id", req.idString(), "problems", problems)
 			ss.reply(req, ss.s.errorResult(fmt.Errorf("malformed atp_tool_request: %s", problems)), true)
-			return
+			return nil
 		}
 		log.Warn("atp: ignoring malformed frame", "bytes", len(data), "problems", problems)
-		return
+		return nil
 	}
 	switch f.messageType {
 	case "atp_tool_request":
-		ss.request(&request{
+		return ss.request(&request{
 			id:        f.requestID,
 			tool:      f.toolName,
 			params:    f.params,
@@ -454,31 +582,35 @@ func (ss *wsSession) handle(data []byte, received time.Time) {
 		})
 	case "atp_client_connected":
 		log.Info("atp: server greeting", "message", truncate(f.message, 200))
+		ss.routable("the server's greeting")
 	case "":
 		log.Warn("atp: ignoring frame without message_type", "bytes", len(data))
 	default:
 		log.Warn("atp: ignoring unknown message_type", "message_type", truncate(f.messageType, 64))
 	}
+	return nil
 }
 
-// request hands a tool request to a worker, or answers it at once when
-// there is nothing to run.
-func (ss *wsSession) request(req *request) {
+// request returns the call to run for a tool request when it may start
+// now. A call that must wait for a slot is queued, to be run by the
+// goroutine that frees one; a request that runs nothing is answered here.
+func (ss *wsSession) request(req *request) (job func()) {
 	if !validID(req.id) {
 		ss.s.log.Warn("atp: ignoring atp_tool_request without request_id", "tool", truncate(req.tool, 64))
-		return
+		return nil
 	}
 	if _, ok := ss.s.tk.Tool(req.tool); !ok {
-		// Invoke answers an unknown tool without running anything: no
-		// slot needed, and the answer does not wait behind slow calls.
-		ss.s.call(ss.callCtx, req, TransportWS, func(res []byte, isErr bool) { ss.reply(req, res, isErr) })
-		return
+		// Nothing to run: no slot needed, and the answer does not wait
+		// behind slow calls.
+		res, isErr := ss.s.outcome(ss.callCtx, req, nil, ss.s.tk.unknownTool(req.tool))
+		ss.reply(req, res, isErr)
+		return nil
 	}
 	ss.mu.Lock()
 	if ss.draining {
 		ss.mu.Unlock()
 		ss.reply(req, ss.s.errorResult(errShuttingDown), true)
-		return
+		return nil
 	}
 	ss.calls.Add(1)
 	ss.mu.Unlock()
@@ -490,22 +622,19 @@ func (ss *wsSession) request(req *request) {
 		case ss.queue <- struct{}{}:
 		case <-ss.callCtx.Done():
 			ss.calls.Done()
-			return
+			return nil
 		}
 		// The silence was ours, not the server's.
 		ss.conn.SetReadDeadline(time.Now().Add(ss.idle))
 	}
-	if len(ss.queue) == 1 && ss.s.speeds.inline(req.tool) && ss.s.workers.reserve() {
-		// A proven-fast tool and nothing else in flight: run it here rather
-		// than pay a worker's wake-up (see toolSpeeds).
-		defer ss.s.workers.release()
-		ss.runCall(req)
-		return
+	job = func() { ss.runCall(req) }
+	if ss.s.calls.start(job) {
+		return job
 	}
-	ss.s.workers.submit(func() { ss.runCall(req) })
+	return nil
 }
 
-// runCall runs on a worker.
+// runCall runs one call on a call slot, never on the reading goroutine.
 func (ss *wsSession) runCall(req *request) {
 	defer ss.calls.Done()
 	defer func() { <-ss.queue }()

@@ -8,13 +8,13 @@ import (
 	"sync"
 
 	"github.com/atpgo/atp/internal/schemavalidate"
+	"github.com/atpgo/atp/runtime"
 	"github.com/atpgo/atp/server/store"
 )
 
 // registry is the in-memory copy of the stored toolkits that calls are
-// checked against, with each tool's schema compiled once. The store is the
-// source of truth: the registry is loaded from it at start and updated after
-// each committed registration.
+// checked against. The store is the source of truth: the registry is loaded
+// from it at start and updated after each committed registration.
 type registry struct {
 	mu   sync.RWMutex
 	kits map[toolkitRef]*kit
@@ -36,33 +36,81 @@ type kit struct {
 
 type toolEntry struct {
 	store.Tool
-	// validator is nil when the stored schema cannot be compiled (a schema
-	// from before a stricter compiler): calls then go unchecked to the
-	// toolkit, which checks its own params.
-	validator *schemavalidate.Validator
+	// validator checks a call's params against the tool's input schema.
+	validator *validator
+}
+
+// validator checks calls against one tool's input schema. A registration
+// compiles the schema at once (register_tool refuses what does not
+// compile); a stored schema is compiled at its tool's first call instead,
+// so that start-up takes no longer with thousands of tools, and a schema
+// stored before a limit was lowered, or before a stricter compiler, does
+// not stop the server: it is logged, and its calls are only checked to be a
+// JSON object of UTF-8 text (the toolkit checks its own params).
+type validator struct {
+	once    sync.Once
+	v       *schemavalidate.Validator
+	compile func() *schemavalidate.Validator // for a stored schema; nil once compiled
+}
+
+// objectOnly is the check of a tool whose schema is not used: params must
+// be a JSON object of UTF-8 text, whatever its members.
+var objectOnly = func() *schemavalidate.Validator {
+	v, err := schemavalidate.Compile(json.RawMessage(`{"type":"object"}`))
+	if err != nil {
+		panic(err)
+	}
+	return v
+}()
+
+func compiledValidator(v *schemavalidate.Validator) *validator { return &validator{v: v} }
+
+// Validate returns the problems with params, nil when they are valid.
+func (va *validator) Validate(params []byte) []runtime.Problem {
+	if va.compile != nil {
+		va.once.Do(func() { va.v = va.compile() })
+	}
+	return va.v.Validate(params)
 }
 
 func newRegistry() *registry { return &registry{kits: map[toolkitRef]*kit{}} }
 
-func newToolEntry(t store.Tool, log *slog.Logger, ref toolkitRef) *toolEntry {
+// storedToolEntry is a tool loaded from the store, its schema to be
+// compiled at its first call.
+func storedToolEntry(t store.Tool, log *slog.Logger, ref toolkitRef, lim schemavalidate.Limits) *toolEntry {
 	e := &toolEntry{Tool: t}
-	v, err := schemavalidate.Compile(t.InputSchema)
-	if err != nil {
-		log.Warn("stored input schema does not compile; calls to the tool are not checked", "toolkit", ref.Name, "owner", ref.Owner, "tool", t.Name, "err", err)
-		return e
-	}
-	e.validator = v
+	e.validator = &validator{compile: func() *schemavalidate.Validator {
+		v, err := schemavalidate.CompileLimited(t.InputSchema, lim)
+		if err != nil {
+			log.Warn("stored input schema refused; calls to the tool are only checked to be a JSON object",
+				"toolkit", ref.Name, "owner", ref.Owner, "tool", t.Name, "err", truncateErr(err))
+			return objectOnly
+		}
+		return v
+	}}
 	return e
 }
 
-// load replaces the registry's content with the stored toolkits.
-func (r *registry) load(kits []store.Toolkit, log *slog.Logger) {
+// truncateErr keeps a log line short whatever an error quotes from a
+// schema.
+func truncateErr(err error) string {
+	const max = 512
+	s := err.Error()
+	if len(s) <= max {
+		return s
+	}
+	return strings.ToValidUTF8(s[:max], "") + "…"
+}
+
+// load replaces the registry's content with the stored toolkits. It does not
+// compile their schemas (see validator).
+func (r *registry) load(kits []store.Toolkit, log *slog.Logger, lim schemavalidate.Limits) {
 	m := make(map[toolkitRef]*kit, len(kits))
 	for _, tk := range kits {
 		ref := toolkitRef{tk.Owner, tk.Name}
 		k := &kit{ref: ref, hash: tk.Hash, language: tk.Language, tools: map[string]*toolEntry{}}
 		for _, t := range tk.Tools {
-			k.tools[t.Name] = newToolEntry(t, log, ref)
+			k.tools[t.Name] = storedToolEntry(t, log, ref, lim)
 			k.names = append(k.names, t.Name)
 		}
 		slices.Sort(k.names)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/gofrs/flock"
 
+	"github.com/atpgo/atp/internal/schemavalidate"
 	"github.com/atpgo/atp/server/store"
 )
 
@@ -65,6 +66,27 @@ type Config struct {
 	PingInterval time.Duration
 	// ShutdownTimeout bounds the graceful shutdown of Serve (default 10s).
 	ShutdownTimeout time.Duration
+
+	// Schema limits: register_tool refuses a tool whose input or output
+	// schema is over one of them with a 400 that names the limit and what
+	// the schema has. They bound what a schema costs the server: checking
+	// and compiling one takes time linear in its size, but each schema is
+	// kept in memory, turned into every provider's format, and checked on
+	// every call. A schema stored before a limit was lowered is not
+	// refused at start-up: it is logged, and calls to its tool are then
+	// only checked to be a JSON object of UTF-8 text.
+
+	// MaxSchemaBytes bounds a schema's size, compacted (default 256 KiB).
+	MaxSchemaBytes int
+	// MaxSchemaDepth bounds the nesting of objects and arrays in a
+	// schema's JSON (default 64; a nested object property takes two
+	// levels: "properties", then the property).
+	MaxSchemaDepth int
+	// MaxSchemaEnum bounds the values of one enum (default 1000).
+	MaxSchemaEnum int
+	// MaxSchemaProperties bounds the properties of one object, and the
+	// names of one required list (default 1000).
+	MaxSchemaProperties int
 
 	// Logger receives the server's logs (default slog.Default()). API keys
 	// are scrubbed from every record before it gets there.
@@ -209,6 +231,10 @@ func (c *Config) setDefaults() {
 	setDefault(&c.InboxMaxWait, 60*time.Second)
 	setDefault(&c.PingInterval, 30*time.Second)
 	setDefault(&c.ShutdownTimeout, 10*time.Second)
+	setDefault(&c.MaxSchemaBytes, 256<<10)
+	setDefault(&c.MaxSchemaDepth, 64)
+	setDefault(&c.MaxSchemaEnum, 1000)
+	setDefault(&c.MaxSchemaProperties, 1000)
 	setDefault(&c.OAuthStateTTL, 10*time.Minute)
 	setDefault(&c.TokenRefreshMargin, 60*time.Second)
 	setDefault(&c.WebhookMaxAttempts, 8)
@@ -233,6 +259,16 @@ func (c *Config) setDefaults() {
 	setDefault(&c.MaxPeerWarnings, 10)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+}
+
+// schemaLimits are the Max* schema fields.
+func (c *Config) schemaLimits() schemavalidate.Limits {
+	return schemavalidate.Limits{
+		MaxBytes:      c.MaxSchemaBytes,
+		MaxDepth:      c.MaxSchemaDepth,
+		MaxEnum:       c.MaxSchemaEnum,
+		MaxProperties: c.MaxSchemaProperties,
 	}
 }
 
@@ -325,6 +361,15 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.checkLimits(); err != nil {
 		return nil, err
 	}
+	for _, l := range []struct {
+		name string
+		v    int
+	}{{"MaxSchemaBytes", cfg.MaxSchemaBytes}, {"MaxSchemaDepth", cfg.MaxSchemaDepth},
+		{"MaxSchemaEnum", cfg.MaxSchemaEnum}, {"MaxSchemaProperties", cfg.MaxSchemaProperties}} {
+		if l.v < 0 {
+			return nil, fmt.Errorf("server: %s is %d: want a positive limit, or 0 for the default", l.name, l.v)
+		}
+	}
 	log := slog.New(newRedactingHandler(cfg.Logger.Handler()))
 	s := &Server{
 		cfg:      cfg,
@@ -368,7 +413,7 @@ func New(cfg Config) (*Server, error) {
 		s.closeStore()
 		return nil, err
 	}
-	s.registry.load(kits, log)
+	s.registry.load(kits, log, cfg.schemaLimits())
 	if s.oauth, err = newBroker(ctx, s); err != nil {
 		s.closeStore()
 		return nil, err

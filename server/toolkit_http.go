@@ -211,7 +211,7 @@ func (s *Server) handleRegisterTool(w http.ResponseWriter, r *http.Request) {
 	if !ok || boundElsewhere(w, k, req.AppName) {
 		return
 	}
-	tool, validator, err := checkRegistration(&req)
+	tool, validator, err := checkRegistration(&req, s.cfg.schemaLimits())
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "register_tool: "+err.Error())
 		return
@@ -241,7 +241,7 @@ func (s *Server) handleRegisterTool(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ref := toolkitRef{k.Owner, req.AppName}
-	s.registry.put(ref, req.ToolkitHash, req.ProgrammingLanguage, &toolEntry{Tool: tool, validator: validator})
+	s.registry.put(ref, req.ToolkitHash, req.ProgrammingLanguage, &toolEntry{Tool: tool, validator: compiledValidator(validator)})
 	s.hub.bind(k.ID, ref)
 	s.log.Info("tool registered", "owner", k.Owner, "toolkit", req.AppName, "tool", tool.Name,
 		"language", req.ProgrammingLanguage, "inferred_schema", tool.Inferred)
@@ -251,8 +251,10 @@ func (s *Server) handleRegisterTool(w http.ResponseWriter, r *http.Request) {
 }
 
 // checkRegistration validates a register_tool body and builds the tool to
-// store, with its compiled schema. Errors say which field is wrong and why.
-func checkRegistration(req *registerRequest) (store.Tool, *schemavalidate.Validator, error) {
+// store, with its compiled schema. Errors say which field is wrong and why;
+// a schema over one of lim's limits is refused naming the limit and what
+// the schema has.
+func checkRegistration(req *registerRequest, lim schemavalidate.Limits) (store.Tool, *schemavalidate.Validator, error) {
 	md := &req.Metadata
 	if !toolNamePattern.MatchString(req.FunctionID) {
 		return store.Tool{}, nil, fmt.Errorf("function_id: invalid tool name %q: want a letter or '_' then up to 63 letters, digits, '_' or '-'", req.FunctionID)
@@ -262,6 +264,11 @@ func checkRegistration(req *registerRequest) (store.Tool, *schemavalidate.Valida
 	}
 	if err := store.ValidToolkitName(req.AppName); err != nil {
 		return store.Tool{}, nil, fmt.Errorf("app_name: %w", err)
+	}
+	// Before anything that costs time in their number: the inferred schema
+	// has a property per parameter.
+	if n := max(len(md.Params), len(md.RequiredParams)); lim.MaxProperties > 0 && n > lim.MaxProperties {
+		return store.Tool{}, nil, fmt.Errorf("metadata.params: %d parameters, over the limit of %d properties per object (a limit of this server: atp serve --max-schema-properties)", n, lim.MaxProperties)
 	}
 	seen := map[string]bool{}
 	for i, p := range md.Params {
@@ -275,7 +282,7 @@ func checkRegistration(req *registerRequest) (store.Tool, *schemavalidate.Valida
 	}
 	for i, p := range md.RequiredParams {
 		if !seen[p] {
-			return store.Tool{}, nil, fmt.Errorf("metadata.required_params[%d]: %q is not in metadata.params (%s)", i, p, strings.Join(md.Params, ", "))
+			return store.Tool{}, nil, fmt.Errorf("metadata.required_params[%d]: %q is not in metadata.params (%s)", i, p, nameList(md.Params))
 		}
 	}
 	tool := store.Tool{
@@ -289,26 +296,31 @@ func checkRegistration(req *registerRequest) (store.Tool, *schemavalidate.Valida
 		NeedsAuthToken: md.NeedsAuthToken,
 		CodeHash:       req.CodeHash,
 	}
+	inputField := "metadata.input_schema"
 	if isJSONNull(md.InputSchema) {
 		// The Python SDK sends names only: the inferred schema says which
 		// exist and which are required, and validation leaves their values
 		// to the tool.
 		tool.InputSchema, tool.Inferred = provider.InferSchema(md.Params, md.RequiredParams), true
+		inputField = "metadata.params (as the schema inferred from them)"
 	} else {
 		if err := checkRootSchema(md.InputSchema); err != nil {
 			return store.Tool{}, nil, fmt.Errorf("metadata.input_schema: %w", err)
 		}
 		tool.InputSchema = compactJSON(md.InputSchema)
 	}
-	validator, err := schemavalidate.Compile(tool.InputSchema)
+	validator, err := schemavalidate.CompileLimited(tool.InputSchema, lim)
 	if err != nil {
-		return store.Tool{}, nil, fmt.Errorf("metadata.input_schema: %w", err)
+		return store.Tool{}, nil, fmt.Errorf("%s: %w", inputField, limitHint(err))
 	}
 	if !isJSONNull(md.OutputSchema) {
 		if t := jsonType(md.OutputSchema); t != "object" && t != "boolean" {
 			return store.Tool{}, nil, fmt.Errorf("metadata.output_schema: expected a JSON Schema (object or boolean), got %s", t)
 		}
 		tool.OutputSchema = compactJSON(md.OutputSchema)
+		if err := schemavalidate.CheckLimits(tool.OutputSchema, lim); err != nil {
+			return store.Tool{}, nil, fmt.Errorf("metadata.output_schema: %w", limitHint(err))
+		}
 	}
 	// A schema no provider format can carry would break every
 	// get_toolkit_context of the toolkit later: refuse it now.
@@ -330,6 +342,32 @@ func checkRegistration(req *registerRequest) (store.Tool, *schemavalidate.Valida
 		tool.Hints = compactJSON(md.Hints)
 	}
 	return tool, validator, nil
+}
+
+// nameList joins names for an error, the first twenty of them: a long
+// list is not echoed back.
+func nameList(names []string) string {
+	const listed = 20
+	if len(names) <= listed {
+		return strings.Join(names, ", ")
+	}
+	return fmt.Sprintf("%s, and %d more", strings.Join(names[:listed], ", "), len(names)-listed)
+}
+
+// limitHint adds to a schema's limit error the atp serve flag that sets the
+// limit: the toolkit's author reads it, and may have to ask the server's.
+func limitHint(err error) error {
+	var le *schemavalidate.LimitError
+	if !errors.As(err, &le) {
+		return err
+	}
+	flag := map[string]string{
+		schemavalidate.LimitBytes:      "--max-schema-bytes",
+		schemavalidate.LimitDepth:      "--max-schema-depth",
+		schemavalidate.LimitEnum:       "--max-schema-enum",
+		schemavalidate.LimitProperties: "--max-schema-properties",
+	}[le.Limit]
+	return fmt.Errorf("%w (a limit of this server: atp serve %s)", err, flag)
 }
 
 // checkRootSchema checks that a params schema describes an object: tool

@@ -334,7 +334,14 @@ func decodeLLMMessage(data []byte, m *llmMessage) error {
 }
 
 // decodeToolReply reads a toolkit's tool_response frame or inbox answer.
+// Bytes that are not UTF-8 become U+FFFD first: the Decoder would refuse
+// them (it does for params), and a reply is better delivered with them
+// replaced than lost, while it must reach the LLM as UTF-8 (a WebSocket
+// text frame, and strict JSON decoders, require it).
 func decodeToolReply(data []byte, r *toolReply) error {
+	if !utf8.Valid(data) {
+		data = bytes.ToValidUTF8(data, []byte("\uFFFD"))
+	}
 	return decodeMessage(data, func(d *runtime.Decoder, key string) {
 		switch key {
 		case "type":

@@ -67,6 +67,9 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if err := oauth.apply(e, &cfg); err != nil {
 		return err
 	}
+	if err := limits.apply(&cfg); err != nil {
+		return err
+	}
 	for _, o := range strings.Split(*origins, ",") {
 		if o = strings.TrimSpace(o); o != "" {
 			cfg.AllowedOrigins = append(cfg.AllowedOrigins, o)

@@ -57,6 +57,10 @@ func addLimitFlags(fs *flag.FlagSet) *limitFlags {
 	t("pong-timeout", d.PongTimeout, "time a WebSocket peer has to answer a ping; then it is dropped and its calls fail", func(c *server.Config, v time.Duration) { c.PongTimeout = v })
 	t("inbox-lease", d.InboxOnlineWindow, "an inbox toolkit is online this long after its last poll; then its queued calls fail", func(c *server.Config, v time.Duration) { c.InboxOnlineWindow = v })
 	t("revocation-check", d.RevocationCheckInterval, "how often to look for keys revoked by atp keys revoke", func(c *server.Config, v time.Duration) { c.RevocationCheckInterval = v })
+	n("max-schema-bytes", int64(d.MaxSchemaBytes), "bytes of a tool schema (input or output, compacted) register_tool accepts; past it: 400", func(c *server.Config, v int64) { c.MaxSchemaBytes = int(v) })
+	n("max-schema-depth", int64(d.MaxSchemaDepth), "levels of nesting of objects and arrays in a tool schema; past it: 400", func(c *server.Config, v int64) { c.MaxSchemaDepth = int(v) })
+	n("max-schema-enum", int64(d.MaxSchemaEnum), "values one enum of a tool schema may list; past it: 400", func(c *server.Config, v int64) { c.MaxSchemaEnum = int(v) })
+	n("max-schema-properties", int64(d.MaxSchemaProperties), "properties (and required names) of one object of a tool schema; past it: 400", func(c *server.Config, v int64) { c.MaxSchemaProperties = int(v) })
 	n("max-peer-warnings", int64(d.MaxPeerWarnings), "warnings logged per minute about one connection's bad frames; the rest are counted", func(c *server.Config, v int64) { c.MaxPeerWarnings = int(v) })
 	return f
 }

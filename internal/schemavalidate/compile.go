@@ -1,16 +1,14 @@
 package schemavalidate
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/big"
 	"net/url"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // kind is what a compiled node reads the value as.
@@ -31,7 +29,7 @@ const (
 // node is a compiled schema. Nodes form a graph: a $ref points at the node of
 // its target, so recursive schemas are cycles and every node is compiled once.
 type node struct {
-	ptr  string // the schema's JSON pointer, for Compile errors
+	src  *value // the schema, for the JSON pointer of Compile errors and notes
 	kind kind
 	// nullable: null is valid too (type ["T","null"] or anyOf [T, {"type":"null"}]).
 	nullable bool
@@ -53,7 +51,10 @@ type node struct {
 	// keyEnum limits the keys of additional properties (a map whose keys
 	// are an enum type): propertyNames {"enum": [...]}.
 	keyEnum  []string
-	inferred bool // the root of an inferred Python schema: names only
+	keySet   map[string]struct{} // keyEnum, when it is long
+	inferred bool                // the root of an inferred Python schema: names only
+	// extraIndex finds a name in extraReq, when there are many.
+	extraIndex map[string]int
 
 	// array
 	prefix   []*node
@@ -76,6 +77,7 @@ type node struct {
 	format         string
 	base64         bool
 	enumStrings    []string
+	enumSet        map[string]struct{} // enumStrings, when they are many
 	hasEnum        bool
 
 	// integer and number
@@ -94,6 +96,8 @@ type node struct {
 
 	// enum/const on a kind not covered above (objects, arrays, mixed types)
 	enumRaw []string // canonical JSON of each allowed value
+	// enumSeen dedupes enumRaw while the enum is read.
+	enumSeen map[string]struct{}
 	// enumLits are the enum's values as the schema spells them (compacted),
 	// for "one of ..." messages.
 	enumLits []string
@@ -104,6 +108,12 @@ type node struct {
 	// goTime and goDuration: the schema is what atpgen emits for time.Time
 	// and time.Duration, read with Decoder.Time and Decoder.Duration.
 	goTime, goDuration bool
+
+	// target is the node that reads the value, through $ref and nullable
+	// wrappers (n itself for most nodes); set once every node is compiled.
+	target    *node
+	nullChain bool // null is valid at n or on its way to target
+	resolving bool // on the chain resolveTarget follows
 }
 
 // property is one entry of "properties".
@@ -150,26 +160,60 @@ func (e *compileError) Error() string {
 	if at == "" {
 		at = "root"
 	}
+	msg := cut(e.err.Error(), maxErrorBytes)
 	if e.keyword == "" {
-		return fmt.Sprintf("schema at %s: %v", at, e.err)
+		return fmt.Sprintf("schema at %s: %s", at, msg)
 	}
-	return fmt.Sprintf("schema at %s: %s: %v", at, e.keyword, e.err)
+	return fmt.Sprintf("schema at %s: %s: %s", at, e.keyword, msg)
+}
+
+// maxErrorBytes cuts what an error quotes from a schema (a pattern, a
+// name), so that a huge schema cannot make the error huge.
+const maxErrorBytes = 300
+
+// cut returns s cut to at most max bytes on a character boundary, with "…".
+func cut(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	for max > 0 && !utf8.RuneStart(s[max]) {
+		max--
+	}
+	return s[:max] + "…"
 }
 
 func (e *compileError) Unwrap() error { return e.err }
 
 type compiler struct {
-	doc   json.RawMessage
-	nodes map[string]*node // by JSON pointer of the schema
+	root  *value
+	nodes map[*value]*node // by schema: each is compiled once
+	order []*node          // the nodes in the order they were made
 	notes []string         // keywords accepted but not evaluated
+	// moreNotes counts the notes past maxNotes, which are not kept.
+	moreNotes int
+	// steps counts the compiler's units of work (values parsed, members
+	// looked up, references followed, ...): the tests hold it linear in
+	// the size of the schema.
+	steps int
 }
 
-func (c *compiler) fail(ptr, keyword string, format string, args ...any) error {
-	return &compileError{ptr: ptr, keyword: keyword, err: fmt.Errorf(format, args...)}
+// maxNotes bounds the notes kept: a hostile schema could otherwise have one
+// per keyword, each with a long pointer.
+const maxNotes = 100
+
+// maxPointerBytes cuts the JSON pointers in errors and notes.
+const maxPointerBytes = 200
+
+func (c *compiler) fail(at *value, keyword string, format string, args ...any) error {
+	return &compileError{ptr: at.pointer(maxPointerBytes), keyword: keyword, err: fmt.Errorf(format, args...)}
 }
 
-func (c *compiler) note(ptr, keyword, why string) {
-	at := ptr
+func (c *compiler) note(src *value, keyword, why string) {
+	if len(c.notes) >= maxNotes {
+		c.moreNotes++
+		return
+	}
+	at := src.pointer(maxPointerBytes)
 	if at == "" {
 		at = "root"
 	}
@@ -217,37 +261,38 @@ var typedKeywords = []string{
 // anyNode is {}: the items of an array without items, a required name
 // without a property.
 var anyNode = func() *node {
-	n := newNode("")
+	n := newNode(&value{kind: '{'})
 	n.expected = "any value"
+	n.target = n
 	return n
 }()
 
-func newNode(ptr string) *node {
-	return &node{ptr: ptr, minProps: -1, maxProps: -1, minItems: -1, maxItems: -1, minLen: -1, maxLen: -1, fixedLen: -1}
+func newNode(src *value) *node {
+	return &node{src: src, minProps: -1, maxProps: -1, minItems: -1, maxItems: -1, minLen: -1, maxLen: -1, fixedLen: -1}
 }
 
 // compileRef returns the node of the schema at the JSON pointer ptr of the
-// document, compiling it once. The node is registered before it is filled in
-// so that a schema that refers to itself gets the node being built.
+// document, compiling it once.
 func (c *compiler) compileRef(ptr string) (*node, error) {
-	if n, ok := c.nodes[ptr]; ok {
-		return n, nil
-	}
-	raw, err := resolvePointer(c.doc, ptr)
+	v, err := c.root.resolve(ptr, &c.steps)
 	if err != nil {
 		return nil, err
 	}
-	return c.compileAt(raw, ptr)
+	return c.compileAt(v)
 }
 
-// compileAt compiles the subschema raw found at ptr, once.
-func (c *compiler) compileAt(raw json.RawMessage, ptr string) (*node, error) {
-	if n, ok := c.nodes[ptr]; ok {
+// compileAt compiles the subschema v, once. The node is registered before
+// it is filled in, so that a schema that refers to itself gets the node
+// being built.
+func (c *compiler) compileAt(v *value) (*node, error) {
+	c.steps++
+	if n, ok := c.nodes[v]; ok {
 		return n, nil
 	}
-	n := newNode(ptr)
-	c.nodes[ptr] = n
-	if err := c.fill(n, raw); err != nil {
+	n := newNode(v)
+	c.nodes[v] = n
+	c.order = append(c.order, n)
+	if err := c.fill(n, v); err != nil {
 		return nil, err
 	}
 	return n, nil
@@ -271,9 +316,9 @@ var typeNames = map[string]typeSet{
 	"number": tNumber, "boolean": tBoolean, "null": tNull,
 }
 
-func parseType(raw json.RawMessage) (typeSet, error) {
+func parseType(raw *value) (typeSet, error) {
 	var names []string
-	if jsonKind(raw) == "string" {
+	if raw.kind == '"' {
 		s, err := jsonString(raw)
 		if err != nil {
 			return 0, err
@@ -307,28 +352,27 @@ func parseType(raw json.RawMessage) (typeSet, error) {
 }
 
 // fill compiles the schema raw into n.
-func (c *compiler) fill(n *node, raw json.RawMessage) error {
-	ptr := n.ptr
-	switch jsonKind(raw) {
-	case "boolean":
-		b, _ := jsonBool(raw)
-		if !b {
+func (c *compiler) fill(n *node, raw *value) error {
+	ptr := raw
+	switch raw.kind {
+	case 't', 'f':
+		if raw.kind == 'f' {
 			n.kind = kindNever
 		}
 		return nil
-	case "object":
+	case '{':
 	default:
-		return c.fail(ptr, "", "want a schema (an object or a boolean), got %s", jsonKind(raw))
+		return c.fail(ptr, "", "want a schema (an object or a boolean), got %s", raw.kindName())
 	}
 	ms, err := objectMembers(raw)
 	if err != nil {
 		return c.fail(ptr, "", "%v", err)
 	}
-	kw := map[string]json.RawMessage{}
+	kw := make(map[string]*value, len(ms))
 	for _, m := range ms {
+		c.steps++
 		kw[m.key] = m.val
 	}
-	at := func(key string) string { return ptr + "/" + escapePointerToken(key) }
 
 	// Definitions are compiled even when nothing refers to them, so that a
 	// bad pattern in one is reported now rather than never.
@@ -339,7 +383,7 @@ func (c *compiler) fill(n *node, raw json.RawMessage) error {
 				return c.fail(ptr, defs, "%v", err)
 			}
 			for _, d := range dm {
-				if _, err := c.compileAt(d.val, at(defs)+"/"+escapePointerToken(d.key)); err != nil {
+				if _, err := c.compileAt(d.val); err != nil {
 					return err
 				}
 			}
@@ -360,7 +404,7 @@ func (c *compiler) fill(n *node, raw json.RawMessage) error {
 		return nil
 	}
 
-	if v, ok := kw["x-atp-inferred"]; ok && ptr == "" {
+	if v, ok := kw["x-atp-inferred"]; ok && ptr.parent == nil {
 		if b, err := jsonBool(v); err != nil {
 			return c.fail(ptr, "x-atp-inferred", "%v", err)
 		} else if b {
@@ -386,7 +430,7 @@ func (c *compiler) fill(n *node, raw json.RawMessage) error {
 
 	// anyOf [X, {"type": "null"}] is how pointers are spelled: X, nullable.
 	if raw, ok := kw["anyOf"]; ok {
-		branch, isNullable, err := c.nullableBranch(raw, at("anyOf"))
+		branch, isNullable, err := c.nullableBranch(raw)
 		if err != nil {
 			return err
 		}
@@ -447,15 +491,15 @@ func (c *compiler) fill(n *node, raw json.RawMessage) error {
 			c.note(ptr, key, widening[key])
 			continue
 		}
-		if err := c.keyword(n, key, val, at(key), kw); err != nil {
+		if err := c.keyword(n, key, val, kw); err != nil {
 			return err
 		}
 	}
 	return c.finish(n, kw)
 }
 
-// refTarget compiles the target of the local $ref of the schema at ptr.
-func (c *compiler) refTarget(raw json.RawMessage, ptr string) (*node, error) {
+// refTarget compiles the target of the local $ref of the schema ptr.
+func (c *compiler) refTarget(raw, ptr *value) (*node, error) {
 	ref, err := jsonString(raw)
 	if err != nil {
 		return nil, c.fail(ptr, "$ref", "%v", err)
@@ -483,10 +527,10 @@ func (c *compiler) refTarget(raw json.RawMessage, ptr string) (*node, error) {
 
 // nullableBranch reports whether an anyOf is [X, {"type":"null"}] (in either
 // order) and compiles X.
-func (c *compiler) nullableBranch(raw json.RawMessage, ptr string) (*node, bool, error) {
+func (c *compiler) nullableBranch(raw *value) (*node, bool, error) {
 	els, err := arrayElements(raw)
 	if err != nil {
-		return nil, false, c.fail(ptr, "", "%v", err)
+		return nil, false, c.fail(raw, "", "%v", err)
 	}
 	if len(els) != 2 {
 		return nil, false, nil
@@ -495,8 +539,7 @@ func (c *compiler) nullableBranch(raw json.RawMessage, ptr string) (*node, bool,
 		if !isNullSchema(el) {
 			continue
 		}
-		other := 1 - i
-		n, err := c.compileAt(els[other], fmt.Sprintf("%s/%d", ptr, other))
+		n, err := c.compileAt(els[1-i])
 		if err != nil {
 			return nil, false, err
 		}
@@ -506,7 +549,7 @@ func (c *compiler) nullableBranch(raw json.RawMessage, ptr string) (*node, bool,
 }
 
 // isNullSchema reports whether raw is {"type":"null"} (with annotations).
-func isNullSchema(raw json.RawMessage) bool {
+func isNullSchema(raw *value) bool {
 	ms, err := objectMembers(raw)
 	if err != nil {
 		return false
@@ -529,7 +572,7 @@ func isNullSchema(raw json.RawMessage) bool {
 }
 
 // keyword compiles one assertion keyword into n.
-func (c *compiler) keyword(n *node, key string, val json.RawMessage, ptr string, kw map[string]json.RawMessage) error {
+func (c *compiler) keyword(n *node, key string, val *value, kw map[string]*value) error {
 	var err error
 	switch key {
 	case "properties":
@@ -540,7 +583,7 @@ func (c *compiler) keyword(n *node, key string, val json.RawMessage, ptr string,
 		n.propIndex = make(map[string]int, len(ms))
 		names := make([]string, len(ms))
 		for i, m := range ms {
-			p, err := c.compileAt(m.val, ptr+"/"+escapePointerToken(m.key))
+			p, err := c.compileAt(m.val)
 			if err != nil {
 				return err
 			}
@@ -550,27 +593,29 @@ func (c *compiler) keyword(n *node, key string, val json.RawMessage, ptr string,
 		}
 		n.allowed = strings.Join(names, ", ")
 	case "required":
-		var els []json.RawMessage
+		var els []*value
 		if els, err = arrayElements(val); err != nil {
 			break
 		}
+		seen := make(map[string]struct{}, len(els))
 		for _, el := range els {
+			c.steps++
 			var s string
 			if s, err = jsonString(el); err != nil {
 				break
 			}
-			if slices.Contains(n.extraReq, s) {
+			if _, dup := seen[s]; dup {
 				continue
 			}
+			seen[s] = struct{}{}
 			n.extraReq = append(n.extraReq, s) // sorted out in finish, once properties are known
 		}
 	case "additionalProperties":
-		if jsonKind(val) == "boolean" {
-			b, _ := jsonBool(val)
-			n.closed = !b
+		if val.kind == 't' || val.kind == 'f' {
+			n.closed = val.kind == 'f'
 			break
 		}
-		n.additional, err = c.compileAt(val, ptr)
+		n.additional, err = c.compileAt(val)
 		if err != nil {
 			return err
 		}
@@ -580,42 +625,42 @@ func (c *compiler) keyword(n *node, key string, val json.RawMessage, ptr string,
 	case "patternProperties":
 		// Keys matching a pattern are not "additional": without evaluating
 		// the patterns, a closed object would reject valid keys.
-		if ap, ok := kw["additionalProperties"]; ok && string(ap) != "true" {
-			return c.fail(n.ptr, key, "not supported together with additionalProperties")
+		if ap, ok := kw["additionalProperties"]; ok && ap.kind != 't' {
+			return c.fail(n.src, key, "not supported together with additionalProperties")
 		}
-		c.note(n.ptr, key, "patternProperties is not evaluated")
+		c.note(n.src, key, "patternProperties is not evaluated")
 	case "propertyNames":
 		if names, ok := enumOfStrings(val); ok {
-			n.keyEnum = names
+			n.keyEnum, n.keySet = names, stringSet(names)
 			break
 		}
-		c.note(n.ptr, key, "propertyNames other than an enum of strings is not evaluated")
+		c.note(n.src, key, "propertyNames other than an enum of strings is not evaluated")
 	case "minProperties":
 		n.minProps, err = jsonCount(val)
 	case "maxProperties":
 		n.maxProps, err = jsonCount(val)
 	case "items":
-		if jsonKind(val) == "array" { // draft 7 tuple form
-			err = c.prefixItems(n, val, ptr)
+		if val.kind == '[' { // draft 7 tuple form
+			err = c.prefixItems(n, val)
 			break
 		}
-		if jsonKind(val) == "boolean" && string(val) == "false" {
+		if val.kind == 'f' {
 			n.noExtra = true
 			break
 		}
-		n.items, err = c.compileAt(val, ptr)
+		n.items, err = c.compileAt(val)
 	case "additionalItems": // draft 7: items after a tuple
-		if _, ok := kw["items"]; !ok || jsonKind(kw["items"]) != "array" {
-			c.note(n.ptr, key, "additionalItems without a tuple items is ignored")
+		if items, ok := kw["items"]; !ok || items.kind != '[' {
+			c.note(n.src, key, "additionalItems without a tuple items is ignored")
 			break
 		}
-		if string(val) == "false" {
+		if val.kind == 'f' {
 			n.noExtra = true
 			break
 		}
-		n.items, err = c.compileAt(val, ptr)
+		n.items, err = c.compileAt(val)
 	case "prefixItems":
-		err = c.prefixItems(n, val, ptr)
+		err = c.prefixItems(n, val)
 	case "minItems":
 		n.minItems, err = jsonCount(val)
 	case "maxItems":
@@ -632,7 +677,7 @@ func (c *compiler) keyword(n *node, key string, val json.RawMessage, ptr string,
 			break
 		}
 		if n.pattern, err = regexp.Compile(s); err != nil {
-			return c.fail(n.ptr, key, "Go cannot compile %q: %v", s, err)
+			return c.fail(n.src, key, "Go cannot compile %q: %v", s, err)
 		}
 		n.patternSrc = s
 	case "format":
@@ -645,7 +690,7 @@ func (c *compiler) keyword(n *node, key string, val json.RawMessage, ptr string,
 		if s == "base64" {
 			n.base64 = true
 		} else {
-			c.note(n.ptr, key, fmt.Sprintf("content encoding %q is not checked", s))
+			c.note(n.src, key, fmt.Sprintf("content encoding %q is not checked", s))
 		}
 	case "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum":
 		var num number
@@ -664,34 +709,34 @@ func (c *compiler) keyword(n *node, key string, val json.RawMessage, ptr string,
 		}
 		n.multiple = newMultipleOf(num)
 	case "enum":
-		var els []json.RawMessage
+		var els []*value
 		if els, err = arrayElements(val); err != nil {
 			break
 		}
-		err = n.setEnum(els)
+		c.setEnum(n, els)
 	case "const":
-		err = n.setEnum([]json.RawMessage{val})
+		c.setEnum(n, []*value{val})
 	default:
 		// An unknown keyword is an annotation, as JSON Schema says.
-		c.note(n.ptr, key, "unknown keyword, ignored")
+		c.note(n.src, key, "unknown keyword, ignored")
 	}
 	if err != nil {
 		var cerr *compileError
 		if errors.As(err, &cerr) {
 			return err
 		}
-		return c.fail(n.ptr, key, "%v", err)
+		return c.fail(n.src, key, "%v", err)
 	}
 	return nil
 }
 
-func (c *compiler) prefixItems(n *node, val json.RawMessage, ptr string) error {
+func (c *compiler) prefixItems(n *node, val *value) error {
 	els, err := arrayElements(val)
 	if err != nil {
-		return c.fail(n.ptr, "prefixItems", "%v", err)
+		return c.fail(n.src, "prefixItems", "%v", err)
 	}
-	for i, el := range els {
-		p, err := c.compileAt(el, fmt.Sprintf("%s/%d", ptr, i))
+	for _, el := range els {
+		p, err := c.compileAt(el)
 		if err != nil {
 			return err
 		}
@@ -702,7 +747,7 @@ func (c *compiler) prefixItems(n *node, val json.RawMessage, ptr string) error {
 
 // finish resolves what needs every keyword: required against properties,
 // integer bounds against Go's integer ranges, and the inferred root.
-func (c *compiler) finish(n *node, kw map[string]json.RawMessage) error {
+func (c *compiler) finish(n *node, kw map[string]*value) error {
 	if n.kind == kindObject || n.kind == kindAny || n.inferred {
 		req := n.extraReq
 		n.extraReq = nil
@@ -711,6 +756,12 @@ func (c *compiler) finish(n *node, kw map[string]json.RawMessage) error {
 				n.props[i].required = true
 			} else {
 				n.extraReq = append(n.extraReq, name)
+			}
+		}
+		if len(n.extraReq) > 8 {
+			n.extraIndex = make(map[string]int, len(n.extraReq))
+			for i, name := range n.extraReq {
+				n.extraIndex[name] = i
 			}
 		}
 		for i, p := range n.props {
@@ -729,12 +780,13 @@ func (c *compiler) finish(n *node, kw map[string]json.RawMessage) error {
 		}
 	}
 	if n.kind == kindObject && len(n.extraReq) > 0 && n.closed {
-		return c.fail(n.ptr, "required", "%q is required but not in properties, and additionalProperties is false: no value is valid", n.extraReq[0])
+		return c.fail(n.src, "required", "%q is required but not in properties, and additionalProperties is false: no value is valid", n.extraReq[0])
 	}
 	if n.hasEnum {
 		n.typedEnum()
+		n.enumSet = stringSet(n.enumStrings)
 		if n.enumRaw != nil && n.kind != kindAny {
-			c.note(n.ptr, "enum", "an enum of objects or arrays is not evaluated")
+			c.note(n.src, "enum", "an enum of objects or arrays is not evaluated")
 			n.enumRaw = nil
 		}
 	}
@@ -744,7 +796,7 @@ func (c *compiler) finish(n *node, kw map[string]json.RawMessage) error {
 		// that type only, which needs a look at the value first).
 		for _, key := range typedKeywords {
 			if _, ok := kw[key]; ok {
-				c.note(n.ptr, key, "the schema has no single type, so this keyword is not evaluated")
+				c.note(n.src, key, "the schema has no single type, so this keyword is not evaluated")
 			}
 		}
 	}
@@ -940,28 +992,25 @@ func (n *node) integerRange() {
 	}
 }
 
-// setEnum records the allowed values of enum or const.
-func (n *node) setEnum(els []json.RawMessage) error {
+// setEnum records the allowed values of enum or const, each once.
+func (c *compiler) setEnum(n *node, els []*value) {
 	n.hasEnum = true
-	for _, el := range els {
-		canon, err := canonicalJSON(el)
-		if err != nil {
-			return err
-		}
-		if !slices.Contains(n.enumRaw, canon) {
-			n.enumRaw = append(n.enumRaw, canon)
-			var lit bytes.Buffer
-			if err := json.Compact(&lit, el); err != nil {
-				return err
-			}
-			n.enumLits = append(n.enumLits, lit.String())
-		}
+	if n.enumSeen == nil {
+		n.enumSeen = make(map[string]struct{}, len(els))
 	}
-	return nil
+	for _, el := range els {
+		canon := string(appendCanonical(nil, el, &c.steps))
+		if _, dup := n.enumSeen[canon]; dup {
+			continue
+		}
+		n.enumSeen[canon] = struct{}{}
+		n.enumRaw = append(n.enumRaw, canon)
+		n.enumLits = append(n.enumLits, compactText(el))
+	}
 }
 
 // enumOfStrings reads {"enum": ["a", "b"]} (annotations allowed).
-func enumOfStrings(raw json.RawMessage) ([]string, bool) {
+func enumOfStrings(raw *value) ([]string, bool) {
 	ms, err := objectMembers(raw)
 	if err != nil {
 		return nil, false
@@ -983,11 +1032,24 @@ func enumOfStrings(raw json.RawMessage) ([]string, bool) {
 				out = append(out, s)
 			}
 			found = true
-		case m.key == "type" && string(bytes.TrimSpace(m.val)) == `"string"`,
+		case m.key == "type" && m.val.kind == '"' && m.val.str == "string",
 			annotations[m.key], strings.HasPrefix(m.key, "x-"):
 		default:
 			return nil, false
 		}
 	}
 	return out, found
+}
+
+// stringSet returns a set of a long list, for lookups; nil for a short one,
+// which a scan searches as fast.
+func stringSet(list []string) map[string]struct{} {
+	if len(list) <= 16 {
+		return nil
+	}
+	set := make(map[string]struct{}, len(list))
+	for _, s := range list {
+		set[s] = struct{}{}
+	}
+	return set
 }

@@ -87,6 +87,8 @@ var takeValues = map[string][]string{
 	"color":        {`"red"`, `"blue"`, `1`},
 	"tier":         {`"pro"`, `"gold"`, `null`, `["free"]`},
 	"level":        {`1`, `2.0`, `3`, `1.5`, `"1"`},
+	"region":       {`"eu"`, `"xx"`, `1`, `null`},
+	"grade":        {`11`, `12`, `0`, `"1"`},
 	"small":        {`127`, `128`, `-128`, `-129`, `2.5`, `1e2`, `1e3`},
 	"short":        {`0`, `-1`, `32767`, `32768`},
 	"byte":         {`255`, `256`, `-1`, `0.0`},
@@ -169,8 +171,9 @@ func equivCases() map[string][]string {
 		"ping": {``, `{}`, `null`, `{"x":1}`, `{"x":1,"x":2}`, `[]`, `{"x":}`},
 		"need": {
 			`{}`,
-			`{"tier":"pro","level":1,"color":"red","small":1,"count":1,"share":1,"ok":true,"when":"2026-11-21T05:05:00Z","wait":"1s","blob":"","tags":[],"triple":[1,2,3],"labels":{},"home":{"city":"P","country":"FR"},"tree":{"label":"x"},"extra":null,"raw":null,"nullable":null,"nested":{"a":["free"],"b":["pro"]}}`,
+			`{"tier":"pro","level":1,"region":"eu","grade":1,"color":"red","small":1,"count":1,"share":1,"ok":true,"when":"2026-11-21T05:05:00Z","wait":"1s","blob":"","tags":[],"triple":[1,2,3],"labels":{},"home":{"city":"P","country":"FR"},"tree":{"label":"x"},"extra":null,"raw":null,"nullable":null,"nested":{"a":["free"],"b":["pro"]}}`,
 			`{"nested":{"a":["free"],"b":["gold"]}}`,
+			`{"region":"north","grade":99}`,
 			`{"tier":null,"level":null,"color":null,"small":null,"count":null,"share":null,"ok":null,"when":null,"wait":null,"blob":null,"tags":null,"triple":null,"labels":null,"home":null,"tree":null}`,
 		},
 	}

@@ -5,124 +5,58 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math/big"
 	"slices"
 	"strconv"
 	"strings"
 )
 
-// member is one key and raw value of a JSON object, kept in document order:
-// the order of "properties" is the order fields are listed in "allowed: ..."
-// messages, so a map would lose information the messages need.
-type member struct {
-	key string
-	val json.RawMessage
+// objectMembers returns the members of the object v in order. It fails when
+// v is not an object or repeats a key (a schema with a repeated key means
+// different things to different parsers).
+func objectMembers(v *value) ([]member, error) {
+	if v.kind != '{' {
+		return nil, fmt.Errorf("want an object, got %s", v.kindName())
+	}
+	if v.dup != "" {
+		return nil, fmt.Errorf("key %q appears twice", v.dup)
+	}
+	return v.members, nil
 }
 
-// objectMembers returns the members of the JSON object raw in order. It
-// fails when raw is not an object or repeats a key (a schema with a repeated
-// key means different things to different parsers).
-func objectMembers(raw json.RawMessage) ([]member, error) {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	tok, err := dec.Token()
-	if err != nil {
-		return nil, err
+// arrayElements returns the elements of the array v.
+func arrayElements(v *value) ([]*value, error) {
+	if v.kind != '[' {
+		return nil, fmt.Errorf("want an array, got %s", v.kindName())
 	}
-	if d, ok := tok.(json.Delim); !ok || d != '{' {
-		return nil, fmt.Errorf("want an object, got %s", jsonKind(raw))
-	}
-	var out []member
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return nil, err
-		}
-		key := tok.(string) // object keys are always strings after '{'
-		for _, m := range out {
-			if m.key == key {
-				return nil, fmt.Errorf("key %q appears twice", key)
-			}
-		}
-		var val json.RawMessage
-		if err := dec.Decode(&val); err != nil {
-			return nil, err
-		}
-		out = append(out, member{key, val})
-	}
-	if _, err := dec.Token(); err != nil {
-		return nil, err
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errors.New("data after the end of the object")
-	}
-	return out, nil
+	return v.elems, nil
 }
 
-// arrayElements returns the raw elements of the JSON array raw.
-func arrayElements(raw json.RawMessage) ([]json.RawMessage, error) {
-	if jsonKind(raw) != "array" {
-		return nil, fmt.Errorf("want an array, got %s", jsonKind(raw))
+// jsonString returns the string v.
+func jsonString(v *value) (string, error) {
+	if v.kind != '"' {
+		return "", fmt.Errorf("want a string, got %s", v.kindName())
 	}
-	var out []json.RawMessage
-	if err := json.Unmarshal(raw, &out); err != nil {
-		return nil, err
-	}
-	return out, nil
+	return v.str, nil
 }
 
-// jsonKind names the JSON type of raw by its first byte, for messages.
-func jsonKind(raw json.RawMessage) string {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 {
-		return "nothing"
-	}
-	switch raw[0] {
-	case '{':
-		return "object"
-	case '[':
-		return "array"
-	case '"':
-		return "string"
-	case 't', 'f':
-		return "boolean"
-	case 'n':
-		return "null"
-	default:
-		return "number"
-	}
-}
-
-// jsonString decodes raw as a JSON string.
-func jsonString(raw json.RawMessage) (string, error) {
-	var s string
-	if jsonKind(raw) != "string" {
-		return "", fmt.Errorf("want a string, got %s", jsonKind(raw))
-	}
-	if err := json.Unmarshal(raw, &s); err != nil {
-		return "", err
-	}
-	return s, nil
-}
-
-// jsonBool decodes raw as a JSON boolean.
-func jsonBool(raw json.RawMessage) (bool, error) {
-	switch string(bytes.TrimSpace(raw)) {
-	case "true":
+// jsonBool returns the boolean v.
+func jsonBool(v *value) (bool, error) {
+	switch v.kind {
+	case 't':
 		return true, nil
-	case "false":
+	case 'f':
 		return false, nil
 	}
-	return false, fmt.Errorf("want true or false, got %s", jsonKind(raw))
+	return false, fmt.Errorf("want true or false, got %s", v.kindName())
 }
 
-// jsonNumber returns the text and value of the JSON number raw.
-func jsonNumber(raw json.RawMessage) (number, error) {
-	if jsonKind(raw) != "number" {
-		return number{}, fmt.Errorf("want a number, got %s", jsonKind(raw))
+// jsonNumber returns the text and value of the number v.
+func jsonNumber(v *value) (number, error) {
+	if v.kind != '0' {
+		return number{}, fmt.Errorf("want a number, got %s", v.kindName())
 	}
-	text := string(bytes.TrimSpace(raw))
+	text := string(v.raw)
 	// A number beyond float64 is still a number: ParseFloat's ±Inf for it
 	// compares the right way with every value.
 	f, err := strconv.ParseFloat(text, 64)
@@ -132,10 +66,10 @@ func jsonNumber(raw json.RawMessage) (number, error) {
 	return number{text: text, f: f}, nil
 }
 
-// jsonCount decodes raw as a non-negative integer, as minLength, maxItems and
+// jsonCount reads v as a non-negative integer, as minLength, maxItems and
 // the like take. 2.0 counts as 2, as JSON Schema says.
-func jsonCount(raw json.RawMessage) (int, error) {
-	n, err := jsonNumber(raw)
+func jsonCount(v *value) (int, error) {
+	n, err := jsonNumber(v)
 	if err != nil {
 		return 0, fmt.Errorf("want a non-negative integer: %w", err)
 	}
@@ -168,71 +102,20 @@ func escapePointerToken(s string) string {
 	return strings.NewReplacer("~", "~0", "/", "~1").Replace(s)
 }
 
-// resolvePointer finds the value at the JSON pointer ptr ("" or "/a/b") in
-// doc.
-func resolvePointer(doc json.RawMessage, ptr string) (json.RawMessage, error) {
-	if ptr == "" {
-		return doc, nil
-	}
-	if ptr[0] != '/' {
-		return nil, fmt.Errorf("JSON pointer %q does not start with /", ptr)
-	}
-	cur := doc
-	for _, tok := range strings.Split(ptr[1:], "/") {
-		tok = unescapePointerToken(tok)
-		switch jsonKind(cur) {
-		case "object":
-			ms, err := objectMembers(cur)
-			if err != nil {
-				return nil, err
+// canonical writes v so that equal values (in JSON Schema's sense: 1 equals
+// 1.0, key order does not matter) have equal text. Of a repeated key the
+// last value counts, as JSON decoders keep it.
+func appendCanonical(b []byte, v *value, steps *int) []byte {
+	*steps++
+	switch v.kind {
+	case '{':
+		keys := make([]string, 0, len(v.members))
+		last := make(map[string]*value, len(v.members))
+		for _, m := range v.members {
+			if _, ok := last[m.key]; !ok {
+				keys = append(keys, m.key)
 			}
-			found := false
-			for _, m := range ms {
-				if m.key == tok {
-					cur, found = m.val, true
-					break
-				}
-			}
-			if !found {
-				return nil, fmt.Errorf("no %q", tok)
-			}
-		case "array":
-			els, err := arrayElements(cur)
-			if err != nil {
-				return nil, err
-			}
-			i, err := strconv.Atoi(tok)
-			if err != nil || i < 0 || i >= len(els) {
-				return nil, fmt.Errorf("no element %q", tok)
-			}
-			cur = els[i]
-		default:
-			return nil, fmt.Errorf("cannot go into a %s with %q", jsonKind(cur), tok)
-		}
-	}
-	return cur, nil
-}
-
-// canonicalJSON re-encodes a JSON value so that equal values (in JSON
-// Schema's sense: 1 equals 1.0, key order does not matter) have equal text.
-func canonicalJSON(raw json.RawMessage) (string, error) {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return "", err
-	}
-	var b []byte
-	b = appendCanonical(b, v)
-	return string(b), nil
-}
-
-func appendCanonical(b []byte, v any) []byte {
-	switch v := v.(type) {
-	case map[string]any:
-		keys := make([]string, 0, len(v))
-		for k := range v {
-			keys = append(keys, k)
+			last[m.key] = m.val
 		}
 		slices.Sort(keys)
 		b = append(b, '{')
@@ -242,27 +125,55 @@ func appendCanonical(b []byte, v any) []byte {
 			}
 			b = strconv.AppendQuote(b, k)
 			b = append(b, ':')
-			b = appendCanonical(b, v[k])
+			b = appendCanonical(b, last[k], steps)
 		}
 		return append(b, '}')
-	case []any:
+	case '[':
 		b = append(b, '[')
-		for i, el := range v {
+		for i, el := range v.elems {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = appendCanonical(b, el)
+			b = appendCanonical(b, el, steps)
 		}
 		return append(b, ']')
-	case json.Number:
-		return append(b, canonicalNumber(string(v))...)
-	case string:
-		return strconv.AppendQuote(b, v)
-	case bool:
-		return strconv.AppendBool(b, v)
-	default:
-		return append(b, "null"...)
+	case '0':
+		return append(b, canonicalNumber(string(v.raw))...)
+	case '"':
+		return strconv.AppendQuote(b, v.str)
+	case 't':
+		return append(b, "true"...)
+	case 'f':
+		return append(b, "false"...)
 	}
+	return append(b, "null"...)
+}
+
+// canonicalJSON is appendCanonical for a value a call sends, which is not
+// part of a schema's tree.
+func canonicalJSON(raw json.RawMessage) (string, error) {
+	if !json.Valid(raw) {
+		return "", errors.New("not valid JSON")
+	}
+	var steps int
+	v, _, err := parse(raw, 0, &steps)
+	if err != nil {
+		return "", err
+	}
+	return string(appendCanonical(nil, v, &steps)), nil
+}
+
+// compactText returns v's text without insignificant whitespace, as the
+// schema spells it.
+func compactText(v *value) string {
+	if v.kind != '{' && v.kind != '[' {
+		return string(v.raw)
+	}
+	var b bytes.Buffer
+	if err := json.Compact(&b, v.raw); err != nil {
+		return string(v.raw) // cannot happen: the document is valid JSON
+	}
+	return b.String()
 }
 
 // canonicalNumber writes a number exactly, in lowest terms, so that 1, 1.0

@@ -17,6 +17,7 @@ import (
 type Validator struct {
 	root  *node
 	notes []string
+	steps int // the compiler's units of work, for the tests
 }
 
 // decoders are shared by every Validator: a server holds one per tool, and a
@@ -26,52 +27,82 @@ var decoders = sync.Pool{New: func() any { return new(runtime.Decoder) }}
 // Compile prepares a schema for validation. It fails on a schema it cannot
 // interpret, naming the keyword and its JSON pointer: malformed JSON, a
 // keyword whose value has the wrong type, a pattern Go's regexp cannot
-// compile, a $ref that is not local or does not resolve, a $ref loop.
+// compile, a $ref that is not local or does not resolve, a $ref loop. Its
+// work is linear in the schema's size, whatever its shape (enums, nesting,
+// properties, chains of references); it bounds nothing: see
+// CompileLimited.
 func Compile(schema json.RawMessage) (*Validator, error) {
-	if !json.Valid(schema) {
-		return nil, &compileError{err: fmt.Errorf("not valid JSON")}
-	}
-	c := &compiler{doc: schema, nodes: map[string]*node{}}
-	root, err := c.compileAt(schema, "")
+	return CompileLimited(schema, Limits{})
+}
+
+// CompileLimited is Compile for a schema that must stay within lim; an
+// error for a limit is a *LimitError.
+func CompileLimited(schema json.RawMessage, lim Limits) (*Validator, error) {
+	c := &compiler{}
+	root, err := c.parse(schema, lim)
 	if err != nil {
 		return nil, err
 	}
-	ptrs := make([]string, 0, len(c.nodes))
-	for ptr := range c.nodes {
-		ptrs = append(ptrs, ptr)
+	c.root = root
+	c.nodes = map[*value]*node{}
+	rootNode, err := c.compileAt(root)
+	if err != nil {
+		return nil, err
 	}
-	slices.Sort(ptrs) // errors and notes must not depend on map order
-	for _, ptr := range ptrs {
-		if err := c.checkRefLoop(c.nodes[ptr]); err != nil {
+	// In the order the nodes were made, which follows the document: errors
+	// and notes do not depend on map order.
+	for _, n := range c.order {
+		if err := c.resolveTarget(n); err != nil {
 			return nil, err
 		}
 	}
-	for _, ptr := range ptrs {
-		n := c.nodes[ptr]
-		n.expected = expectedWords(n)
+	for _, n := range c.order {
+		n.enumSeen = nil // only needed while compiling
+		n.expected = expectedWords(n.target)
 		if n.unique {
 			if n.items != nil && len(n.prefix) == 0 && isScalar(n.items) {
 				n.uniqueScalars = true
 			} else {
-				c.note(n.ptr, "uniqueItems", "only items that are strings, numbers or booleans (not null) are compared")
+				c.note(n.src, "uniqueItems", "only items that are strings, numbers or booleans (not null) are compared")
 			}
 		}
 	}
 	slices.Sort(c.notes)
-	return &Validator{root: root, notes: c.notes}, nil
+	if c.moreNotes > 0 {
+		c.notes = append(c.notes, fmt.Sprintf("and %d more notes", c.moreNotes))
+	}
+	return &Validator{root: rootNode, notes: c.notes, steps: c.steps}, nil
+}
+
+// parse checks schema against lim and returns its tree.
+func (c *compiler) parse(schema json.RawMessage, lim Limits) (*value, error) {
+	if lim.MaxBytes > 0 && len(schema) > lim.MaxBytes {
+		return nil, &LimitError{Limit: LimitBytes, Max: lim.MaxBytes, Got: len(schema)}
+	}
+	if !json.Valid(schema) {
+		return nil, &compileError{err: fmt.Errorf("not valid JSON")}
+	}
+	root, tooDeep, err := parse(schema, lim.MaxDepth, &c.steps)
+	if err != nil {
+		return nil, &compileError{err: err}
+	}
+	if tooDeep != nil {
+		return nil, &LimitError{Limit: LimitDepth, Max: lim.MaxDepth, Got: jsonDepth(schema), Pointer: tooDeep.pointer(maxPointerBytes)}
+	}
+	if err := lim.check(root, &c.steps); err != nil {
+		return nil, err
+	}
+	return root, nil
 }
 
 // isScalar reports whether n (through references) reads a string, a number
 // or a boolean as generated code compares them for uniqueItems: not null,
 // and not a string read as time, duration or bytes.
 func isScalar(n *node) bool {
-	for n.ref != nil {
-		n = n.ref
-	}
-	if n.nullable || n.nullableOf != nil {
+	if n.nullChain {
 		return false
 	}
-	switch n.kind {
+	switch n = n.target; n.kind {
 	case kindString:
 		return !n.base64 && !n.goTime && !n.goDuration
 	case kindInteger, kindNumber, kindBoolean:
@@ -86,24 +117,45 @@ func isScalar(n *node) bool {
 // the toolkit that runs the tool validates its params again.
 func (v *Validator) Notes() []string { return v.notes }
 
-// checkRefLoop fails when following $ref (and nullable wrappers) from n comes
-// back to a node without reading any value: such a schema has no meaning.
-func (c *compiler) checkRefLoop(n *node) error {
-	seen := map[*node]bool{}
-	for cur := n; ; {
-		if seen[cur] {
-			return c.fail(n.ptr, "$ref", "the reference leads back to itself")
+// resolveTarget sets n.target, the node that reads n's value through $ref
+// and nullable wrappers, and fails when following them comes back to a node
+// without reading any value: such a schema has no meaning. A chain is
+// followed once: the nodes on it get their target from its end.
+func (c *compiler) resolveTarget(n *node) error {
+	var chain []*node
+	cur := n
+	for cur.target == nil {
+		c.steps++
+		if cur.resolving {
+			for _, m := range chain {
+				m.resolving = false
+			}
+			return c.fail(n.src, "$ref", "the reference leads back to itself")
 		}
-		seen[cur] = true
+		cur.resolving = true
+		chain = append(chain, cur)
 		switch {
 		case cur.ref != nil:
 			cur = cur.ref
 		case cur.nullableOf != nil:
 			cur = cur.nullableOf
 		default:
-			return nil
+			cur.target, cur.nullChain = cur, cur.nullable
 		}
 	}
+	// cur ends the chain: from the back, each node gets its target and
+	// whether null is valid somewhere between it and the target.
+	null := cur.nullChain
+	for i := len(chain) - 1; i >= 0; i-- {
+		m := chain[i]
+		m.resolving = false
+		if m == cur {
+			continue
+		}
+		null = null || m.nullable
+		m.target, m.nullChain = cur.target, null
+	}
+	return nil
 }
 
 // Validate returns the problems with params (nil when they are valid), in
@@ -125,20 +177,10 @@ func (v *Validator) Validate(params []byte) []runtime.Problem {
 // value reads one value described by n, as generated code for the Go type
 // behind n would.
 func (v *Validator) value(d *runtime.Decoder, n *node) {
-	for {
-		if n.nullable && d.Null() {
-			return
-		}
-		switch {
-		case n.ref != nil:
-			n = n.ref
-		case n.nullableOf != nil:
-			n = n.nullableOf
-		default:
-			v.read(d, n)
-			return
-		}
+	if n.nullChain && d.Null() {
+		return // null is valid somewhere on the way to the target
 	}
+	v.read(d, n.target)
 }
 
 func (v *Validator) read(d *runtime.Decoder, n *node) {
@@ -208,9 +250,15 @@ func (v *Validator) object(d *runtime.Decoder, n *node) {
 			v.value(d, n.props[i].node)
 			continue
 		}
-		for j, name := range n.extraReq {
-			if name == string(d.Key()) {
+		if n.extraIndex != nil {
+			if j, ok := n.extraIndex[string(d.Key())]; ok {
 				extraSeen[j] = true
+			}
+		} else {
+			for j, name := range n.extraReq {
+				if name == string(d.Key()) {
+					extraSeen[j] = true
+				}
 			}
 		}
 		switch {
@@ -227,7 +275,7 @@ func (v *Validator) object(d *runtime.Decoder, n *node) {
 			k := string(d.Key())
 			mapKeys[k] = struct{}{}
 			if n.keyEnum != nil {
-				d.Enum(k, n.keyEnum...)
+				checkEnum(d, k, n.keyEnum, n.keySet)
 			}
 			v.value(d, n.additional)
 		case n.closed:
@@ -342,7 +390,11 @@ func (v *Validator) array(d *runtime.Decoder, n *node) {
 	}
 }
 
-var neverNode = &node{kind: kindNever, expected: "no value"}
+var neverNode = func() *node {
+	n := &node{kind: kindNever, expected: "no value"}
+	n.target = n
+	return n
+}()
 
 // readString reads a string and checks it; it returns the string, or ""
 // for one read as bytes, a time or a duration (which uniqueItems does not
@@ -361,7 +413,7 @@ func readString(d *runtime.Decoder, n *node) string {
 	}
 	s := d.String()
 	if n.enumStrings != nil {
-		d.Enum(s, n.enumStrings...)
+		checkEnum(d, s, n.enumStrings, n.enumSet)
 	}
 	if n.minLen >= 0 {
 		d.MinLength(s, n.minLen)
@@ -537,9 +589,11 @@ func describe(raw json.RawMessage) string {
 // uniqueItems finds the first item of an array that equals an earlier one,
 // as generated code does for arrays of strings, numbers and booleans: it
 // compares the Go values read, so an item whose read failed counts as its
-// zero value.
+// zero value. A few items are compared directly; past them, a set keeps the
+// check linear in the array's length.
 type uniqueItems struct {
 	keys     []string
+	set      map[string]struct{}
 	repeated bool
 	got      string // the words for the first repeated item
 }
@@ -548,20 +602,41 @@ func (u *uniqueItems) add(key, got string) {
 	if u.repeated {
 		return
 	}
+	if u.set != nil {
+		if _, ok := u.set[key]; ok {
+			u.repeated, u.got = true, got
+			return
+		}
+		u.set[key] = struct{}{}
+		return
+	}
 	if slices.Contains(u.keys, key) {
 		u.repeated, u.got = true, got
 		return
 	}
 	u.keys = append(u.keys, key)
+	if len(u.keys) > 16 {
+		u.set = make(map[string]struct{}, 2*len(u.keys))
+		for _, k := range u.keys {
+			u.set[k] = struct{}{}
+		}
+	}
+}
+
+// checkEnum is d.Enum(s, allowed...), with a set to find s in a long list.
+func checkEnum(d *runtime.Decoder, s string, allowed []string, set map[string]struct{}) {
+	if set != nil {
+		if _, ok := set[s]; ok {
+			return
+		}
+	}
+	d.Enum(s, allowed...)
 }
 
 // readKey reads a scalar item (n resolves to a string, number or boolean
 // node) and returns a key that is equal for equal Go values, and its words.
 func readKey(d *runtime.Decoder, n *node) (key, got string) {
-	for n.ref != nil {
-		n = n.ref
-	}
-	switch n.kind {
+	switch n = n.target; n.kind {
 	case kindString:
 		s := readString(d, n)
 		return "s" + s, runtime.GotString(s)

@@ -3,6 +3,7 @@ package schemavalidate
 import (
 	"fmt"
 	"math/big"
+	"strconv"
 	"strings"
 )
 
@@ -17,18 +18,11 @@ import (
 // Decoder.Duration, as the generated decoder does.
 const goDurationPattern = `^[-+]?(0|(([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h))+)$`
 
-// expectedWords describes the value n wants, as atpgen's expected does for
-// the Go type behind it.
+// expectedWords describes the value n (a target: see resolveTarget) wants,
+// as atpgen's expected does for the Go type behind it.
 func expectedWords(n *node) string {
-	for n.ref != nil || n.nullableOf != nil {
-		if n.ref != nil {
-			n = n.ref
-		} else {
-			n = n.nullableOf
-		}
-	}
 	if len(n.enumLits) > 0 {
-		return "one of " + strings.Join(n.enumLits, ", ")
+		return oneOf(n.enumLits)
 	}
 	switch n.kind {
 	case kindObject:
@@ -60,15 +54,20 @@ func expectedWords(n *node) string {
 }
 
 // expectedWord returns n's words, through references.
-func (n *node) expectedWord() string {
-	for n.ref != nil || n.nullableOf != nil {
-		if n.ref != nil {
-			n = n.ref
-		} else {
-			n = n.nullableOf
-		}
+func (n *node) expectedWord() string { return n.target.expected }
+
+// maxListed is how many allowed values a problem lists: past it, a problem
+// says how many there are ("one of 20000 values"), so that a huge enum is
+// never echoed back on every call. atpgen (gen/types.go) and the runtime's
+// Decoder.Enum word enums the same way.
+const maxListed = 10
+
+// oneOf words an enum's values, each as the schema spells it.
+func oneOf(lits []string) string {
+	if len(lits) > maxListed {
+		return "one of " + strconv.Itoa(len(lits)) + " values"
 	}
-	return n.expected
+	return "one of " + strings.Join(lits, ", ")
 }
 
 // The words of the checks that generated code makes with Fail

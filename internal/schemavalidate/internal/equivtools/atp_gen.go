@@ -119,8 +119,8 @@ func ATPTools() []*runtime.Tool {
 		{
 			Name:           "need",
 			Description:    "Need requires everything.",
-			Params:         []string{"tier", "level", "color", "small", "count", "share", "ok", "when", "wait", "blob", "tags", "triple", "labels", "home", "tree", "extra", "raw", "nullable", "nested"},
-			RequiredParams: []string{"tier", "level", "color", "small", "count", "share", "ok", "when", "wait", "blob", "tags", "triple", "labels", "home", "tree", "extra", "raw", "nullable", "nested"},
+			Params:         []string{"tier", "level", "region", "grade", "color", "small", "count", "share", "ok", "when", "wait", "blob", "tags", "triple", "labels", "home", "tree", "extra", "raw", "nullable", "nested"},
+			RequiredParams: []string{"tier", "level", "region", "grade", "color", "small", "count", "share", "ok", "when", "wait", "blob", "tags", "triple", "labels", "home", "tree", "extra", "raw", "nullable", "nested"},
 			InputSchema:    json.RawMessage(atpNeedInputSchema),
 			Run: func(ctx context.Context, call *runtime.Call, d *runtime.Decoder) (any, error) {
 				var in Needs
@@ -155,7 +155,7 @@ func ATPTools() []*runtime.Tool {
 		{
 			Name:           "take",
 			Description:    "Take accepts everything.",
-			Params:         []string{"requested_by", "name", "email", "color", "tier", "level", "small", "short", "byte", "count", "page", "odd", "step", "half", "share", "frac", "ok", "maybe", "nullable", "when", "since", "wait", "blob", "tags", "scores", "triple", "pair", "levels", "labels", "by_tier", "home", "work", "offices", "tree", "raw", "nested"},
+			Params:         []string{"requested_by", "name", "email", "color", "tier", "level", "region", "grade", "small", "short", "byte", "count", "page", "odd", "step", "half", "share", "frac", "ok", "maybe", "nullable", "when", "since", "wait", "blob", "tags", "scores", "triple", "pair", "levels", "labels", "by_tier", "home", "work", "offices", "tree", "raw", "nested"},
 			RequiredParams: []string{"name", "home"},
 			InputSchema:    json.RawMessage(atpTakeInputSchema),
 			OutputSchema:   json.RawMessage(atpTakeOutputSchema),
@@ -262,6 +262,41 @@ const atpNeedInputSchema = `{
       "enum": [
         1,
         2
+      ]
+    },
+    "region": {
+      "description": "Region has more values than a problem lists.",
+      "type": "string",
+      "enum": [
+        "af",
+        "an",
+        "as",
+        "eu",
+        "na",
+        "oc",
+        "sa",
+        "me",
+        "ca",
+        "cb",
+        "se",
+        "ne"
+      ]
+    },
+    "grade": {
+      "description": "Grade is a numeric enum with more values than a problem lists.",
+      "type": "integer",
+      "enum": [
+        1,
+        2,
+        3,
+        4,
+        5,
+        6,
+        7,
+        8,
+        9,
+        10,
+        11
       ]
     },
     "color": {
@@ -374,6 +409,8 @@ const atpNeedInputSchema = `{
   "required": [
     "tier",
     "level",
+    "region",
+    "grade",
     "color",
     "small",
     "count",
@@ -468,6 +505,41 @@ const atpTakeInputSchema = `{
       "enum": [
         1,
         2
+      ]
+    },
+    "region": {
+      "description": "Region has more values than a problem lists.",
+      "type": "string",
+      "enum": [
+        "af",
+        "an",
+        "as",
+        "eu",
+        "na",
+        "oc",
+        "sa",
+        "me",
+        "ca",
+        "cb",
+        "se",
+        "ne"
+      ]
+    },
+    "grade": {
+      "description": "Grade is a numeric enum with more values than a problem lists.",
+      "type": "integer",
+      "enum": [
+        1,
+        2,
+        3,
+        4,
+        5,
+        6,
+        7,
+        8,
+        9,
+        10,
+        11
       ]
     },
     "small": {
@@ -868,7 +940,7 @@ func atpDecodeEverything(d *runtime.Decoder, v *Everything) {
 	if !d.Object() {
 		return
 	}
-	var seen [36]bool
+	var seen [38]bool
 	for d.Next() {
 		switch string(d.Key()) {
 		case "requested_by":
@@ -924,43 +996,63 @@ func atpDecodeEverything(d *runtime.Decoder, v *Everything) {
 			default:
 				d.Fail("one of 1, 2", runtime.GotInt(int64(v.Level)))
 			}
-		case "small":
+		case "region":
 			if seen[6] {
 				d.Duplicate()
 				continue
 			}
 			seen[6] = true
-			v.Small = int8(d.Int(8))
-		case "short":
+			v.Region = Region(d.String())
+			d.Enum(string(v.Region), "af", "an", "as", "eu", "na", "oc", "sa", "me", "ca", "cb", "se", "ne")
+		case "grade":
 			if seen[7] {
 				d.Duplicate()
 				continue
 			}
 			seen[7] = true
-			v.Short = int16(d.Int(16))
-			if v.Short < 0 {
-				d.Fail("integer >= 0", runtime.GotInt(int64(v.Short)))
+			v.Grade = Grade(d.Int(0))
+			switch v.Grade {
+			case 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11:
+			default:
+				d.Fail("one of 11 values", runtime.GotInt(int64(v.Grade)))
 			}
-		case "byte":
+		case "small":
 			if seen[8] {
 				d.Duplicate()
 				continue
 			}
 			seen[8] = true
-			v.Byte = uint8(d.Uint(8))
-		case "count":
+			v.Small = int8(d.Int(8))
+		case "short":
 			if seen[9] {
 				d.Duplicate()
 				continue
 			}
 			seen[9] = true
-			v.Count = uint(d.Uint(0))
-		case "page":
+			v.Short = int16(d.Int(16))
+			if v.Short < 0 {
+				d.Fail("integer >= 0", runtime.GotInt(int64(v.Short)))
+			}
+		case "byte":
 			if seen[10] {
 				d.Duplicate()
 				continue
 			}
 			seen[10] = true
+			v.Byte = uint8(d.Uint(8))
+		case "count":
+			if seen[11] {
+				d.Duplicate()
+				continue
+			}
+			seen[11] = true
+			v.Count = uint(d.Uint(0))
+		case "page":
+			if seen[12] {
+				d.Duplicate()
+				continue
+			}
+			seen[12] = true
 			v.Page = int(d.Int(0))
 			if v.Page < 1 {
 				d.Fail("integer >= 1", runtime.GotInt(int64(v.Page)))
@@ -969,11 +1061,11 @@ func atpDecodeEverything(d *runtime.Decoder, v *Everything) {
 				d.Fail("integer <= 100", runtime.GotInt(int64(v.Page)))
 			}
 		case "odd":
-			if seen[11] {
+			if seen[13] {
 				d.Duplicate()
 				continue
 			}
-			seen[11] = true
+			seen[13] = true
 			v.Odd = int32(d.Int(32))
 			if v.Odd <= 0 {
 				d.Fail("integer > 0", runtime.GotInt(int64(v.Odd)))
@@ -982,105 +1074,105 @@ func atpDecodeEverything(d *runtime.Decoder, v *Everything) {
 				d.Fail("integer < 10", runtime.GotInt(int64(v.Odd)))
 			}
 		case "step":
-			if seen[12] {
-				d.Duplicate()
-				continue
-			}
-			seen[12] = true
-			v.Step = int(d.Int(0))
-			if v.Step%5 != 0 {
-				d.Fail("multiple of 5", runtime.GotInt(int64(v.Step)))
-			}
-		case "half":
-			if seen[13] {
-				d.Duplicate()
-				continue
-			}
-			seen[13] = true
-			v.Half = d.Float(64)
-			d.MultipleOf("0.5")
-		case "share":
 			if seen[14] {
 				d.Duplicate()
 				continue
 			}
 			seen[14] = true
-			v.Share = d.Float(64)
-			d.MinimumFloat(v.Share, 0, false)
-			d.MaximumFloat(v.Share, 1, false)
-		case "frac":
+			v.Step = int(d.Int(0))
+			if v.Step%5 != 0 {
+				d.Fail("multiple of 5", runtime.GotInt(int64(v.Step)))
+			}
+		case "half":
 			if seen[15] {
 				d.Duplicate()
 				continue
 			}
 			seen[15] = true
-			v.Frac = int(d.Int(0))
-			d.MinimumFloat(float64(v.Frac), 1.5, false)
-		case "ok":
+			v.Half = d.Float(64)
+			d.MultipleOf("0.5")
+		case "share":
 			if seen[16] {
 				d.Duplicate()
 				continue
 			}
 			seen[16] = true
-			v.OK = d.Bool()
-		case "maybe":
+			v.Share = d.Float(64)
+			d.MinimumFloat(v.Share, 0, false)
+			d.MaximumFloat(v.Share, 1, false)
+		case "frac":
 			if seen[17] {
 				d.Duplicate()
 				continue
 			}
 			seen[17] = true
+			v.Frac = int(d.Int(0))
+			d.MinimumFloat(float64(v.Frac), 1.5, false)
+		case "ok":
+			if seen[18] {
+				d.Duplicate()
+				continue
+			}
+			seen[18] = true
+			v.OK = d.Bool()
+		case "maybe":
+			if seen[19] {
+				d.Duplicate()
+				continue
+			}
+			seen[19] = true
 			if !d.Null() {
 				p := new(int)
 				*p = int(d.Int(0))
 				v.Maybe = p
 			}
 		case "nullable":
-			if seen[18] {
-				d.Duplicate()
-				continue
-			}
-			seen[18] = true
-			if !d.Null() {
-				v.Nullable = d.String()
-			}
-		case "when":
-			if seen[19] {
-				d.Duplicate()
-				continue
-			}
-			seen[19] = true
-			v.When = d.Time()
-		case "since":
 			if seen[20] {
 				d.Duplicate()
 				continue
 			}
 			seen[20] = true
 			if !d.Null() {
-				p := new(time.Time)
-				*p = d.Time()
-				v.Since = p
+				v.Nullable = d.String()
 			}
-		case "wait":
+		case "when":
 			if seen[21] {
 				d.Duplicate()
 				continue
 			}
 			seen[21] = true
-			v.Wait = d.Duration()
-		case "blob":
+			v.When = d.Time()
+		case "since":
 			if seen[22] {
 				d.Duplicate()
 				continue
 			}
 			seen[22] = true
-			v.Blob = d.Bytes()
-		case "tags":
+			if !d.Null() {
+				p := new(time.Time)
+				*p = d.Time()
+				v.Since = p
+			}
+		case "wait":
 			if seen[23] {
 				d.Duplicate()
 				continue
 			}
 			seen[23] = true
+			v.Wait = d.Duration()
+		case "blob":
+			if seen[24] {
+				d.Duplicate()
+				continue
+			}
+			seen[24] = true
+			v.Blob = d.Bytes()
+		case "tags":
+			if seen[25] {
+				d.Duplicate()
+				continue
+			}
+			seen[25] = true
 			if d.Array() {
 				problems := len(d.Problems())
 				s := make([]string, 0)
@@ -1100,11 +1192,11 @@ func atpDecodeEverything(d *runtime.Decoder, v *Everything) {
 				}
 			}
 		case "scores":
-			if seen[24] {
+			if seen[26] {
 				d.Duplicate()
 				continue
 			}
-			seen[24] = true
+			seen[26] = true
 			if d.Array() {
 				problems := len(d.Problems())
 				s := make([]int, 0)
@@ -1123,11 +1215,11 @@ func atpDecodeEverything(d *runtime.Decoder, v *Everything) {
 				}
 			}
 		case "triple":
-			if seen[25] {
+			if seen[27] {
 				d.Duplicate()
 				continue
 			}
-			seen[25] = true
+			seen[27] = true
 			if d.Array() {
 				i := 0
 				for d.NextItem() {
@@ -1143,11 +1235,11 @@ func atpDecodeEverything(d *runtime.Decoder, v *Everything) {
 				}
 			}
 		case "pair":
-			if seen[26] {
+			if seen[28] {
 				d.Duplicate()
 				continue
 			}
-			seen[26] = true
+			seen[28] = true
 			if d.Array() {
 				problems := len(d.Problems())
 				i := 0
@@ -1173,11 +1265,11 @@ func atpDecodeEverything(d *runtime.Decoder, v *Everything) {
 				}
 			}
 		case "levels":
-			if seen[27] {
+			if seen[29] {
 				d.Duplicate()
 				continue
 			}
-			seen[27] = true
+			seen[29] = true
 			if d.Array() {
 				s := make([]Level, 0)
 				for d.NextItem() {
@@ -1192,11 +1284,11 @@ func atpDecodeEverything(d *runtime.Decoder, v *Everything) {
 				v.Levels = s
 			}
 		case "labels":
-			if seen[28] {
+			if seen[30] {
 				d.Duplicate()
 				continue
 			}
-			seen[28] = true
+			seen[30] = true
 			if d.Object() {
 				m := make(map[string]int)
 				for d.Next() {
@@ -1210,11 +1302,11 @@ func atpDecodeEverything(d *runtime.Decoder, v *Everything) {
 				v.Labels = m
 			}
 		case "by_tier":
-			if seen[29] {
+			if seen[31] {
 				d.Duplicate()
 				continue
 			}
-			seen[29] = true
+			seen[31] = true
 			if d.Object() {
 				m := make(map[Tier]string)
 				for d.Next() {
@@ -1229,29 +1321,29 @@ func atpDecodeEverything(d *runtime.Decoder, v *Everything) {
 				v.ByTier = m
 			}
 		case "home":
-			if seen[30] {
+			if seen[32] {
 				d.Duplicate()
 				continue
 			}
-			seen[30] = true
+			seen[32] = true
 			atpDecodeAddress(d, &v.Home)
 		case "work":
-			if seen[31] {
+			if seen[33] {
 				d.Duplicate()
 				continue
 			}
-			seen[31] = true
+			seen[33] = true
 			if !d.Null() {
 				p := new(Address)
 				atpDecodeAddress(d, p)
 				v.Work = p
 			}
 		case "offices":
-			if seen[32] {
+			if seen[34] {
 				d.Duplicate()
 				continue
 			}
-			seen[32] = true
+			seen[34] = true
 			if d.Array() {
 				s := make([]Address, 0)
 				for d.NextItem() {
@@ -1262,29 +1354,29 @@ func atpDecodeEverything(d *runtime.Decoder, v *Everything) {
 				v.Offices = s
 			}
 		case "tree":
-			if seen[33] {
+			if seen[35] {
 				d.Duplicate()
 				continue
 			}
-			seen[33] = true
+			seen[35] = true
 			if !d.Null() {
 				p := new(Node)
 				atpDecodeNode(d, p)
 				v.Tree = p
 			}
 		case "raw":
-			if seen[34] {
+			if seen[36] {
 				d.Duplicate()
 				continue
 			}
-			seen[34] = true
+			seen[36] = true
 			v.Raw = d.Raw()
 		case "nested":
-			if seen[35] {
+			if seen[37] {
 				d.Duplicate()
 				continue
 			}
-			seen[35] = true
+			seen[37] = true
 			if d.Object() {
 				m := make(map[string][]bool)
 				for d.Next() {
@@ -1306,13 +1398,13 @@ func atpDecodeEverything(d *runtime.Decoder, v *Everything) {
 				v.Nested = m
 			}
 		default:
-			d.Unknown("requested_by, name, email, color, tier, level, small, short, byte, count, page, odd, step, half, share, frac, ok, maybe, nullable, when, since, wait, blob, tags, scores, triple, pair, levels, labels, by_tier, home, work, offices, tree, raw, nested")
+			d.Unknown("requested_by, name, email, color, tier, level, region, grade, small, short, byte, count, page, odd, step, half, share, frac, ok, maybe, nullable, when, since, wait, blob, tags, scores, triple, pair, levels, labels, by_tier, home, work, offices, tree, raw, nested")
 		}
 	}
 	if !seen[1] {
 		d.Missing("name", "string")
 	}
-	if !seen[30] {
+	if !seen[32] {
 		d.Missing("home", "object")
 	}
 }
@@ -1322,7 +1414,7 @@ func atpDecodeNeeds(d *runtime.Decoder, v *Needs) {
 	if !d.Object() {
 		return
 	}
-	var seen [19]bool
+	var seen [21]bool
 	for d.Next() {
 		switch string(d.Key()) {
 		case "tier":
@@ -1345,69 +1437,89 @@ func atpDecodeNeeds(d *runtime.Decoder, v *Needs) {
 			default:
 				d.Fail("one of 1, 2", runtime.GotInt(int64(v.Level)))
 			}
-		case "color":
+		case "region":
 			if seen[2] {
 				d.Duplicate()
 				continue
 			}
 			seen[2] = true
-			v.Color = d.String()
-			d.Enum(v.Color, "red", "green")
-		case "small":
+			v.Region = Region(d.String())
+			d.Enum(string(v.Region), "af", "an", "as", "eu", "na", "oc", "sa", "me", "ca", "cb", "se", "ne")
+		case "grade":
 			if seen[3] {
 				d.Duplicate()
 				continue
 			}
 			seen[3] = true
-			v.Small = int8(d.Int(8))
-		case "count":
+			v.Grade = Grade(d.Int(0))
+			switch v.Grade {
+			case 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11:
+			default:
+				d.Fail("one of 11 values", runtime.GotInt(int64(v.Grade)))
+			}
+		case "color":
 			if seen[4] {
 				d.Duplicate()
 				continue
 			}
 			seen[4] = true
-			v.Count = uint32(d.Uint(32))
-		case "share":
+			v.Color = d.String()
+			d.Enum(v.Color, "red", "green")
+		case "small":
 			if seen[5] {
 				d.Duplicate()
 				continue
 			}
 			seen[5] = true
-			v.Share = d.Float(64)
-		case "ok":
+			v.Small = int8(d.Int(8))
+		case "count":
 			if seen[6] {
 				d.Duplicate()
 				continue
 			}
 			seen[6] = true
-			v.OK = d.Bool()
-		case "when":
+			v.Count = uint32(d.Uint(32))
+		case "share":
 			if seen[7] {
 				d.Duplicate()
 				continue
 			}
 			seen[7] = true
-			v.When = d.Time()
-		case "wait":
+			v.Share = d.Float(64)
+		case "ok":
 			if seen[8] {
 				d.Duplicate()
 				continue
 			}
 			seen[8] = true
-			v.Wait = d.Duration()
-		case "blob":
+			v.OK = d.Bool()
+		case "when":
 			if seen[9] {
 				d.Duplicate()
 				continue
 			}
 			seen[9] = true
-			v.Blob = d.Bytes()
-		case "tags":
+			v.When = d.Time()
+		case "wait":
 			if seen[10] {
 				d.Duplicate()
 				continue
 			}
 			seen[10] = true
+			v.Wait = d.Duration()
+		case "blob":
+			if seen[11] {
+				d.Duplicate()
+				continue
+			}
+			seen[11] = true
+			v.Blob = d.Bytes()
+		case "tags":
+			if seen[12] {
+				d.Duplicate()
+				continue
+			}
+			seen[12] = true
 			if d.Array() {
 				s := make([]string, 0)
 				for d.NextItem() {
@@ -1416,11 +1528,11 @@ func atpDecodeNeeds(d *runtime.Decoder, v *Needs) {
 				v.Tags = s
 			}
 		case "triple":
-			if seen[11] {
+			if seen[13] {
 				d.Duplicate()
 				continue
 			}
-			seen[11] = true
+			seen[13] = true
 			if d.Array() {
 				i := 0
 				for d.NextItem() {
@@ -1436,11 +1548,11 @@ func atpDecodeNeeds(d *runtime.Decoder, v *Needs) {
 				}
 			}
 		case "labels":
-			if seen[12] {
+			if seen[14] {
 				d.Duplicate()
 				continue
 			}
-			seen[12] = true
+			seen[14] = true
 			if d.Object() {
 				m := make(map[string]int)
 				for d.Next() {
@@ -1454,48 +1566,48 @@ func atpDecodeNeeds(d *runtime.Decoder, v *Needs) {
 				v.Labels = m
 			}
 		case "home":
-			if seen[13] {
-				d.Duplicate()
-				continue
-			}
-			seen[13] = true
-			atpDecodeAddress(d, &v.Home)
-		case "tree":
-			if seen[14] {
-				d.Duplicate()
-				continue
-			}
-			seen[14] = true
-			atpDecodeNode(d, &v.Tree)
-		case "extra":
 			if seen[15] {
 				d.Duplicate()
 				continue
 			}
 			seen[15] = true
-			v.Extra = d.Any()
-		case "raw":
+			atpDecodeAddress(d, &v.Home)
+		case "tree":
 			if seen[16] {
 				d.Duplicate()
 				continue
 			}
 			seen[16] = true
-			v.Raw = d.Raw()
-		case "nullable":
+			atpDecodeNode(d, &v.Tree)
+		case "extra":
 			if seen[17] {
 				d.Duplicate()
 				continue
 			}
 			seen[17] = true
-			if !d.Null() {
-				v.Nullable = d.String()
-			}
-		case "nested":
+			v.Extra = d.Any()
+		case "raw":
 			if seen[18] {
 				d.Duplicate()
 				continue
 			}
 			seen[18] = true
+			v.Raw = d.Raw()
+		case "nullable":
+			if seen[19] {
+				d.Duplicate()
+				continue
+			}
+			seen[19] = true
+			if !d.Null() {
+				v.Nullable = d.String()
+			}
+		case "nested":
+			if seen[20] {
+				d.Duplicate()
+				continue
+			}
+			seen[20] = true
 			if d.Object() {
 				m := make(map[string][]Tier)
 				for d.Next() {
@@ -1519,7 +1631,7 @@ func atpDecodeNeeds(d *runtime.Decoder, v *Needs) {
 				v.Nested = m
 			}
 		default:
-			d.Unknown("tier, level, color, small, count, share, ok, when, wait, blob, tags, triple, labels, home, tree, extra, raw, nullable, nested")
+			d.Unknown("tier, level, region, grade, color, small, count, share, ok, when, wait, blob, tags, triple, labels, home, tree, extra, raw, nullable, nested")
 		}
 	}
 	if !seen[0] {
@@ -1529,54 +1641,60 @@ func atpDecodeNeeds(d *runtime.Decoder, v *Needs) {
 		d.Missing("level", "one of 1, 2")
 	}
 	if !seen[2] {
-		d.Missing("color", "one of \"red\", \"green\"")
+		d.Missing("region", "one of 12 values")
 	}
 	if !seen[3] {
-		d.Missing("small", "integer")
+		d.Missing("grade", "one of 11 values")
 	}
 	if !seen[4] {
-		d.Missing("count", "integer")
+		d.Missing("color", "one of \"red\", \"green\"")
 	}
 	if !seen[5] {
-		d.Missing("share", "number")
+		d.Missing("small", "integer")
 	}
 	if !seen[6] {
-		d.Missing("ok", "boolean")
+		d.Missing("count", "integer")
 	}
 	if !seen[7] {
-		d.Missing("when", "RFC 3339 date-time string")
+		d.Missing("share", "number")
 	}
 	if !seen[8] {
-		d.Missing("wait", "duration string")
+		d.Missing("ok", "boolean")
 	}
 	if !seen[9] {
-		d.Missing("blob", "base64 string")
+		d.Missing("when", "RFC 3339 date-time string")
 	}
 	if !seen[10] {
-		d.Missing("tags", "array")
+		d.Missing("wait", "duration string")
 	}
 	if !seen[11] {
-		d.Missing("triple", "array")
+		d.Missing("blob", "base64 string")
 	}
 	if !seen[12] {
-		d.Missing("labels", "object")
+		d.Missing("tags", "array")
 	}
 	if !seen[13] {
-		d.Missing("home", "object")
+		d.Missing("triple", "array")
 	}
 	if !seen[14] {
-		d.Missing("tree", "object")
+		d.Missing("labels", "object")
 	}
 	if !seen[15] {
-		d.Missing("extra", "any value")
+		d.Missing("home", "object")
 	}
 	if !seen[16] {
-		d.Missing("raw", "any value")
+		d.Missing("tree", "object")
 	}
 	if !seen[17] {
-		d.Missing("nullable", "string")
+		d.Missing("extra", "any value")
 	}
 	if !seen[18] {
+		d.Missing("raw", "any value")
+	}
+	if !seen[19] {
+		d.Missing("nullable", "string")
+	}
+	if !seen[20] {
 		d.Missing("nested", "object")
 	}
 }

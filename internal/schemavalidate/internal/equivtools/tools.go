@@ -28,6 +28,41 @@ const (
 	LevelHigh Level = 2
 )
 
+// Region has more values than a problem lists.
+type Region string
+
+const (
+	RegionAF Region = "af"
+	RegionAN Region = "an"
+	RegionAS Region = "as"
+	RegionEU Region = "eu"
+	RegionNA Region = "na"
+	RegionOC Region = "oc"
+	RegionSA Region = "sa"
+	RegionME Region = "me"
+	RegionCA Region = "ca"
+	RegionCB Region = "cb"
+	RegionSE Region = "se"
+	RegionNE Region = "ne"
+)
+
+// Grade is a numeric enum with more values than a problem lists.
+type Grade int
+
+const (
+	Grade1 Grade = iota + 1
+	Grade2
+	Grade3
+	Grade4
+	Grade5
+	Grade6
+	Grade7
+	Grade8
+	Grade9
+	Grade10
+	Grade11
+)
+
 // Address is a postal address.
 type Address struct {
 	Street  string `json:"street,omitempty"`
@@ -54,6 +89,8 @@ type Everything struct {
 	Color    string            `json:"color,omitempty" jsonschema:"enum=red,enum=green"`
 	Tier     Tier              `json:"tier,omitempty"`
 	Level    Level             `json:"level,omitempty"`
+	Region   Region            `json:"region,omitempty"`
+	Grade    Grade             `json:"grade,omitempty"`
 	Small    int8              `json:"small,omitempty"`
 	Short    int16             `json:"short,omitempty" jsonschema:"minimum=0"`
 	Byte     uint8             `json:"byte,omitempty"`
@@ -112,6 +149,8 @@ func Guess(in Ambiguous) {}
 type Needs struct {
 	Tier     Tier              `json:"tier"`
 	Level    Level             `json:"level"`
+	Region   Region            `json:"region"`
+	Grade    Grade             `json:"grade"`
 	Color    string            `json:"color" jsonschema:"enum=red,enum=green"`
 	Small    int8              `json:"small"`
 	Count    uint32            `json:"count"`
