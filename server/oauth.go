@@ -414,7 +414,7 @@ func (b *broker) refresh(owner, platformID, user string) (store.Connection, erro
 // breakConnection records that a connection no longer works, tells the
 // owner's webhooks (connection_failed) and returns the error callers see.
 func (b *broker) breakConnection(ctx context.Context, c *store.Connection, reason string) error {
-	if err := b.vault.MarkConnectionBroken(ctx, c.Owner, c.PlatformID, c.ExternalUserID, reason); err != nil {
+	if err := b.vault.MarkConnectionBroken(ctx, c.Owner, c.PlatformID, c.ExternalUserID, reason, nil); err != nil {
 		return err
 	}
 	b.s.log.Warn("OAuth connection broken", "owner", c.Owner, "platform", c.PlatformID, "external_user_id", c.ExternalUserID, "reason", reason)

@@ -344,7 +344,7 @@ func (b *broker) complete(ctx context.Context, r *http.Request, st *store.OAuthS
 		c.Scope = strings.Join(p.Scopes, " ")
 	}
 	c.Email = b.userEmail(xctx, &p, tok)
-	c, err = b.vault.SaveConnection(xctx, c)
+	c, err = b.vault.SaveConnection(xctx, c, nil)
 	if err != nil {
 		b.s.log.Error("saving an OAuth connection failed", "platform", p.ID, "err", err)
 		return store.Connection{}, &oauthFailure{"server_error", "the server could not save the connection"}
