@@ -123,6 +123,11 @@ type Config struct {
 	// WebhookBackoff is the wait before the second attempt; each later one
 	// waits twice as long, up to 5 minutes (default 2s).
 	WebhookBackoff time.Duration
+	// WebhookRetention is how long the record of a delivery that succeeded
+	// or was given up is kept in the store (default 7 days); pending
+	// deliveries are kept until they end. Past it, records are deleted
+	// within the hour.
+	WebhookRetention time.Duration
 	// AllowPrivateWebhooks lets webhooks go to loopback, private,
 	// link-local and other non-public addresses, for development (atp serve
 	// --allow-private-webhooks). Off, such a URL given as a literal address
@@ -216,6 +221,9 @@ type Config struct {
 
 	// clock is the broker's and webhooks' time; tests replace it.
 	clock clock
+	// webhookPoll is how often the webhook worker looks in the outbox
+	// unasked (0: webhookPoll).
+	webhookPoll time.Duration
 	// webhookResolver resolves webhook host names (nil: the system's);
 	// tests replace it to answer as a rebinding DNS server does.
 	webhookResolver *net.Resolver
@@ -239,6 +247,7 @@ func (c *Config) setDefaults() {
 	setDefault(&c.TokenRefreshMargin, 60*time.Second)
 	setDefault(&c.WebhookMaxAttempts, 8)
 	setDefault(&c.WebhookBackoff, 2*time.Second)
+	setDefault(&c.WebhookRetention, 7*24*time.Hour)
 	setDefault(&c.MaxConnections, 10000)
 	setDefault(&c.MaxHeaderBytes, 64<<10)
 	setDefault(&c.ReadHeaderTimeout, 10*time.Second)
@@ -425,6 +434,7 @@ func New(cfg Config) (*Server, error) {
 	s.hub.maxPending = cfg.MaxPendingPerToolkit
 	if cfg.Dev {
 		if err := s.createDevKeys(ctx); err != nil {
+			s.oauth.close()
 			s.closeStore()
 			return nil, err
 		}
