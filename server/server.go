@@ -25,14 +25,17 @@ import (
 type Config struct {
 	// Addr is where ListenAndServe listens (default "127.0.0.1:7777").
 	Addr string
-	// DBPath is the SQLite file; "" or store.Memory keeps everything in
-	// memory. Ignored when Store is set. A server holds an exclusive lock on
-	// DBPath + ".lock" (LockPath) while it runs: a second server on the same
-	// file fails in New with ErrDatabaseInUse. `atp keys` and other plain
-	// store users need no lock.
+	// DBPath is the database (store.Open): a SQLite file, "" or
+	// store.Memory to keep everything in memory, or a postgres:// URL that
+	// any number of servers share. Ignored when Store is set. A server on a
+	// SQLite file holds an exclusive lock on DBPath + ".lock" (LockPath)
+	// while it runs: a second server on the same file fails in New with
+	// ErrDatabaseInUse. `atp keys` and other plain store users need no
+	// lock, nor do servers on PostgreSQL.
 	DBPath string
 	// Store is an open store to use instead of opening DBPath. The Server
-	// does not close it, but takes the lock of its file as for DBPath.
+	// does not close it, but takes the lock of its SQLite file as for
+	// DBPath.
 	Store *store.Store
 	// Dev: on an empty store, New creates one toolkit key and one LLM key
 	// (see DevKeys).
@@ -395,7 +398,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	ctx := context.Background()
 	if s.store == nil {
-		if cfg.DBPath != "" && cfg.DBPath != store.Memory {
+		if cfg.DBPath != "" && cfg.DBPath != store.Memory && !store.IsPostgres(cfg.DBPath) {
 			// Before opening: a second server must not even migrate the
 			// file under the first.
 			lock, err := lockDatabase(cfg.DBPath)
@@ -516,6 +519,7 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 	body := map[string]any{
 		"status":             "ok",
 		"database":           "ok",
+		"store":              s.store.Engine(),
 		"toolkits_connected": g.toolkitsConnected,
 		"calls_in_flight":    g.inFlight,
 	}

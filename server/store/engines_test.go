@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/atpgo/atp/internal/pgtest"
@@ -94,5 +95,30 @@ func TestNumberPlaceholders(t *testing.T) {
 		if got := numberPlaceholders(in); got != want {
 			t.Errorf("numberPlaceholders(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+func TestDescribe(t *testing.T) {
+	for dsn, want := range map[string]string{
+		"":                    Memory,
+		"/var/lib/atp/atp.db": "/var/lib/atp/atp.db",
+		"postgres://atp:s3cret@db:5432/atp?sslmode=require":   "postgres://atp:xxxxx@db:5432/atp?sslmode=require",
+		"postgresql://db/atp?password=s3cret&sslmode=disable": "postgresql://db/atp?password=xxxxx&sslmode=disable",
+	} {
+		if got := Describe(dsn); got != want {
+			t.Errorf("Describe(%q) = %q, want %q", dsn, got, want)
+		}
+		if IsPostgres(dsn) != strings.HasPrefix(want, "postgres") {
+			t.Errorf("IsPostgres(%q) = %v", dsn, IsPostgres(dsn))
+		}
+	}
+	// A URL that does not work: the error names it without its password.
+	_, err := Open(context.Background(), "postgres://atp:s3cret@127.0.0.1:1/atp?connect_timeout=5&sslmode=disable")
+	if err == nil || strings.Contains(err.Error(), "s3cret") || !strings.Contains(err.Error(), "127.0.0.1:1") {
+		t.Fatalf("unreachable: %v", err)
+	}
+	_, err = Open(context.Background(), "postgres://db/atp?pool_max_conns=zero")
+	if err == nil || !strings.Contains(err.Error(), "pool_max_conns") {
+		t.Fatalf("bad pool_max_conns: %v", err)
 	}
 }
