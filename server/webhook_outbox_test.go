@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -76,6 +77,11 @@ func TestWebhookResumesAfterRestart(t *testing.T) {
 			t.Fatalf("first attempt: %v", hit.header)
 		}
 		due := clk.nextTimer(t) // the retry is recorded
+		rec := httptest.NewRecorder()
+		first.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+		if !strings.Contains(rec.Body.String(), "\natp_webhook_outbox_pending 1\n") {
+			t.Fatalf("/metrics does not show the delivery waiting:\n%s", rec.Body)
+		}
 		first.Close()
 
 		second := mustNew(t, outboxConfig(dsn, clk, key, logs))
