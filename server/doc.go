@@ -1,6 +1,6 @@
 // Package server is the reference ATP server (`atp serve`): it keeps API
-// keys and registered toolkits in an embedded SQLite store (package
-// store), gives LLM clients each toolkit's tools in their provider's format,
+// keys and registered toolkits in a store (package store: an embedded
+// SQLite file, or a PostgreSQL database that several servers share), gives LLM clients each toolkit's tools in their provider's format,
 // and routes their tool calls to the toolkits connected over WebSocket or
 // polling the HTTP inbox. It speaks ATP v1 (docs/protocol.md)
 // as the Python SDK 0.2.5 and our Go runtime do, and the toolkit-side

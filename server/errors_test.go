@@ -530,7 +530,7 @@ func TestNotFoundAndHealth(t *testing.T) {
 	status, body = e.get("/healthz")
 	var h map[string]any
 	json.Unmarshal(body, &h)
-	if status != 200 || h["status"] != "ok" || h["database"] != "ok" {
+	if status != 200 || h["status"] != "ok" || h["database"] != "ok" || h["store"] != store.EngineSQLite {
 		t.Fatalf("healthz: %d %s", status, body)
 	}
 }

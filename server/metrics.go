@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"math"
@@ -149,4 +150,12 @@ func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
 		writeGauge(w, "atp_open_connections", "Open TCP connections (limit: --max-connections).", l.openConns())
 	}
 	writeGauge(w, "atp_unauthenticated_in_progress", "Requests and LLM WebSockets not authenticated yet (limit: --max-unauth-requests).", s.unauth.inUse())
+	// The outbox is the database's, shared by every server on it.
+	if s.oauth.vault != nil {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if n, err := s.store.PendingDeliveries(ctx); err == nil {
+			writeGauge(w, "atp_webhook_outbox_pending", "Webhook deliveries waiting to be sent, by every server on the database.", n)
+		}
+	}
 }

@@ -64,6 +64,10 @@ func (realClock) Until(at time.Time) (<-chan time.Time, func()) {
 // caller's context, since every caller waiting on it shares its result.
 const refreshTimeout = 30 * time.Second
 
+// refreshLease is how long a refresh holds its connection's lease in the
+// store should its server die before letting go: longer than a refresh.
+const refreshLease = 2 * refreshTimeout
+
 type broker struct {
 	s     *Server
 	vault *store.Vault // nil: no secret key, the broker is off
@@ -120,7 +124,7 @@ func newBroker(ctx context.Context, s *Server) (*broker, error) {
 		}
 	}
 	b.vault = v
-	b.hooks = newWebhookSender(s.cfg, b.clock, s.log)
+	b.hooks = newWebhookSender(s.cfg, b.clock, s.log, v)
 	return b, nil
 }
 
@@ -361,8 +365,18 @@ func (b *broker) connection(ctx context.Context, owner, platformID, user string)
 func (b *broker) refresh(owner, platformID, user string) (store.Connection, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), refreshTimeout)
 	defer cancel()
-	// Read again: a refresh that ended just before this one started has
-	// already done the work.
+	// One server at a time refreshes a user's token (the others sharing
+	// the database wait here); then read again: a refresh that ended just
+	// before this one started, here or on another server, has already
+	// done the work.
+	unlock, err := b.vault.LockRefresh(ctx, owner, platformID, user, refreshLease)
+	if errors.Is(err, store.ErrConnectionNotFound) {
+		return store.Connection{}, notConnectedError(platformID, user)
+	}
+	if err != nil {
+		return store.Connection{}, err
+	}
+	defer unlock()
 	c, err := b.connection(ctx, owner, platformID, user)
 	if err != nil || !b.needsRefresh(&c) {
 		return c, err
@@ -414,14 +428,15 @@ func (b *broker) refresh(owner, platformID, user string) (store.Connection, erro
 // breakConnection records that a connection no longer works, tells the
 // owner's webhooks (connection_failed) and returns the error callers see.
 func (b *broker) breakConnection(ctx context.Context, c *store.Connection, reason string) error {
-	if err := b.vault.MarkConnectionBroken(ctx, c.Owner, c.PlatformID, c.ExternalUserID, reason); err != nil {
-		return err
-	}
-	b.s.log.Warn("OAuth connection broken", "owner", c.Owner, "platform", c.PlatformID, "external_user_id", c.ExternalUserID, "reason", reason)
-	b.emit(ctx, c.Owner, eventConnectionFailed, map[string]any{
+	ev := b.newEvent(c.Owner, eventConnectionFailed, map[string]any{
 		"platform_id": c.PlatformID, "external_user_id": c.ExternalUserID, "integration_id": c.IntegrationID,
 		"error": "refresh_failed", "error_description": reason,
 	})
+	if err := b.vault.MarkConnectionBroken(ctx, c.Owner, c.PlatformID, c.ExternalUserID, reason, &ev); err != nil {
+		return err
+	}
+	b.hooks.notify()
+	b.s.log.Warn("OAuth connection broken", "owner", c.Owner, "platform", c.PlatformID, "external_user_id", c.ExternalUserID, "reason", reason)
 	return brokenError(c.PlatformID, c.ExternalUserID, reason)
 }
 

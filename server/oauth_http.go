@@ -278,11 +278,8 @@ func (s *Server) handleOAuthCallback(w http.ResponseWriter, r *http.Request) {
 			"platform_id": st.PlatformID, "external_user_id": st.ExternalUserID, "error": fail.code, "error_description": fail.description,
 		})
 	} else {
+		// Its connection_success event was queued with the connection.
 		s.log.Info("OAuth connection made", "owner", st.Owner, "platform", st.PlatformID, "external_user_id", st.ExternalUserID, "integration_id", conn.IntegrationID)
-		b.emit(ctx, st.Owner, eventConnectionSuccess, map[string]any{
-			"platform_id": st.PlatformID, "external_user_id": st.ExternalUserID, "integration_id": conn.IntegrationID,
-			"external_user_email": conn.Email, "scope": conn.Scope,
-		})
 	}
 	if st.RedirectURL != "" {
 		http.Redirect(w, r, developerRedirect(st.RedirectURL, st.PlatformID, fail), http.StatusSeeOther)
@@ -344,11 +341,17 @@ func (b *broker) complete(ctx context.Context, r *http.Request, st *store.OAuthS
 		c.Scope = strings.Join(p.Scopes, " ")
 	}
 	c.Email = b.userEmail(xctx, &p, tok)
-	c, err = b.vault.SaveConnection(xctx, c)
+	c, err = b.vault.SaveConnection(xctx, c, func(stored store.Connection) store.WebhookEvent {
+		return b.newEvent(stored.Owner, eventConnectionSuccess, map[string]any{
+			"platform_id": stored.PlatformID, "external_user_id": stored.ExternalUserID, "integration_id": stored.IntegrationID,
+			"external_user_email": stored.Email, "scope": stored.Scope,
+		})
+	})
 	if err != nil {
 		b.s.log.Error("saving an OAuth connection failed", "platform", p.ID, "err", err)
 		return store.Connection{}, &oauthFailure{"server_error", "the server could not save the connection"}
 	}
+	b.hooks.notify()
 	return c, nil
 }
 

@@ -121,6 +121,12 @@ func (s *Server) openVault(ctx context.Context) (_ *store.Vault, err error) {
 			return nil, err
 		}
 		switch {
+		case s.store.Engine() == store.EnginePostgres:
+			// No file to keep a dev key beside, and the servers sharing
+			// the database must share the key.
+			s.log.Info("OAuth broker off: no secret key; to use OAuth platforms and webhooks, set " + SecretKeyEnv +
+				" or pass --secret-key-file, with the same key on every server sharing the database")
+			return nil, nil
 		case path == "":
 			key = make([]byte, store.SecretKeySize)
 			rand.Read(key)

@@ -25,14 +25,17 @@ import (
 type Config struct {
 	// Addr is where ListenAndServe listens (default "127.0.0.1:7777").
 	Addr string
-	// DBPath is the SQLite file; "" or store.Memory keeps everything in
-	// memory. Ignored when Store is set. A server holds an exclusive lock on
-	// DBPath + ".lock" (LockPath) while it runs: a second server on the same
-	// file fails in New with ErrDatabaseInUse. `atp keys` and other plain
-	// store users need no lock.
+	// DBPath is the database (store.Open): a SQLite file, "" or
+	// store.Memory to keep everything in memory, or a postgres:// URL that
+	// any number of servers share. Ignored when Store is set. A server on a
+	// SQLite file holds an exclusive lock on DBPath + ".lock" (LockPath)
+	// while it runs: a second server on the same file fails in New with
+	// ErrDatabaseInUse. `atp keys` and other plain store users need no
+	// lock, nor do servers on PostgreSQL.
 	DBPath string
 	// Store is an open store to use instead of opening DBPath. The Server
-	// does not close it, but takes the lock of its file as for DBPath.
+	// does not close it, but takes the lock of its SQLite file as for
+	// DBPath.
 	Store *store.Store
 	// Dev: on an empty store, New creates one toolkit key and one LLM key
 	// (see DevKeys).
@@ -123,6 +126,11 @@ type Config struct {
 	// WebhookBackoff is the wait before the second attempt; each later one
 	// waits twice as long, up to 5 minutes (default 2s).
 	WebhookBackoff time.Duration
+	// WebhookRetention is how long the record of a delivery that succeeded
+	// or was given up is kept in the store (default 7 days); pending
+	// deliveries are kept until they end. Past it, records are deleted
+	// within the hour.
+	WebhookRetention time.Duration
 	// AllowPrivateWebhooks lets webhooks go to loopback, private,
 	// link-local and other non-public addresses, for development (atp serve
 	// --allow-private-webhooks). Off, such a URL given as a literal address
@@ -216,6 +224,9 @@ type Config struct {
 
 	// clock is the broker's and webhooks' time; tests replace it.
 	clock clock
+	// webhookPoll is how often the webhook worker looks in the outbox
+	// unasked (0: webhookPoll).
+	webhookPoll time.Duration
 	// webhookResolver resolves webhook host names (nil: the system's);
 	// tests replace it to answer as a rebinding DNS server does.
 	webhookResolver *net.Resolver
@@ -239,6 +250,7 @@ func (c *Config) setDefaults() {
 	setDefault(&c.TokenRefreshMargin, 60*time.Second)
 	setDefault(&c.WebhookMaxAttempts, 8)
 	setDefault(&c.WebhookBackoff, 2*time.Second)
+	setDefault(&c.WebhookRetention, 7*24*time.Hour)
 	setDefault(&c.MaxConnections, 10000)
 	setDefault(&c.MaxHeaderBytes, 64<<10)
 	setDefault(&c.ReadHeaderTimeout, 10*time.Second)
@@ -386,7 +398,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	ctx := context.Background()
 	if s.store == nil {
-		if cfg.DBPath != "" && cfg.DBPath != store.Memory {
+		if cfg.DBPath != "" && cfg.DBPath != store.Memory && !store.IsPostgres(cfg.DBPath) {
 			// Before opening: a second server must not even migrate the
 			// file under the first.
 			lock, err := lockDatabase(cfg.DBPath)
@@ -425,6 +437,7 @@ func New(cfg Config) (*Server, error) {
 	s.hub.maxPending = cfg.MaxPendingPerToolkit
 	if cfg.Dev {
 		if err := s.createDevKeys(ctx); err != nil {
+			s.oauth.close()
 			s.closeStore()
 			return nil, err
 		}
@@ -506,6 +519,7 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 	body := map[string]any{
 		"status":             "ok",
 		"database":           "ok",
+		"store":              s.store.Engine(),
 		"toolkits_connected": g.toolkitsConnected,
 		"calls_in_flight":    g.inFlight,
 	}

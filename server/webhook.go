@@ -2,7 +2,6 @@ package server
 
 import (
 	"bytes"
-	"container/heap"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -44,9 +43,12 @@ import (
 // delivery; a network error, 408, 429 or 5xx is retried with exponential
 // backoff (Config.WebhookBackoff doubling, at most 5 minutes apart, up to
 // Config.WebhookMaxAttempts attempts); any other status ends it.
-// Deliveries wait in a bounded in-memory queue served by a few workers:
-// the OAuth callback never waits for one, and events still queued when the
-// server stops are dropped (and logged).
+// Deliveries wait in the store's outbox (store.WebhookEvent), written with
+// the change that caused them, and a worker in every server works through
+// it (webhookSender): the OAuth callback never waits for one, a stop or a
+// crash loses none (the next start goes on with them), and servers sharing
+// a database never post one delivery at once. A delivery's record is kept
+// for Config.WebhookRetention after it succeeded or was given up.
 
 const (
 	eventConnectionSuccess = "connection_success"
@@ -56,8 +58,7 @@ const (
 var webhookEvents = []string{eventConnectionFailed, eventConnectionSuccess}
 
 const (
-	webhookQueueSize  = 1000
-	webhookWorkers    = 4
+	webhookWorkers    = 4 // attempts in flight per server
 	webhookTimeout    = 10 * time.Second
 	webhookMaxBackoff = 5 * time.Minute
 	maxWebhookURL     = 2048
@@ -215,195 +216,267 @@ type webhookPayload struct {
 	Data      map[string]any `json:"data"`
 }
 
-// emit queues an event for each of the owner's webhooks that want it. It
-// reads the webhooks from the store and returns: delivery happens later.
+// newEvent makes an event of owner's for the store's outbox.
+func (b *broker) newEvent(owner, event string, data map[string]any) store.WebhookEvent {
+	now := b.clock.Now().UTC()
+	id := "evt_" + randomID(24)
+	// A map of strings always encodes.
+	body, _ := json.Marshal(webhookPayload{ID: id, Event: event, CreatedAt: now, Data: data})
+	return store.WebhookEvent{ID: id, Name: event, Owner: owner, Body: body, CreatedAt: now}
+}
+
+// emit queues an event for each of the owner's webhooks that want it, in
+// the store's outbox; a worker delivers it (webhookSender). Events that
+// follow a change to the store are queued in the change's transaction
+// instead (SaveConnection, MarkConnectionBroken).
 func (b *broker) emit(ctx context.Context, owner, event string, data map[string]any) {
 	// The event happened whatever the request that caused it does next.
 	ctx = context.WithoutCancel(ctx)
-	hooks, err := b.vault.Webhooks(ctx, owner)
-	if err != nil {
-		b.s.log.Error("reading webhooks failed; event not delivered", "owner", owner, "event", event, "err", err)
-		return
+	ev := b.newEvent(owner, event, data)
+	n, err := b.vault.EnqueueEvent(ctx, ev)
+	switch {
+	case errors.Is(err, store.ErrOutboxFull):
+		b.s.log.Warn("webhook outbox full; event not delivered", "owner", owner, "event", event, "event_id", ev.ID, "err", err)
+	case err != nil:
+		b.s.log.Error("queueing a webhook event failed; event not delivered", "owner", owner, "event", event, "err", err)
 	}
-	var body []byte
-	id := "evt_" + randomID(24)
-	for _, h := range hooks {
-		if !slices.Contains(h.Events, event) {
-			continue
-		}
-		if body == nil {
-			body, err = json.Marshal(webhookPayload{ID: id, Event: event, CreatedAt: b.clock.Now().UTC(), Data: data})
-			if err != nil {
-				b.s.log.Error("encoding a webhook event failed", "event", event, "err", err)
-				return
-			}
-		}
-		b.hooks.enqueue(&delivery{webhookID: h.ID, url: h.URL, secret: h.Secret, eventID: id, event: event, body: body})
+	if n > 0 {
+		b.hooks.notify()
 	}
 }
 
-// delivery is one event for one webhook, until it succeeds or is given up.
-type delivery struct {
-	webhookID, url, secret string
-	eventID, event         string
-	body                   []byte
-	attempts               int // made so far
-	due                    time.Time
-	seq                    uint64 // first in, first out among equal due times
-}
+const (
+	// webhookLease is how long a claimed delivery is a worker's: longer
+	// than an attempt (webhookTimeout) and the writes around it, so that
+	// no two workers post one delivery at once.
+	webhookLease = time.Minute
+	// webhookPoll is how often a worker looks in the outbox without being
+	// told: for deliveries another server queued, or whose worker died.
+	webhookPoll = 2 * time.Second
+	// webhookPruneEvery is how often finished deliveries older than
+	// Config.WebhookRetention are deleted.
+	webhookPruneEvery = time.Hour
+)
 
-// webhookSender delivers events: a bounded queue, ordered by when each
-// delivery is due, served by a fixed pool of workers started on first use.
+// An attempt and its bookkeeping fit in a lease.
+var _ = [1]struct{}{}[min(0, int64(webhookLease-3*webhookTimeout))]
+
+// webhookSender works through the store's outbox: it claims the
+// deliveries that are due (at most webhookWorkers at a time), posts each
+// and records the outcome. Any number of servers on one database run one
+// each; the claims keep them off each other's deliveries. Deliveries
+// outlive the server: a stop hands back the ones in flight, and the next
+// start, here or on another server, goes on with them.
 type webhookSender struct {
 	clock       clock
 	log         *slog.Logger
 	hc          *http.Client
 	maxAttempts int
 	backoff     time.Duration
+	retention   time.Duration
+	poll        time.Duration
+	vault       *store.Vault // nil: the broker is off, nothing to deliver
 
 	ctx    context.Context // done on close: attempts in flight end
 	cancel context.CancelFunc
+	done   chan struct{} // closed when the dispatcher has returned
 	wg     sync.WaitGroup
+	wake   chan struct{} // a token: look in the outbox now
 
-	mu      sync.Mutex
-	queue   deliveryQueue
-	seq     uint64
-	changed chan struct{} // closed and replaced whenever the queue changes
-	started bool
-	closed  bool
+	mu       sync.Mutex
+	inFlight int
+	failing  bool // the last look in the outbox failed (logged once)
+	prunedAt time.Time
 }
 
-func newWebhookSender(cfg Config, clk clock, log *slog.Logger) *webhookSender {
+func newWebhookSender(cfg Config, clk clock, log *slog.Logger, vault *store.Vault) *webhookSender {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &webhookSender{
+	ws := &webhookSender{
 		clock: clk, log: log, maxAttempts: cfg.WebhookMaxAttempts, backoff: cfg.WebhookBackoff,
+		retention: cfg.WebhookRetention, poll: cfg.webhookPoll, vault: vault,
 		hc: &http.Client{
 			Timeout:   webhookTimeout,
 			Transport: webhookTransport(cfg.AllowPrivateWebhooks, cfg.webhookResolver),
 			// A redirect is an answer, not a delivery.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
-		ctx: ctx, cancel: cancel, changed: make(chan struct{}),
+		ctx: ctx, cancel: cancel, done: make(chan struct{}), wake: make(chan struct{}, 1),
+	}
+	if ws.poll <= 0 {
+		ws.poll = webhookPoll
+	}
+	if vault == nil {
+		close(ws.done)
+		return ws
+	}
+	go ws.run()
+	return ws
+}
+
+// notify tells the worker that deliveries may be due.
+func (ws *webhookSender) notify() {
+	select {
+	case ws.wake <- struct{}{}:
+	default:
 	}
 }
 
-func (ws *webhookSender) enqueue(d *delivery) {
-	d.due = ws.clock.Now()
-	ws.push(d)
-}
-
-// push queues d; a full queue drops it, so that a dead endpoint never
-// holds up the callback or grows memory without bound.
-func (ws *webhookSender) push(d *delivery) {
-	ws.mu.Lock()
-	defer ws.mu.Unlock()
-	if ws.closed {
-		return
-	}
-	if len(ws.queue) >= webhookQueueSize {
-		ws.log.Warn("webhook queue full; delivery dropped", "webhook_id", d.webhookID, "event", d.event, "event_id", d.eventID)
-		return
-	}
-	if !ws.started { // the workers start with the first delivery
-		ws.started = true
-		for range webhookWorkers {
-			ws.wg.Add(1)
-			go ws.work()
-		}
-	}
-	ws.seq++
-	d.seq = ws.seq
-	heap.Push(&ws.queue, d)
-	close(ws.changed)
-	ws.changed = make(chan struct{})
-}
-
-func (ws *webhookSender) work() {
-	defer ws.wg.Done()
-	for {
-		d := ws.next()
-		if d == nil {
-			return
-		}
-		ws.attempt(d)
-	}
-}
-
-// next waits for the earliest delivery to fall due and takes it; nil once
-// the sender is closed.
-func (ws *webhookSender) next() *delivery {
-	ws.mu.Lock()
-	for {
-		if ws.closed {
-			ws.mu.Unlock()
-			return nil
-		}
+// run claims due deliveries while it has room for them, then waits for the
+// next one to fall due, a notify, or the next poll.
+func (ws *webhookSender) run() {
+	defer close(ws.done)
+	poll := time.NewTicker(ws.poll)
+	defer poll.Stop()
+	for ws.ctx.Err() == nil {
 		var wake <-chan time.Time
 		release := func() {}
-		if len(ws.queue) > 0 {
-			due := ws.queue[0].due
-			if !due.After(ws.clock.Now()) {
-				d := heap.Pop(&ws.queue).(*delivery)
-				ws.mu.Unlock()
-				return d
-			}
-			wake, release = ws.clock.Until(due)
+		if next, ok := ws.dispatch(); ok {
+			wake, release = ws.clock.Until(next)
 		}
-		changed := ws.changed
-		ws.mu.Unlock()
 		select {
-		case <-changed:
+		case <-ws.wake:
 		case <-wake:
+		case <-poll.C:
 		case <-ws.ctx.Done():
 		}
 		release()
-		ws.mu.Lock()
 	}
 }
 
-// attempt POSTs a delivery once and requeues it when it may succeed later.
-func (ws *webhookSender) attempt(d *delivery) {
-	d.attempts++
-	outcome, retry, retryAfter := ws.post(d)
-	if outcome == "" {
-		ws.log.Debug("webhook delivered", "webhook_id", d.webhookID, "event", d.event, "event_id", d.eventID, "attempt", d.attempts)
-		return
+// dispatch starts attempts at the deliveries due now, and returns when the
+// next one not leased falls due (ok false: none, the workers are all busy,
+// or the outbox did not answer).
+func (ws *webhookSender) dispatch() (next time.Time, ok bool) {
+	ctx, cancel := context.WithTimeout(ws.ctx, 10*time.Second)
+	defer cancel()
+	now := ws.clock.Now()
+	ws.prune(ctx, now)
+	ws.mu.Lock()
+	room := webhookWorkers - ws.inFlight
+	ws.mu.Unlock()
+	if room <= 0 {
+		return time.Time{}, false
 	}
-	if ws.ctx.Err() != nil {
+	claimed, err := ws.vault.ClaimDeliveries(ctx, now, room, webhookLease)
+	if err == nil {
+		for _, d := range claimed {
+			ws.mu.Lock()
+			ws.inFlight++
+			ws.mu.Unlock()
+			ws.wg.Add(1)
+			go ws.attempt(d)
+		}
+		if len(claimed) == room {
+			return time.Time{}, false // busy: an attempt that ends wakes the loop
+		}
+		next, ok, err = ws.vault.Store().NextDeliveryDue(ctx, now)
+	}
+	ws.outboxAnswered(err)
+	if err != nil || (ok && !next.After(now)) {
+		// Due but not claimed: another server's claim of it is being
+		// committed. The poll comes back to it.
+		return time.Time{}, false
+	}
+	return next, ok
+}
+
+// outboxAnswered logs the first failure to read the outbox of a run of
+// them, and the recovery; the poll tries again meanwhile.
+func (ws *webhookSender) outboxAnswered(err error) {
+	if err != nil && ws.ctx.Err() != nil {
 		return // closing
 	}
-	if !retry || d.attempts >= ws.maxAttempts {
-		ws.log.Warn("webhook delivery failed; giving up", "webhook_id", d.webhookID, "event", d.event, "event_id", d.eventID,
-			"attempts", d.attempts, "last", outcome)
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	switch {
+	case err != nil && !ws.failing:
+		ws.failing = true
+		ws.log.Warn("reading the webhook outbox failed; deliveries wait until it answers", "err", err)
+	case err == nil && ws.failing:
+		ws.failing = false
+		ws.log.Info("the webhook outbox answers again")
+	}
+}
+
+// prune deletes old finished deliveries, at most once per
+// webhookPruneEvery.
+func (ws *webhookSender) prune(ctx context.Context, now time.Time) {
+	ws.mu.Lock()
+	due := now.Sub(ws.prunedAt) >= webhookPruneEvery
+	if due {
+		ws.prunedAt = now
+	}
+	ws.mu.Unlock()
+	if !due {
 		return
 	}
-	delay := ws.backoff << (d.attempts - 1)
-	if delay <= 0 || delay > webhookMaxBackoff { // <= 0: shifted past the int64 range
-		delay = webhookMaxBackoff
+	if n, err := ws.vault.Store().PruneDeliveries(ctx, now.Add(-ws.retention)); err != nil {
+		ws.log.Warn("pruning old webhook deliveries failed", "err", err)
+	} else if n > 0 {
+		ws.log.Debug("old webhook deliveries pruned", "count", n)
 	}
-	delay = max(delay, min(retryAfter, webhookMaxBackoff))
-	ws.log.Info("webhook delivery failed; will retry", "webhook_id", d.webhookID, "event", d.event, "event_id", d.eventID,
-		"attempt", d.attempts, "last", outcome, "retry_in", delay)
-	d.due = ws.clock.Now().Add(delay)
-	ws.push(d)
+}
+
+// attempt posts a claimed delivery once and records what came of it.
+func (ws *webhookSender) attempt(d store.Delivery) {
+	defer func() {
+		ws.mu.Lock()
+		ws.inFlight--
+		ws.mu.Unlock()
+		ws.notify()
+		ws.wg.Done()
+	}()
+	attempt := d.Attempts + 1
+	outcome, retry, retryAfter := ws.post(&d, attempt)
+	// The outcome is recorded even while closing: a delivery made must
+	// not be made again.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ws.ctx), 5*time.Second)
+	defer cancel()
+	now := ws.clock.Now()
+	attrs := []any{"webhook_id", d.WebhookID, "event", d.Event, "event_id", d.EventID, "attempt", attempt}
+	var err error
+	switch {
+	case outcome == "":
+		err = ws.vault.Store().MarkDelivered(ctx, d, now)
+		ws.log.Debug("webhook delivered", attrs...)
+	case ws.ctx.Err() != nil:
+		// Cut short by a stop: handed back, to be made again (the same
+		// attempt) by the next worker.
+		err = ws.vault.Store().ReleaseDelivery(ctx, d)
+	case !retry || attempt >= ws.maxAttempts:
+		err = ws.vault.Store().FailDelivery(ctx, d, now, outcome)
+		ws.log.Warn("webhook delivery failed; giving up", append(attrs[:6], "attempts", attempt, "last", outcome)...)
+	default:
+		delay := ws.backoff << (attempt - 1)
+		if delay <= 0 || delay > webhookMaxBackoff { // <= 0: shifted past the int64 range
+			delay = webhookMaxBackoff
+		}
+		delay = max(delay, min(retryAfter, webhookMaxBackoff))
+		err = ws.vault.Store().RetryDelivery(ctx, d, now, now.Add(delay), outcome)
+		ws.log.Info("webhook delivery failed; will retry", append(attrs, "last", outcome, "retry_in", delay)...)
+	}
+	if err != nil {
+		// Its lease runs out and a worker makes the attempt again.
+		ws.log.Warn("recording a webhook attempt failed", append(attrs, "err", err)...)
+	}
 }
 
 // post sends one attempt. outcome is "" on success, else what went wrong
 // (never the URL, which may hold a secret of the receiver's); retry says
 // whether another attempt may do better.
-func (ws *webhookSender) post(d *delivery) (outcome string, retry bool, retryAfter time.Duration) {
+func (ws *webhookSender) post(d *store.Delivery, attempt int) (outcome string, retry bool, retryAfter time.Duration) {
 	ts := ws.clock.Now().Unix()
-	req, err := http.NewRequestWithContext(ws.ctx, http.MethodPost, d.url, bytes.NewReader(d.body))
+	req, err := http.NewRequestWithContext(ws.ctx, http.MethodPost, d.URL, bytes.NewReader(d.Body))
 	if err != nil {
 		return "bad URL", false, 0
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "atp-go-webhooks/1")
-	req.Header.Set("X-ATP-Event", d.event)
-	req.Header.Set("X-ATP-Delivery", d.eventID)
-	req.Header.Set("X-ATP-Attempt", strconv.Itoa(d.attempts))
+	req.Header.Set("X-ATP-Event", d.Event)
+	req.Header.Set("X-ATP-Delivery", d.EventID)
+	req.Header.Set("X-ATP-Attempt", strconv.Itoa(attempt))
 	req.Header.Set("X-ATP-Timestamp", strconv.FormatInt(ts, 10))
-	req.Header.Set("X-ATP-Signature", SignWebhook(d.secret, ts, d.body))
+	req.Header.Set("X-ATP-Signature", SignWebhook(d.Secret, ts, d.Body))
 	resp, err := ws.hc.Do(req)
 	if err != nil {
 		if refusedDial(err) {
@@ -429,41 +502,10 @@ func (ws *webhookSender) post(d *delivery) (outcome string, retry bool, retryAft
 	return resp.Status, retry, retryAfter
 }
 
-// close stops the workers; deliveries still queued are dropped.
+// close stops the worker: attempts in flight are cut short and handed
+// back; deliveries not yet due stay in the outbox for the next start.
 func (ws *webhookSender) close() {
-	ws.mu.Lock()
-	if ws.closed {
-		ws.mu.Unlock()
-		return
-	}
-	ws.closed = true
-	dropped := len(ws.queue)
-	ws.queue = nil
-	close(ws.changed)
-	ws.mu.Unlock()
 	ws.cancel()
+	<-ws.done
 	ws.wg.Wait()
-	if dropped > 0 {
-		ws.log.Warn("server stopping: undelivered webhook events dropped", "count", dropped)
-	}
-}
-
-// deliveryQueue is a min-heap of deliveries by due time.
-type deliveryQueue []*delivery
-
-func (q deliveryQueue) Len() int { return len(q) }
-func (q deliveryQueue) Less(i, j int) bool {
-	if q[i].due.Equal(q[j].due) {
-		return q[i].seq < q[j].seq
-	}
-	return q[i].due.Before(q[j].due)
-}
-func (q deliveryQueue) Swap(i, j int) { q[i], q[j] = q[j], q[i] }
-func (q *deliveryQueue) Push(x any)   { *q = append(*q, x.(*delivery)) }
-func (q *deliveryQueue) Pop() any {
-	old := *q
-	d := old[len(old)-1]
-	old[len(old)-1] = nil
-	*q = old[:len(old)-1]
-	return d
 }

@@ -1,9 +1,9 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
@@ -160,27 +160,18 @@ func TestWebhookGivesUp(t *testing.T) {
 	eventually(t, "the 400 delivery to be given up", func() bool {
 		return strings.Count(e.logs.String(), `msg="webhook delivery failed; giving up"`) == 2 && strings.Contains(e.logs.String(), "attempts=1")
 	})
-}
-
-// The queue is bounded: past its size, deliveries are dropped with a
-// warning instead of piling up behind a dead endpoint.
-func TestWebhookQueueBounded(t *testing.T) {
-	logs := &logBuffer{}
-	ws := newWebhookSender(Config{WebhookMaxAttempts: 3, WebhookBackoff: time.Second}, newFakeClock(),
-		slog.New(slog.NewTextHandler(logs, nil)))
-	defer ws.close()
-	ws.started = true // no workers: nothing leaves the queue
-	for i := range webhookQueueSize + 5 {
-		ws.push(&delivery{webhookID: "wh_1", eventID: "evt_" + strconv.Itoa(i), event: eventConnectionSuccess})
+	// Both are recorded as failed in the outbox, with why.
+	list, err := e.srv.Store().WebhookDeliveries(context.Background(), store.DefaultOwner)
+	if err != nil || len(list) != 2 {
+		t.Fatalf("deliveries = %+v, %v", list, err)
 	}
-	ws.mu.Lock()
-	n := len(ws.queue)
-	ws.mu.Unlock()
-	if n != webhookQueueSize {
-		t.Fatalf("queue holds %d, want %d", n, webhookQueueSize)
-	}
-	if got := strings.Count(logs.String(), "webhook queue full"); got != 5 {
-		t.Fatalf("%d drops logged, want 5", got)
+	for i, want := range []struct {
+		attempts int
+		last     string
+	}{{2, "500 Internal Server Error"}, {1, "400 Bad Request"}} {
+		if d := list[i]; d.State != store.DeliveryFailed || d.Attempts != want.attempts || d.LastError != want.last {
+			t.Errorf("delivery %d = %s after %d attempts (%q), want failed after %d (%q)", i, d.State, d.Attempts, d.LastError, want.attempts, want.last)
+		}
 	}
 }
 

@@ -10,11 +10,11 @@ import (
 
 // dbFlag adds --db to fs.
 func dbFlag(fs *flag.FlagSet, e *env) *string {
-	return fs.String("db", "", "SQLite database `file` (default $ATP_DB, else "+describeDefaultDB(e)+")")
+	return fs.String("db", "", "the database: a SQLite `file`, or a postgres:// URL that several servers share (default $ATP_DB, else "+describeDefaultDB(e)+")")
 }
 
-// resolveDB returns the database path to open: --db, $ATP_DB or the
-// default under the user's data directory.
+// resolveDB returns the database to open, a SQLite path or a PostgreSQL
+// URL: --db, $ATP_DB or the default file under the user's data directory.
 func resolveDB(e *env, flagValue string) (string, error) {
 	if flagValue != "" {
 		return flagValue, nil

@@ -330,7 +330,7 @@ func secretKey(e *env, file, dbPath string, devFile bool) ([]byte, error) {
 		}
 		return key, nil
 	}
-	if devFile {
+	if devFile && !store.IsPostgres(dbPath) {
 		key, err := server.ReadSecretKeyFile(server.DevSecretKeyPath(dbPath))
 		if err == nil || !errors.Is(err, fs.ErrNotExist) {
 			return key, err

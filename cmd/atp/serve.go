@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/atpgo/atp/server"
+	"github.com/atpgo/atp/server/store"
 )
 
 var serveCommand = &command{
@@ -21,7 +22,7 @@ var serveCommand = &command{
 }
 
 func runServe(ctx context.Context, e *env, args []string) error {
-	fs := newFlags(e, "serve", "atp serve [--addr 127.0.0.1:7777] [--db PATH] [--dev] [--secret-key-file F] [--platforms FILE] [--public-url URL] [--json] [limit flags, see README's Limits]")
+	fs := newFlags(e, "serve", "atp serve [--addr 127.0.0.1:7777] [--db PATH|postgres://...] [--dev] [--secret-key-file F] [--platforms FILE] [--public-url URL] [--json] [limit flags, see README's Limits]")
 	addr := fs.String("addr", "127.0.0.1:7777", "`host:port` to listen on (port 0 picks a free one)")
 	db := dbFlag(fs, e)
 	dev := fs.Bool("dev", false, "development mode: on an empty database, create a toolkit key and an LLM key and print them")
@@ -95,7 +96,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		}
 		return srv.Serve(ctx, ln)
 	}
-	fmt.Fprintf(e.stdout, "ATP server on %s (database %s)\n", url, path)
+	fmt.Fprintf(e.stdout, "ATP server on %s (database %s)\n", url, store.Describe(path))
 	if keys := srv.DevKeys(); len(keys) > 0 {
 		fmt.Fprintln(e.stdout, "\nDev mode created these keys. They are shown once: copy them now.")
 		for _, k := range keys {
@@ -118,7 +119,7 @@ func writeStartJSON(e *env, srv *server.Server, url, dbPath string) error {
 		URL      string   `json:"url"`
 		Database string   `json:"database"`
 		DevKeys  []devKey `json:"dev_keys,omitempty"`
-	}{URL: url, Database: dbPath}
+	}{URL: url, Database: store.Describe(dbPath)}
 	for _, k := range srv.DevKeys() {
 		start.DevKeys = append(start.DevKeys, devKey{string(k.Key.Kind), k.Key.ID, k.APIKey})
 	}

@@ -61,6 +61,7 @@ func addLimitFlags(fs *flag.FlagSet) *limitFlags {
 	n("max-schema-depth", int64(d.MaxSchemaDepth), "levels of nesting of objects and arrays in a tool schema; past it: 400", func(c *server.Config, v int64) { c.MaxSchemaDepth = int(v) })
 	n("max-schema-enum", int64(d.MaxSchemaEnum), "values one enum of a tool schema may list; past it: 400", func(c *server.Config, v int64) { c.MaxSchemaEnum = int(v) })
 	n("max-schema-properties", int64(d.MaxSchemaProperties), "properties (and required names) of one object of a tool schema; past it: 400", func(c *server.Config, v int64) { c.MaxSchemaProperties = int(v) })
+	t("webhook-retention", d.WebhookRetention, "how long the record of a webhook delivery that succeeded or was given up is kept in the store", func(c *server.Config, v time.Duration) { c.WebhookRetention = v })
 	n("max-peer-warnings", int64(d.MaxPeerWarnings), "warnings logged per minute about one connection's bad frames; the rest are counted", func(c *server.Config, v int64) { c.MaxPeerWarnings = int(v) })
 	return f
 }

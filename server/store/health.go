@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 )
 
@@ -11,7 +10,7 @@ import (
 // a full disk or a lock held too long by another process fail it, where a
 // read (Ping) would still succeed.
 func (s *Store) CheckWritable(ctx context.Context) error {
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx handle) error {
 		_, err := tx.ExecContext(ctx, `UPDATE schema_version SET version = version`)
 		return err
 	})

@@ -156,7 +156,7 @@ func (s *Store) CreateKey(ctx context.Context, nk NewKey) (Key, string, error) {
 		k      Key
 		apiKey string
 	)
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx handle) error {
 		var err error
 		k, apiKey, err = s.insertKey(ctx, tx, nk)
 		return err
@@ -168,7 +168,7 @@ func (s *Store) CreateKey(ctx context.Context, nk NewKey) (Key, string, error) {
 }
 
 // insertKey stores a new key made from a checked nk.
-func (s *Store) insertKey(ctx context.Context, tx *sql.Tx, nk NewKey) (Key, string, error) {
+func (s *Store) insertKey(ctx context.Context, tx handle, nk NewKey) (Key, string, error) {
 	k := Key{
 		ID:        randomText(idBytes),
 		Kind:      nk.Kind,
@@ -194,7 +194,7 @@ func (s *Store) insertKey(ctx context.Context, tx *sql.Tx, nk NewKey) (Key, stri
 // the old one, and the toolkit never goes offline. It returns the old key
 // and the new one with its full API key, shown once.
 func (s *Store) RotateKey(ctx context.Context, id, name string) (old, rotated Key, apiKey string, err error) {
-	err = s.tx(ctx, func(tx *sql.Tx) error {
+	err = s.tx(ctx, func(tx handle) error {
 		rows, err := tx.QueryContext(ctx, keySelect+` WHERE id = ?`, id)
 		if err != nil {
 			return err
@@ -299,7 +299,7 @@ func (s *Store) KeyByID(ctx context.Context, id string) (Key, error) {
 
 // ListKeys returns every key, revoked ones included, oldest first.
 func (s *Store) ListKeys(ctx context.Context) ([]Key, error) {
-	rows, err := s.db.QueryContext(ctx, keySelect+` ORDER BY created_at, rowid`)
+	rows, err := s.db.QueryContext(ctx, keySelect+` ORDER BY created_at, `+s.d.keyOrder)
 	if err != nil {
 		return nil, fmt.Errorf("list keys: %w", err)
 	}
@@ -341,7 +341,7 @@ func scanKeys(rows *sql.Rows) ([]Key, error) {
 // RevokeKey revokes the key with the given id. Revoking a revoked key is
 // not an error and keeps the first revocation time.
 func (s *Store) RevokeKey(ctx context.Context, id string) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.tx(ctx, func(tx handle) error {
 		res, err := tx.ExecContext(ctx, `UPDATE keys SET revoked_at = coalesce(revoked_at, ?) WHERE id = ?`, millis(s.now()), id)
 		if err != nil {
 			return fmt.Errorf("revoke key: %w", err)

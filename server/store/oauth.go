@@ -19,69 +19,6 @@ import (
 	"unicode/utf8"
 )
 
-// oauthMigration adds the OAuth broker's tables (schema version 2). Every
-// secret column holds a Vault-sealed value, never clear text; OAuth states
-// are kept as a SHA-256, so a copy of the database cannot complete a
-// pending authorization.
-var oauthMigration = []string{
-	`CREATE TABLE secret_key_check (
-		id         INTEGER PRIMARY KEY CHECK (id = 1),
-		sealed     BLOB NOT NULL,
-		created_at INTEGER NOT NULL
-	)`,
-	`CREATE TABLE oauth_platforms (
-		id            TEXT PRIMARY KEY,
-		name          TEXT NOT NULL,
-		client_id     TEXT NOT NULL,
-		client_secret BLOB NOT NULL,
-		auth_url      TEXT NOT NULL,
-		token_url     TEXT NOT NULL,
-		scopes        TEXT NOT NULL DEFAULT '[]',
-		pkce          INTEGER NOT NULL DEFAULT 1,
-		userinfo_url  TEXT NOT NULL DEFAULT '',
-		auth_params   TEXT NOT NULL DEFAULT '{}',
-		auth_style    TEXT NOT NULL DEFAULT '',
-		created_at    INTEGER NOT NULL,
-		updated_at    INTEGER NOT NULL
-	)`,
-	`CREATE TABLE oauth_connections (
-		owner            TEXT NOT NULL,
-		platform_id      TEXT NOT NULL,
-		external_user_id TEXT NOT NULL,
-		integration_id   TEXT NOT NULL UNIQUE,
-		email            TEXT NOT NULL DEFAULT '',
-		access_token     BLOB NOT NULL,
-		refresh_token    BLOB NOT NULL,
-		token_type       TEXT NOT NULL DEFAULT '',
-		expires_at       INTEGER,
-		scope            TEXT NOT NULL DEFAULT '',
-		broken           TEXT NOT NULL DEFAULT '',
-		created_at       INTEGER NOT NULL,
-		updated_at       INTEGER NOT NULL,
-		PRIMARY KEY (owner, platform_id, external_user_id)
-	)`,
-	`CREATE TABLE oauth_states (
-		state_hash       BLOB PRIMARY KEY,
-		owner            TEXT NOT NULL,
-		platform_id      TEXT NOT NULL,
-		external_user_id TEXT NOT NULL,
-		redirect_url     TEXT NOT NULL DEFAULT '',
-		verifier         BLOB NOT NULL,
-		created_at       INTEGER NOT NULL,
-		expires_at       INTEGER NOT NULL
-	)`,
-	`CREATE INDEX oauth_states_owner ON oauth_states (owner, expires_at)`,
-	`CREATE TABLE webhooks (
-		id         TEXT PRIMARY KEY,
-		owner      TEXT NOT NULL,
-		url        TEXT NOT NULL,
-		events     TEXT NOT NULL,
-		secret     BLOB NOT NULL,
-		created_at INTEGER NOT NULL
-	)`,
-	`CREATE INDEX webhooks_owner ON webhooks (owner, created_at)`,
-}
-
 // ---- platforms ----
 
 // Platform is an OAuth2 provider end users connect their accounts of, e.g.
@@ -232,7 +169,7 @@ func (v *Vault) PutPlatform(ctx context.Context, p Platform) (Platform, error) {
 		params = map[string]string{}
 	}
 	paramsJSON, _ := json.Marshal(params)
-	err := v.s.tx(ctx, func(tx *sql.Tx) error {
+	err := v.s.tx(ctx, func(tx handle) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO oauth_platforms
 			(id, name, client_id, client_secret, auth_url, token_url, scopes, pkce, userinfo_url, auth_params, auth_style, created_at, updated_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -312,7 +249,7 @@ func (s *Store) platforms(ctx context.Context, v *Vault, where string, args ...a
 // DeletePlatform removes a platform with its users' connections and pending
 // authorizations, and returns how many connections went with it.
 func (s *Store) DeletePlatform(ctx context.Context, id string) (connections int, err error) {
-	err = s.tx(ctx, func(tx *sql.Tx) error {
+	err = s.tx(ctx, func(tx handle) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM oauth_platforms WHERE id = ?`, id)
 		if err != nil {
 			return err
@@ -364,10 +301,13 @@ func connectionAD(owner, platform, user, column string) []string {
 
 // SaveConnection stores a user's new tokens, replacing any earlier
 // connection of the user to the platform (and clearing Broken). It returns
-// the connection as stored.
-func (v *Vault) SaveConnection(ctx context.Context, c Connection) (Connection, error) {
+// the connection as stored. When event is not nil it is called, inside the
+// transaction, with the connection as stored (its IntegrationID set), and
+// the event it returns is queued for the owner's webhooks in that
+// transaction: the connection and its event are committed together.
+func (v *Vault) SaveConnection(ctx context.Context, c Connection, event func(Connection) WebhookEvent) (Connection, error) {
 	now := fromMillis(millis(v.s.now()))
-	err := v.s.tx(ctx, func(tx *sql.Tx) error {
+	err := v.s.tx(ctx, func(tx handle) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO oauth_connections
 			(owner, platform_id, external_user_id, integration_id, email, access_token, refresh_token, token_type, expires_at, scope, broken, created_at, updated_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', ?, ?)
@@ -378,6 +318,15 @@ func (v *Vault) SaveConnection(ctx context.Context, c Connection) (Connection, e
 			v.seal(c.AccessToken, connectionAD(c.Owner, c.PlatformID, c.ExternalUserID, "access_token")...),
 			v.seal(c.RefreshToken, connectionAD(c.Owner, c.PlatformID, c.ExternalUserID, "refresh_token")...),
 			c.TokenType, nullMillis(c.Expiry), c.Scope, millis(now), millis(now))
+		if err != nil || event == nil {
+			return err
+		}
+		stored := c
+		if err := tx.QueryRowContext(ctx, `SELECT integration_id FROM oauth_connections WHERE owner = ? AND platform_id = ? AND external_user_id = ?`,
+			c.Owner, c.PlatformID, c.ExternalUserID).Scan(&stored.IntegrationID); err != nil {
+			return err
+		}
+		_, _, err = v.s.enqueue(ctx, tx, event(stored))
 		return err
 	})
 	if err != nil {
@@ -391,7 +340,7 @@ func (v *Vault) SaveConnection(ctx context.Context, c Connection) (Connection, e
 // none).
 func (v *Vault) UpdateTokens(ctx context.Context, c Connection) error {
 	now := millis(v.s.now())
-	return v.s.tx(ctx, func(tx *sql.Tx) error {
+	return v.s.tx(ctx, func(tx handle) error {
 		var res sql.Result
 		var err error
 		access := v.seal(c.AccessToken, connectionAD(c.Owner, c.PlatformID, c.ExternalUserID, "access_token")...)
@@ -446,24 +395,93 @@ func (v *Vault) Connection(ctx context.Context, owner, platform, user string) (C
 }
 
 // MarkConnectionBroken records why a connection no longer works. Its tokens
-// are wiped: they are of no further use.
-func (v *Vault) MarkConnectionBroken(ctx context.Context, owner, platform, user, reason string) error {
+// are wiped: they are of no further use. An event, when not nil, is queued
+// for the owner's webhooks in the same transaction.
+func (v *Vault) MarkConnectionBroken(ctx context.Context, owner, platform, user, reason string, event *WebhookEvent) error {
 	if reason == "" {
 		return errors.New("mark connection broken: empty reason")
 	}
-	return v.s.tx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `UPDATE oauth_connections SET broken = ?, access_token = ?, refresh_token = ?, expires_at = NULL, updated_at = ?
+	return v.s.tx(ctx, func(tx handle) error {
+		res, err := tx.ExecContext(ctx, `UPDATE oauth_connections SET broken = ?, access_token = ?, refresh_token = ?, expires_at = NULL, updated_at = ?
 			WHERE owner = ? AND platform_id = ? AND external_user_id = ?`,
 			reason, v.seal("", connectionAD(owner, platform, user, "access_token")...), v.seal("", connectionAD(owner, platform, user, "refresh_token")...),
 			millis(v.s.now()), owner, platform, user)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 || event == nil {
+			return nil
+		}
+		_, _, err = v.s.enqueue(ctx, tx, *event)
 		return err
 	})
+}
+
+// refreshPoll bounds the wait between two tries of LockRefresh.
+const refreshPoll = 250 * time.Millisecond
+
+// LockRefresh takes the refresh lease of a user's connection for lease,
+// waiting while another holder has it, and returns the function that
+// lets it go. Servers that share a database refresh a user's token one
+// at a time under it: with rotating refresh tokens a second refresh would
+// spend a token the first has already replaced. A holder that dies keeps
+// the lease until it runs out, so lease must outlast a refresh. The wait
+// ends with ctx; ErrConnectionNotFound when there is no connection.
+func (v *Vault) LockRefresh(ctx context.Context, owner, platform, user string, lease time.Duration) (unlock func(), err error) {
+	holder := "rfl_" + randomText(10)
+	wait := 10 * time.Millisecond
+	for {
+		var n int64
+		err := v.s.tx(ctx, func(tx handle) error {
+			now := millis(v.s.now())
+			res, err := tx.ExecContext(ctx, `UPDATE oauth_connections SET refresh_holder = ?, refresh_until = ?
+				WHERE owner = ? AND platform_id = ? AND external_user_id = ? AND (refresh_until IS NULL OR refresh_until <= ?)`,
+				holder, now+lease.Milliseconds(), owner, platform, user, now)
+			if err != nil {
+				return err
+			}
+			if n, _ = res.RowsAffected(); n > 0 {
+				return nil
+			}
+			var one int
+			if err := tx.QueryRowContext(ctx, `SELECT 1 FROM oauth_connections WHERE owner = ? AND platform_id = ? AND external_user_id = ?`,
+				owner, platform, user).Scan(&one); errors.Is(err, sql.ErrNoRows) {
+				return fmt.Errorf("user %q of platform %q: %w", user, platform, ErrConnectionNotFound)
+			}
+			return err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("lock token refresh: %w", err)
+		}
+		if n > 0 {
+			break
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("lock token refresh: another server is refreshing the token of user %q: %w", user, ctx.Err())
+		case <-t.C:
+		}
+		wait = min(2*wait, refreshPoll)
+	}
+	return func() {
+		// Let go even when the caller's context is done: else the next
+		// refresh waits out the lease.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		v.s.tx(ctx, func(tx handle) error {
+			_, err := tx.ExecContext(ctx, `UPDATE oauth_connections SET refresh_holder = '', refresh_until = NULL
+				WHERE owner = ? AND platform_id = ? AND external_user_id = ? AND refresh_holder = ?`, owner, platform, user, holder)
+			return err
+		})
+	}, nil
 }
 
 // ForgetBrokenConnection deletes a user's connection to a platform if it is
 // broken, so that a new authorization starts from "not connected".
 func (s *Store) ForgetBrokenConnection(ctx context.Context, owner, platform, user string) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.tx(ctx, func(tx handle) error {
 		_, err := tx.ExecContext(ctx, `DELETE FROM oauth_connections WHERE owner = ? AND platform_id = ? AND external_user_id = ? AND broken != ''`, owner, platform, user)
 		return err
 	})
@@ -527,7 +545,10 @@ func (v *Vault) CreateState(ctx context.Context, st OAuthState) (string, error) 
 	rand.Read(b)
 	state := base64.RawURLEncoding.EncodeToString(b)
 	hash := stateHash(state)
-	err := v.s.tx(ctx, func(tx *sql.Tx) error {
+	err := v.s.tx(ctx, func(tx handle) error {
+		if err := v.s.lock(ctx, tx, "atp/states", st.Owner); err != nil {
+			return err
+		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM oauth_states WHERE owner = ? AND expires_at <= ?`, st.Owner, millis(st.CreatedAt)); err != nil {
 			return err
 		}
@@ -566,7 +587,7 @@ func (v *Vault) ConsumeState(ctx context.Context, state, platformID string, now 
 		verifier         []byte
 		created, expires int64
 	)
-	err := v.s.tx(ctx, func(tx *sql.Tx) error {
+	err := v.s.tx(ctx, func(tx handle) error {
 		err := tx.QueryRowContext(ctx, `DELETE FROM oauth_states WHERE state_hash = ? AND platform_id = ?
 			RETURNING owner, platform_id, external_user_id, redirect_url, verifier, created_at, expires_at`, hash, platformID).
 			Scan(&st.Owner, &st.PlatformID, &st.ExternalUserID, &st.RedirectURL, &verifier, &created, &expires)

@@ -107,13 +107,15 @@ func (s *Store) Register(ctx context.Context, r Registration) (Key, error) {
 		now = s.now()
 	}
 	var key Key
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx handle) error {
 		var (
 			kind    string
 			revoked sql.NullInt64
 			created int64
 		)
-		err := tx.QueryRowContext(ctx, `SELECT id, kind, name, owner, toolkit, created_at, revoked_at FROM keys WHERE id = ?`, r.KeyID).
+		// The key's row stays locked to the end: two registrations of one
+		// unbound key, for two names, bind it once.
+		err := tx.QueryRowContext(ctx, `SELECT id, kind, name, owner, toolkit, created_at, revoked_at FROM keys WHERE id = ?`+s.d.forUpdate, r.KeyID).
 			Scan(&key.ID, &kind, &key.Name, &key.Owner, &key.Toolkit, &created, &revoked)
 		if errors.Is(err, sql.ErrNoRows) {
 			return ErrInvalidKey
@@ -130,10 +132,15 @@ func (s *Store) Register(ctx context.Context, r Registration) (Key, error) {
 		case key.Toolkit != "" && key.Toolkit != r.Toolkit:
 			return fmt.Errorf("%w: key %s serves toolkit %q, not %q", ErrKeyBoundElsewhere, key.ID, key.Toolkit, r.Toolkit)
 		case key.Toolkit == "":
+			// Two unbound keys racing for one name: the second waits here
+			// until the first commits, then finds the name taken.
+			if err := s.lock(ctx, tx, "atp/toolkit", key.Owner, r.Toolkit); err != nil {
+				return fmt.Errorf("lock toolkit name: %w", err)
+			}
 			if err := checkUnclaimed(ctx, tx, key, r.Toolkit); err != nil {
 				return err
 			}
-			if _, err := tx.ExecContext(ctx, `UPDATE keys SET toolkit = ? WHERE id = ?`, r.Toolkit, key.ID); err != nil {
+			if _, err := tx.ExecContext(ctx, `UPDATE keys SET toolkit = ? WHERE id = ? AND toolkit = ''`, r.Toolkit, key.ID); err != nil {
 				return fmt.Errorf("bind key: %w", err)
 			}
 			key.Toolkit = r.Toolkit
@@ -146,9 +153,14 @@ func (s *Store) Register(ctx context.Context, r Registration) (Key, error) {
 		t := r.Tool
 		params, _ := json.Marshal(nonNil(t.Params))
 		required, _ := json.Marshal(nonNil(t.RequiredParams))
-		if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO tools (owner, toolkit, name, description, params, required_params,
+		if _, err := tx.ExecContext(ctx, `INSERT INTO tools (owner, toolkit, name, description, params, required_params,
 			input_schema, output_schema, inferred, auth_provider, auth_type, auth_with, needs_auth_token, code_hash, hints, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (owner, toolkit, name) DO UPDATE SET description = excluded.description, params = excluded.params,
+				required_params = excluded.required_params, input_schema = excluded.input_schema, output_schema = excluded.output_schema,
+				inferred = excluded.inferred, auth_provider = excluded.auth_provider, auth_type = excluded.auth_type,
+				auth_with = excluded.auth_with, needs_auth_token = excluded.needs_auth_token, code_hash = excluded.code_hash,
+				hints = excluded.hints, updated_at = excluded.updated_at`,
 			key.Owner, r.Toolkit, t.Name, t.Description, string(params), string(required),
 			string(t.InputSchema), nullText(t.OutputSchema), t.Inferred, t.AuthProvider, t.AuthType, t.AuthWith,
 			t.NeedsAuthToken, t.CodeHash, nullText(t.Hints), millis(now)); err != nil {
@@ -162,7 +174,7 @@ func (s *Store) Register(ctx context.Context, r Registration) (Key, error) {
 	return key, nil
 }
 
-// queryRower is a *sql.DB or a *sql.Tx.
+// queryRower is a handle on the database or a transaction.
 type queryRower interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
@@ -232,7 +244,7 @@ func (s *Store) Toolkits(ctx context.Context) ([]Toolkit, error) {
 func (s *Store) toolkits(ctx context.Context, where string, args ...any) ([]Toolkit, error) {
 	var out []Toolkit
 	// One transaction, so that toolkits and tools are read from one snapshot.
-	err := s.readTx(ctx, func(tx *sql.Tx) error {
+	err := s.readTx(ctx, func(tx handle) error {
 		rows, err := tx.QueryContext(ctx, `SELECT owner, name, toolkit_hash, language, updated_at FROM toolkits `+where+` ORDER BY owner, name`, args...)
 		if err != nil {
 			return err

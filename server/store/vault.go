@@ -5,7 +5,6 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
-	"database/sql"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -59,10 +58,10 @@ func (s *Store) Vault(ctx context.Context, key []byte) (*Vault, error) {
 	v := &Vault{s: s, aead: aead}
 	check := v.seal(keyCheckPlaintext, "key-check")
 	var stored []byte
-	err = s.tx(ctx, func(tx *sql.Tx) error {
+	err = s.tx(ctx, func(tx handle) error {
 		// Two processes may start on a new database at once: the first
 		// check value wins and the other is compared against it.
-		if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO secret_key_check (id, sealed, created_at) VALUES (1, ?, ?)`, check, millis(s.now())); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO secret_key_check (id, sealed, created_at) VALUES (1, ?, ?) ON CONFLICT (id) DO NOTHING`, check, millis(s.now())); err != nil {
 			return err
 		}
 		return tx.QueryRowContext(ctx, `SELECT sealed FROM secret_key_check WHERE id = 1`).Scan(&stored)
@@ -116,9 +115,13 @@ func associatedData(parts []string) []byte {
 	return b
 }
 
-// Path returns the file the database is in, "" for an in-memory one: where
-// dev mode keeps a generated secret key.
+// Path returns the file a SQLite database is in: where dev mode keeps a
+// generated secret key. It is "" for an in-memory database and for
+// PostgreSQL, which keep no file.
 func (s *Store) Path(ctx context.Context) (string, error) {
+	if s.d.engine != EngineSQLite {
+		return "", nil
+	}
 	rows, err := s.db.QueryContext(ctx, `PRAGMA database_list`)
 	if err != nil {
 		return "", fmt.Errorf("database path: %w", err)

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -45,7 +44,10 @@ func (v *Vault) CreateWebhook(ctx context.Context, owner, url string, events []s
 		CreatedAt: fromMillis(millis(v.s.now())),
 	}
 	evs, _ := json.Marshal(w.Events)
-	err := v.s.tx(ctx, func(tx *sql.Tx) error {
+	err := v.s.tx(ctx, func(tx handle) error {
+		if err := v.s.lock(ctx, tx, "atp/webhooks", owner); err != nil {
+			return err
+		}
 		var n int
 		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM webhooks WHERE owner = ?`, owner).Scan(&n); err != nil {
 			return err
@@ -106,7 +108,7 @@ func (s *Store) webhooks(ctx context.Context, v *Vault, owner string) ([]Webhook
 
 // DeleteWebhook deletes one of an owner's webhooks.
 func (s *Store) DeleteWebhook(ctx context.Context, owner, id string) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.tx(ctx, func(tx handle) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM webhooks WHERE owner = ? AND id = ?`, owner, id)
 		if err != nil {
 			return fmt.Errorf("delete webhook: %w", err)
