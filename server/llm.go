@@ -186,8 +186,14 @@ func (s *Server) startTask(ctx context.Context, key store.Key, m *llmMessage, vi
 	}
 	t.budget, t.size = b, len(params)
 	c := s.hub.newCall(k.ref, t.tool, params, authToken, t.deliver)
+	c.timeout = timeout
 	t.call = c
+	var routeErr *routeError
 	switch err := s.hub.dispatch(c, via); {
+	case errors.As(err, &routeErr):
+		t.giveBack()
+		t.fail(routeErr.reason, routeErr.msg, nil, nil, via)
+		return noCall
 	case errors.Is(err, errOffline):
 		t.giveBack()
 		t.fail(reasonOffline, fmt.Sprintf("toolkit %q is offline: it has no WebSocket connection and has not polled its inbox in the last %s", t.toolkit, s.cfg.InboxOnlineWindow), nil, nil, via)
