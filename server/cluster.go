@@ -15,6 +15,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/atpgo/atp/server/store"
 )
 
 // A server with Config.NATSURL is one replica of a cluster. The replicas
@@ -155,6 +157,11 @@ func newCluster(ctx context.Context, s *Server) (*cluster, error) {
 	cfg := &s.cfg
 	if err := validClusterPrefix(cfg.ClusterPrefix); err != nil {
 		return nil, err
+	}
+	if cfg.Store == nil && !store.IsPostgres(cfg.DBPath) {
+		// Replicas on SQLite files of their own would each have their own
+		// keys and toolkits.
+		return nil, fmt.Errorf("server: NATSURL is set, but the database is %s: the replicas of a cluster share one PostgreSQL database (a postgres:// URL)", store.Describe(cfg.DBPath))
 	}
 	if cfg.PresenceTTL < 30*time.Millisecond {
 		return nil, fmt.Errorf("server: PresenceTTL is %s: it must be at least 30ms", cfg.PresenceTTL)
@@ -372,6 +379,15 @@ func (cl *cluster) close() {
 	}
 	cl.nc.Close()
 	cl.wg.Wait()
+}
+
+// ReplicaID is this server's id as a replica of a cluster, new at each
+// start; "" without Config.NATSURL.
+func (s *Server) ReplicaID() string {
+	if s.cluster == nil {
+		return ""
+	}
+	return s.cluster.id
 }
 
 // health is /healthz's view of NATS: nil when this replica is connected.

@@ -442,14 +442,21 @@ func TestClusterHealthAndMetrics(t *testing.T) {
 // Bad configurations and an unreachable NATS fail New, saying why, with
 // no password in the message.
 func TestClusterConfigErrors(t *testing.T) {
+	st, err := store.Open(context.Background(), store.Memory)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
 	for _, c := range []struct {
 		cfg  Config
 		want string
 	}{
-		{Config{NATSURL: "nats://127.0.0.1:1", ClusterPrefix: "a.b"}, `ClusterPrefix "a.b"`},
-		{Config{NATSURL: "nats://127.0.0.1:1", PresenceTTL: time.Millisecond}, "PresenceTTL"},
-		{Config{NATSURL: "nats://user:s3cret@127.0.0.1:1"}, "NATS at nats://user:xxxxx@127.0.0.1:1"},
+		{Config{NATSURL: "nats://127.0.0.1:1", Store: st, ClusterPrefix: "a.b"}, `ClusterPrefix "a.b"`},
+		{Config{NATSURL: "nats://127.0.0.1:1", Store: st, PresenceTTL: time.Millisecond}, "PresenceTTL"},
+		{Config{NATSURL: "nats://user:s3cret@127.0.0.1:1", Store: st}, "NATS at nats://user:xxxxx@127.0.0.1:1"},
+		{Config{NATSURL: "nats://127.0.0.1:1", DBPath: t.TempDir() + "/atp.db"}, "share one PostgreSQL database"},
 	} {
+		c.cfg.SecretKey = make([]byte, 32)
 		_, err := New(c.cfg)
 		if err == nil || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "s3cret") {
 			t.Errorf("New(%+v) = %v, want an error with %q", c.cfg.NATSURL, err, c.want)
