@@ -66,22 +66,30 @@ func (h *hub) dispatchCluster(c *call, via *flusher) error {
 	}
 	c.started = h.now()
 	if n := local + len(holders); n > 0 {
-		// Ties are taken in turn. Not by the route's counter: a route
-		// with no connection here is dropped between calls.
-		start := int(h.seq.Load() % uint64(n))
-		best, bestNum, bestDen := -1, 0, 1
-		for i := range n {
-			j := (start + i) % n
-			num, den := 0, 1
-			if j < local {
-				num = len(r.conns[j].calls)
-			} else {
-				hd := &holders[j-local]
-				num, den = max(hd.inFlight, r.remote[hd.replica]), max(hd.conns, 1)
+		// The least busy connection of this replica, and the least busy
+		// replica (calls in flight per connection), ties taken in turn
+		// (by the call counter: a route with no connection here is dropped
+		// between calls, its own counter with it). This replica's wins a
+		// tie with another's: it saves a trip through NATS.
+		turn := int(h.seq.Load())
+		best, bestNum := -1, 0
+		for i := range local {
+			j := (turn + i) % local
+			if num := len(r.conns[j].calls); best < 0 || num < bestNum {
+				best, bestNum = j, num
 			}
-			if best < 0 || num*bestDen < bestNum*den {
-				best, bestNum, bestDen = j, num, den
+		}
+		remote, remoteNum, remoteDen := -1, 0, 1
+		for i := range holders {
+			j := (turn + i) % len(holders)
+			hd := &holders[j]
+			num, den := max(hd.inFlight, r.remote[hd.replica]), max(hd.conns, 1)
+			if remote < 0 || num*remoteDen < remoteNum*den {
+				remote, remoteNum, remoteDen = j, num, den
 			}
+		}
+		if best < 0 || remote >= 0 && remoteNum < bestNum*remoteDen {
+			best = local + remote
 		}
 		if best < local {
 			conn := r.conns[best]

@@ -433,7 +433,12 @@ func TestClusterHealthAndMetrics(t *testing.T) {
 	}
 	// A server of another cluster on the same NATS sees none of these.
 	url, prefix := natstest.Prefix(t)
-	other := newEnv(t, Config{NATSURL: url, ClusterPrefix: prefix})
+	st, err := store.Open(context.Background(), store.Memory)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() }) // after the server's own cleanup
+	other := newEnv(t, Config{NATSURL: url, ClusterPrefix: prefix, Store: st})
 	if n := other.srv.cluster.replicas(); n != 1 {
 		t.Fatalf("another cluster's replica sees %d replicas", n)
 	}

@@ -190,7 +190,7 @@ func (s *Server) startTask(ctx context.Context, key store.Key, m *llmMessage, vi
 	t.call = c
 	var routeErr *routeError
 	switch err := s.hub.dispatch(c, via); {
-	case errors.As(err, &routeErr):
+	case err != nil && errors.As(err, &routeErr):
 		t.giveBack()
 		t.fail(routeErr.reason, routeErr.msg, nil, nil, via)
 		return noCall
