@@ -149,4 +149,5 @@ func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
 		writeGauge(w, "atp_open_connections", "Open TCP connections (limit: --max-connections).", l.openConns())
 	}
 	writeGauge(w, "atp_unauthenticated_in_progress", "Requests and LLM WebSockets not authenticated yet (limit: --max-unauth-requests).", s.unauth.inUse())
+	s.writePlatoolsMetrics(w)
 }
