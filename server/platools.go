@@ -517,11 +517,18 @@ func (c *tkConn) ptRegister(raw json.RawMessage) {
 	defer cancel()
 	k, declared, err := s.store.Declare(ctx, store.Declaration{KeyID: c.key.ID, Toolkit: c.ref.Name, ToolkitHash: kitHash, Language: ptLanguage, Tools: tools})
 	switch {
-	case errors.Is(err, store.ErrKeyBoundElsewhere):
-		refuse(fmt.Sprintf("this toolkit key serves another toolkit, not %q", c.ref.Name))
-		return
-	case errors.Is(err, store.ErrToolkitTaken):
-		refuse(err.Error())
+	case errors.Is(err, store.ErrKeyBoundElsewhere), errors.Is(err, store.ErrToolkitTaken):
+		// The name was free at the handshake, and another key took it
+		// since (or bound this key elsewhere): this connection can never
+		// serve it, so it ends as a refused handshake does.
+		msg := fmt.Sprintf("%s: this toolkit key serves another toolkit, not %q", ptInvalid, c.ref.Name)
+		if errors.Is(err, store.ErrToolkitTaken) {
+			msg = fmt.Sprintf("%s: %v", ptInvalid, err)
+		}
+		c.log.Warn("platools tool_register refused; closing", "err", peerText(msg))
+		c.sendJSONVia(errorFrame{Type: "error", Error: msg}, nil)
+		c.flushed(time.Second)
+		c.closeWith(websocket.ClosePolicyViolation, closeReason(msg), errors.New(msg))
 		return
 	case errors.Is(err, store.ErrRevokedKey):
 		refuse("API key has been revoked")

@@ -658,3 +658,42 @@ func TestPlatoolsParams(t *testing.T) {
 		t.Errorf("closeReason = %d bytes, valid %v", len(got), utf8.ValidString(got))
 	}
 }
+
+// The per-toolkit cap on pending calls holds for Platools connections.
+func TestPlatoolsPendingCap(t *testing.T) {
+	e := newEnv(t, Config{MaxPendingPerToolkit: 1, CallTimeout: time.Hour})
+	c := e.dialSDK(e.tkKey, "crm", "prod")
+	c.mustRegister(sdkTool("echo"))
+	llm := e.dialPyLLM(e.llmKey)
+	first := pyTaskRequest(e.llmKey, "crm", 0, "echo", nil)
+	llm.WriteJSON(first)
+	call := c.readType("tool_call")
+	second := pyTaskRequest(e.llmKey, "crm", 1, "echo", nil)
+	m := roundTrip(t, llm, second)
+	if checkTaskResponse(t, m, second, "error"); !strings.Contains(m["message"].(string), "--max-pending-per-toolkit") {
+		t.Fatalf("second call: %v", m)
+	}
+	c.send(map[string]any{"type": "tool_result", "call_id": call["call_id"], "result": "ok", "latency_ms": 1})
+	if got := checkTaskResponse(t, readMsg(t, llm), first, "success"); got != "ok" {
+		t.Fatalf("first call = %v", got)
+	}
+}
+
+// A name taken by another key after the handshake ends the connection at
+// its declaration: it could never serve it.
+func TestPlatoolsNameTakenAfterHandshake(t *testing.T) {
+	e := newEnv(t, Config{})
+	c := e.dialSDK(e.tkKey, "crm", "prod") // e.tkKey is bound to nothing: crm is free
+	other := e.key(store.NewKey{Kind: store.KindToolkit, Name: "other"})
+	if st := e.pyRegister(other, "crm", pyGreet); len(st) != 1 || st[0] != 200 {
+		t.Fatalf("the other key's registration: %v", st)
+	}
+	m := c.register(sdkTool("echo"))
+	if msg, _ := m["error"].(string); m["type"] != "error" || !strings.HasPrefix(msg, `Invalid service secret or entity not found: toolkit "crm" of owner "default" belongs to another key`) {
+		t.Fatalf("declaration = %v", m)
+	}
+	closedWith(t, c.ws, websocket.ClosePolicyViolation)
+	if kit := e.srv.registry.get(toolkitRef{store.DefaultOwner, "crm"}); kit == nil || kit.names[0] != "greet" || len(kit.names) != 1 {
+		t.Fatalf("crm = %+v", kit)
+	}
+}
