@@ -33,6 +33,7 @@ type fakePlatos struct {
 	handshakes []http.Request // method, URL and header of each handshake
 	reject     int            // status refusing upgrades; 0 accepts
 	noWelcome  bool
+	deaf       bool // connections are not read by the fake: the test reads them
 
 	conns chan *fakeConn
 }
@@ -47,7 +48,7 @@ func newFakePlatos(t testing.TB) *fakePlatos {
 func (f *fakePlatos) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	f.handshakes = append(f.handshakes, http.Request{Method: r.Method, URL: r.URL, Header: r.Header.Clone()})
-	reject, noWelcome := f.reject, f.noWelcome
+	reject, noWelcome, deaf := f.reject, f.noWelcome, f.deaf
 	f.mu.Unlock()
 	if r.URL.Path != "/ws/sdk" && !strings.HasSuffix(r.URL.Path, "/ws/sdk") {
 		http.NotFound(w, r)
@@ -70,7 +71,9 @@ func (f *fakePlatos) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	go c.readLoop()
+	if !deaf {
+		go c.readLoop()
+	}
 	f.conns <- c
 }
 
