@@ -40,12 +40,16 @@ type ServeConfig struct {
 	// URL is the ATP server's base URL, e.g. "https://api.chat-atp.com" or
 	// "http://127.0.0.1:7777/atp". The scheme is http, https, ws or wss;
 	// the WebSocket uses ws/wss and registration and the inbox http/https,
-	// whichever form is given. A path prefix and a query are kept.
+	// whichever form is given. A path prefix and a query are kept. Over
+	// TransportPlatools it is the Platos platform's URL (PLATOS_URL, with
+	// ?entity= and ?env= when the platform wants them), rewritten to the
+	// session URL as the Platools SDKs do (docs/protocol.md §4.1).
 	URL string
 	// APIKey is the toolkit's ATP API key. It is sent as the protocol wants
 	// (in the WebSocket and inbox paths, in registration bodies, and as
 	// "Authorization: Bearer" on the WebSocket handshake) and never appears
-	// in a log line or a returned error.
+	// in a log line or a returned error. Over TransportPlatools it is the
+	// platform's service secret (PLATOS_SECRET), sent only in that header.
 	APIKey string
 	// Transport is TransportWS (default), TransportHTTP or
 	// TransportPlatools.
