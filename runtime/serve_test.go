@@ -970,7 +970,7 @@ func TestServeConfigErrors(t *testing.T) {
 		{"no scheme", ServeConfig{URL: "example.com/atp", APIKey: "k"}, "has no scheme"},
 		{"no host", ServeConfig{URL: "https:///path", APIKey: "k"}, "has no host"},
 		{"user info", ServeConfig{URL: "https://u:p@example.com", APIKey: "k"}, "must not hold a user name or password"},
-		{"transport", ServeConfig{URL: f.URL(), APIKey: "k", Transport: "grpc"}, `Transport: got "grpc", want "ws" or "http"`},
+		{"transport", ServeConfig{URL: f.URL(), APIKey: "k", Transport: "grpc"}, `Transport: got "grpc", want "ws", "http" or "platools"`},
 		{"in flight", ServeConfig{URL: f.URL(), APIKey: "k", MaxInFlight: -1}, "MaxInFlight: got -1"},
 		{"read limit", ServeConfig{URL: f.URL(), APIKey: "k", ReadLimit: -5}, "ReadLimit: got -5"},
 		{"backoff", ServeConfig{URL: f.URL(), APIKey: "k", Backoff: Backoff{Base: time.Minute, Max: time.Second}}, "Backoff.Max (1s) is less than Backoff.Base (1m0s)"},

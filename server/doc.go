@@ -5,7 +5,9 @@
 // polling the HTTP inbox. It speaks ATP v1 (docs/protocol.md)
 // as the Python SDK 0.2.5 and our Go runtime do, and the toolkit-side
 // extensions of docs/extensions.md (inbox long-poll, is_error, latency_ms,
-// metadata.needs_auth_token).
+// metadata.needs_auth_token). It also accepts Platools SDK toolkits (the
+// Platos platform's wire, docs/protocol.md §4): see "Platools toolkits"
+// below.
 //
 // In-process use (tests, examples):
 //
@@ -61,6 +63,31 @@
 //   - A revoked key's WebSockets close with 1008 and its inbox polls get
 //     401 at once (Server.RevokeKey), or within
 //     Config.RevocationCheckInterval when another process revoked it.
+//
+// # Platools toolkits
+//
+// A Platools SDK (Python, TypeScript, or runtime.TransportPlatools) whose
+// PLATOS_URL is the server's base URL with ?entity=<toolkit> connects to
+// /ws/sdk (or /tools/sync, /tools/sync/ws/sdk) with a toolkit key as its
+// secret. Its connection is a toolkit connection like an ATP v1 one, in
+// the same routes and under the same limits; docs/protocol.md §4.8 says
+// what the server sends and does, in short:
+//
+//   - the key is checked before the upgrade; the entity is the toolkit
+//     name, under the key's binding rules; the environment (default dev)
+//     scopes superseding and the register throttle, not the toolkit;
+//   - tool_register is the complete declaration (store.Declare: new,
+//     updated and pruned tools), throttled past
+//     Config.PlatoolsRegistersPerMinute;
+//   - calls go out as tool_call with the __platos envelope (the end
+//     user's token only for tools of auth user or admin) and come back
+//     from tool_result or tool_error on the same connection; a result over
+//     Config.PlatoolsMaxResultBytes is truncated; a traceback is logged at
+//     debug level, never passed to the LLM client;
+//   - heartbeats are acknowledged and their tool health exported at
+//     /metrics; a revoked key closes the connection with 4001; a newer
+//     connection for the same toolkit and environment closes the older
+//     with 1000 "superseded by new connection".
 //
 // # Extensions on the LLM side
 //

@@ -21,7 +21,10 @@ type call struct {
 	tool      string
 	params    json.RawMessage
 	authToken string
-	started   time.Time
+	// agent and user say who asked for the call: the LLM key's id and the
+	// external_user_id it named, if any (the Platools envelope carries them).
+	agent, user string
+	started     time.Time
 	// deliver receives the call's one reply. It is called exactly once
 	// unless abandon takes the call back first, never with hub.mu held, from
 	// whichever goroutine ends the call.

@@ -186,6 +186,10 @@ func (s *Server) startTask(ctx context.Context, key store.Key, m *llmMessage, vi
 	}
 	t.budget, t.size = b, len(params)
 	c := s.hub.newCall(k.ref, t.tool, params, authToken, t.deliver)
+	c.agent, c.user = key.ID, m.Payload.ExternalUserID
+	if c.user == "" {
+		c.user = m.ExternalUserID
+	}
 	t.call = c
 	switch err := s.hub.dispatch(c, via); {
 	case errors.Is(err, errOffline):

@@ -20,6 +20,9 @@ type tkConn struct {
 	ref toolkitRef
 	// calls in flight on this connection, by request id. Guarded by hub.mu.
 	calls map[string]*call
+	// pt is the state of a Platools SDK connection (platools.go), nil for
+	// an ATP v1 one.
+	pt *ptConn
 }
 
 func (s *Server) handleToolkitWS(w http.ResponseWriter, r *http.Request) {
@@ -149,5 +152,9 @@ func (c *tkConn) malformed(rep *toolReply, err error) {
 
 // sendRequest sends an atp_tool_request.
 func (c *tkConn) sendRequest(cl *call, via *flusher) {
+	if c.pt != nil {
+		c.sendToolCall(cl, via)
+		return
+	}
 	c.sendVia(appendToolRequest(make([]byte, 0, 128+len(cl.params)), cl), via)
 }
