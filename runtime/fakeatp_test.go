@@ -200,7 +200,7 @@ func (f *fakeATP) websocket(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return
 	}
-	c := &fakeConn{t: f.t, ws: ws, in: make(chan []byte, 1024), closed: make(chan struct{}),
+	c := &fakeConn{t: f.t, ws: ws, in: make(chan []byte, 1024), closed: make(chan struct{}), drains: make(chan int, 4),
 		pings: make(chan struct{}, 1024), pongs: make(chan string, 1024)}
 	ws.SetPingHandler(func(data string) error {
 		c.pings <- struct{}{}
@@ -331,6 +331,7 @@ type fakeConn struct {
 	pings  chan struct{} // one per ping received
 	pongs  chan string   // the data of each pong received
 	closed chan struct{} // closed when the read loop ends
+	drains chan int      // drain announcements (see draining)
 	// closeCode is the close status the toolkit sent (valid after closed).
 	closeCode int
 }
@@ -345,7 +346,26 @@ func (c *fakeConn) readLoop() {
 			}
 			return
 		}
+		if bytes.Equal(b, []byte(`{"type":"draining"}`)) {
+			// The drain's announcement: kept apart from the answers, with
+			// how many frames were waiting to be read when it came.
+			c.drains <- len(c.in)
+			continue
+		}
 		c.in <- b
+	}
+}
+
+// draining waits for the toolkit's drain announcement and returns how many
+// frames were waiting to be read when it came.
+func (c *fakeConn) draining() int {
+	c.t.Helper()
+	select {
+	case n := <-c.drains:
+		return n
+	case <-time.After(waitBound):
+		c.t.Fatalf("no draining frame within %s", waitBound)
+		return 0
 	}
 }
 

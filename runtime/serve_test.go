@@ -465,6 +465,11 @@ func TestServeDrainsOnCancel(t *testing.T) {
 	gate.waitStarted(t)
 	run.cancel()
 	logs.waitFor(t, "shutting down")
+	// The server hears of the drain first, so that it can route new calls
+	// elsewhere.
+	if n := c.draining(); n != 0 {
+		t.Errorf("%d frames came before the draining frame, want none", n)
+	}
 
 	// A request arriving during the drain is refused, not run.
 	c.request("late", "echo", map[string]any{"name": "z"}, "")
