@@ -53,6 +53,10 @@
 //   - The greeting (atp_client_connected) is sent once the connection can
 //     be routed to, and before any call: a toolkit may report itself
 //     connected on it.
+//   - A toolkit connection that sends {"type":"draining"} (our runtime does
+//     when its Serve is cancelled) gets no new call; the calls in flight on
+//     it still get its answers. A toolkit whose connections all drain is
+//     offline, and its calls fail at once saying so.
 //   - inbox/respond for a call that is no longer waiting answers 410.
 //   - A key in a header or the path is checked before the body is read;
 //     a key only in the body must be its api_key member within the first
