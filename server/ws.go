@@ -92,6 +92,9 @@ func (c *wsSession) init(s *Server, ws *websocket.Conn) {
 	c.pingSent.Store(-1)
 	if c.cork, _ = ws.NetConn().(*corkConn); c.cork != nil {
 		c.cork.beforeRead = c.reads.flush
+		c.cork.mu.Lock()
+		c.cork.onWriteError = func(err error) { c.abort(fmt.Errorf("write: %w", err)) }
+		c.cork.mu.Unlock()
 	}
 }
 
@@ -467,15 +470,35 @@ func readErr(err error, limit int64) (code int, reason string, cause error) {
 // sends them in one: a batch of frames from the outbox costs one write.
 // gorilla serialises its writes to the socket; the mutex orders them with
 // uncork. Its Read tells the read loop when to flush (flusher).
+//
+// A write never holds its caller for more than writeBudget. The callers
+// include other sessions' read loops (sendVia): a peer that stops reading
+// (an agent whose process is stopped, a congested path) must not hold up
+// the connection whose read loop answers it, nor the pongs that keep that
+// connection alive. What the socket does not take within writeBudget is
+// written behind, by a goroutine of its own, until the write deadline the
+// session set; writes meanwhile queue after it, in order. A write behind
+// that fails ends the session (onWriteError).
 type corkConn struct {
 	net.Conn
 	mu     sync.Mutex
 	corked bool
+	// buf holds the corked bytes, or, while behind, the bytes still to
+	// write behind.
 	buf    []byte
+	behind bool      // a goroutine is writing buf (writeBehind)
+	err    error     // the failure of a write behind: the socket is dead
+	dl     time.Time // the write deadline gorilla set
 	// beforeRead runs before each read from the socket, on the read loop's
 	// goroutine: the moment its deferred writes must go out.
 	beforeRead func()
+	// onWriteError is told of a write behind that failed.
+	onWriteError func(error)
 }
+
+// writeBudget is how long a write may wait for room in the socket before
+// the rest is written behind. A socket with room takes a write at once.
+const writeBudget = time.Millisecond
 
 func (c *corkConn) Read(p []byte) (int, error) {
 	if c.beforeRead != nil {
@@ -484,22 +507,81 @@ func (c *corkConn) Read(p []byte) (int, error) {
 	return c.Conn.Read(p)
 }
 
+// SetWriteDeadline records the deadline of the writes: each applies it
+// itself, around its budget.
+func (c *corkConn) SetWriteDeadline(t time.Time) error {
+	c.mu.Lock()
+	c.dl = t
+	c.mu.Unlock()
+	return nil
+}
+
+func (c *corkConn) SetDeadline(t time.Time) error {
+	c.SetWriteDeadline(t)
+	return c.Conn.SetReadDeadline(t)
+}
+
 // maxCork bounds what a cork holds before writing through.
 const maxCork = 256 << 10
 
 func (c *corkConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.corked {
-		return c.Conn.Write(p)
-	}
-	c.buf = append(c.buf, p...)
-	if len(c.buf) >= maxCork {
-		if err := c.flushLocked(); err != nil {
-			return 0, err
+	switch {
+	case c.err != nil:
+		return 0, c.err
+	case c.behind:
+		c.buf = append(c.buf, p...)
+		return len(p), nil
+	case c.corked:
+		c.buf = append(c.buf, p...)
+		if len(c.buf) >= maxCork {
+			if err := c.flushLocked(); err != nil {
+				return 0, err
+			}
 		}
+		return len(p), nil
 	}
+	return c.writeLocked(p)
+}
+
+// writeLocked writes p, waiting at most writeBudget for the socket to take
+// it; the rest goes behind. c.mu is held.
+func (c *corkConn) writeLocked(p []byte) (int, error) {
+	dl := time.Now().Add(writeBudget)
+	if !c.dl.IsZero() && c.dl.Before(dl) {
+		dl = c.dl
+	}
+	c.Conn.SetWriteDeadline(dl)
+	n, err := c.Conn.Write(p)
+	if err == nil || !errors.Is(err, os.ErrDeadlineExceeded) || dl.Equal(c.dl) {
+		return n, err
+	}
+	c.buf = append([]byte(nil), p[n:]...)
+	c.behind = true
+	go c.writeBehind()
 	return len(p), nil
+}
+
+// writeBehind writes what queued behind a write that ran out of budget,
+// until it is all written or the deadline passes.
+func (c *corkConn) writeBehind() {
+	c.mu.Lock()
+	for len(c.buf) > 0 && c.err == nil {
+		buf, dl := c.buf, c.dl
+		c.buf = nil
+		c.mu.Unlock()
+		c.Conn.SetWriteDeadline(dl)
+		_, err := c.Conn.Write(buf)
+		c.mu.Lock()
+		c.err = err
+	}
+	c.behind = false
+	err, onErr := c.err, c.onWriteError
+	c.mu.Unlock()
+	if err != nil && onErr != nil {
+		onErr(err)
+	}
 }
 
 func (c *corkConn) cork() {
@@ -516,14 +598,18 @@ func (c *corkConn) uncork() error {
 }
 
 func (c *corkConn) flushLocked() error {
-	if len(c.buf) == 0 {
+	if len(c.buf) == 0 || c.behind {
+		return nil // a write behind takes what queued
+	}
+	buf := c.buf
+	_, err := c.writeLocked(buf)
+	if c.behind {
 		return nil
 	}
-	_, err := c.Conn.Write(c.buf)
-	if cap(c.buf) > keptReadBuffer { // an idle connection keeps no large buffer
+	if cap(buf) > keptReadBuffer { // an idle connection keeps no large buffer
 		c.buf = nil
 	} else {
-		c.buf = c.buf[:0]
+		c.buf = buf[:0]
 	}
 	return err
 }
