@@ -157,6 +157,13 @@ func (e *executions) record(id string) {
 	e.mu.Unlock()
 }
 
+// reset forgets every run.
+func (e *executions) reset() {
+	e.mu.Lock()
+	e.n = map[string]int{}
+	e.mu.Unlock()
+}
+
 func (e *executions) snapshot() map[string]int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -396,6 +403,7 @@ var resultErrors = []struct {
 	{"connection closed while the call was in flight", "toolkit connection lost", mayHaveRun},
 	{"did not answer the call to echo within", "timeout", mayHaveRun},
 	{"call to echo cancelled: ", "cancelled by the toolkit", mayHaveRun},
+	{"the server is shutting down", "server shutdown", mayHaveRun},
 }
 
 // classify reads one call's answer; cause is the cause of the call's
@@ -464,6 +472,101 @@ type env struct {
 	execs *executions
 	kits  []*kitInstance
 	slots []*clientSlot
+	// problems counts the broken promises reported (the first 20 are).
+	problems int
+}
+
+// report reports a broken promise.
+func (e *env) report(format string, args ...any) {
+	e.t.Helper()
+	if e.problems++; e.problems <= 20 {
+		e.t.Errorf(format, args...)
+	}
+}
+
+// startPeers starts three WebSocket and two inbox toolkits and four
+// agents (two over HTTP, two over WebSocket), each behind its proxy, and
+// waits until both toolkits answer.
+func (e *env) startPeers() {
+	e.addKits(kitWS, runtime.TransportWS, 3)
+	e.addKits(kitInbox, runtime.TransportHTTP, 2)
+	e.addSlots(llmclient.ProtocolHTTP, 2)
+	e.addSlots(llmclient.ProtocolWS, 2)
+	for _, k := range e.kits {
+		k.start()
+	}
+	if !waitFor(e.ctx, 10*time.Second, func() bool {
+		for _, kit := range []string{kitWS, kitInbox} {
+			res, err := e.slots[0].client().Call(e.ctx, kit, "echo", json.RawMessage(`{"id":"warm-up"}`))
+			if err != nil || res.Failed() {
+				return false
+			}
+		}
+		return true
+	}) {
+		e.t.Fatal("the toolkits did not come online within 10s")
+	}
+}
+
+// stopPeers stops the toolkits (their Serve must return nil), closes the
+// agents and the proxies, and forgets them all.
+func (e *env) stopPeers() {
+	var stopping sync.WaitGroup
+	for _, k := range e.kits {
+		stopping.Go(func() {
+			k.stop(e.ctx)
+			k.hc.CloseIdleConnections()
+			k.px.close()
+		})
+	}
+	stopping.Wait()
+	for _, s := range e.slots {
+		s.close()
+		s.px.close()
+	}
+	e.kits, e.slots = nil, nil
+}
+
+// checkRuns checks each answer against the tool's runs, once no tool runs
+// any more: no call ran twice, none whose answer says it did not run ran,
+// each result was one run. It returns the runs of ids not in outcomes.
+func (e *env) checkRuns(outcomes []outcome) map[string]int {
+	runs := e.execs.snapshot()
+	for _, o := range outcomes {
+		n := runs[o.id]
+		delete(runs, o.id)
+		switch {
+		case n > 1:
+			e.report("call %s ran %d times (answer: %s)", o.id, n, o.class)
+		case o.verdict == ranOnce && n != 1:
+			e.report("call %s has a result but ran %d times", o.id, n)
+		case o.verdict == notRun && n != 0:
+			e.report("call %s ran, but its answer says it did not (%s)", o.id, o.class)
+		}
+	}
+	return runs
+}
+
+// tally counts outcomes by toolkit and class, for the log, and reports the
+// answers that broke a promise on their own (lost, unclear, not the call's).
+func (e *env) tally(outcomes []outcome) (map[string]int, string) {
+	tally := map[string]int{}
+	for _, o := range outcomes {
+		tally[o.kit+": "+o.class]++
+		if o.problem != "" {
+			e.report("call %s (%s, %s): %s", o.id, o.kit, o.slot, o.problem)
+		}
+	}
+	classes := make([]string, 0, len(tally))
+	for c := range tally {
+		classes = append(classes, c)
+	}
+	slices.Sort(classes)
+	var sb strings.Builder
+	for _, c := range classes {
+		fmt.Fprintf(&sb, "\n  %-45s %5d", c, tally[c])
+	}
+	return tally, sb.String()
 }
 
 func (e *env) key(nk store.NewKey) string {
@@ -498,16 +601,17 @@ func (e *env) addSlots(protocol string, n int) {
 	}
 }
 
-// call makes one call of the storm and reads its answer.
-func (e *env) call(rnd *rand.Rand, id string) outcome {
+// call makes one call of the storm and reads its answer. Most calls are
+// quick; some, and every one when slow is set, are long enough to be caught
+// by a fault.
+func (e *env) call(rnd *rand.Rand, id string, slow bool) outcome {
 	kit := kitWS
 	if rnd.IntN(10) < 3 {
 		kit = kitInbox
 	}
 	slot := e.slots[rnd.IntN(len(e.slots))]
-	// Most calls are quick; some are long enough to be caught by a fault.
 	sleep := rnd.IntN(20)
-	if rnd.IntN(8) == 0 {
+	if slow || rnd.IntN(8) == 0 {
 		sleep = 200 + rnd.IntN(500)
 	}
 	ctx, cancel := context.WithCancelCause(e.ctx)
@@ -735,7 +839,6 @@ func TestCallsUnderFaults(t *testing.T) {
 	// Baseline before the server, for the check after it has stopped.
 	goroutines0 := goruntime.NumGoroutine()
 	drops := newPongDrops()
-
 	srv, err := server.New(server.Config{
 		Addr:              "127.0.0.1:0",
 		DBPath:            filepath.Join(t.TempDir(), "atp.db"),
@@ -768,56 +871,11 @@ func TestCallsUnderFaults(t *testing.T) {
 	defer stopServer()
 
 	e := &env{t: t, seed: seed, ctx: ctx, srv: srv, url: srv.URL(), execs: &executions{n: map[string]int{}}}
+	defer func() { e.stopPeers() }()
 	e.metrics() // the server's lazily started parts start now, before the baseline
 	// Baseline with the server up and no peer: what it must come back to.
 	goroutines1, heap1 := goruntime.NumGoroutine(), heapAlloc()
-
-	e.addKits(kitWS, runtime.TransportWS, 3)
-	e.addKits(kitInbox, runtime.TransportHTTP, 2)
-	e.addSlots(llmclient.ProtocolHTTP, 2)
-	e.addSlots(llmclient.ProtocolWS, 2)
-	for _, k := range e.kits {
-		k.start()
-	}
-	peersStopped := false
-	stopPeers := func() {
-		if peersStopped {
-			return
-		}
-		peersStopped = true
-		var stopping sync.WaitGroup
-		for _, k := range e.kits {
-			stopping.Go(func() {
-				k.stop(ctx)
-				k.hc.CloseIdleConnections()
-			})
-		}
-		stopping.Wait()
-		for _, s := range e.slots {
-			s.close()
-		}
-		for _, k := range e.kits {
-			k.px.close()
-		}
-		for _, s := range e.slots {
-			s.px.close()
-		}
-	}
-	defer stopPeers()
-
-	// Both toolkits are up before the storm, so that its first calls are
-	// not all "offline".
-	if !waitFor(ctx, 10*time.Second, func() bool {
-		for _, kit := range []string{kitWS, kitInbox} {
-			res, err := e.slots[0].client().Call(ctx, kit, "echo", json.RawMessage(`{"id":"warm-up"}`))
-			if err != nil || res.Failed() {
-				return false
-			}
-		}
-		return true
-	}) {
-		t.Fatal("the toolkits did not come online within 10s")
-	}
+	e.startPeers()
 
 	// The storm: inFlight workers make calls while the faults hit, until
 	// the faults are over (or maxCalls calls have been made).
@@ -836,7 +894,7 @@ func TestCallsUnderFaults(t *testing.T) {
 				if n >= maxCalls {
 					return
 				}
-				outcomes[n] = e.call(rnd, "c"+strconv.FormatInt(n, 10))
+				outcomes[n] = e.call(rnd, "c"+strconv.FormatInt(n, 10), false)
 			}
 		})
 	}
@@ -845,32 +903,20 @@ func TestCallsUnderFaults(t *testing.T) {
 	workers.Wait() // the calls in flight when the storm ended get their answers
 	stormTook := time.Since(start)
 	outcomes = outcomes[:min(next.Load(), maxCalls)]
-
-	// Every call was answered once (Call returned), and the answer keeps
-	// the promise its words make.
-	tally := map[string]int{}
-	problems := 0
-	report := func(format string, args ...any) {
-		if problems++; problems <= 20 {
-			t.Errorf(format, args...)
-		}
-	}
-	for _, o := range outcomes {
-		tally[o.kit+": "+o.class]++
-		if o.problem != "" {
-			report("call %s (%s, %s): %s", o.id, o.kit, o.slot, o.problem)
-		}
+	tally, answers := e.tally(outcomes)
+	t.Logf("%d calls, %d in flight, in %s; faults: %v; answers:%s", len(outcomes), inFlight, stormTook.Round(time.Millisecond), faults.n, answers)
+	if tally[kitWS+": ok"] == 0 || tally[kitInbox+": ok"] == 0 {
+		t.Errorf("no call succeeded on one of the toolkits: the storm tested nothing")
 	}
 
-	// Recovery: with the faults over, every surviving toolkit serves again
-	// and every agent can call both toolkits.
+	// Recovery: with the faults over, the killed toolkits are deployed
+	// again, and every agent can call both toolkits.
 	for _, k := range e.kits {
 		k.mu.Lock()
 		killed := k.killed
 		k.mu.Unlock()
 		if killed {
-			// The killed process's Serve, which kept trying, ends cleanly;
-			// then the toolkit is deployed again.
+			// The killed process's Serve, which kept trying, ends cleanly.
 			k.stop(ctx)
 			k.px.close()
 			k.retired = append(k.retired, k.px)
@@ -892,7 +938,8 @@ func TestCallsUnderFaults(t *testing.T) {
 	}
 
 	// The peers leave; the server must hold nothing for them any more.
-	stopPeers()
+	kits := e.kits
+	e.stopPeers()
 	var m map[string]float64
 	if !waitFor(ctx, 10*time.Second, func() bool {
 		m = e.metrics()
@@ -910,52 +957,25 @@ func TestCallsUnderFaults(t *testing.T) {
 		t.Error(`the server logged no "toolkit disconnected" line: this check no longer sees its drops`)
 	}
 	for _, remote := range remotes {
-		if !slices.ContainsFunc(e.kits, func(k *kitInstance) bool { return k.wasStalled(remote) }) {
-			report("the toolkit connection from %s was dropped for a missed pong, but its toolkit was never stalled", remote)
+		if !slices.ContainsFunc(kits, func(k *kitInstance) bool { return k.wasStalled(remote) }) {
+			e.report("the toolkit connection from %s was dropped for a missed pong, but its toolkit was never stalled", remote)
 		}
 	}
+	kits = nil
 
-	// No call ran twice, none that was said not to run did, every result
-	// was a run.
-	execs := e.execs.snapshot()
-	for _, o := range outcomes {
-		n := execs[o.id]
-		delete(execs, o.id)
+	for id, n := range e.checkRuns(outcomes) {
 		switch {
-		case n > 1:
-			report("call %s ran %d times (answer: %s)", o.id, n, o.class)
-		case o.verdict == ranOnce && n != 1:
-			report("call %s has a result but ran %d times", o.id, n)
-		case o.verdict == notRun && n != 0:
-			report("call %s ran, but its answer says it did not (%s)", o.id, o.class)
+		case id != "warm-up" && !strings.HasPrefix(id, "after-"):
+			e.report("the tool ran %d times for %q, a call nobody made", n, id)
+		case strings.HasPrefix(id, "after-") && n > 1:
+			e.report("call %s ran %d times", id, n)
 		}
-	}
-	for id, n := range execs {
-		if id != "warm-up" && !strings.HasPrefix(id, "after-") {
-			report("the tool ran %d times for %q, a call nobody made", n, id)
-		}
-		if strings.HasPrefix(id, "after-") && n > 1 {
-			report("call %s ran %d times", id, n)
-		}
-	}
-
-	classes := make([]string, 0, len(tally))
-	for c := range tally {
-		classes = append(classes, c)
-	}
-	slices.Sort(classes)
-	var sb strings.Builder
-	for _, c := range classes {
-		fmt.Fprintf(&sb, "\n  %-45s %5d", c, tally[c])
-	}
-	t.Logf("%d calls, %d in flight, in %s; faults: %v; answers:%s", len(outcomes), inFlight, stormTook.Round(time.Millisecond), faults.n, sb.String())
-	if tally[kitWS+": ok"] == 0 || tally[kitInbox+": ok"] == 0 {
-		t.Errorf("no call succeeded on one of the toolkits: the storm tested nothing")
 	}
 
 	// Goroutines and heap are back to the baseline of the idle server,
 	// once the test lets go of its own records.
-	outcomes, execs, e.kits, e.slots, e.execs = nil, nil, nil, nil, nil
+	outcomes = nil
+	e.execs.reset()
 	if !waitFor(ctx, 15*time.Second, func() bool { return goruntime.NumGoroutine() <= goroutines1+goroutineSlack }) {
 		t.Errorf("goroutines: %d with the peers gone, %d before they came (slack %d):\n%s",
 			goruntime.NumGoroutine(), goroutines1, goroutineSlack, goroutineDump())
@@ -966,7 +986,32 @@ func TestCallsUnderFaults(t *testing.T) {
 		t.Logf("with the peers gone: %d goroutines (%d before they came), heap %d KiB (%d KiB before)",
 			goruntime.NumGoroutine(), goroutines1, h>>10, heap1>>10)
 	}
+
+	// The server shuts down with inFlight calls running: each still gets
+	// one answer, and Serve returns.
+	e.startPeers()
+	outcomes = make([]outcome, inFlight)
+	for w := range inFlight {
+		workers.Go(func() {
+			rnd := rand.New(rand.NewPCG(seed, uint64(inFlight+w)+1))
+			outcomes[w] = e.call(rnd, "s"+strconv.Itoa(w), true)
+		})
+	}
+	if !waitFor(ctx, 10*time.Second, func() bool {
+		running := int32(0)
+		for _, k := range e.kits {
+			running += k.running.Load()
+		}
+		return running >= inFlight/4
+	}) {
+		t.Error("the calls made before the shutdown did not start within 10s")
+	}
 	stopServer()
+	workers.Wait()
+	e.stopPeers()
+	tally, answers = e.tally(outcomes)
+	t.Logf("shutdown with %d calls in flight; answers:%s", inFlight, answers)
+	e.checkRuns(outcomes)
 	if !waitFor(ctx, 15*time.Second, func() bool { return goruntime.NumGoroutine() <= goroutines0+goroutineSlack }) {
 		t.Errorf("goroutines: %d after the server stopped, %d before it started (slack %d):\n%s",
 			goruntime.NumGoroutine(), goroutines0, goroutineSlack, goroutineDump())
