@@ -412,7 +412,11 @@ func (c *wsSession) abort(cause error) {
 // shutdown lets queued messages (the failures of the calls the stopped hub
 // has just ended) go out, then closes with 1001.
 func (c *wsSession) shutdown() {
+	deadline := time.Now().Add(time.Second)
 	c.flushed(time.Second)
+	if c.cork != nil {
+		c.cork.written(time.Until(deadline)) // and what is written behind
+	}
 	c.closeWith(websocket.CloseGoingAway, "server shutting down", errShutdown)
 }
 
@@ -486,9 +490,10 @@ type corkConn struct {
 	// buf holds the corked bytes, or, while behind, the bytes still to
 	// write behind.
 	buf    []byte
-	behind bool      // a goroutine is writing buf (writeBehind)
-	err    error     // the failure of a write behind: the socket is dead
-	dl     time.Time // the write deadline gorilla set
+	behind bool          // a goroutine is writing buf (writeBehind)
+	caught chan struct{} // closed when the write behind ends
+	err    error         // the failure of a write behind: the socket is dead
+	dl     time.Time     // the write deadline gorilla set
 	// beforeRead runs before each read from the socket, on the read loop's
 	// goroutine: the moment its deferred writes must go out.
 	beforeRead func()
@@ -558,7 +563,7 @@ func (c *corkConn) writeLocked(p []byte) (int, error) {
 		return n, err
 	}
 	c.buf = append([]byte(nil), p[n:]...)
-	c.behind = true
+	c.behind, c.caught = true, make(chan struct{})
 	go c.writeBehind()
 	return len(p), nil
 }
@@ -577,10 +582,28 @@ func (c *corkConn) writeBehind() {
 		c.err = err
 	}
 	c.behind = false
+	close(c.caught)
 	err, onErr := c.err, c.onWriteError
 	c.mu.Unlock()
 	if err != nil && onErr != nil {
 		onErr(err)
+	}
+}
+
+// written waits up to timeout for what is behind to be written.
+func (c *corkConn) written(timeout time.Duration) {
+	c.mu.Lock()
+	caught := c.caught
+	behind := c.behind
+	c.mu.Unlock()
+	if !behind || timeout <= 0 {
+		return
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-caught:
+	case <-t.C:
 	}
 }
 

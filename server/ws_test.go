@@ -159,6 +159,13 @@ func TestCorkConnWritesBehind(t *testing.T) {
 	if _, err := io.ReadFull(peer, got); err != nil || string(got) != "first second third" {
 		t.Fatalf("the peer read %q, %v", got, err)
 	}
+	c.written(10 * time.Second) // what a shutdown waits for before it closes
+	c.mu.Lock()
+	behind := c.behind
+	c.mu.Unlock()
+	if behind {
+		t.Fatal("bytes still behind once the peer read them all")
+	}
 
 	// The deadline passes with bytes behind: the socket is dead.
 	c.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
