@@ -191,9 +191,11 @@ func (s *Status) set(st State) {
 // connection drops. The configuration is checked before anything is sent.
 //
 // When ctx is cancelled Serve takes no new requests (any that arrive are
-// answered with an error saying the toolkit is shutting down), lets running
-// calls finish and answers them for up to cfg.DrainTimeout, closes the
-// WebSocket with status 1000 and returns nil.
+// answered with an error saying the toolkit is shutting down; over
+// WebSocket it first tells the server, which then routes new calls to the
+// toolkit's other connections), lets running calls finish and answers them
+// for up to cfg.DrainTimeout, closes the WebSocket with status 1000 and
+// returns nil.
 //
 // Registration (spec §1.1) runs before every connection, so tools added to
 // the toolkit while Serve runs are announced at the next reconnect.
