@@ -87,6 +87,10 @@
 //     it still get its answers. A toolkit whose connections all drain is
 //     offline, and its calls fail at once saying so.
 //   - inbox/respond for a call that is no longer waiting answers 410.
+//   - POST .../inbox/release (docs/extensions.md) ends the key's held polls
+//     at once and holds none of its polls for a second: a toolkit that
+//     shuts down reads its last poll to the end rather than cut it, and
+//     loses no call handed to it meanwhile.
 //   - A key in a header or the path is checked before the body is read;
 //     a key only in the body must be its api_key member within the first
 //     Config.UnauthBodyLimit bytes. Every limit (limits.go, the Config

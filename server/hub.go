@@ -74,6 +74,7 @@ type hub struct {
 	unbound  map[string]map[*tkConn]bool // by key id: connections of keys not bound to a toolkit yet
 	bound    map[string]toolkitRef       // by key id: keys bound by a registration since start
 	revoked  map[string]bool             // key ids revokeKey ran for: their polls end at once
+	released map[string]time.Time        // key id -> when release ended its polls (releaseHold)
 	pending  map[string]*call
 	seq      atomic.Uint64
 	llmConns int
@@ -114,6 +115,7 @@ func newHub(onlineWindow time.Duration, now func() time.Time) *hub {
 		unbound:      map[string]map[*tkConn]bool{},
 		bound:        map[string]toolkitRef{},
 		revoked:      map[string]bool{},
+		released:     map[string]time.Time{},
 		pending:      map[string]*call{},
 	}
 }
@@ -361,6 +363,13 @@ func (h *hub) poll(done <-chan struct{}, ref toolkitRef, keyID string, wait time
 		h.mu.Unlock()
 		return c
 	}
+	if at, ok := h.released[keyID]; ok {
+		if h.now().Sub(at) < releaseHold {
+			wait = 0 // its toolkit is shutting down: answer at once
+		} else {
+			delete(h.released, keyID)
+		}
+	}
 	if wait <= 0 || h.closed || h.revoked[keyID] {
 		h.mu.Unlock()
 		return nil
@@ -394,6 +403,43 @@ func (h *hub) poll(done <-chan struct{}, ref toolkitRef, keyID string, wait time
 	default:
 		return nil
 	}
+}
+
+// releaseHold is how long after a release the polls of its key are not
+// held: one that was on its way when the release came is answered at once.
+const releaseHold = time.Second
+
+// release ends the inbox polls of keyID waiting on ref at once, with no
+// call, and keeps the key's polls from being held for releaseHold: its
+// toolkit is shutting down and waits for its last poll to come back,
+// rather than cut it and lose a call handed over at that moment. It
+// returns how many polls it ended.
+func (h *hub) release(ref toolkitRef, keyID string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	now := h.now()
+	for id, at := range h.released {
+		if now.Sub(at) >= releaseHold {
+			delete(h.released, id)
+		}
+	}
+	h.released[keyID] = now
+	r := h.routes[ref]
+	if r == nil {
+		return 0
+	}
+	kept := r.waiters[:0]
+	for _, w := range r.waiters {
+		if w.keyID == keyID {
+			close(w.ch)
+		} else {
+			kept = append(kept, w)
+		}
+	}
+	n := len(r.waiters) - len(kept)
+	clear(r.waiters[len(kept):])
+	r.waiters = kept
+	return n
 }
 
 // requeue puts back a call an inbox poll took but could not deliver.

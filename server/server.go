@@ -487,6 +487,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /ws/v1/atp/toolkit-client/{key}", s.handleToolkitWS)
 	mux.HandleFunc("GET /api/v1/toolkit/{key}/inbox", s.handleInbox)
 	mux.HandleFunc("POST /api/v1/toolkit/{key}/inbox/respond", s.handleInboxRespond)
+	mux.HandleFunc("POST /api/v1/toolkit/{key}/inbox/release", s.handleInboxRelease)
 	// LLM side (spec §2).
 	mux.HandleFunc("GET /ws/v1/atp/llm-client/{key}/{$}", s.handleLLMWS)
 	mux.HandleFunc("GET /ws/v1/atp/llm-client/{key}", s.handleLLMWS)
