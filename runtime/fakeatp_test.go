@@ -55,6 +55,11 @@ type fakeATP struct {
 	responses    chan []byte
 	inboxHangup  bool // the inbox endpoint drops the connection
 	respondFails int  // respond answers 503 this many times first
+	// knowsRelease: inbox/release answers 200 (else 404, as from a server
+	// without it); holdForRelease: a held poll waits for a release, then
+	// answers with the queued request if there is one.
+	knowsRelease, holdForRelease bool
+	releases                     chan struct{}
 }
 
 type fakeRegCall struct {
@@ -71,6 +76,7 @@ func newFakeATP(t testing.TB, key string) *fakeATP {
 		inboxQueue: make(chan string, 64),
 		polls:      make(chan url.Values, 1024),
 		responses:  make(chan []byte, 64),
+		releases:   make(chan struct{}, 16),
 	}
 	f.srv = httptest.NewServer(f)
 	t.Cleanup(f.srv.Close)
@@ -103,6 +109,9 @@ func (f *fakeATP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.inboxPoll(w, r)
 	case r.Method == http.MethodPost && path == "/api/v1/toolkit/"+escKey+"/inbox/respond":
 		f.inboxRespond(w, r)
+	case r.Method == http.MethodPost && path == "/api/v1/toolkit/"+escKey+"/inbox/release" && f.knowsRelease:
+		f.releases <- struct{}{}
+		io.WriteString(w, `{"released":1}`)
 	default:
 		http.Error(w, "no route for "+r.Method+" "+path, http.StatusNotFound)
 	}
@@ -279,6 +288,20 @@ func (f *fakeATP) inboxPoll(w http.ResponseWriter, r *http.Request) {
 	// The fake's hold is short (its own "wait"), so empty held polls happen
 	// within a test; the header says the poll was held.
 	w.Header().Set(inboxWaitHeader, r.URL.Query().Get("wait"))
+	if f.holdForRelease {
+		select {
+		case <-f.releases:
+		case <-r.Context().Done():
+			return
+		}
+		select {
+		case req := <-f.inboxQueue:
+			io.WriteString(w, req)
+		default:
+			io.WriteString(w, "{}")
+		}
+		return
+	}
 	hold := time.NewTimer(20 * time.Millisecond)
 	defer hold.Stop()
 	select {

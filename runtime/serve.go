@@ -612,6 +612,12 @@ func (e endpoints) inboxRespond() string {
 	return e.httpBase + "/api/v1/toolkit/" + e.key + "/inbox/respond" + e.query
 }
 
+// inboxRelease returns the URL that ends the key's held polls
+// (docs/extensions.md).
+func (e endpoints) inboxRelease() string {
+	return e.httpBase + "/api/v1/toolkit/" + e.key + "/inbox/release" + e.query
+}
+
 // request is one tool call received from the server, on any transport.
 type request struct {
 	id        json.RawMessage // the request_id exactly as sent: echoed back
