@@ -475,7 +475,7 @@ func readErr(err error, limit int64) (code int, reason string, cause error) {
 // gorilla serialises its writes to the socket; the mutex orders them with
 // uncork. Its Read tells the read loop when to flush (flusher).
 //
-// A write never holds its caller for more than writeBudget. The callers
+// A write holds its caller for at most writeBudget. The callers
 // include other sessions' read loops (sendVia): a peer that stops reading
 // (an agent whose process is stopped, a congested path) must not hold up
 // the connection whose read loop answers it, nor the pongs that keep that
@@ -494,6 +494,7 @@ type corkConn struct {
 	caught chan struct{} // closed when the write behind ends
 	err    error         // the failure of a write behind: the socket is dead
 	dl     time.Time     // the write deadline gorilla set
+	sockDL time.Time     // the deadline on the socket for direct writes; zero: none
 	// beforeRead runs before each read from the socket, on the read loop's
 	// goroutine: the moment its deferred writes must go out.
 	beforeRead func()
@@ -502,8 +503,10 @@ type corkConn struct {
 }
 
 // writeBudget is how long a write may wait for room in the socket before
-// the rest is written behind. A socket with room takes a write at once.
-const writeBudget = time.Millisecond
+// the rest is written behind (between half of it and all of it: the
+// socket's deadline moves at most every half budget, as each move costs a
+// timer update). A socket with room takes a write at once.
+const writeBudget = 10 * time.Millisecond
 
 func (c *corkConn) Read(p []byte) (int, error) {
 	if c.beforeRead != nil {
@@ -553,17 +556,21 @@ func (c *corkConn) Write(p []byte) (int, error) {
 // writeLocked writes p, waiting at most writeBudget for the socket to take
 // it; the rest goes behind. c.mu is held.
 func (c *corkConn) writeLocked(p []byte) (int, error) {
-	dl := time.Now().Add(writeBudget)
-	if !c.dl.IsZero() && c.dl.Before(dl) {
-		dl = c.dl
+	now := time.Now()
+	if c.sockDL.Sub(now) < writeBudget/2 || !c.dl.IsZero() && c.dl.Before(c.sockDL) {
+		c.sockDL = now.Add(writeBudget)
+		if !c.dl.IsZero() && c.dl.Before(c.sockDL) {
+			c.sockDL = c.dl
+		}
+		c.Conn.SetWriteDeadline(c.sockDL)
 	}
-	c.Conn.SetWriteDeadline(dl)
 	n, err := c.Conn.Write(p)
-	if err == nil || !errors.Is(err, os.ErrDeadlineExceeded) || dl.Equal(c.dl) {
+	if err == nil || !errors.Is(err, os.ErrDeadlineExceeded) || c.sockDL.Equal(c.dl) {
 		return n, err
 	}
 	c.buf = append([]byte(nil), p[n:]...)
 	c.behind, c.caught = true, make(chan struct{})
+	c.sockDL = time.Time{} // writeBehind moves the socket's deadline
 	go c.writeBehind()
 	return len(p), nil
 }
