@@ -203,9 +203,11 @@ func (s *Status) set(st State) {
 // connection drops. The configuration is checked before anything is sent.
 //
 // When ctx is cancelled Serve takes no new requests (any that arrive are
-// answered with an error saying the toolkit is shutting down), lets running
-// calls finish and answers them for up to cfg.DrainTimeout, closes the
-// WebSocket with status 1000 and returns nil.
+// answered with an error saying the toolkit is shutting down; over
+// WebSocket it first tells the server, which then routes new calls to the
+// toolkit's other connections), lets running calls finish and answers them
+// for up to cfg.DrainTimeout, closes the WebSocket with status 1000 and
+// returns nil.
 //
 // Registration (spec §1.1) runs before every connection, so tools added to
 // the toolkit while Serve runs are announced at the next reconnect. Over
@@ -667,6 +669,12 @@ func (e endpoints) inbox(wait time.Duration) string {
 // inboxRespond returns the inbox answer URL (spec §1.3).
 func (e endpoints) inboxRespond() string {
 	return e.httpBase + "/api/v1/toolkit/" + e.key + "/inbox/respond" + e.query
+}
+
+// inboxRelease returns the URL that ends the key's held polls
+// (docs/extensions.md).
+func (e endpoints) inboxRelease() string {
+	return e.httpBase + "/api/v1/toolkit/" + e.key + "/inbox/release" + e.query
 }
 
 // request is one tool call received from the server, on any transport.

@@ -37,6 +37,35 @@
 // does not free its name. To move a toolkit to a new key, create one for it,
 // deploy it (both keys serve meanwhile), then revoke the old one.
 //
+// # Calls
+//
+// A task_request gets exactly one TASK_RESPONSE (on its WebSocket while it
+// is open, or as the reply to its process/ request): the tool's result, the
+// tool's error, or an error of the server's that says what happened. No
+// call waits forever: one that its toolkit does not answer fails after its
+// timeout (Config.CallTimeout, or its timeout_ms).
+//
+// The server sends a call to a toolkit at most once: it never sends it
+// again on another connection, and an inbox call goes to another poll only
+// when the reply that carried it could not be written in full, so the
+// toolkit never read it. So no tool runs twice for one task_request. What
+// an error says about the tool having run:
+//
+//   - It did not run when the call was never sent: an unknown toolkit or
+//     tool, invalid params, a missing auth token, a limit (each names it),
+//     a toolkit that is offline ("is offline"), or a queued inbox call
+//     whose lease ran out ("the call was never delivered"). Neither did it
+//     when the toolkit refused the call ("the toolkit is shutting down; the
+//     call was not run", from our runtime).
+//   - It may have run, once, when the answer was lost on the way: the
+//     toolkit's connection closed while the call was in flight, the call
+//     timed out, the server shut down, or the LLM client went away (closed
+//     its WebSocket, cancelled its request).
+//
+// The package tests/fault checks these promises with our runtime and
+// llmclient under faults: connections reset, toolkits restarted, stalled
+// and killed, clients gone mid-call.
+//
 // # Behaviour the spec leaves open
 //
 //   - Python toolkits send parameter names only: their schema is inferred
@@ -55,7 +84,15 @@
 //   - The greeting (atp_client_connected) is sent once the connection can
 //     be routed to, and before any call: a toolkit may report itself
 //     connected on it.
+//   - A toolkit connection that sends {"type":"draining"} (our runtime does
+//     when its Serve is cancelled) gets no new call; the calls in flight on
+//     it still get its answers. A toolkit whose connections all drain is
+//     offline, and its calls fail at once saying so.
 //   - inbox/respond for a call that is no longer waiting answers 410.
+//   - POST .../inbox/release (docs/extensions.md) ends the key's held polls
+//     at once and holds none of its polls for a second: a toolkit that
+//     shuts down reads its last poll to the end rather than cut it, and
+//     loses no call handed to it meanwhile.
 //   - A key in a header or the path is checked before the body is read;
 //     a key only in the body must be its api_key member within the first
 //     Config.UnauthBodyLimit bytes. Every limit (limits.go, the Config

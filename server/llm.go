@@ -192,6 +192,10 @@ func (s *Server) startTask(ctx context.Context, key store.Key, m *llmMessage, vi
 	}
 	t.call = c
 	switch err := s.hub.dispatch(c, via); {
+	case errors.Is(err, errDraining):
+		t.giveBack()
+		t.fail(reasonOffline, fmt.Sprintf("toolkit %q is offline: its connections are shutting down (finishing the calls they have) and it has no other; the call was not sent", t.toolkit), nil, nil, via)
+		return noCall
 	case errors.Is(err, errOffline):
 		t.giveBack()
 		t.fail(reasonOffline, fmt.Sprintf("toolkit %q is offline: it has no WebSocket connection and has not polled its inbox in the last %s", t.toolkit, s.cfg.InboxOnlineWindow), nil, nil, via)

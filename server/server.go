@@ -520,6 +520,7 @@ func (s *Server) routes() http.Handler {
 	for _, p := range []string{"/ws/sdk", "/tools/sync", "/tools/sync/ws/sdk"} {
 		mux.HandleFunc("GET "+p, s.handlePlatools)
 	}
+	mux.HandleFunc("POST /api/v1/toolkit/{key}/inbox/release", s.handleInboxRelease)
 	// LLM side (spec §2).
 	mux.HandleFunc("GET /ws/v1/atp/llm-client/{key}/{$}", s.handleLLMWS)
 	mux.HandleFunc("GET /ws/v1/atp/llm-client/{key}", s.handleLLMWS)

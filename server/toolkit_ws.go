@@ -23,6 +23,9 @@ type tkConn struct {
 	// pt is the state of a Platools SDK connection (platools.go), nil for
 	// an ATP v1 one.
 	pt *ptConn
+	// draining: the toolkit said it is shutting down (hub.drainConn).
+	// Guarded by hub.mu.
+	draining bool
 }
 
 func (s *Server) handleToolkitWS(w http.ResponseWriter, r *http.Request) {
@@ -113,6 +116,13 @@ func (c *tkConn) readLoop() {
 		var rep toolReply
 		if err := decodeToolReply(data, &rep); err != nil {
 			c.malformed(&rep, err)
+			continue
+		}
+		if rep.Type == "draining" {
+			// The toolkit is shutting down (docs/extensions.md): it answers
+			// the calls it has, and refuses new ones.
+			c.s.hub.drainConn(c)
+			c.log.Info("toolkit draining: no new calls are routed to this connection")
 			continue
 		}
 		if rep.Type != "tool_response" {
