@@ -4,7 +4,8 @@
 // tools that generated ATPTools functions return, the injected parameter types
 // [AuthToken] and [*Call], and the transports: [Toolkit.Invoke] calls a tool
 // in process, [Toolkit.Serve] serves the tools to an ATP server (ATP v1 over
-// WebSocket or the HTTP inbox), [Toolkit.Handler] serves them over plain HTTP
+// WebSocket or the HTTP inbox) or to a Platos platform ([TransportPlatools],
+// the Platools SDK wire), [Toolkit.Handler] serves them over plain HTTP
 // from any net/http server, and package [github.com/atpgo/atp/mcp] serves them
 // over MCP (kept there so that the MCP SDK stays out of this package). The
 // [Decoder] and the SupportPackageIsVersion constants exist for generated code
@@ -12,7 +13,7 @@
 // called by hand.
 //
 // The package depends on the standard library (and gorilla/websocket for the
-// ATP v1 WebSocket transport) only; it never imports the generator.
+// WebSocket transports) only; it never imports the generator.
 package runtime
 
 // SupportPackageIsVersion1 is referenced by every file atpgen generates. When

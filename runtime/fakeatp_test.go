@@ -55,6 +55,11 @@ type fakeATP struct {
 	responses    chan []byte
 	inboxHangup  bool // the inbox endpoint drops the connection
 	respondFails int  // respond answers 503 this many times first
+	// knowsRelease: inbox/release answers 200 (else 404, as from a server
+	// without it); holdForRelease: a held poll waits for a release, then
+	// answers with the queued request if there is one.
+	knowsRelease, holdForRelease bool
+	releases                     chan struct{}
 }
 
 type fakeRegCall struct {
@@ -71,6 +76,7 @@ func newFakeATP(t testing.TB, key string) *fakeATP {
 		inboxQueue: make(chan string, 64),
 		polls:      make(chan url.Values, 1024),
 		responses:  make(chan []byte, 64),
+		releases:   make(chan struct{}, 16),
 	}
 	f.srv = httptest.NewServer(f)
 	t.Cleanup(f.srv.Close)
@@ -103,6 +109,9 @@ func (f *fakeATP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.inboxPoll(w, r)
 	case r.Method == http.MethodPost && path == "/api/v1/toolkit/"+escKey+"/inbox/respond":
 		f.inboxRespond(w, r)
+	case r.Method == http.MethodPost && path == "/api/v1/toolkit/"+escKey+"/inbox/release" && f.knowsRelease:
+		f.releases <- struct{}{}
+		io.WriteString(w, `{"released":1}`)
 	default:
 		http.Error(w, "no route for "+r.Method+" "+path, http.StatusNotFound)
 	}
@@ -200,7 +209,7 @@ func (f *fakeATP) websocket(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return
 	}
-	c := &fakeConn{t: f.t, ws: ws, in: make(chan []byte, 1024), closed: make(chan struct{}),
+	c := &fakeConn{t: f.t, ws: ws, in: make(chan []byte, 1024), closed: make(chan struct{}), drains: make(chan int, 4),
 		pings: make(chan struct{}, 1024), pongs: make(chan string, 1024)}
 	ws.SetPingHandler(func(data string) error {
 		c.pings <- struct{}{}
@@ -279,6 +288,20 @@ func (f *fakeATP) inboxPoll(w http.ResponseWriter, r *http.Request) {
 	// The fake's hold is short (its own "wait"), so empty held polls happen
 	// within a test; the header says the poll was held.
 	w.Header().Set(inboxWaitHeader, r.URL.Query().Get("wait"))
+	if f.holdForRelease {
+		select {
+		case <-f.releases:
+		case <-r.Context().Done():
+			return
+		}
+		select {
+		case req := <-f.inboxQueue:
+			io.WriteString(w, req)
+		default:
+			io.WriteString(w, "{}")
+		}
+		return
+	}
 	hold := time.NewTimer(20 * time.Millisecond)
 	defer hold.Stop()
 	select {
@@ -331,6 +354,7 @@ type fakeConn struct {
 	pings  chan struct{} // one per ping received
 	pongs  chan string   // the data of each pong received
 	closed chan struct{} // closed when the read loop ends
+	drains chan int      // drain announcements (see draining)
 	// closeCode is the close status the toolkit sent (valid after closed).
 	closeCode int
 }
@@ -345,7 +369,26 @@ func (c *fakeConn) readLoop() {
 			}
 			return
 		}
+		if bytes.Equal(b, []byte(`{"type":"draining"}`)) {
+			// The drain's announcement: kept apart from the answers, with
+			// how many frames were waiting to be read when it came.
+			c.drains <- len(c.in)
+			continue
+		}
 		c.in <- b
+	}
+}
+
+// draining waits for the toolkit's drain announcement and returns how many
+// frames were waiting to be read when it came.
+func (c *fakeConn) draining() int {
+	c.t.Helper()
+	select {
+	case n := <-c.drains:
+		return n
+	case <-time.After(waitBound):
+		c.t.Fatalf("no draining frame within %s", waitBound)
+		return 0
 	}
 }
 

@@ -90,12 +90,44 @@ func (p *inboxPoller) session(ctx context.Context) (connectedAt time.Time, err e
 	}
 }
 
+// releaseWait bounds the wait for the last poll to come back once the
+// server has released it.
+const releaseWait = 2 * time.Second
+
 // poll asks the inbox for one request. It returns nil when there is none,
 // and whether the server held the poll open (so the next can go at once).
+//
+// The poll does not end with ctx: cut mid-reply, it would lose a request
+// the server had just written into it, which would then wait for its
+// timeout. When ctx ends, the poller asks the server to release its polls
+// (docs/extensions.md) and reads this one to its end, request included. It
+// cuts the poll only when the release fails (an old server), or when the
+// poll is not back within releaseWait.
 func (p *inboxPoller) poll(ctx context.Context) (*request, bool, error) {
 	cfg := &p.s.cfg
-	ctx, cancel := context.WithTimeout(ctx, cfg.InboxWait+registerTimeout)
-	defer cancel()
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.InboxWait+registerTimeout)
+	released := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		defer close(released)
+		if !p.release(pctx) {
+			cancel()
+			return
+		}
+		t := time.NewTimer(releaseWait)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			cancel()
+		case <-pctx.Done(): // the poll is back
+		}
+	})
+	defer func() {
+		cancel()
+		if !stop() {
+			<-released
+		}
+	}()
+	ctx = pctx
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.s.ep.inbox(cfg.InboxWait), nil)
 	if err != nil {
 		return nil, false, &permanentError{fmt.Errorf("inbox poll: %w", err)}
@@ -153,6 +185,25 @@ func (p *inboxPoller) poll(ctx context.Context) (*request, bool, error) {
 		return nil, held, nil
 	}
 	return &request{id: in.RequestID, tool: in.ToolName, params: in.Params, authToken: in.AuthToken, received: received}, held, nil
+}
+
+// release asks the server to end the key's held polls at once. It reports
+// whether the server did.
+func (p *inboxPoller) release(ctx context.Context) bool {
+	ctx, cancel := context.WithTimeout(ctx, releaseWait)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.s.ep.inboxRelease(), nil)
+	if err != nil {
+		return false
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := p.s.http.Do(req)
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	io.Copy(io.Discard, io.LimitReader(resp.Body, maxReplyBytes))
+	return resp.StatusCode/100 == 2
 }
 
 func (p *inboxPoller) runCall(req *request) {

@@ -27,6 +27,11 @@ const (
 	// WebSockets. See docs/extensions.md for the long-poll it uses when the
 	// server offers one.
 	TransportHTTP = "http"
+	// TransportPlatools speaks the Platools SDK wire to a Platos platform
+	// (docs/protocol.md §4): URL is the platform's base URL (PLATOS_URL) and
+	// APIKey its service secret (PLATOS_SECRET). There is no HTTP
+	// registration: the tools are declared on the connection.
+	TransportPlatools = "platools"
 )
 
 // ServeConfig configures Toolkit.Serve. URL and APIKey are required; every
@@ -35,14 +40,19 @@ type ServeConfig struct {
 	// URL is the ATP server's base URL, e.g. "https://api.chat-atp.com" or
 	// "http://127.0.0.1:7777/atp". The scheme is http, https, ws or wss;
 	// the WebSocket uses ws/wss and registration and the inbox http/https,
-	// whichever form is given. A path prefix and a query are kept.
+	// whichever form is given. A path prefix and a query are kept. Over
+	// TransportPlatools it is the Platos platform's URL (PLATOS_URL, with
+	// ?entity= and ?env= when the platform wants them), rewritten to the
+	// session URL as the Platools SDKs do (docs/protocol.md §4.1).
 	URL string
 	// APIKey is the toolkit's ATP API key. It is sent as the protocol wants
 	// (in the WebSocket and inbox paths, in registration bodies, and as
 	// "Authorization: Bearer" on the WebSocket handshake) and never appears
-	// in a log line or a returned error.
+	// in a log line or a returned error. Over TransportPlatools it is the
+	// platform's service secret (PLATOS_SECRET), sent only in that header.
 	APIKey string
-	// Transport is TransportWS (default) or TransportHTTP.
+	// Transport is TransportWS (default), TransportHTTP or
+	// TransportPlatools.
 	Transport string
 
 	// Logger receives Serve's logs (default: the toolkit's logger).
@@ -63,7 +73,9 @@ type ServeConfig struct {
 	// (default 4 MiB). A larger request is refused with an error response
 	// when its request_id can be read; the session goes on.
 	ReadLimit int64
-	// PingInterval is the WebSocket keepalive period (default 30s).
+	// PingInterval is the WebSocket keepalive period (default 30s). Over
+	// TransportPlatools it is also the period of the heartbeat frame, which
+	// reports each tool's health.
 	PingInterval time.Duration
 	// PongTimeout is how long after a ping the server may take to show it
 	// is alive (default 20s): the connection is dropped as dead when
@@ -191,16 +203,24 @@ func (s *Status) set(st State) {
 // connection drops. The configuration is checked before anything is sent.
 //
 // When ctx is cancelled Serve takes no new requests (any that arrive are
-// answered with an error saying the toolkit is shutting down), lets running
-// calls finish and answers them for up to cfg.DrainTimeout, closes the
-// WebSocket with status 1000 and returns nil.
+// answered with an error saying the toolkit is shutting down; over
+// WebSocket it first tells the server, which then routes new calls to the
+// toolkit's other connections), lets running calls finish and answers them
+// for up to cfg.DrainTimeout, closes the WebSocket with status 1000 and
+// returns nil.
 //
 // Registration (spec §1.1) runs before every connection, so tools added to
-// the toolkit while Serve runs are announced at the next reconnect.
+// the toolkit while Serve runs are announced at the next reconnect. Over
+// TransportPlatools the tools are declared on each connection instead
+// (docs/protocol.md §4).
 //
 // Serve returns an error when the configuration is invalid, when the server
 // refuses the registration or the API key (these are not retried), or after
-// cfg.MaxAttempts failed attempts in a row. The API key appears in no error
+// cfg.MaxAttempts failed attempts in a row. Over TransportPlatools it also
+// returns when the platform refuses the secret or the entity (an error frame
+// and close 1008), closes the connection because the secret was rotated
+// (close 4001), or hands the entity to a newer connection (an error wrapping
+// ErrSuperseded); none of these is retried. The API key appears in no error
 // and no log line.
 func (t *Toolkit) Serve(ctx context.Context, cfg ServeConfig) error {
 	s, err := newServer(t, cfg)
@@ -233,6 +253,11 @@ type server struct {
 	// invokeOpts holds the WithTransport option of each transport.
 	invokeOpts map[string]InvokeOption
 
+	// platools is the session URL of TransportPlatools ("" otherwise), and
+	// health what its heartbeats report.
+	platools string
+	health   *toolHealth
+
 	stateMu sync.Mutex // serialises state reports
 	online  bool       // the last state reported was StateConnected
 }
@@ -241,20 +266,39 @@ func newServer(t *Toolkit, cfg ServeConfig) (*server, error) {
 	fail := func(format string, args ...any) (*server, error) {
 		return nil, fmt.Errorf("serve toolkit %s: "+format, append([]any{t.name}, args...)...)
 	}
+	var ptURL string
+	if cfg.Transport == TransportPlatools {
+		// The Platools SDKs read these from the environment: say which
+		// variable was left empty.
+		if cfg.URL == "" {
+			return fail("ServeConfig.URL is empty: set it to the Platos platform's URL (PLATOS_URL)")
+		}
+		if cfg.APIKey == "" {
+			return fail("ServeConfig.APIKey is empty: set it to the Platos service secret (PLATOS_SECRET)")
+		}
+		u, err := platoolsURL(cfg.URL)
+		if err != nil {
+			return nil, newRedactor(cfg.APIKey).err(fmt.Errorf("serve toolkit %s: %w", t.name, err))
+		}
+		ptURL = u
+	}
 	if cfg.APIKey == "" {
 		return fail("ServeConfig.APIKey is empty")
 	}
 	red := newRedactor(cfg.APIKey)
-	ep, err := parseServeURL(cfg.URL, cfg.APIKey)
-	if err != nil {
-		return nil, red.err(fmt.Errorf("serve toolkit %s: %w", t.name, err))
+	var ep endpoints
+	if ptURL == "" {
+		var err error
+		if ep, err = parseServeURL(cfg.URL, cfg.APIKey); err != nil {
+			return nil, red.err(fmt.Errorf("serve toolkit %s: %w", t.name, err))
+		}
 	}
 	switch cfg.Transport {
 	case "":
 		cfg.Transport = TransportWS
-	case TransportWS, TransportHTTP:
+	case TransportWS, TransportHTTP, TransportPlatools:
 	default:
-		return fail("ServeConfig.Transport: got %q, want %q or %q", cfg.Transport, TransportWS, TransportHTTP)
+		return fail("ServeConfig.Transport: got %q, want %q, %q or %q", cfg.Transport, TransportWS, TransportHTTP, TransportPlatools)
 	}
 	tools := t.Tools()
 	if len(tools) == 0 {
@@ -289,6 +333,7 @@ func newServer(t *Toolkit, cfg ServeConfig) (*server, error) {
 	if cfg.InboxWait > 0 && cfg.InboxWait%time.Second != 0 {
 		return fail("ServeConfig.InboxWait: got %s, want whole seconds", cfg.InboxWait)
 	}
+	var err error
 	if cfg.Backoff, err = cfg.Backoff.withDefaults(); err != nil {
 		return fail("%v", err)
 	}
@@ -313,6 +358,8 @@ func newServer(t *Toolkit, cfg ServeConfig) (*server, error) {
 		http:  cfg.HTTPClient,
 		slots: make(chan struct{}, cfg.MaxInFlight),
 		calls: callSlots{max: cfg.MaxInFlight},
+
+		platools: ptURL,
 	}
 	logger := cfg.Logger
 	if logger == nil {
@@ -330,12 +377,16 @@ func newServer(t *Toolkit, cfg ServeConfig) (*server, error) {
 	}
 	s.bufs.New = func() any { b := make([]byte, 0, 512); return &b }
 	s.invokeOpts = map[string]InvokeOption{
-		TransportWS:    WithTransport(TransportWS),
-		transportInbox: WithTransport(transportInbox),
+		TransportWS:       WithTransport(TransportWS),
+		transportInbox:    WithTransport(transportInbox),
+		TransportPlatools: WithTransport(TransportPlatools),
 	}
 	s.reg = &registrar{s: s, acked: map[string]string{}}
-	if cfg.Transport == TransportHTTP {
+	switch cfg.Transport {
+	case TransportHTTP:
 		s.inbox = newInboxPoller(s)
+	case TransportPlatools:
+		s.health = newToolHealth()
 	}
 	return s, nil
 }
@@ -365,7 +416,11 @@ func (s *server) run(ctx context.Context) error {
 			s.setState(State{Kind: StateDisconnected, Reason: err})
 		}
 		if permanent {
-			s.log.Error("atp: the server refused the toolkit; not retrying", "err", err)
+			if errors.Is(err, ErrSuperseded) {
+				s.log.Warn("atp: a newer connection took over; not reconnecting", "err", err)
+			} else {
+				s.log.Error("atp: the server refused the toolkit; not retrying", "err", err)
+			}
 			s.stop(err)
 			return fmt.Errorf("serve toolkit %s: %w", s.tk.name, err)
 		}
@@ -391,6 +446,9 @@ func (s *server) run(ctx context.Context) error {
 // connect registers the tools and runs one session until it ends. It
 // returns when the session went up (zero if it never did) and why it ended.
 func (s *server) connect(ctx context.Context) (connectedAt time.Time, err error) {
+	if s.platools != "" {
+		return s.platoolsSession(ctx) // tools are declared on the connection
+	}
 	if err := s.reg.register(ctx, s.tk.Tools()); err != nil {
 		return time.Time{}, err
 	}
@@ -446,6 +504,9 @@ func (s *server) isOnline() bool {
 }
 
 func (s *server) displayURL() string {
+	if s.platools != "" {
+		return s.platools
+	}
 	if s.inbox != nil {
 		return s.ep.inbox(0)
 	}
@@ -610,6 +671,12 @@ func (e endpoints) inboxRespond() string {
 	return e.httpBase + "/api/v1/toolkit/" + e.key + "/inbox/respond" + e.query
 }
 
+// inboxRelease returns the URL that ends the key's held polls
+// (docs/extensions.md).
+func (e endpoints) inboxRelease() string {
+	return e.httpBase + "/api/v1/toolkit/" + e.key + "/inbox/release" + e.query
+}
+
 // request is one tool call received from the server, on any transport.
 type request struct {
 	id        json.RawMessage // the request_id exactly as sent: echoed back
@@ -617,6 +684,11 @@ type request struct {
 	params    json.RawMessage
 	authToken string
 	received  time.Time
+	// platos is what a Platos platform sent with the call (TransportPlatools).
+	platos *Platos
+	// err is the failure outcome answered, for transports that word a
+	// failure themselves rather than send errorResult (Platools).
+	err error
 }
 
 // idString is the request id for Call.RequestID and logs: a string id
@@ -711,10 +783,14 @@ func (s *server) call(ctx context.Context, req *request, transport string, answe
 }
 
 func (s *server) invoke(ctx context.Context, req *request, transport string) (json.RawMessage, error) {
-	opts := [...]InvokeOption{s.invokeOpts[transport], WithRequestID(req.idString()), nil}
+	opts := [...]InvokeOption{s.invokeOpts[transport], WithRequestID(req.idString()), nil, nil}
 	n := 2
 	if req.authToken != "" {
 		opts[n] = WithAuthToken(req.authToken)
+		n++
+	}
+	if req.platos != nil {
+		opts[n] = WithPlatos(req.platos)
 		n++
 	}
 	return s.tk.Invoke(ctx, req.tool, req.params, opts[:n]...)
@@ -734,6 +810,7 @@ func (s *server) outcome(ctx context.Context, req *request, res json.RawMessage,
 		err = fmt.Errorf("call to %s cancelled: %w", req.tool, context.Cause(ctx))
 	}
 	s.log.Debug("atp: call failed", "tool", req.tool, "request_id", req.idString(), "latency", time.Since(req.received), "err", err)
+	req.err = err
 	return s.errorResult(err), true
 }
 

@@ -465,6 +465,11 @@ func TestServeDrainsOnCancel(t *testing.T) {
 	gate.waitStarted(t)
 	run.cancel()
 	logs.waitFor(t, "shutting down")
+	// The server hears of the drain first, so that it can route new calls
+	// elsewhere.
+	if n := c.draining(); n != 0 {
+		t.Errorf("%d frames came before the draining frame, want none", n)
+	}
 
 	// A request arriving during the drain is refused, not run.
 	c.request("late", "echo", map[string]any{"name": "z"}, "")
@@ -970,7 +975,7 @@ func TestServeConfigErrors(t *testing.T) {
 		{"no scheme", ServeConfig{URL: "example.com/atp", APIKey: "k"}, "has no scheme"},
 		{"no host", ServeConfig{URL: "https:///path", APIKey: "k"}, "has no host"},
 		{"user info", ServeConfig{URL: "https://u:p@example.com", APIKey: "k"}, "must not hold a user name or password"},
-		{"transport", ServeConfig{URL: f.URL(), APIKey: "k", Transport: "grpc"}, `Transport: got "grpc", want "ws" or "http"`},
+		{"transport", ServeConfig{URL: f.URL(), APIKey: "k", Transport: "grpc"}, `Transport: got "grpc", want "ws", "http" or "platools"`},
 		{"in flight", ServeConfig{URL: f.URL(), APIKey: "k", MaxInFlight: -1}, "MaxInFlight: got -1"},
 		{"read limit", ServeConfig{URL: f.URL(), APIKey: "k", ReadLimit: -5}, "ReadLimit: got -5"},
 		{"backoff", ServeConfig{URL: f.URL(), APIKey: "k", Backoff: Backoff{Base: time.Minute, Max: time.Second}}, "Backoff.Max (1s) is less than Backoff.Base (1m0s)"},
@@ -1149,6 +1154,33 @@ func TestServeInboxDrainsOnCancel(t *testing.T) {
 	gate.release <- struct{}{}
 	if r := f.inboxResponse(); r["request_id"] != "d1" || r["is_error"] != nil {
 		t.Errorf("drained call answer = %v", r)
+	}
+	if err := <-done; err != nil {
+		t.Errorf("Serve = %v", err)
+	}
+}
+
+// A toolkit shutting down does not cut its held poll: it asks the server to
+// release it and reads it to the end, so that a request handed over at that
+// moment is run and answered, not lost (docs/extensions.md).
+func TestServeInboxReadsItsLastPoll(t *testing.T) {
+	f := newFakeATP(t, serveTestKey)
+	f.longPoll, f.knowsRelease, f.holdForRelease = true, true, true
+	logger, _ := newTestLogger()
+	run := startServe(t, newServeToolkit(t, nil), ServeConfig{
+		URL: f.URL(), APIKey: f.key, Transport: TransportHTTP, Logger: logger,
+	})
+	select {
+	case <-f.polls:
+	case <-time.After(waitBound):
+		t.Fatal("no poll")
+	}
+	// The poll is held; the server hands it a request as the toolkit stops.
+	f.inboxQueue <- `{"request_id":"last","tool_name":"echo","params":{"name":"z"}}`
+	done := make(chan error, 1)
+	go func() { done <- run.stop(t) }()
+	if r := f.inboxResponse(); r["request_id"] != "last" || r["is_error"] != nil || fmt.Sprint(r["response"]) != "map[hello:z]" {
+		t.Errorf("answer of the request in the last poll = %v", r)
 	}
 	if err := <-done; err != nil {
 		t.Errorf("Serve = %v", err)

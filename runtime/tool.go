@@ -63,11 +63,16 @@ type Call struct {
 	// RequestID is the transport's id for the call ("" when there is none).
 	RequestID string
 	// Transport says how the call arrived: "invoke", "ws", "http-inbox",
-	// "http" or "mcp".
+	// "platools", "http" or "mcp".
 	Transport string
 	// AuthToken is the end user's token for this call, if any. It prints as
-	// a redacted placeholder.
+	// a redacted placeholder. Over TransportPlatools it is the envelope's
+	// userToken.
 	AuthToken AuthToken
+	// Platos is what a Platos platform sent along with a call over
+	// TransportPlatools (the params' __platos envelope and _context, which
+	// never reach the tool's params); nil on every other transport.
+	Platos *Platos
 	// Logger is the toolkit's logger with the toolkit and tool names
 	// attached (add RequestID yourself where a log line needs it).
 	Logger *slog.Logger

@@ -148,6 +148,12 @@ func WithTransport(name string) InvokeOption {
 	return func(c *invokeConfig) { c.call.Transport = name }
 }
 
+// WithPlatos passes a Platos platform's envelope to the call (Call.Platos),
+// as TransportPlatools does; tests of tools that read it use it too.
+func WithPlatos(p *Platos) InvokeOption {
+	return func(c *invokeConfig) { c.call.Platos = p }
+}
+
 // WithStringCoercion makes the decoder accept numbers and booleans given as
 // strings ("3", "true"), as HTML form posts send them.
 func WithStringCoercion() InvokeOption {

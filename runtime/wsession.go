@@ -669,6 +669,11 @@ func (ss *wsSession) reply(req *request, result []byte, isErr bool) {
 	ss.conn.Close() // ends the read loop, which reconnects
 }
 
+// drainingFrame tells the server that the toolkit is shutting down: no new
+// call should be routed to the connection, whose calls in flight are still
+// answered.
+var drainingFrame = []byte(`{"type":"draining"}`)
+
 // drain is the graceful shutdown: new requests are answered with
 // errShuttingDown (the read loop keeps going, so that the server's close
 // reply is read), running calls get DrainTimeout to finish, then the
@@ -680,6 +685,13 @@ func (ss *wsSession) drain(readDone <-chan error) {
 	ss.mu.Unlock()
 	close(ss.stopQueue)
 	log.Info("atp: shutting down; draining running calls", "deadline", ss.s.cfg.DrainTimeout)
+	// Ask the server to route no new call here (docs/extensions.md): it
+	// would otherwise keep sending calls to a connection that can only
+	// refuse them, and, answered at once, such a connection looks the
+	// least busy of a toolkit's instances. A failed write ends the session.
+	if err := ss.w.send(drainingFrame); err != nil {
+		log.Debug("atp: could not announce the drain", "err", err)
+	}
 
 	drained := make(chan struct{})
 	go func() {

@@ -47,6 +47,7 @@ import (
 //	P.presence        announcements
 //	P.revoked         revoked key ids
 //	P.toolkit         registrations
+//	P.release         inbox polls released by a toolkit shutting down
 //	P.inbox.<toolkit> the JetStream stream P_inbox
 
 // cluster is this replica's side of the cluster.
@@ -63,7 +64,7 @@ type cluster struct {
 
 	// This replica's subjects, and the shared ones.
 	callSubj, replyPrefix, pingSubj, claimSubj, respondSubj string
-	presenceSubj, revokedSubj, toolkitSubj                  string
+	presenceSubj, revokedSubj, toolkitSubj, releaseSubj     string
 
 	ttl, beat, probeEvery time.Duration
 
@@ -183,6 +184,7 @@ func newCluster(ctx context.Context, s *Server) (*cluster, error) {
 		presenceSubj: p + ".presence",
 		revokedSubj:  p + ".revoked",
 		toolkitSubj:  p + ".toolkit",
+		releaseSubj:  p + ".release",
 		ttl:          cfg.PresenceTTL,
 		beat:         cfg.PresenceTTL / 3,
 		probeEvery:   cfg.ReplicaProbeInterval,
@@ -251,6 +253,7 @@ func newCluster(ctx context.Context, s *Server) (*cluster, error) {
 		{cl.presenceSubj, cl.handlePresence, nil},
 		{cl.revokedSubj, cl.handleRevoked, nil},
 		{cl.toolkitSubj, cl.handleToolkit, nil},
+		{cl.releaseSubj, cl.handleRelease, nil},
 	}
 	for _, sub := range subs {
 		ns, err := nc.Subscribe(sub.subj, sub.fn)

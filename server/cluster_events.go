@@ -15,7 +15,8 @@ import (
 	"github.com/atpgo/atp/server/store"
 )
 
-// Events every replica must hear of: a key revoked (its sessions end on
+// Events every replica must hear of: an inbox release (a toolkit shutting
+// down ends its polls held on every replica), a key revoked (its sessions end on
 // every replica at once; the store's revoked-key count, polled every
 // RevocationCheckInterval, stays the fallback for a message lost while a
 // replica was away from NATS) and a toolkit registered (every replica
@@ -69,6 +70,26 @@ func (cl *cluster) handleToolkit(m *nats.Msg) {
 		return
 	}
 	cl.queueEvent(func() { cl.reloadToolkit(toolkitRef{ev.Owner, ev.Name}, ev.KeyID, 0) })
+}
+
+// publishRelease tells the other replicas that a toolkit shutting down
+// released its inbox polls (hub.release): its held poll may be on any of
+// them.
+func (cl *cluster) publishRelease(ref toolkitRef, keyID string) {
+	data, _ := json.Marshal(toolkitEvent{Origin: cl.id, Owner: ref.Owner, Name: ref.Name, KeyID: keyID})
+	if err := cl.nc.Publish(cl.releaseSubj, data); err != nil {
+		cl.log.Warn("could not announce an inbox release; a poll held by another replica ends at its wait", "toolkit", ref.Name, "err", err)
+	}
+}
+
+func (cl *cluster) handleRelease(m *nats.Msg) {
+	var ev toolkitEvent
+	if err := json.Unmarshal(m.Data, &ev); err != nil || ev.Origin == "" || ev.KeyID == "" {
+		return
+	}
+	if ev.Origin != cl.id {
+		cl.h.release(toolkitRef{ev.Owner, ev.Name}, ev.KeyID)
+	}
 }
 
 // queueEvent hands fn to the event goroutine, which applies registrations

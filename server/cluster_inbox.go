@@ -148,9 +148,12 @@ func (cl *cluster) dropConsumer(ref toolkitRef) {
 // ends with no call when the key is revoked, the server closes or the
 // poller goes away.
 func (cl *cluster) poll(done <-chan struct{}, ref toolkitRef, keyID string, wait time.Duration) (*call, error) {
-	w, first := cl.h.pollStart(ref, keyID)
+	w, first, noHold := cl.h.pollStart(ref, keyID)
 	if w == nil {
 		return nil, nil
+	}
+	if noHold {
+		wait = 0 // its toolkit is shutting down: answer at once
 	}
 	defer cl.h.pollEnd(ref, w)
 	if first {
@@ -345,20 +348,29 @@ func (cl *cluster) handleRespond(m *nats.Msg) {
 // ---- the hub's side ----
 
 // pollStart counts a poll of ref as waiting (for the inbox lease, the
-// announcements and revocation). It returns nil when the key is revoked or
-// the hub closed, and whether no other poll of ref was waiting here.
-func (h *hub) pollStart(ref toolkitRef, keyID string) (*waiter, bool) {
+// announcements, revocation and release). It returns nil when the key is
+// revoked or the hub closed, whether no other poll of ref was waiting
+// here, and whether the poll must not be held (the key's polls were
+// released within releaseHold: see release).
+func (h *hub) pollStart(ref toolkitRef, keyID string) (w *waiter, first, noHold bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed || h.revoked[keyID] {
-		return nil, false
+		return nil, false, false
+	}
+	if at, ok := h.released[keyID]; ok {
+		if h.now().Sub(at) < releaseHold {
+			noHold = true
+		} else {
+			delete(h.released, keyID)
+		}
 	}
 	r := h.route(ref)
-	first := len(r.waiters) == 0
+	first = len(r.waiters) == 0
 	r.lastPoll = h.now()
-	w := &waiter{ch: make(chan *call, 1), keyID: keyID}
+	w = &waiter{ch: make(chan *call, 1), keyID: keyID}
 	r.waiters = append(r.waiters, w)
-	return w, first
+	return w, first, noHold
 }
 
 // pollEnd counts the poll out; it is as fresh as one that starts.

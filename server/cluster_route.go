@@ -44,10 +44,14 @@ func (h *hub) dispatchCluster(c *call, via *flusher) error {
 	}
 	inbox := c.origin == "" && local == 0 && len(holders) == 0 && h.inboxOnlineRef(c.ref, r)
 	if local == 0 && len(holders) == 0 && !inbox {
+		draining := r != nil && r.draining > 0
 		h.mu.Unlock()
-		if c.origin == "" && !online {
+		switch {
+		case c.origin == "" && !online:
 			return &routeError{reasonOffline, fmt.Sprintf("toolkit %q has no connection to this replica, and this replica has lost its connection to NATS, "+
 				"through which it reaches the toolkits connected to other replicas: retry (the load balancer may send you to another replica)", c.ref.Name)}
+		case draining:
+			return errDraining
 		}
 		return errOffline
 	}
@@ -283,14 +287,15 @@ func (h *hub) changed() {
 
 // ---- the wire between replicas ----
 
-// A forwarded call: a version byte, then owner, toolkit, tool and auth
-// token, each as a uvarint length and its bytes, the timeout in
-// milliseconds as a uvarint, and the params, to the end.
+// A forwarded call: a version byte, then owner, toolkit, tool, auth
+// token, agent (the LLM key's id) and user (external_user_id), each as a
+// uvarint length and its bytes, the timeout in milliseconds as a uvarint,
+// and the params, to the end.
 const forwardVersion = 1
 
 func appendForward(b []byte, c *call) []byte {
 	b = append(b, forwardVersion)
-	for _, s := range []string{c.ref.Owner, c.ref.Name, c.tool, c.authToken} {
+	for _, s := range [...]string{c.ref.Owner, c.ref.Name, c.tool, c.authToken, c.agent, c.user} {
 		b = binary.AppendUvarint(b, uint64(len(s)))
 		b = append(b, s...)
 	}
@@ -301,6 +306,7 @@ func appendForward(b []byte, c *call) []byte {
 type forwarded struct {
 	ref             toolkitRef
 	tool, authToken string
+	agent, user     string
 	timeout         time.Duration
 	params          json.RawMessage
 }
@@ -329,7 +335,7 @@ func decodeForward(b []byte) (forwarded, error) {
 		return f, errors.New("unknown version")
 	}
 	b = b[1:]
-	var fields [4]string
+	var fields [6]string
 	for i := range fields {
 		n, k := binary.Uvarint(b)
 		if k <= 0 || n > uint64(len(b)-k) {
@@ -343,7 +349,7 @@ func decodeForward(b []byte) (forwarded, error) {
 		return f, errors.New("bad timeout")
 	}
 	f.ref = toolkitRef{fields[0], fields[1]}
-	f.tool, f.authToken = fields[2], fields[3]
+	f.tool, f.authToken, f.agent, f.user = fields[2], fields[3], fields[4], fields[5]
 	f.timeout = time.Duration(ms) * time.Millisecond
 	f.params = b[k:]
 	// What goes into the toolkit's frame as is must be what the origin
@@ -439,7 +445,7 @@ var reasonSet = func() map[string]struct{} {
 // forward publishes a call to the replica holding its toolkit's
 // connection. A call NATS cannot take now fails now.
 func (cl *cluster) forward(c *call, subj string) {
-	data := appendForward(make([]byte, 0, 64+len(c.ref.Owner)+len(c.ref.Name)+len(c.authToken)+len(c.params)), c)
+	data := appendForward(make([]byte, 0, 64+len(c.ref.Owner)+len(c.ref.Name)+len(c.authToken)+len(c.agent)+len(c.user)+len(c.params)), c)
 	err := cl.nc.PublishRequest(subj, cl.replyPrefix+c.id, data)
 	if err == nil {
 		return
@@ -541,6 +547,7 @@ func (cl *cluster) handleCall(m *nats.Msg) {
 	}
 	sc := &servedCall{cl: cl, reply: m.Reply}
 	c := cl.h.newCall(f.ref, f.tool, f.params, f.authToken, sc.deliver)
+	c.agent, c.user = f.agent, f.user
 	c.origin, _, _ = strings.Cut(strings.TrimPrefix(m.Reply, cl.prefix+".reply."), ".")
 	if c.origin == "" {
 		c.origin = "?"
@@ -555,7 +562,7 @@ func (cl *cluster) handleCall(m *nats.Msg) {
 		if sc.ended.Load() {
 			t.Stop()
 		}
-	case errors.Is(err, errOffline):
+	case errors.Is(err, errOffline), errors.Is(err, errDraining):
 		cl.nc.Publish(m.Reply, []byte{'N'})
 	case errors.Is(err, errTooManyCalls):
 		cl.sendAnswer(m.Reply, reply{failure: fmt.Sprintf("toolkit %q has %d calls waiting for their answers on replica %s, its limit (--max-pending-per-toolkit): the call was not sent; retry when some have ended",

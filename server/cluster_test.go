@@ -468,3 +468,35 @@ func TestClusterConfigErrors(t *testing.T) {
 		}
 	}
 }
+
+// A Platools toolkit connected to one replica takes calls made on another,
+// with the envelope it would get on one server (the agent and the end
+// user), and its declaration is what the other replica serves.
+func TestClusterPlatools(t *testing.T) {
+	reps := newReplicas(t, 2, Config{})
+	a, b := reps[0], reps[1]
+	c := a.dialSDK(a.tkKey, "crm", "prod")
+	echo := sdkTool("echo", "q")
+	c.mustRegister(echo, sdkTool("fail"))
+	calls := make(chan map[string]any, 4)
+	go serveSDK(c.ws, calls)
+	ref := toolkitRef{store.DefaultOwner, "crm"}
+	eventually(t, "B to load the declaration", func() bool { k := b.srv.registry.get(ref); return k != nil && k.tools["echo"] != nil })
+	b.seesHolder(ref, a, 1)
+
+	llm := b.dialPyLLM(b.llmKey)
+	req := pyTaskRequest(b.llmKey, "crm", 0, "echo", map[string]any{"q": "orders"})
+	req["payload"].(map[string]any)["external_user_id"] = "u-42"
+	result := checkTaskResponse(t, roundTrip(t, llm, req), req, "success").(map[string]any)
+	<-calls
+	envelope := result["__platos"].(map[string]any)
+	if envelope["userId"] != "u-42" || envelope["agentId"] != keyID(t, b.llmKey) || envelope["entityId"] != "crm" || result["q"] != "orders" {
+		t.Fatalf("params across replicas = %v", result)
+	}
+	req = pyTaskRequest(b.llmKey, "crm", 1, "fail", nil)
+	m := roundTrip(t, llm, req)
+	checkTaskResponse(t, m, req, "error")
+	if m["message"] != "the weather service is down" {
+		t.Fatalf("tool_error across replicas: %v", m)
+	}
+}

@@ -5,7 +5,9 @@
 // polling the HTTP inbox. It speaks ATP v1 (docs/protocol.md)
 // as the Python SDK 0.2.5 and our Go runtime do, and the toolkit-side
 // extensions of docs/extensions.md (inbox long-poll, is_error, latency_ms,
-// metadata.needs_auth_token).
+// metadata.needs_auth_token). It also accepts Platools SDK toolkits (the
+// Platos platform's wire, docs/protocol.md §4): see "Platools toolkits"
+// below.
 //
 // In-process use (tests, examples):
 //
@@ -35,6 +37,35 @@
 // does not free its name. To move a toolkit to a new key, create one for it,
 // deploy it (both keys serve meanwhile), then revoke the old one.
 //
+// # Calls
+//
+// A task_request gets exactly one TASK_RESPONSE (on its WebSocket while it
+// is open, or as the reply to its process/ request): the tool's result, the
+// tool's error, or an error of the server's that says what happened. No
+// call waits forever: one that its toolkit does not answer fails after its
+// timeout (Config.CallTimeout, or its timeout_ms).
+//
+// The server sends a call to a toolkit at most once: it never sends it
+// again on another connection, and an inbox call goes to another poll only
+// when the reply that carried it could not be written in full, so the
+// toolkit never read it. So no tool runs twice for one task_request. What
+// an error says about the tool having run:
+//
+//   - It did not run when the call was never sent: an unknown toolkit or
+//     tool, invalid params, a missing auth token, a limit (each names it),
+//     a toolkit that is offline ("is offline"), or a queued inbox call
+//     whose lease ran out ("the call was never delivered"). Neither did it
+//     when the toolkit refused the call ("the toolkit is shutting down; the
+//     call was not run", from our runtime).
+//   - It may have run, once, when the answer was lost on the way: the
+//     toolkit's connection closed while the call was in flight, the call
+//     timed out, the server shut down, or the LLM client went away (closed
+//     its WebSocket, cancelled its request).
+//
+// The package tests/fault checks these promises with our runtime and
+// llmclient under faults: connections reset, toolkits restarted, stalled
+// and killed, clients gone mid-call.
+//
 // # Behaviour the spec leaves open
 //
 //   - Python toolkits send parameter names only: their schema is inferred
@@ -53,7 +84,15 @@
 //   - The greeting (atp_client_connected) is sent once the connection can
 //     be routed to, and before any call: a toolkit may report itself
 //     connected on it.
+//   - A toolkit connection that sends {"type":"draining"} (our runtime does
+//     when its Serve is cancelled) gets no new call; the calls in flight on
+//     it still get its answers. A toolkit whose connections all drain is
+//     offline, and its calls fail at once saying so.
 //   - inbox/respond for a call that is no longer waiting answers 410.
+//   - POST .../inbox/release (docs/extensions.md) ends the key's held polls
+//     at once and holds none of its polls for a second: a toolkit that
+//     shuts down reads its last poll to the end rather than cut it, and
+//     loses no call handed to it meanwhile.
 //   - A key in a header or the path is checked before the body is read;
 //     a key only in the body must be its api_key member within the first
 //     Config.UnauthBodyLimit bytes. Every limit (limits.go, the Config
@@ -61,6 +100,31 @@
 //   - A revoked key's WebSockets close with 1008 and its inbox polls get
 //     401 at once (Server.RevokeKey), or within
 //     Config.RevocationCheckInterval when another process revoked it.
+//
+// # Platools toolkits
+//
+// A Platools SDK (Python, TypeScript, or runtime.TransportPlatools) whose
+// PLATOS_URL is the server's base URL with ?entity=<toolkit> connects to
+// /ws/sdk (or /tools/sync, /tools/sync/ws/sdk) with a toolkit key as its
+// secret. Its connection is a toolkit connection like an ATP v1 one, in
+// the same routes and under the same limits; docs/protocol.md §4.8 says
+// what the server sends and does, in short:
+//
+//   - the key is checked before the upgrade; the entity is the toolkit
+//     name, under the key's binding rules; the environment (default dev)
+//     scopes superseding and the register throttle, not the toolkit;
+//   - tool_register is the complete declaration (store.Declare: new,
+//     updated and pruned tools), throttled past
+//     Config.PlatoolsRegistersPerMinute;
+//   - calls go out as tool_call with the __platos envelope (the end
+//     user's token only for tools of auth user or admin) and come back
+//     from tool_result or tool_error on the same connection; a result over
+//     Config.PlatoolsMaxResultBytes is truncated; a traceback is logged at
+//     debug level, never passed to the LLM client;
+//   - heartbeats are acknowledged and their tool health exported at
+//     /metrics; a revoked key closes the connection with 4001; a newer
+//     connection for the same toolkit and environment closes the older
+//     with 1000 "superseded by new connection".
 //
 // # Extensions on the LLM side
 //

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -21,7 +22,10 @@ type call struct {
 	tool      string
 	params    json.RawMessage
 	authToken string
-	started   time.Time
+	// agent and user say who asked for the call: the LLM key's id and the
+	// external_user_id it named, if any (the Platools envelope carries them).
+	agent, user string
+	started     time.Time
 	// deliver receives the call's one reply. It is called exactly once
 	// unless abandon takes the call back first, never with hub.mu held, from
 	// whichever goroutine ends the call.
@@ -58,6 +62,7 @@ type reply struct {
 
 var (
 	errOffline      = errors.New("offline")
+	errDraining     = errors.New("offline: its connections are draining")
 	errShutdown     = errors.New("the server is shutting down")
 	errTooManyCalls = errors.New("too many calls pending")
 	errConnClosed   = errors.New("the connection closed")
@@ -82,6 +87,7 @@ type hub struct {
 	unbound  map[string]map[*tkConn]bool // by key id: connections of keys not bound to a toolkit yet
 	bound    map[string]toolkitRef       // by key id: keys bound by a registration since start
 	revoked  map[string]bool             // key ids revokeKey ran for: their polls end at once
+	released map[string]time.Time        // key id -> when release ended its polls (releaseHold)
 	pending  map[string]*call
 	seq      atomic.Uint64
 	llmConns int
@@ -97,7 +103,10 @@ type hub struct {
 // route is the live state of one toolkit: its WebSocket connections and its
 // HTTP inbox.
 type route struct {
-	conns    []*tkConn
+	conns []*tkConn
+	// draining counts the connections taken out of conns by drainConn and
+	// still open: they get no new call.
+	draining int
 	next     int       // where the least-in-flight search starts, for fairness among equals
 	queue    []*call   // calls waiting for an inbox poll
 	waiters  []*waiter // inbox long-polls waiting for a call
@@ -128,6 +137,7 @@ func newHub(onlineWindow time.Duration, now func() time.Time) *hub {
 		unbound:      map[string]map[*tkConn]bool{},
 		bound:        map[string]toolkitRef{},
 		revoked:      map[string]bool{},
+		released:     map[string]time.Time{},
 		pending:      map[string]*call{},
 	}
 }
@@ -143,7 +153,7 @@ func (h *hub) route(ref toolkitRef) *route {
 
 // tidy drops a route that holds nothing worth keeping.
 func (h *hub) tidy(ref toolkitRef, r *route) {
-	if len(r.conns) == 0 && len(r.queue) == 0 && len(r.waiters) == 0 && r.lastPoll.IsZero() && r.pending == 0 {
+	if len(r.conns) == 0 && r.draining == 0 && len(r.queue) == 0 && len(r.waiters) == 0 && r.lastPoll.IsZero() && r.pending == 0 {
 		delete(h.routes, ref)
 	}
 }
@@ -158,8 +168,9 @@ func (h *hub) newCall(ref toolkitRef, tool string, params json.RawMessage, authT
 
 // dispatch sends c to one of its toolkit's WebSocket connections (the one
 // with the fewest calls in flight), or else to its inbox when a poll came
-// within the online window. It returns errOffline when neither is there,
-// and errShutdown after close. Once dispatch returns nil, c.deliver gets
+// within the online window. It returns errOffline when neither is there
+// (errDraining when its only connections are draining), and errShutdown
+// after close. Once dispatch returns nil, c.deliver gets
 // exactly one reply unless abandon takes the call back first. via is the
 // calling read loop's flusher (see sendVia), or nil. It returns
 // errTooManyCalls when the toolkit has maxPending calls pending already.
@@ -207,7 +218,11 @@ func (h *hub) dispatch(c *call, via *flusher) error {
 		h.mu.Unlock()
 		return nil
 	}
+	draining := r.draining > 0
 	h.mu.Unlock()
+	if draining {
+		return errDraining
+	}
 	return errOffline
 }
 
@@ -375,6 +390,13 @@ func (h *hub) poll(done <-chan struct{}, ref toolkitRef, keyID string, wait time
 		h.mu.Unlock()
 		return c
 	}
+	if at, ok := h.released[keyID]; ok {
+		if h.now().Sub(at) < releaseHold {
+			wait = 0 // its toolkit is shutting down: answer at once
+		} else {
+			delete(h.released, keyID)
+		}
+	}
 	if wait <= 0 || h.closed || h.revoked[keyID] {
 		h.mu.Unlock()
 		return nil
@@ -408,6 +430,43 @@ func (h *hub) poll(done <-chan struct{}, ref toolkitRef, keyID string, wait time
 	default:
 		return nil
 	}
+}
+
+// releaseHold is how long after a release the polls of its key are not
+// held: one that was on its way when the release came is answered at once.
+const releaseHold = time.Second
+
+// release ends the inbox polls of keyID waiting on ref at once, with no
+// call, and keeps the key's polls from being held for releaseHold: its
+// toolkit is shutting down and waits for its last poll to come back,
+// rather than cut it and lose a call handed over at that moment. It
+// returns how many polls it ended.
+func (h *hub) release(ref toolkitRef, keyID string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	now := h.now()
+	for id, at := range h.released {
+		if now.Sub(at) >= releaseHold {
+			delete(h.released, id)
+		}
+	}
+	h.released[keyID] = now
+	r := h.routes[ref]
+	if r == nil {
+		return 0
+	}
+	kept := r.waiters[:0]
+	for _, w := range r.waiters {
+		if w.keyID == keyID {
+			close(w.ch)
+		} else {
+			kept = append(kept, w)
+		}
+	}
+	n := len(r.waiters) - len(kept)
+	clear(r.waiters[len(kept):])
+	r.waiters = kept
+	return n
 }
 
 // requeue puts back a call an inbox poll took but could not deliver.
@@ -464,6 +523,33 @@ func (h *hub) addConn(c *tkConn) error {
 	return nil
 }
 
+// drainConn takes a connection whose toolkit is shutting down out of
+// routing: no new call goes to it, while the calls in flight on it still
+// get its replies, or fail when it closes (removeConn).
+func (h *hub) drainConn(c *tkConn) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if c.draining {
+		return
+	}
+	c.draining = true
+	if set := h.unbound[c.key.ID]; set[c] {
+		// Unbound: bind would move it into a route.
+		delete(set, c)
+		if len(set) == 0 {
+			delete(h.unbound, c.key.ID)
+		}
+		return
+	}
+	if r := h.routes[c.ref]; r != nil {
+		if i := slices.Index(r.conns, c); i >= 0 {
+			r.conns = slices.Delete(r.conns, i, i+1)
+			r.draining++
+			h.changed()
+		}
+	}
+}
+
 // bind moves the connections of a key that has just been bound to ref.
 func (h *hub) bind(keyID string, ref toolkitRef) {
 	h.mu.Lock()
@@ -500,11 +586,10 @@ func (h *hub) removeConn(c *tkConn) []*call {
 	}
 	clear(c.calls)
 	if r := h.routes[c.ref]; r != nil {
-		for i, x := range r.conns {
-			if x == c {
-				r.conns = append(r.conns[:i], r.conns[i+1:]...)
-				break
-			}
+		if i := slices.Index(r.conns, c); i >= 0 {
+			r.conns = slices.Delete(r.conns, i, i+1)
+		} else if c.draining && c.ref.Name != "" {
+			r.draining--
 		}
 		r.pending -= len(calls)
 		h.tidy(c.ref, r)
@@ -578,8 +663,8 @@ func (h *hub) gauges() gauges {
 	for _, r := range h.routes {
 		if len(r.conns) > 0 {
 			g.toolkitsConnected++
-			g.connections += len(r.conns)
 		}
+		g.connections += len(r.conns) + r.draining
 	}
 	for _, set := range h.unbound {
 		g.connections += len(set)

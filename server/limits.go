@@ -222,6 +222,8 @@ func (c *Config) checkLimits() error {
 		{"MaxPendingBytesPerLLMKey", c.MaxPendingBytesPerLLMKey, 1024},
 		{"MaxToolsPerToolkit", int64(c.MaxToolsPerToolkit), 1},
 		{"MaxPeerWarnings", int64(c.MaxPeerWarnings), 1},
+		{"PlatoolsRegistersPerMinute", int64(c.PlatoolsRegistersPerMinute), 1},
+		{"PlatoolsMaxResultBytes", int64(c.PlatoolsMaxResultBytes), 4096},
 	}
 	for _, l := range ints {
 		if l.v < l.min {

@@ -161,4 +161,5 @@ func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
 			writeGauge(w, "atp_webhook_outbox_pending", "Webhook deliveries waiting to be sent, by every server on the database.", n)
 		}
 	}
+	s.writePlatoolsMetrics(w)
 }

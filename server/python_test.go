@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -263,6 +264,61 @@ func TestInboxQueueAndAbandonedPoll(t *testing.T) {
 	checkTaskResponse(t, m, req, "error")
 	if m["message"] != "no such person" {
 		t.Fatalf("inbox in-band failure: %v", m)
+	}
+}
+
+// A toolkit that shuts down releases its held inbox polls
+// (docs/extensions.md): they end at once with no call, and a poll that
+// comes within a second after is not held; later ones are again.
+func TestInboxRelease(t *testing.T) {
+	clk := newFakeClock()
+	e := newEnv(t, Config{clock: clk})
+	e.pyRegister(e.tkKey, "hello", pyGreet)
+	ref := toolkitRef{"default", "hello"}
+	poll := func() chan string {
+		got := make(chan string, 1)
+		go func() {
+			resp, err := http.Get(e.base + "/api/v1/toolkit/" + e.tkKey + "/inbox?wait=60")
+			if err != nil {
+				got <- err.Error()
+				return
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			got <- strings.TrimSpace(string(body))
+		}()
+		return got
+	}
+	answered := func(what string, got chan string) {
+		t.Helper()
+		select {
+		case body := <-got:
+			if body != "{}" {
+				t.Fatalf("%s: %s, want {}", what, body)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: still held after 10s", what)
+		}
+	}
+	release := func(want float64) {
+		t.Helper()
+		if status, m := e.post("/api/v1/toolkit/"+e.tkKey+"/inbox/release", "{}"); status != 200 || m["released"] != want {
+			t.Fatalf("release: %d %v, want 200 and %v released", status, m, want)
+		}
+	}
+
+	held := poll()
+	eventually(t, "a held poll", func() bool { return e.srv.hub.waiters(ref) == 1 })
+	release(1)
+	answered("the released poll", held)
+	answered("a poll just after the release", poll())
+	clk.Advance(time.Second)
+	held = poll()
+	eventually(t, "a held poll a second later", func() bool { return e.srv.hub.waiters(ref) == 1 })
+	release(1)
+	answered("the second released poll", held)
+	if status, _ := e.post("/api/v1/toolkit/"+e.llmKey+"/inbox/release", "{}"); status != http.StatusForbidden {
+		t.Fatalf("release with an LLM key: %d, want 403", status)
 	}
 }
 

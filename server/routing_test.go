@@ -497,3 +497,88 @@ func TestKeysInOtherCaseNeverLeak(t *testing.T) {
 		}
 	}
 }
+
+// A toolkit connection that announces its drain ({"type":"draining"}) gets
+// no new call, though it is the least busy, while the calls in flight on it
+// still get its answers; a toolkit whose connections all drain is offline
+// at once, saying so.
+func TestDrainingConnectionGetsNoNewCalls(t *testing.T) {
+	e := newEnv(t, Config{})
+	e.pyRegister(e.tkKey, "hello", pyGreet)
+	ref := toolkitRef{"default", "hello"}
+	type delivery struct {
+		ws  *websocket.Conn
+		req pyToolRequest
+	}
+	got := make(chan delivery, 8)
+	conns := []*websocket.Conn{
+		e.dialPyToolkit(e.tkKey),
+		e.dialPyToolkit(e.key(store.NewKey{Kind: store.KindToolkit, Name: "second", Toolkit: "hello"})),
+	}
+	for _, ws := range conns {
+		go func() {
+			for {
+				var req pyToolRequest
+				if ws.ReadJSON(&req) != nil {
+					return
+				}
+				got <- delivery{ws, req}
+			}
+		}()
+	}
+	next := func() delivery {
+		t.Helper()
+		select {
+		case d := <-got:
+			return d
+		case <-time.After(10 * time.Second):
+			t.Fatal("no call reached a toolkit connection within 10s")
+			return delivery{}
+		}
+	}
+	llm := e.dialPyLLM(e.llmKey)
+	reqs := []map[string]any{
+		pyTaskRequest(e.llmKey, "hello", 0, "greet", map[string]any{"name": "one"}),
+		pyTaskRequest(e.llmKey, "hello", 1, "greet", map[string]any{"name": "two"}),
+		pyTaskRequest(e.llmKey, "hello", 2, "greet", map[string]any{"name": "three"}),
+	}
+	llm.WriteJSON(reqs[0])
+	held := []delivery{next()}
+	busy, idle := held[0].ws, conns[0]
+	if idle == busy {
+		idle = conns[1]
+	}
+	idle.WriteJSON(map[string]any{"type": "draining"})
+	eventually(t, "the draining connection to leave routing", func() bool { ws, _ := e.srv.hub.online(ref); return ws == 1 })
+	llm.WriteJSON(reqs[1])
+	if held = append(held, next()); held[1].ws != busy {
+		t.Fatal("a call went to the draining connection, the least busy")
+	}
+	busy.WriteJSON(map[string]any{"type": "draining"})
+	eventually(t, "both connections to leave routing", func() bool { ws, _ := e.srv.hub.online(ref); return ws == 0 })
+	if g := e.srv.hub.gauges(); g.connections != 2 || g.inFlight != 2 {
+		t.Errorf("gauges with two draining connections and two calls = %+v, want 2 connections, 2 in flight", g)
+	}
+	m := roundTrip(t, llm, reqs[2])
+	checkTaskResponse(t, m, reqs[2], "error")
+	if msg, _ := m["message"].(string); !strings.Contains(msg, "its connections are shutting down") || !strings.Contains(msg, "the call was not sent") {
+		t.Errorf("call with every connection draining: %q", msg)
+	}
+	// The draining connection still delivers the answers of its calls.
+	for _, d := range held {
+		busy.WriteJSON(map[string]any{"type": "tool_response", "request_id": d.req.Payload.RequestID, "result": "ok"})
+	}
+	for range held {
+		if m := readMsg(t, llm); m["status"] != "success" {
+			t.Errorf("answer of a call in flight on a draining connection: %v", m)
+		}
+	}
+	// Closed, the draining connections leave nothing behind.
+	for _, ws := range conns {
+		ws.Close()
+	}
+	eventually(t, "the closed connections to leave the hub", func() bool {
+		g := e.srv.hub.gauges()
+		return g.connections == 0 && g.inFlight == 0
+	})
+}

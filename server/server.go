@@ -221,6 +221,17 @@ type Config struct {
 	// frames per minute (default 10, burst as many); past it they are
 	// counted and reported as one "similar warnings suppressed" line.
 	MaxPeerWarnings int
+	// PlatoolsRegistersPerMinute caps the tool_register frames of one
+	// Platools toolkit (owner, entity and environment) in any 60 seconds
+	// (default 6, as the reference platform): one more is answered with
+	// register_throttled and its retry_after_ms, and changes nothing.
+	PlatoolsRegistersPerMinute int
+	// PlatoolsMaxResultBytes bounds a Platools toolkit's tool_result that
+	// is passed on whole (default 256 KiB, as the reference platform): a
+	// larger result reaches the LLM client as {"truncated": true,
+	// "preview": <its first 4096 characters>, "original_bytes": N}, and a
+	// larger tool_error message is cut.
+	PlatoolsMaxResultBytes int
 
 	// Replicas (cluster.go). With NATSURL set, the server is one replica
 	// of a cluster: every replica runs on the same PostgreSQL database
@@ -300,6 +311,8 @@ func (c *Config) setDefaults() {
 	setDefault(&c.PongTimeout, 10*time.Second)
 	setDefault(&c.RevocationCheckInterval, time.Second)
 	setDefault(&c.MaxPeerWarnings, 10)
+	setDefault(&c.PlatoolsRegistersPerMinute, 6)
+	setDefault(&c.PlatoolsMaxResultBytes, 256<<10)
 	setDefault(&c.ClusterPrefix, "atp")
 	setDefault(&c.PresenceTTL, 3*time.Second)
 	setDefault(&c.ReplicaProbeInterval, 250*time.Millisecond)
@@ -360,6 +373,8 @@ type Server struct {
 	// anonWarns rate-limits the warnings that requests without a key can
 	// cause, as peerWarnings does for one connection's.
 	anonWarns *peerWarnings
+	// platools is the Platools SDK side's shared state (platools.go).
+	platools platoolsState
 }
 
 // healthCheck is /healthz's check of the store: a write, not a ping, as a
@@ -543,6 +558,12 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /ws/v1/atp/toolkit-client/{key}", s.handleToolkitWS)
 	mux.HandleFunc("GET /api/v1/toolkit/{key}/inbox", s.handleInbox)
 	mux.HandleFunc("POST /api/v1/toolkit/{key}/inbox/respond", s.handleInboxRespond)
+	// The Platools SDK wire (docs/protocol.md §4), on the reference
+	// platform's three paths.
+	for _, p := range []string{"/ws/sdk", "/tools/sync", "/tools/sync/ws/sdk"} {
+		mux.HandleFunc("GET "+p, s.handlePlatools)
+	}
+	mux.HandleFunc("POST /api/v1/toolkit/{key}/inbox/release", s.handleInboxRelease)
 	// LLM side (spec §2).
 	mux.HandleFunc("GET /ws/v1/atp/llm-client/{key}/{$}", s.handleLLMWS)
 	mux.HandleFunc("GET /ws/v1/atp/llm-client/{key}", s.handleLLMWS)

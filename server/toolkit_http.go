@@ -537,6 +537,25 @@ func (s *Server) handleInboxRespond(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
 }
 
+// handleInboxRelease ends the key's held inbox polls at once, for a toolkit
+// that shuts down (docs/extensions.md): it reads its last poll to the end,
+// with the call the poll may carry, instead of cutting it.
+func (s *Server) handleInboxRelease(w http.ResponseWriter, r *http.Request) {
+	k, ok := s.pathKeyAuth(w, r, store.KindToolkit)
+	if !ok || !s.admitRequest(w, k) {
+		return
+	}
+	n := 0
+	if k.Toolkit != "" {
+		n = s.hub.release(toolkitRef{k.Owner, k.Toolkit}, k.ID)
+		if s.cluster != nil {
+			// The poll may be held by another replica.
+			s.cluster.publishRelease(toolkitRef{k.Owner, k.Toolkit}, k.ID)
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]int{"released": n})
+}
+
 // pathKeyAuth authenticates the API key of a request with the key in its
 // path (the {key} segment) and optionally in "Authorization: Bearer"; both
 // must agree when both are given. It answers the failure itself.

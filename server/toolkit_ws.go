@@ -20,6 +20,12 @@ type tkConn struct {
 	ref toolkitRef
 	// calls in flight on this connection, by request id. Guarded by hub.mu.
 	calls map[string]*call
+	// pt is the state of a Platools SDK connection (platools.go), nil for
+	// an ATP v1 one.
+	pt *ptConn
+	// draining: the toolkit said it is shutting down (hub.drainConn).
+	// Guarded by hub.mu.
+	draining bool
 }
 
 func (s *Server) handleToolkitWS(w http.ResponseWriter, r *http.Request) {
@@ -112,6 +118,13 @@ func (c *tkConn) readLoop() {
 			c.malformed(&rep, err)
 			continue
 		}
+		if rep.Type == "draining" {
+			// The toolkit is shutting down (docs/extensions.md): it answers
+			// the calls it has, and refuses new ones.
+			c.s.hub.drainConn(c)
+			c.log.Info("toolkit draining: no new calls are routed to this connection")
+			continue
+		}
 		if rep.Type != "tool_response" {
 			c.warns.warn(slog.LevelWarn, "toolkit sent an unknown message type; ignored", "type", peerText(rep.Type))
 			continue
@@ -149,5 +162,9 @@ func (c *tkConn) malformed(rep *toolReply, err error) {
 
 // sendRequest sends an atp_tool_request.
 func (c *tkConn) sendRequest(cl *call, via *flusher) {
+	if c.pt != nil {
+		c.sendToolCall(cl, via)
+		return
+	}
 	c.sendVia(appendToolRequest(make([]byte, 0, 128+len(cl.params)), cl), via)
 }

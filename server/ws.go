@@ -92,6 +92,9 @@ func (c *wsSession) init(s *Server, ws *websocket.Conn) {
 	c.pingSent.Store(-1)
 	if c.cork, _ = ws.NetConn().(*corkConn); c.cork != nil {
 		c.cork.beforeRead = c.reads.flush
+		c.cork.mu.Lock()
+		c.cork.onWriteError = func(err error) { c.abort(fmt.Errorf("write: %w", err)) }
+		c.cork.mu.Unlock()
 	}
 }
 
@@ -409,7 +412,11 @@ func (c *wsSession) abort(cause error) {
 // shutdown lets queued messages (the failures of the calls the stopped hub
 // has just ended) go out, then closes with 1001.
 func (c *wsSession) shutdown() {
+	deadline := time.Now().Add(time.Second)
 	c.flushed(time.Second)
+	if c.cork != nil {
+		c.cork.written(time.Until(deadline)) // and what is written behind
+	}
 	c.closeWith(websocket.CloseGoingAway, "server shutting down", errShutdown)
 }
 
@@ -467,15 +474,39 @@ func readErr(err error, limit int64) (code int, reason string, cause error) {
 // sends them in one: a batch of frames from the outbox costs one write.
 // gorilla serialises its writes to the socket; the mutex orders them with
 // uncork. Its Read tells the read loop when to flush (flusher).
+//
+// A write holds its caller for at most writeBudget. The callers
+// include other sessions' read loops (sendVia): a peer that stops reading
+// (an agent whose process is stopped, a congested path) must not hold up
+// the connection whose read loop answers it, nor the pongs that keep that
+// connection alive. What the socket does not take within writeBudget is
+// written behind, by a goroutine of its own, until the write deadline the
+// session set; writes meanwhile queue after it, in order. A write behind
+// that fails ends the session (onWriteError).
 type corkConn struct {
 	net.Conn
 	mu     sync.Mutex
 	corked bool
+	// buf holds the corked bytes, or, while behind, the bytes still to
+	// write behind.
 	buf    []byte
+	behind bool          // a goroutine is writing buf (writeBehind)
+	caught chan struct{} // closed when the write behind ends
+	err    error         // the failure of a write behind: the socket is dead
+	dl     time.Time     // the write deadline gorilla set
+	sockDL time.Time     // the deadline on the socket for direct writes; zero: none
 	// beforeRead runs before each read from the socket, on the read loop's
 	// goroutine: the moment its deferred writes must go out.
 	beforeRead func()
+	// onWriteError is told of a write behind that failed.
+	onWriteError func(error)
 }
+
+// writeBudget is how long a write may wait for room in the socket before
+// the rest is written behind (between half of it and all of it: the
+// socket's deadline moves at most every half budget, as each move costs a
+// timer update). A socket with room takes a write at once.
+const writeBudget = 10 * time.Millisecond
 
 func (c *corkConn) Read(p []byte) (int, error) {
 	if c.beforeRead != nil {
@@ -484,22 +515,103 @@ func (c *corkConn) Read(p []byte) (int, error) {
 	return c.Conn.Read(p)
 }
 
+// SetWriteDeadline records the deadline of the writes: each applies it
+// itself, around its budget.
+func (c *corkConn) SetWriteDeadline(t time.Time) error {
+	c.mu.Lock()
+	c.dl = t
+	c.mu.Unlock()
+	return nil
+}
+
+func (c *corkConn) SetDeadline(t time.Time) error {
+	c.SetWriteDeadline(t)
+	return c.Conn.SetReadDeadline(t)
+}
+
 // maxCork bounds what a cork holds before writing through.
 const maxCork = 256 << 10
 
 func (c *corkConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.corked {
-		return c.Conn.Write(p)
-	}
-	c.buf = append(c.buf, p...)
-	if len(c.buf) >= maxCork {
-		if err := c.flushLocked(); err != nil {
-			return 0, err
+	switch {
+	case c.err != nil:
+		return 0, c.err
+	case c.behind:
+		c.buf = append(c.buf, p...)
+		return len(p), nil
+	case c.corked:
+		c.buf = append(c.buf, p...)
+		if len(c.buf) >= maxCork {
+			if err := c.flushLocked(); err != nil {
+				return 0, err
+			}
 		}
+		return len(p), nil
 	}
+	return c.writeLocked(p)
+}
+
+// writeLocked writes p, waiting at most writeBudget for the socket to take
+// it; the rest goes behind. c.mu is held.
+func (c *corkConn) writeLocked(p []byte) (int, error) {
+	now := time.Now()
+	if c.sockDL.Sub(now) < writeBudget/2 || !c.dl.IsZero() && c.dl.Before(c.sockDL) {
+		c.sockDL = now.Add(writeBudget)
+		if !c.dl.IsZero() && c.dl.Before(c.sockDL) {
+			c.sockDL = c.dl
+		}
+		c.Conn.SetWriteDeadline(c.sockDL)
+	}
+	n, err := c.Conn.Write(p)
+	if err == nil || !errors.Is(err, os.ErrDeadlineExceeded) || c.sockDL.Equal(c.dl) {
+		return n, err
+	}
+	c.buf = append([]byte(nil), p[n:]...)
+	c.behind, c.caught = true, make(chan struct{})
+	c.sockDL = time.Time{} // writeBehind moves the socket's deadline
+	go c.writeBehind()
 	return len(p), nil
+}
+
+// writeBehind writes what queued behind a write that ran out of budget,
+// until it is all written or the deadline passes.
+func (c *corkConn) writeBehind() {
+	c.mu.Lock()
+	for len(c.buf) > 0 && c.err == nil {
+		buf, dl := c.buf, c.dl
+		c.buf = nil
+		c.mu.Unlock()
+		c.Conn.SetWriteDeadline(dl)
+		_, err := c.Conn.Write(buf)
+		c.mu.Lock()
+		c.err = err
+	}
+	c.behind = false
+	close(c.caught)
+	err, onErr := c.err, c.onWriteError
+	c.mu.Unlock()
+	if err != nil && onErr != nil {
+		onErr(err)
+	}
+}
+
+// written waits up to timeout for what is behind to be written.
+func (c *corkConn) written(timeout time.Duration) {
+	c.mu.Lock()
+	caught := c.caught
+	behind := c.behind
+	c.mu.Unlock()
+	if !behind || timeout <= 0 {
+		return
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-caught:
+	case <-t.C:
+	}
 }
 
 func (c *corkConn) cork() {
@@ -516,14 +628,18 @@ func (c *corkConn) uncork() error {
 }
 
 func (c *corkConn) flushLocked() error {
-	if len(c.buf) == 0 {
+	if len(c.buf) == 0 || c.behind {
+		return nil // a write behind takes what queued
+	}
+	buf := c.buf
+	_, err := c.writeLocked(buf)
+	if c.behind {
 		return nil
 	}
-	_, err := c.Conn.Write(c.buf)
-	if cap(c.buf) > keptReadBuffer { // an idle connection keeps no large buffer
+	if cap(buf) > keptReadBuffer { // an idle connection keeps no large buffer
 		c.buf = nil
 	} else {
-		c.buf = c.buf[:0]
+		c.buf = buf[:0]
 	}
 	return err
 }

@@ -1,8 +1,16 @@
 package server
 
 import (
+	"context"
+	"errors"
+	"io"
 	"net"
+	"os"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
 )
 
 // countingConn records each write that reaches the "socket".
@@ -15,6 +23,8 @@ func (c *countingConn) Write(p []byte) (int, error) {
 	c.writes = append(c.writes, append([]byte(nil), p...))
 	return len(p), nil
 }
+
+func (c *countingConn) SetWriteDeadline(time.Time) error { return nil }
 
 func TestCorkConnBatches(t *testing.T) {
 	under := &countingConn{}
@@ -48,5 +58,127 @@ func TestCorkConnBatches(t *testing.T) {
 	c.uncork()
 	if len(under.writes) != 4 {
 		t.Fatal("uncork of an empty cork wrote")
+	}
+}
+
+// An LLM client that stops reading its answers holds up no one: the
+// toolkit connection its answers come from goes on reading, so another
+// client's call on the same toolkit is answered, and the slow client gets
+// every answer, its connection intact, once it reads again.
+func TestSlowLLMClientHoldsUpNoOne(t *testing.T) {
+	e := newEnv(t, Config{})
+	big := pyTool{name: "big", description: "Returns 1 MiB.", params: []string{}, required: []string{},
+		source: "def big():\n    return 'x' * (1 << 20)\n"}
+	e.pyRegister(e.tkKey, "hello", big, pyGreet)
+	tk := e.dialPyToolkit(e.tkKey)
+	go func() {
+		payload := strings.Repeat("x", 1<<20)
+		for {
+			var req pyToolRequest
+			if tk.ReadJSON(&req) != nil {
+				return
+			}
+			result := "Hello"
+			if req.Payload.ToolName == "big" {
+				result = payload
+			}
+			if tk.WriteJSON(map[string]any{"type": "tool_response", "request_id": req.Payload.RequestID, "result": result}) != nil {
+				return
+			}
+		}
+	}()
+
+	// The slow client's socket takes little, so that the server's writes
+	// to it block once the server's own send buffer is full (4 MiB at most
+	// here; the answers are 8 x 2 MiB, the result being in them twice).
+	dialer := &websocket.Dialer{NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		if err == nil {
+			err = c.(*net.TCPConn).SetReadBuffer(64 << 10)
+		}
+		return c, err
+	}}
+	slow, resp, err := dialer.Dial(e.wsBase+"/ws/v1/atp/llm-client/"+e.llmKey+"/", nil)
+	if err != nil {
+		t.Fatalf("dial: %v (%s)", err, respStatus(resp))
+	}
+	defer slow.Close()
+	const n = 8
+	for i := range n {
+		if err := slow.WriteJSON(pyTaskRequest(e.llmKey, "hello", i, "big", nil)); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	other := e.dialPyLLM(e.llmKey)
+	req := pyTaskRequest(e.llmKey, "hello", n, "greet", map[string]any{"name": "x"})
+	if got := checkTaskResponse(t, roundTrip(t, other, req), req, "success"); got != "Hello" {
+		t.Fatalf("the other client's call = %v", got)
+	}
+	for range n {
+		slow.SetReadDeadline(time.Now().Add(10 * time.Second))
+		var m map[string]any
+		if err := slow.ReadJSON(&m); err != nil {
+			t.Fatalf("the slow client lost its connection: %v", err)
+		}
+		if m["status"] != "success" {
+			t.Fatalf("the slow client's call: %.200v", m)
+		}
+	}
+}
+
+// A write to a peer that does not read returns within its budget; the rest
+// is written behind, in order with the writes after it, once the peer reads;
+// a write behind that fails is reported and fails the writes after it.
+func TestCorkConnWritesBehind(t *testing.T) {
+	ours, peer := net.Pipe() // synchronous: a write waits for the peer to read
+	defer peer.Close()
+	failed := make(chan error, 1)
+	c := &corkConn{Conn: ours, onWriteError: func(err error) { failed <- err }}
+	c.SetWriteDeadline(time.Now().Add(time.Hour))
+	wrote := make(chan error)
+	go func() {
+		for _, p := range []string{"first ", "second ", "third"} {
+			if _, err := c.Write([]byte(p)); err != nil {
+				wrote <- err
+				return
+			}
+		}
+		wrote <- nil
+	}()
+	select {
+	case err := <-wrote:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a write to a peer that does not read held its caller")
+	}
+	got := make([]byte, len("first second third"))
+	peer.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.ReadFull(peer, got); err != nil || string(got) != "first second third" {
+		t.Fatalf("the peer read %q, %v", got, err)
+	}
+	c.written(10 * time.Second) // what a shutdown waits for before it closes
+	c.mu.Lock()
+	behind := c.behind
+	c.mu.Unlock()
+	if behind {
+		t.Fatal("bytes still behind once the peer read them all")
+	}
+
+	// The deadline passes with bytes behind: the socket is dead.
+	c.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
+	c.Write([]byte("never read"))
+	select {
+	case err := <-failed:
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("write behind failed with %v, want the deadline", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a write behind past its deadline was not reported")
+	}
+	if _, err := c.Write([]byte("more")); err == nil {
+		t.Fatal("a write after a failed write behind succeeded")
 	}
 }

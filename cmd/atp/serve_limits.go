@@ -62,6 +62,8 @@ func addLimitFlags(fs *flag.FlagSet) *limitFlags {
 	n("max-schema-enum", int64(d.MaxSchemaEnum), "values one enum of a tool schema may list; past it: 400", func(c *server.Config, v int64) { c.MaxSchemaEnum = int(v) })
 	n("max-schema-properties", int64(d.MaxSchemaProperties), "properties (and required names) of one object of a tool schema; past it: 400", func(c *server.Config, v int64) { c.MaxSchemaProperties = int(v) })
 	t("webhook-retention", d.WebhookRetention, "how long the record of a webhook delivery that succeeded or was given up is kept in the store", func(c *server.Config, v time.Duration) { c.WebhookRetention = v })
+	n("platools-registers-per-minute", int64(d.PlatoolsRegistersPerMinute), "tool_register frames of one Platools toolkit and environment in any minute; past it: register_throttled", func(c *server.Config, v int64) { c.PlatoolsRegistersPerMinute = int(v) })
+	n("platools-result-limit", int64(d.PlatoolsMaxResultBytes), "bytes of a Platools tool_result passed on whole; past it the LLM gets a truncated preview", func(c *server.Config, v int64) { c.PlatoolsMaxResultBytes = int(v) })
 	n("max-peer-warnings", int64(d.MaxPeerWarnings), "warnings logged per minute about one connection's bad frames; the rest are counted", func(c *server.Config, v int64) { c.MaxPeerWarnings = int(v) })
 	return f
 }

@@ -17,7 +17,7 @@ func TestLimitFlags(t *testing.T) {
 	fs.SetOutput(io.Discard)
 	f := addLimitFlags(fs)
 	if err := fs.Parse([]string{"--max-conns-per-key", "3", "--pong-timeout", "2s", "--unauth-body-limit", "1024",
-		"--max-pending-per-llm-key", "7", "--inbox-lease", "1m"}); err != nil {
+		"--max-pending-per-llm-key", "7", "--inbox-lease", "1m", "--platools-registers-per-minute", "2", "--platools-result-limit", "8192"}); err != nil {
 		t.Fatal(err)
 	}
 	var cfg server.Config
@@ -26,7 +26,7 @@ func TestLimitFlags(t *testing.T) {
 	}
 	d := server.Defaults()
 	if cfg.MaxConnsPerKey != 3 || cfg.PongTimeout != 2*time.Second || cfg.UnauthBodyLimit != 1024 ||
-		cfg.MaxPendingPerLLMKey != 7 || cfg.InboxOnlineWindow != time.Minute {
+		cfg.MaxPendingPerLLMKey != 7 || cfg.InboxOnlineWindow != time.Minute || cfg.PlatoolsRegistersPerMinute != 2 || cfg.PlatoolsMaxResultBytes != 8192 {
 		t.Fatalf("set flags: %+v", cfg)
 	}
 	if cfg.MaxConnections != d.MaxConnections || cfg.BodyReadTimeout != d.BodyReadTimeout || cfg.MaxToolsPerToolkit != d.MaxToolsPerToolkit {

@@ -108,70 +108,94 @@ func (s *Store) Register(ctx context.Context, r Registration) (Key, error) {
 	}
 	var key Key
 	err := s.tx(ctx, func(tx handle) error {
-		var (
-			kind    string
-			revoked sql.NullInt64
-			created int64
-		)
-		// The key's row stays locked to the end: two registrations of one
-		// unbound key, for two names, bind it once.
-		err := tx.QueryRowContext(ctx, `SELECT id, kind, name, owner, toolkit, created_at, revoked_at FROM keys WHERE id = ?`+s.d.forUpdate, r.KeyID).
-			Scan(&key.ID, &kind, &key.Name, &key.Owner, &key.Toolkit, &created, &revoked)
-		if errors.Is(err, sql.ErrNoRows) {
-			return ErrInvalidKey
-		}
-		if err != nil {
+		var err error
+		if key, err = s.bindKey(ctx, tx, r.KeyID, r.Toolkit); err != nil {
 			return err
 		}
-		key.Kind, key.CreatedAt = KeyKind(kind), fromMillis(created)
-		switch {
-		case revoked.Valid:
-			return ErrRevokedKey
-		case key.Kind != KindToolkit:
-			return ErrWrongKind
-		case key.Toolkit != "" && key.Toolkit != r.Toolkit:
-			return fmt.Errorf("%w: key %s serves toolkit %q, not %q", ErrKeyBoundElsewhere, key.ID, key.Toolkit, r.Toolkit)
-		case key.Toolkit == "":
-			// Two unbound keys racing for one name: the second waits here
-			// until the first commits, then finds the name taken.
-			if err := s.lock(ctx, tx, "atp/toolkit", key.Owner, r.Toolkit); err != nil {
-				return fmt.Errorf("lock toolkit name: %w", err)
-			}
-			if err := checkUnclaimed(ctx, tx, key, r.Toolkit); err != nil {
-				return err
-			}
-			if _, err := tx.ExecContext(ctx, `UPDATE keys SET toolkit = ? WHERE id = ? AND toolkit = ''`, r.Toolkit, key.ID); err != nil {
-				return fmt.Errorf("bind key: %w", err)
-			}
-			key.Toolkit = r.Toolkit
+		if err := saveToolkit(ctx, tx, key.Owner, r.Toolkit, r.ToolkitHash, r.Language, now); err != nil {
+			return err
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO toolkits (owner, name, toolkit_hash, language, updated_at) VALUES (?, ?, ?, ?, ?)
-			ON CONFLICT (owner, name) DO UPDATE SET toolkit_hash = excluded.toolkit_hash, language = excluded.language, updated_at = excluded.updated_at`,
-			key.Owner, r.Toolkit, r.ToolkitHash, r.Language, millis(now)); err != nil {
-			return fmt.Errorf("save toolkit: %w", err)
-		}
-		t := r.Tool
-		params, _ := json.Marshal(nonNil(t.Params))
-		required, _ := json.Marshal(nonNil(t.RequiredParams))
-		if _, err := tx.ExecContext(ctx, `INSERT INTO tools (owner, toolkit, name, description, params, required_params,
-			input_schema, output_schema, inferred, auth_provider, auth_type, auth_with, needs_auth_token, code_hash, hints, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-			ON CONFLICT (owner, toolkit, name) DO UPDATE SET description = excluded.description, params = excluded.params,
-				required_params = excluded.required_params, input_schema = excluded.input_schema, output_schema = excluded.output_schema,
-				inferred = excluded.inferred, auth_provider = excluded.auth_provider, auth_type = excluded.auth_type,
-				auth_with = excluded.auth_with, needs_auth_token = excluded.needs_auth_token, code_hash = excluded.code_hash,
-				hints = excluded.hints, updated_at = excluded.updated_at`,
-			key.Owner, r.Toolkit, t.Name, t.Description, string(params), string(required),
-			string(t.InputSchema), nullText(t.OutputSchema), t.Inferred, t.AuthProvider, t.AuthType, t.AuthWith,
-			t.NeedsAuthToken, t.CodeHash, nullText(t.Hints), millis(now)); err != nil {
-			return fmt.Errorf("save tool %s: %w", t.Name, err)
-		}
-		return nil
+		return saveTool(ctx, tx, key.Owner, r.Toolkit, r.Tool, now)
 	})
 	if err != nil {
 		return Key{}, err
 	}
 	return key, nil
+}
+
+// bindKey reads the key keyID inside tx and binds it to toolkit when it is
+// bound to none: the key must exist, be a toolkit key, not be revoked, not
+// be bound to another toolkit and, unbound, ask for a name no other key of
+// its owner holds. The key's row stays locked to the end of tx: two
+// registrations of one unbound key, for two names, bind it once.
+func (s *Store) bindKey(ctx context.Context, tx handle, keyID, toolkit string) (Key, error) {
+	var (
+		key     Key
+		kind    string
+		revoked sql.NullInt64
+		created int64
+	)
+	err := tx.QueryRowContext(ctx, `SELECT id, kind, name, owner, toolkit, created_at, revoked_at FROM keys WHERE id = ?`+s.d.forUpdate, keyID).
+		Scan(&key.ID, &kind, &key.Name, &key.Owner, &key.Toolkit, &created, &revoked)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Key{}, ErrInvalidKey
+	}
+	if err != nil {
+		return Key{}, err
+	}
+	key.Kind, key.CreatedAt = KeyKind(kind), fromMillis(created)
+	switch {
+	case revoked.Valid:
+		return Key{}, ErrRevokedKey
+	case key.Kind != KindToolkit:
+		return Key{}, ErrWrongKind
+	case key.Toolkit != "" && key.Toolkit != toolkit:
+		return Key{}, fmt.Errorf("%w: key %s serves toolkit %q, not %q", ErrKeyBoundElsewhere, key.ID, key.Toolkit, toolkit)
+	case key.Toolkit == "":
+		// Two unbound keys racing for one name: the second waits here
+		// until the first commits, then finds the name taken.
+		if err := s.lock(ctx, tx, "atp/toolkit", key.Owner, toolkit); err != nil {
+			return Key{}, fmt.Errorf("lock toolkit name: %w", err)
+		}
+		if err := checkUnclaimed(ctx, tx, key, toolkit); err != nil {
+			return Key{}, err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE keys SET toolkit = ? WHERE id = ? AND toolkit = ''`, toolkit, key.ID); err != nil {
+			return Key{}, fmt.Errorf("bind key: %w", err)
+		}
+		key.Toolkit = toolkit
+	}
+	return key, nil
+}
+
+// saveToolkit creates or updates a toolkit's row.
+func saveToolkit(ctx context.Context, tx handle, owner, name, hash, language string, now time.Time) error {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO toolkits (owner, name, toolkit_hash, language, updated_at) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (owner, name) DO UPDATE SET toolkit_hash = excluded.toolkit_hash, language = excluded.language, updated_at = excluded.updated_at`,
+		owner, name, hash, language, millis(now)); err != nil {
+		return fmt.Errorf("save toolkit: %w", err)
+	}
+	return nil
+}
+
+// saveTool creates or replaces one tool of a toolkit.
+func saveTool(ctx context.Context, tx handle, owner, toolkit string, t Tool, now time.Time) error {
+	params, _ := json.Marshal(nonNil(t.Params))
+	required, _ := json.Marshal(nonNil(t.RequiredParams))
+	if _, err := tx.ExecContext(ctx, `INSERT INTO tools (owner, toolkit, name, description, params, required_params,
+		input_schema, output_schema, inferred, auth_provider, auth_type, auth_with, needs_auth_token, code_hash, hints, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (owner, toolkit, name) DO UPDATE SET description = excluded.description, params = excluded.params,
+			required_params = excluded.required_params, input_schema = excluded.input_schema, output_schema = excluded.output_schema,
+			inferred = excluded.inferred, auth_provider = excluded.auth_provider, auth_type = excluded.auth_type,
+			auth_with = excluded.auth_with, needs_auth_token = excluded.needs_auth_token, code_hash = excluded.code_hash,
+			hints = excluded.hints, updated_at = excluded.updated_at`,
+		owner, toolkit, t.Name, t.Description, string(params), string(required),
+		string(t.InputSchema), nullText(t.OutputSchema), t.Inferred, t.AuthProvider, t.AuthType, t.AuthWith,
+		t.NeedsAuthToken, t.CodeHash, nullText(t.Hints), millis(now)); err != nil {
+		return fmt.Errorf("save tool %s: %w", t.Name, err)
+	}
+	return nil
 }
 
 // queryRower is a handle on the database or a transaction.

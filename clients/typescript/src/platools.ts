@@ -143,7 +143,9 @@ export class PlatoolsTransport implements Transport {
     return this.dec;
   }
   recordHealth(tool: string, ms: number, a: Answer): void {
-    if (!this.tk.get(tool)) return;
+    // Calls refused before the tool ran (invalid params, no token) or cut
+    // short by the toolkit say nothing about the tool, as on the Go side.
+    if (!this.tk.get(tool) || !a.toolFault) return;
     let h = this.health.get(tool);
     if (!h) this.health.set(tool, (h = new Health()));
     let err = "";
@@ -222,9 +224,11 @@ class PlatoolsSession {
       if (dead) return new Error(`nothing received for ${idle / 1000}s: connection presumed dead`);
       const why = first.reason || this.lastError;
       if (first.code === 1008) return new PermanentError(`the platform refused the connection (close 1008): ${why || "policy violation"}`);
-      if (first.code === 4001) return new PermanentError(`the platform closed the connection (close 4001): ${why || "secret rotated"}; restart with the new secret`);
+      if (first.code === 4001) {
+        return new PermanentError(`the platform closed the connection (close 4001: ${why || "secret rotated"}): the secret was rotated or revoked; restart the toolkit with the new secret (PLATOS_SECRET)`);
+      }
       if (first.code === 1000 && first.reason === "superseded by new connection") {
-        return new SteppedAside("superseded by new connection: another instance now serves this entity and environment; this one stops instead of taking the connection back");
+        return new SteppedAside("the platform closed the connection: superseded by new connection: another connection for the same entity and environment now serves it, so this one stops rather than take the place back");
       }
       return new Error(`the platform closed the connection: close ${first.code}${why ? " " + why : ""}`);
     } finally {
@@ -379,13 +383,18 @@ class PlatoolsSession {
       return;
     }
     let error = "the tool call failed";
+    let problems: unknown;
     try {
-      error = (JSON.parse(a.result) as { error?: string }).error ?? error;
+      const body = JSON.parse(a.result) as { error?: string; problems?: unknown };
+      error = body.error ?? error;
+      problems = body.problems;
     } catch {
       // errorAnswer always writes {"error": ...}
     }
     const traceback = a.traceback ?? null;
-    this.send(JSON.stringify({ type: "tool_error", call_id: callId, error, traceback }));
+    // problems (invalid params, field by field) is an extension the Go
+    // runtime sends too; atp serve passes it on to the LLM client.
+    this.send(JSON.stringify({ type: "tool_error", call_id: callId, error, traceback, ...(problems ? { problems } : {}) }));
   }
 
   private async drain(): Promise<void> {

@@ -146,9 +146,12 @@ export function backoffDelay(b: Required<Backoff>, n: number, rnd: () => number)
 function resolve(tk: Toolkit, o: ServeOptions): ResolvedOptions {
   const fail = (msg: string) => new TypeError(`serve toolkit ${tk.name}: ${msg}`);
   if (!o || typeof o !== "object") throw fail("options: expected an object with url and apiKey");
-  if (!o.apiKey) throw fail("apiKey is empty");
+  // The Platools SDKs read these from the environment: say which variable
+  // was left empty, as the Go runtime does.
+  const platos = o.transport === "platools";
+  if (!o.apiKey) throw fail(platos ? "apiKey is empty: set it to the Platos service secret (PLATOS_SECRET)" : "apiKey is empty");
   const red = new Redactor(o.apiKey);
-  if (!o.url) throw fail("url is empty");
+  if (!o.url) throw fail(platos ? "url is empty: set it to the Platos platform's URL (PLATOS_URL)" : "url is empty");
   let u: URL;
   try {
     u = new URL(o.url);
@@ -307,6 +310,11 @@ export interface Answer {
   /** The stack of an error the handler threw (key redacted), for the
    * transports that carry one (Platools' tool_error.traceback). */
   traceback?: string;
+  /** toolFault: the outcome says something about the tool itself (a
+   * result, an error it threw, a timeout), as opposed to a call refused
+   * before it ran or cut short by the toolkit. Only those count in the
+   * Platools heartbeat's health. */
+  toolFault?: boolean;
 }
 
 /** Slots bounds the calls running at once; waiters are served in order. */
@@ -368,7 +376,7 @@ export class Runner {
       } catch (e) {
         return this.errorAnswer(new Error(`encode result as JSON: ${(e as Error).message}`));
       }
-      return { result: text ?? "null", isError: false };
+      return { result: text ?? "null", isError: false, toolFault: true };
     } catch (e) {
       let err = e instanceof Error ? e : new Error(String(e));
       if (signal.aborted && e === signal.reason && !(e instanceof TimeoutError)) {
@@ -376,6 +384,7 @@ export class Runner {
       }
       const a = this.errorAnswer(err);
       if (e instanceof ToolError && e.cause instanceof Error && e.cause.stack) a.traceback = this.red.str(e.cause.stack);
+      if (e instanceof ToolError || e instanceof TimeoutError) a.toolFault = true;
       return a;
     }
   }

@@ -1,7 +1,8 @@
 // End to end against the real `atp serve` built from this repository: a
 // TypeScript toolkit called by Go's llmclient, by `atp call` and by the
 // TypeScript agent client (HTTP and WebSocket, every provider shape); the
-// Go hello toolkit called by the TypeScript agent client.
+// Go hello toolkit called by the TypeScript agent client; a TypeScript
+// toolkit served to atp serve over the Platools wire.
 
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
@@ -192,4 +193,45 @@ test("the TypeScript toolkit's registration is up to date after a reconnect", as
   assert.ok(logs2.has("registration up to date"), logs2.text());
   c3.abort();
   await done2;
+});
+
+test("a TypeScript toolkit served over the Platools wire is called by Go's llmclient, atp call and the TypeScript agent", async () => {
+  const key = await srv.key("toolkit", "ts-platools");
+  const logs = new LogBuffer();
+  const stop = new AbortController();
+  const done = serve(weather("pt-weather"), { url: srv.url + "/?entity=pt-weather&env=prod", apiKey: key, transport: "platools", signal: stop.signal, logger: logs.logger });
+  done.catch(() => {});
+  try {
+    await waitFor(() => logs.has("tools registered"), "atp serve to take the Platools toolkit's tools", 30_000);
+    const calls = JSON.stringify([
+      { type: "tool_use", id: "toolu_1", name: "forecast", input: { city: "Rome", days: 2 } },
+      { type: "tool_use", id: "toolu_2", name: "forecast", input: { city: 7, days: "three", dayz: 1 } },
+      { type: "tool_use", id: "toolu_3", name: "fail", input: {} },
+    ]);
+    for (const protocol of ["http", "ws"]) {
+      const { stdout } = await execFileAsync(bins.llmcall, ["-url", srv.url, "-toolkit", "pt-weather", "-provider", "anthropic", "-protocol", protocol, "-calls", calls], { env: { ...process.env, ATP_API_KEY: llmKey } });
+      const out = JSON.parse(stdout) as { tools: { name: string }[]; messages: { content: { tool_use_id: string; content: string; is_error?: boolean }[] }[] };
+      assert.deepEqual(out.tools.map((t) => t.name).sort(), ["fail", "forecast", "slow"]);
+      const [ok, bad, failed] = out.messages[0]!.content;
+      assert.deepEqual(JSON.parse(ok!.content), { city: "Rome", days: 2, units: "celsius", summary: "2 days of sun in Rome" });
+      assert.equal(bad!.is_error, true);
+      assert.equal(bad!.content, 'invalid params for forecast: city: expected string, got 7; days: expected integer, got "three"; dayz: unknown field (allowed: city, days, units)');
+      assert.equal(failed!.is_error, true);
+      assert.match(failed!.content, /the weather service is down/);
+      assert.doesNotMatch(failed!.content, /\n\s+at /, "the toolkit's traceback stays with atp serve");
+    }
+    const env = { ...process.env, ATP_API_KEY: llmKey };
+    const { stdout } = await execFileAsync(bins.atp, ["call", "--url", srv.url, "--toolkit", "pt-weather", "--tool", "forecast", "--params", '{"city":"Oslo","days":1}'], { env });
+    assert.deepEqual(JSON.parse(stdout), { city: "Oslo", days: 1, units: "celsius", summary: "1 days of sun in Oslo" });
+    const c = new Client({ apiKey: llmKey, baseUrl: srv.url, protocol: "ws", logger: new LogBuffer().logger });
+    try {
+      const r = await c.call("pt-weather", "fail", {});
+      assert.equal(r.error, "the weather service is down");
+    } finally {
+      c.close();
+    }
+  } finally {
+    stop.abort();
+    await done;
+  }
 });

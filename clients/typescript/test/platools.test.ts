@@ -98,6 +98,12 @@ async function withPlatos(fn: (p: FakePlatos, run: (o?: Partial<ServeOptions>) =
   }
 }
 
+test("an empty URL or secret names the Platools variable to set", async () => {
+  const tk = toolkit();
+  await assert.rejects(serve(tk, { url: "", apiKey: secret, transport: "platools" }), /url is empty: set it to the Platos platform's URL \(PLATOS_URL\)/);
+  await assert.rejects(serve(tk, { url: "https://p.example", apiKey: "", transport: "platools" }), /apiKey is empty: set it to the Platos service secret \(PLATOS_SECRET\)/);
+});
+
 test("the URL is rewritten as the Platools SDKs do", () => {
   assert.equal(platoolsURL("wss://x.example/y?z=1"), "wss://x.example/y/ws/sdk?z=1");
   assert.equal(platoolsURL("http://host:9000"), "ws://host:9000/ws/sdk");
@@ -137,6 +143,12 @@ test("register on open, answer calls, pop __platos and _context, exact unknown-t
     c.send({ type: "tool_call", call_id: "k4", tool_name: "add", params: { a: "two", c: 1 } });
     f = await c.next("tool_error");
     assert.equal(f["error"], 'invalid params for add: a: expected integer, got "two"; c: unknown field (allowed: a, b); b: missing required field (expected integer)');
+    // The problem list goes along, as from the Go runtime.
+    assert.deepEqual(f["problems"], [
+      { path: "a", message: 'expected integer, got "two"' },
+      { path: "c", message: "unknown field (allowed: a, b)" },
+      { path: "b", message: "missing required field (expected integer)" },
+    ]);
 
     c.send({ type: "tool_call", call_id: "k5", tool_name: "fail", params: {} });
     f = await c.next("tool_error");
@@ -161,6 +173,9 @@ test("the heartbeat carries each tool's real health", () =>
     await c.next("tool_register");
     for (let i = 0; i < 5; i++) c.send({ type: "tool_call", call_id: `f${i}`, tool_name: "fail", params: {} });
     c.send({ type: "tool_call", call_id: "ok", tool_name: "add", params: { a: 1, b: 1 } });
+    // Calls refused before the tool ran say nothing about its health.
+    for (let i = 0; i < 3; i++) c.send({ type: "tool_call", call_id: `bad${i}`, tool_name: "add", params: { a: "x" } });
+    c.send({ type: "tool_call", call_id: "notoken", tool_name: "me", params: {} });
     for (;;) {
       const hb = await c.frames.next("a heartbeat");
       if (hb["type"] !== "heartbeat") continue;
@@ -172,6 +187,8 @@ test("the heartbeat carries each tool's real health", () =>
       assert.equal(h["me"]!["status"], "healthy");
       assert.equal(h["me"]!["error_count_1h"], 0);
       assert.ok(!("last_error" in h["me"]!));
+      assert.equal(h["add"]!["status"], "healthy");
+      assert.equal(h["add"]!["error_count_1h"], 0);
       break;
     }
     run.ctrl.abort();

@@ -1,10 +1,15 @@
-// Command toolkit serves the hello example's tools to an ATP server until it
-// is stopped with SIGINT or SIGTERM.
+// Command toolkit serves the hello example's tools until it is stopped with
+// SIGINT or SIGTERM, to an ATP server or to a Platos platform, whichever the
+// environment names:
 //
 //	ATP_URL=http://127.0.0.1:7777 ATP_API_KEY=... go run ./examples/hello/cmd/toolkit
+//	PLATOS_URL=https://platform.example PLATOS_SECRET=... go run ./examples/hello/cmd/toolkit
 //
-// ATP_TRANSPORT=http polls the server's HTTP inbox instead of holding a
-// WebSocket open, for networks that block WebSockets.
+// With ATP_URL, ATP_TRANSPORT=http polls the server's HTTP inbox instead of
+// holding a WebSocket open, for networks that block WebSockets. With
+// PLATOS_URL the toolkit speaks the Platools SDK wire (atp serve accepts it
+// too); the entity and environment go in its query, e.g.
+// PLATOS_URL=http://127.0.0.1:7777/?entity=hello&env=dev.
 package main
 
 import (
@@ -29,18 +34,10 @@ func main() {
 }
 
 func run(logger *slog.Logger) error {
-	url, key := os.Getenv("ATP_URL"), os.Getenv("ATP_API_KEY")
-	var missing []error
-	if url == "" {
-		missing = append(missing, errors.New("ATP_URL is not set: set it to the ATP server's base URL, e.g. http://127.0.0.1:7777"))
+	cfg, err := configFromEnv(os.Getenv)
+	if err != nil {
+		return err
 	}
-	if key == "" {
-		missing = append(missing, errors.New("ATP_API_KEY is not set: set it to the toolkit's API key from the ATP server"))
-	}
-	if len(missing) > 0 {
-		return errors.Join(missing...)
-	}
-
 	tk := runtime.NewToolkit("hello", runtime.WithLogger(logger))
 	if err := tk.Add(hello.ATPTools()...); err != nil {
 		return fmt.Errorf("add the hello tools: %w", err)
@@ -49,9 +46,48 @@ func run(logger *slog.Logger) error {
 	defer stop()
 	// Serve returns nil once a signal has stopped it and running calls
 	// have been answered.
-	return tk.Serve(ctx, runtime.ServeConfig{
-		URL:       url,
-		APIKey:    key,
-		Transport: os.Getenv("ATP_TRANSPORT"),
-	})
+	err = tk.Serve(ctx, cfg)
+	if errors.Is(err, runtime.ErrSuperseded) {
+		// A newer instance took over this entity on the platform: this one
+		// is done, which is not a failure.
+		logger.Info("toolkit stopped: a newer connection serves it now")
+		return nil
+	}
+	return err
+}
+
+// configFromEnv chooses the transport by the variables that are set:
+// PLATOS_URL and PLATOS_SECRET for a Platos platform, ATP_URL and
+// ATP_API_KEY (and ATP_TRANSPORT) for an ATP server.
+func configFromEnv(getenv func(string) string) (runtime.ServeConfig, error) {
+	platos := getenv("PLATOS_URL") != "" || getenv("PLATOS_SECRET") != ""
+	atp := getenv("ATP_URL") != "" || getenv("ATP_API_KEY") != ""
+	var missing []error
+	need := func(name, what string) string {
+		v := getenv(name)
+		if v == "" {
+			missing = append(missing, fmt.Errorf("%s is not set: set it to %s", name, what))
+		}
+		return v
+	}
+	switch {
+	case platos && atp:
+		return runtime.ServeConfig{}, errors.New("both PLATOS_URL/PLATOS_SECRET and ATP_URL/ATP_API_KEY are set: set one pair, for a Platos platform or an ATP server")
+	case platos:
+		cfg := runtime.ServeConfig{
+			URL:       need("PLATOS_URL", "the Platos platform's URL, e.g. https://platform.example/?entity=hello"),
+			APIKey:    need("PLATOS_SECRET", "the Platos service secret"),
+			Transport: runtime.TransportPlatools,
+		}
+		return cfg, errors.Join(missing...)
+	}
+	cfg := runtime.ServeConfig{
+		URL:       need("ATP_URL", "the ATP server's base URL, e.g. http://127.0.0.1:7777"),
+		APIKey:    need("ATP_API_KEY", "the toolkit's API key from the ATP server"),
+		Transport: getenv("ATP_TRANSPORT"),
+	}
+	if len(missing) == 2 {
+		missing = append(missing, errors.New("(or, for a Platos platform, set PLATOS_URL and PLATOS_SECRET)"))
+	}
+	return cfg, errors.Join(missing...)
 }
