@@ -72,29 +72,41 @@ type cluster struct {
 	leaving   atomic.Bool // shutting down: announces no more presence
 	lastErr   atomic.Pointer[string]
 
+	// ctx ends when the replica closes: it ends the inbox fetches.
+	ctx    context.Context
+	cancel context.CancelFunc
+
 	kick     chan struct{} // asks the announcer for an announcement now
 	events   chan func()   // registrations to apply, in order
 	resync   atomic.Bool   // an event was dropped: reload everything
 	stop     chan struct{}
 	stopOnce sync.Once
-	wg       sync.WaitGroup
+	wg       sync.WaitGroup // every goroutine of the cluster's: close waits for them
+	smu      sync.Mutex
+	stopped  bool // no more goroutines (spawn)
 
-	callSub, replySub *nats.Subscription
 	// The flushers of the call and reply subscriptions' goroutines (one
-	// each): the WebSocket writes a burst of messages causes go out in one
-	// batch, as a read loop's do (see sendVia).
-	callFlush, replyFlush         flusher
-	callBatch, replyBatch         int
-	pmu                           sync.Mutex
-	peers                         map[string]*peer // other replicas, by id
-	view                          atomic.Pointer[presenceView]
-	seq                           uint64 // of this replica's announcements; the announcer's
-	cmu                           sync.Mutex
-	consumers                     map[toolkitRef]jetstream.Consumer
+	// each, only they touch them): the WebSocket writes that a burst of
+	// messages causes go out in one batch, as a read loop's do (sendVia).
+	callFlush, replyFlush flusher
+	callBatch, replyBatch int
+
+	// Presence (cluster_presence.go).
+	pmu   sync.Mutex
+	peers map[string]*peer // the other replicas, by id
+	seq   uint64           // of this replica's announcements
+	view  atomic.Pointer[presenceView]
+
+	// The inbox consumers made so far, by toolkit (cluster_inbox.go).
+	cmu       sync.Mutex
+	consumers map[toolkitRef]jetstream.Consumer
+
+	probeTimeout, claimTimeout time.Duration
+	maxPayload                 atomic.Int64 // NATS's max_payload
+
+	// Figures for /metrics.
 	stats                         clusterStats
 	forwardLatency                histogram
-	probeTimeout, claimTimeout    time.Duration
-	maxPayload                    atomic.Int64
 	reconnects, disconnects, lost atomic.Int64
 }
 
@@ -199,6 +211,7 @@ func newCluster(ctx context.Context, s *Server) (*cluster, error) {
 			2.5, 5, 10, 30, 60, 120}),
 	}
 	cl.view.Store(&presenceView{})
+	cl.ctx, cl.cancel = context.WithCancel(context.Background())
 	// The hub's request ids start with the replica's id: an inbox answer
 	// that reaches another replica tells it where the call waits.
 	s.hub.idPrefix = id + "-"
@@ -223,6 +236,7 @@ func newCluster(ctx context.Context, s *Server) (*cluster, error) {
 		nats.ErrorHandler(cl.onAsyncError),
 	)
 	if err != nil {
+		cl.cancel()
 		s.hub.cluster = nil
 		return nil, fmt.Errorf("server: NATS at %s: %w", cl.url, err)
 	}
@@ -230,6 +244,7 @@ func newCluster(ctx context.Context, s *Server) (*cluster, error) {
 	cl.maxPayload.Store(nc.MaxPayload())
 	cl.connected.Store(true)
 	fail := func(err error) (*cluster, error) {
+		cl.cancel()
 		nc.Close()
 		s.hub.cluster = nil
 		return nil, err
@@ -240,28 +255,19 @@ func newCluster(ctx context.Context, s *Server) (*cluster, error) {
 	if err := cl.ensureStream(ctx); err != nil {
 		return fail(err)
 	}
-	subs := []struct {
-		subj string
-		fn   nats.MsgHandler
-		keep **nats.Subscription
-	}{
-		{cl.callSubj, cl.handleCall, &cl.callSub},
-		{cl.replyPrefix + "*", cl.handleReply, &cl.replySub},
-		{cl.pingSubj, func(m *nats.Msg) { m.Respond(nil) }, nil},
-		{cl.claimSubj, cl.handleClaim, nil},
-		{cl.respondSubj, cl.handleRespond, nil},
-		{cl.presenceSubj, cl.handlePresence, nil},
-		{cl.revokedSubj, cl.handleRevoked, nil},
-		{cl.toolkitSubj, cl.handleToolkit, nil},
-		{cl.releaseSubj, cl.handleRelease, nil},
-	}
-	for _, sub := range subs {
-		ns, err := nc.Subscribe(sub.subj, sub.fn)
-		if err != nil {
-			return fail(fmt.Errorf("server: NATS at %s: subscribe %s: %w", cl.url, sub.subj, err))
-		}
-		if sub.keep != nil {
-			*sub.keep = ns
+	for subj, fn := range map[string]nats.MsgHandler{
+		cl.callSubj:          cl.handleCall,
+		cl.replyPrefix + "*": cl.handleReply,
+		cl.pingSubj:          func(m *nats.Msg) { m.Respond(nil) },
+		cl.claimSubj:         cl.handleClaim,
+		cl.respondSubj:       cl.handleRespond,
+		cl.presenceSubj:      cl.handlePresence,
+		cl.revokedSubj:       cl.handleRevoked,
+		cl.toolkitSubj:       cl.handleToolkit,
+		cl.releaseSubj:       cl.handleRelease,
+	} {
+		if _, err := nc.Subscribe(subj, fn); err != nil {
+			return fail(fmt.Errorf("server: NATS at %s: subscribe %s: %w", cl.url, subj, err))
 		}
 	}
 	// The subscriptions are in place at the server before anyone learns
@@ -297,7 +303,8 @@ func (cl *cluster) ensureStream(ctx context.Context) error {
 		Replicas: 1,
 	})
 	switch {
-	case errors.Is(err, jetstream.ErrJetStreamNotEnabled), errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount):
+	case errors.Is(err, jetstream.ErrJetStreamNotEnabled), errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount),
+		errors.Is(err, nats.ErrNoResponders): // nothing answers JetStream's API
 		return fmt.Errorf("server: NATS at %s has no JetStream (start nats-server with -js): the replicas share HTTP-inbox calls through a JetStream work queue: %w", cl.url, err)
 	case err != nil:
 		return fmt.Errorf("server: NATS at %s: inbox stream %s: %w", cl.url, cl.stream, err)
@@ -342,15 +349,42 @@ func (cl *cluster) onReconnect(nc *nats.Conn) {
 	cl.cmu.Unlock()
 	cl.connected.Store(true)
 	cl.log.Info("reconnected to NATS", "nats", cl.url)
-	cl.wg.Add(1)
-	go func() {
-		defer cl.wg.Done()
-		if err := cl.ensureStream(context.Background()); err != nil {
-			cl.log.Error("re-creating the inbox stream failed", "err", err)
-		}
+	cl.spawn(func() {
 		cl.publishPresence(true)
 		cl.resync.Store(true)
 		cl.queueEvent(func() {})
+		// A NATS that has just restarted may answer before its JetStream
+		// does.
+		for attempt := 1; ; attempt++ {
+			err := cl.ensureStream(cl.ctx)
+			if err == nil || cl.ctx.Err() != nil {
+				break
+			}
+			if attempt == 20 {
+				cl.log.Error("re-creating the inbox stream failed; the next inbox poll tries again", "err", err)
+				break
+			}
+			select {
+			case <-time.After(250 * time.Millisecond):
+			case <-cl.stop:
+				return
+			}
+		}
+	})
+}
+
+// spawn runs fn on a goroutine that close waits for, unless the replica is
+// closing: NATS may still call a handler that spawns as it closes.
+func (cl *cluster) spawn(fn func()) {
+	cl.smu.Lock()
+	defer cl.smu.Unlock()
+	if cl.stopped {
+		return
+	}
+	cl.wg.Add(1)
+	go func() {
+		defer cl.wg.Done()
+		fn()
 	}()
 }
 
@@ -377,6 +411,10 @@ func (cl *cluster) leave() {
 func (cl *cluster) close() {
 	cl.leave()
 	cl.stopOnce.Do(func() { close(cl.stop) })
+	cl.cancel()
+	cl.smu.Lock()
+	cl.stopped = true
+	cl.smu.Unlock()
 	if cl.nc.IsConnected() {
 		cl.nc.FlushTimeout(time.Second)
 	}

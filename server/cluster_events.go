@@ -44,11 +44,7 @@ func (cl *cluster) handleRevoked(m *nats.Msg) {
 		return
 	}
 	// Not on NATS's goroutine: ending a session writes a close frame.
-	cl.wg.Add(1)
-	go func() {
-		defer cl.wg.Done()
-		cl.s.endKey(id)
-	}()
+	cl.spawn(func() { cl.s.endKey(id) })
 }
 
 // toolkitChanged tells the other replicas a toolkit was registered, by

@@ -61,6 +61,11 @@ type respondMsg struct {
 	IsError *bool           `json:"is_error,omitempty"`
 }
 
+// inboxAckWait is the inbox consumer's AckWait: a call delivered to a poll
+// that went away unanswered is delivered again this much later (a claim
+// takes one round trip).
+const inboxAckWait = 5 * time.Second
+
 // refToken names a toolkit in subjects and consumer names: toolkit names
 // may hold any character but '/'.
 func refToken(ref toolkitRef) string {
@@ -84,15 +89,18 @@ func (cl *cluster) publishInbox(c *call) {
 	// Not on the caller's goroutine: JetStream acknowledges a publish
 	// after a round trip, and the caller may be an LLM connection's read
 	// loop. Nothing can claim the call before it is in the stream.
-	cl.wg.Add(1)
-	go func() {
-		defer cl.wg.Done()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	cl.spawn(func() {
+		ctx, cancel := context.WithTimeout(cl.ctx, 10*time.Second)
 		defer cancel()
-		if _, err := cl.js.Publish(ctx, cl.inboxSubject(c.ref), data); err != nil && cl.h.abandon(c) {
+		_, err := cl.js.Publish(ctx, cl.inboxSubject(c.ref), data)
+		if errors.Is(err, nats.ErrNoResponders) && cl.ensureStream(ctx) == nil {
+			// The stream was lost (NATS restarted: it lives in memory).
+			_, err = cl.js.Publish(ctx, cl.inboxSubject(c.ref), data)
+		}
+		if err != nil && cl.h.abandon(c) {
 			c.deliver(reply{failure: fmt.Sprintf("could not queue the call for toolkit %q's inbox in NATS: %v", c.ref.Name, err), reason: reasonDisconnected})
 		}
-	}()
+	})
 }
 
 // consumer returns the toolkit's durable pull consumer, creating it when
@@ -111,9 +119,7 @@ func (cl *cluster) consumer(ref toolkitRef) (jetstream.Consumer, error) {
 		Description:   "atp serve: the inbox of one toolkit",
 		FilterSubject: cl.inboxSubject(ref),
 		AckPolicy:     jetstream.AckExplicitPolicy,
-		// A call delivered to a poll that went away unanswered is
-		// delivered again this much later (a claim takes one round trip).
-		AckWait: 5 * time.Second,
+		AckWait:       inboxAckWait,
 		// Every poll of the toolkit on every replica is one waiting pull
 		// request.
 		MaxWaiting: 4096,
@@ -170,12 +176,18 @@ func (cl *cluster) poll(done <-chan struct{}, ref toolkitRef, keyID string, wait
 			return nil, err
 		}
 		var batch jetstream.MessageBatch
+		stop := func() {}
 		if left := time.Until(deadline); left < 10*time.Millisecond {
 			batch, err = cons.FetchNoWait(1)
 		} else {
-			batch, err = cons.Fetch(1, jetstream.FetchMaxWait(left))
+			// The fetch ends at the poll's deadline, when the replica
+			// closes, or once it is done with (stop).
+			var fctx context.Context
+			fctx, stop = context.WithDeadline(cl.ctx, deadline)
+			batch, err = cons.Fetch(1, jetstream.FetchContext(fctx))
 		}
 		if err != nil {
+			stop()
 			cl.dropConsumer(ref)
 			if failures++; failures > 1 {
 				return nil, fmt.Errorf("reading the inbox queue in NATS: %w", err)
@@ -184,8 +196,9 @@ func (cl *cluster) poll(done <-chan struct{}, ref toolkitRef, keyID string, wait
 		}
 		select {
 		case m, ok := <-batch.Messages():
+			stop()
 			if !ok {
-				if err := batch.Error(); err != nil {
+				if err := batch.Error(); err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
 					cl.dropConsumer(ref)
 					if failures++; failures > 1 {
 						return nil, fmt.Errorf("reading the inbox queue in NATS: %w", err)
@@ -195,7 +208,7 @@ func (cl *cluster) poll(done <-chan struct{}, ref toolkitRef, keyID string, wait
 				// Expired. A batch that ends early and empty more than
 				// twice is NATS answering something this loop does not
 				// expect: the poll ends rather than spin.
-				if empties++; time.Until(deadline) < 10*time.Millisecond || empties > 2 {
+				if empties++; time.Until(deadline) < 10*time.Millisecond || empties > 2 || cl.ctx.Err() != nil {
 					return nil, nil
 				}
 				continue
@@ -206,26 +219,39 @@ func (cl *cluster) poll(done <-chan struct{}, ref toolkitRef, keyID string, wait
 			if time.Until(deadline) < 10*time.Millisecond {
 				return nil, nil
 			}
-		case <-w.ch: // closed: the key was revoked, or the hub closed
-			cl.abandonBatch(batch)
+		case <-w.ch: // closed: the key was revoked, its polls released, or the hub closed
+			cl.abandonBatch(batch, stop)
 			return nil, nil
 		case <-done:
-			cl.abandonBatch(batch)
+			cl.abandonBatch(batch, stop)
 			return nil, nil
 		}
 	}
 }
 
 // abandonBatch gives back what a fetch nobody waits for any more still
-// receives: NATS delivers it at once to another poll.
-func (cl *cluster) abandonBatch(batch jetstream.MessageBatch) {
-	cl.wg.Add(1)
-	go func() {
-		defer cl.wg.Done()
-		for m := range batch.Messages() {
-			m.Nak()
+// receives: NATS delivers it at once to another poll. The fetch is read
+// to its end (the poll's deadline), for at most inboxAckWait: a call NATS
+// delivers to the fetch after that, to no one, is delivered again
+// inboxAckWait later.
+func (cl *cluster) abandonBatch(batch jetstream.MessageBatch, stop func()) {
+	cl.spawn(func() {
+		defer stop()
+		limit := time.NewTimer(inboxAckWait)
+		defer limit.Stop()
+		msgs := batch.Messages()
+		for {
+			select {
+			case m, ok := <-msgs:
+				if !ok {
+					return
+				}
+				m.Nak()
+			case <-limit.C:
+				return
+			}
 		}
-	}()
+	})
 }
 
 // take claims a call the work queue delivered, and acknowledges it to the

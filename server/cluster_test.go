@@ -500,3 +500,70 @@ func TestClusterPlatools(t *testing.T) {
 		t.Fatalf("tool_error across replicas: %v", m)
 	}
 }
+
+// A poll on one replica that took a call and could not hand it on gives it
+// back to the replica that waits for it: the next poll, anywhere, gets it.
+// A key revoked after its poll took a call fails that call on the replica
+// waiting for it.
+func TestClusterInboxReleaseAndRevoke(t *testing.T) {
+	reps := newReplicas(t, 3, Config{})
+	a, b, c := reps[0], reps[1], reps[2]
+	ref := toolkitRef{"default", "hello"}
+	a.pyRegister(a.tkKey, "hello", pyGreet)
+	a.get("/api/v1/toolkit/" + a.tkKey + "/inbox")
+	eventually(t, "B to see the inbox poll", func() bool {
+		b.srv.hub.mu.Lock()
+		defer b.srv.hub.mu.Unlock()
+		return b.srv.hub.inboxOnlineRef(ref, nil)
+	})
+	answer := make(chan []byte, 1)
+	go func() {
+		answer <- b.srv.runTask(context.Background(), store.Key{Owner: "default", Kind: store.KindLLM}, taskMessage("hello", "greet", 1))
+	}()
+	kid := keyID(t, a.tkKey)
+	taken, err := a.srv.cluster.poll(nil, ref, kid, 5*time.Second)
+	if err != nil || taken == nil || taken.origin != b.srv.cluster.id {
+		t.Fatalf("poll on A: %+v, %v", taken, err)
+	}
+	// A cannot hand it on: it gives it back.
+	a.srv.cluster.release(taken, kid)
+	_, body := c.get("/api/v1/toolkit/" + c.tkKey + "/inbox?wait=5")
+	var flat map[string]any
+	if json.Unmarshal(body, &flat); flat["request_id"] != taken.id {
+		t.Fatalf("the next poll, on C, got %s; want call %s again", body, taken.id)
+	}
+	// Its key is revoked on A: B fails the call it waits for.
+	if err := a.srv.RevokeKey(context.Background(), kid); err != nil {
+		t.Fatal(err)
+	}
+	if m := <-answer; !strings.Contains(string(m), "revoked") {
+		t.Fatalf("answer: %s", m)
+	}
+}
+
+// A toolkit that shuts down releases its held inbox polls through any
+// replica: a poll held on another ends at once.
+func TestClusterInboxReleaseReachesEveryReplica(t *testing.T) {
+	reps := newReplicas(t, 2, Config{})
+	a, b := reps[0], reps[1]
+	ref := toolkitRef{"default", "hello"}
+	a.pyRegister(a.tkKey, "hello", pyGreet)
+	got := make(chan string, 1)
+	go func() {
+		_, body := a.get("/api/v1/toolkit/" + a.tkKey + "/inbox?wait=60")
+		got <- strings.TrimSpace(string(body))
+	}()
+	eventually(t, "a poll held on A", func() bool { return a.srv.hub.waiters(ref) == 1 })
+	status, reply := b.post("/api/v1/toolkit/"+b.tkKey+"/inbox/release", map[string]any{})
+	if status != 200 {
+		t.Fatalf("release: %d %v", status, reply)
+	}
+	select {
+	case body := <-got:
+		if body != "{}" {
+			t.Fatalf("released poll: %s", body)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the poll held on A was not released")
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	natsserver "github.com/nats-io/nats-server/v2/server"
 
 	"github.com/atpgo/atp/internal/pgtest"
 	"github.com/atpgo/atp/llmclient"
@@ -437,5 +438,28 @@ func inboxRoundTrip(t *testing.T, poller *replica, caller *llmWS, tkKey string) 
 	}
 	if m := answer(t, ch); m["status"] != "success" {
 		t.Fatalf("inbox call: %v", m)
+	}
+}
+
+// A NATS without JetStream cannot hold the replicas' shared inbox queue:
+// the replica refuses to start, saying how to fix it.
+func TestNATSWithoutJetStream(t *testing.T) {
+	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("NATS did not start")
+	}
+	defer ns.Shutdown()
+	st, err := store.Open(context.Background(), store.Memory)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	_, err = server.New(server.Config{Store: st, SecretKey: make([]byte, 32), NATSURL: ns.ClientURL(), Logger: discard()})
+	if err == nil || !strings.Contains(err.Error(), "no JetStream (start nats-server with -js)") {
+		t.Fatalf("New on a NATS without JetStream: %v", err)
 	}
 }
