@@ -55,6 +55,9 @@ func newReplicas(t *testing.T, n int, cfg Config) []*testEnv {
 		t.Cleanup(func() {
 			srv.Close()
 			hs.Close()
+			if t.Failed() {
+				t.Logf("logs of replica %d (%s):\n%s", i, srv.ReplicaID(), logs)
+			}
 		})
 	}
 	envs[0].tkKey = envs[0].key(store.NewKey{Kind: store.KindToolkit, Name: "tk"})
@@ -68,9 +71,18 @@ func newReplicas(t *testing.T, n int, cfg Config) []*testEnv {
 	return envs
 }
 
-// holds waits until e sees replica holder hold n connections of ref.
+// knows waits until e has loaded ref's registration (made on another
+// replica).
+func (e *testEnv) knows(ref toolkitRef) {
+	e.t.Helper()
+	eventually(e.t, "a replica to load another's registration", func() bool { return e.srv.registry.get(ref) != nil })
+}
+
+// seesHolder waits until e has loaded ref and sees replica holder hold
+// conns connections of it.
 func (e *testEnv) seesHolder(ref toolkitRef, holder *testEnv, conns int) {
 	e.t.Helper()
+	e.knows(ref)
 	eventually(e.t, "a replica to see another's connections", func() bool {
 		for _, h := range e.srv.cluster.holders(ref) {
 			if h.replica == holder.srv.cluster.id {

@@ -91,6 +91,7 @@ func TestClusterOfflineAndTooLarge(t *testing.T) {
 	reps := newReplicas(t, 2, Config{FrameLimit: 8 << 20, MaxPendingBytesPerLLMKey: 64 << 20})
 	a, b := reps[0], reps[1]
 	a.pyRegister(a.tkKey, "hello", pyGreet)
+	b.knows(toolkitRef{"default", "hello"})
 	llm := b.dialPyLLM(b.llmKey)
 	req := pyTaskRequest(b.llmKey, "hello", 0, "greet", map[string]any{"name": "Ada"})
 	m := roundTrip(t, llm, req)
@@ -337,6 +338,7 @@ func TestClusterInbox(t *testing.T) {
 	reps := newReplicas(t, 3, Config{})
 	a, b, c := reps[0], reps[1], reps[2]
 	a.pyRegister(a.tkKey, "hello", pyGreet)
+	b.knows(toolkitRef{"default", "hello"})
 	// A poll on C marks the inbox online everywhere.
 	status, body := c.get("/api/v1/toolkit/" + c.tkKey + "/inbox")
 	if status != 200 || string(body) != "{}\n" && string(body) != "{}" {
@@ -403,6 +405,7 @@ func TestClusterInboxLease(t *testing.T) {
 	reps := newReplicas(t, 2, Config{InboxOnlineWindow: 300 * time.Millisecond})
 	a, b := reps[0], reps[1]
 	a.pyRegister(a.tkKey, "hello", pyGreet)
+	b.knows(toolkitRef{"default", "hello"})
 	a.get("/api/v1/toolkit/" + a.tkKey + "/inbox")
 	eventually(t, "B to see the inbox poll", func() bool {
 		b.srv.hub.mu.Lock()
@@ -510,6 +513,7 @@ func TestClusterInboxReleaseAndRevoke(t *testing.T) {
 	a, b, c := reps[0], reps[1], reps[2]
 	ref := toolkitRef{"default", "hello"}
 	a.pyRegister(a.tkKey, "hello", pyGreet)
+	b.knows(ref)
 	a.get("/api/v1/toolkit/" + a.tkKey + "/inbox")
 	eventually(t, "B to see the inbox poll", func() bool {
 		b.srv.hub.mu.Lock()
