@@ -30,12 +30,13 @@ import (
 //     for Config.PresenceTTL;
 //   - calls (cluster_route.go): the hub routes a call to a connection of
 //     its own or forwards it to the replica holding one, by request-reply
-//     on that replica's subject; a replica that stops answering on NATS
-//     fails the calls forwarded to it at once;
+//     on that replica's subject; the calls forwarded to a replica that
+//     leaves NATS fail at once;
 //   - inbox calls (cluster_inbox.go) wait in a JetStream work queue, from
 //     which the replica the toolkit polls next takes them, claiming each
 //     from the replica that routed it so it is delivered once;
-//   - events (cluster_events.go): revoked keys and registered toolkits.
+//   - events (cluster_events.go): revoked keys, registered toolkits and
+//     released inbox polls.
 //
 // Subjects, under Config.ClusterPrefix (P) and a replica's id (R):
 //

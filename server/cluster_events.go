@@ -15,15 +15,19 @@ import (
 	"github.com/atpgo/atp/server/store"
 )
 
-// Events every replica must hear of: an inbox release (a toolkit shutting
-// down ends its polls held on every replica), a key revoked (its sessions end on
-// every replica at once; the store's revoked-key count, polled every
-// RevocationCheckInterval, stays the fallback for a message lost while a
-// replica was away from NATS) and a toolkit registered (every replica
-// reloads it from the store, and binds the key's WebSockets waiting
-// unbound; after a reconnection to NATS a replica reloads them all).
+// Events every replica must hear of:
+//
+//   - a key revoked: its sessions end on every replica at once (the
+//     store's revoked-key count, polled every RevocationCheckInterval,
+//     stays the fallback for a message lost while a replica was away from
+//     NATS);
+//   - a toolkit registered: every replica reloads it from the store and
+//     binds the key's WebSockets waiting unbound (after a reconnection to
+//     NATS a replica reloads them all);
+//   - an inbox release: a toolkit shutting down ends its polls held on
+//     every replica.
 
-// toolkitEvent is a registration on one replica.
+// toolkitEvent is a registration, or an inbox release, on one replica.
 type toolkitEvent struct {
 	Origin string `json:"origin"`
 	Owner  string `json:"owner"`
