@@ -58,12 +58,12 @@ type callOptions struct {
 	sequential     bool
 }
 
-// WithAuthToken passes the end user's token to the tools (auth_token, spec
-// §3 step 4). It travels in the request only and is never logged.
+// WithAuthToken passes the end user's token to the tools (auth_token,
+// docs/protocol.md §3 step 4). It travels in the request only and is never logged.
 func WithAuthToken(token string) CallOption { return func(o *callOptions) { o.authToken = token } }
 
 // WithExternalUserID names the end user whose stored OAuth token the server
-// injects as auth_token (extension, spec §3 step 4): the token never
+// injects as auth_token (extension, docs/protocol.md §3 step 4): the token never
 // passes through the agent. A token given with WithAuthToken wins.
 func WithExternalUserID(id string) CallOption {
 	return func(o *callOptions) { o.externalUserID = id }
@@ -97,7 +97,7 @@ func callOpts(opts []CallOption) (*callOptions, error) {
 	return o, nil
 }
 
-// taskRequest is task_request (spec §2.1 step 3) with the extensions
+// taskRequest is task_request (docs/protocol.md §2.1 step 3) with the extensions
 // external_user_id and timeout_ms.
 type taskRequest struct {
 	Type           string      `json:"type"`
@@ -190,7 +190,7 @@ func (c *Client) call(ctx context.Context, toolkitID, tool, toolCallID string, p
 	return c.taskResult(data, tool, toolCallID)
 }
 
-// taskResult reads TASK_RESPONSE (spec §2.4).
+// taskResult reads TASK_RESPONSE (docs/protocol.md §2.4).
 func (c *Client) taskResult(data []byte, tool, toolCallID string) (*Result, error) {
 	var m struct {
 		Type     string          `json:"type"`

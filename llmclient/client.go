@@ -80,7 +80,7 @@ func (e *APIError) Error() string {
 	return b.String()
 }
 
-// Client talks to an ATP server as an LLM client (spec §2 and §3). It is safe
+// Client talks to an ATP server as an LLM client (docs/protocol.md §2 and §3). It is safe
 // for concurrent use; create it with New and Close it when done.
 type Client struct {
 	apiKey   string

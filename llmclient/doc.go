@@ -2,7 +2,7 @@
 // tools in the format of the agent's model, runs the tool calls the model
 // asks for through an ATP server (`atp serve` or the hosted platform), and
 // gives back the messages that carry the results to the model. It speaks
-// the LLM-client side of ATP v1 (spec §2 and §3) over HTTP or one
+// the LLM-client side of ATP v1 (docs/protocol.md §2 and §3) over HTTP or one
 // WebSocket.
 //
 //	c, err := llmclient.New(os.Getenv("ATP_LLM_KEY"), llmclient.WithBaseURL("http://127.0.0.1:7777"))

@@ -51,7 +51,7 @@ func TestNewChecksOptions(t *testing.T) {
 	}
 }
 
-// The process/ request is what the spec says: path under the base URL's
+// The process/ request is what docs/protocol.md §2.2 says: path under the base URL's
 // prefix, "Authorization: ApiKey", the key repeated in the body.
 func TestHTTPWire(t *testing.T) {
 	s := newStubAPI(t, func(n int, w http.ResponseWriter, r *http.Request) {

@@ -152,7 +152,7 @@ func taskResponse(m map[string]any, status, message string, result any) map[stri
 		"payload": map[string]any{"result": result}}
 }
 
-// Requests carry the fields the spec names; answers are matched by
+// Requests carry the fields docs/protocol.md §2.1 names; answers are matched by
 // request_id whatever their order.
 func TestWSWireAndOutOfOrderAnswers(t *testing.T) {
 	const key = "atp_llm_stub_secret"

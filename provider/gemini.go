@@ -7,7 +7,7 @@ import (
 )
 
 // geminiRules applies the rules of Gemini's OpenAPI-subset Schema
-// (FunctionDeclaration.parameters, provider-schemas.md §4.2) to o, whose
+// (FunctionDeclaration.parameters; see Sources in doc.go) to o, whose
 // children are already converted: one upper-case type per schema, null as
 // nullable:true, string-only enums, no additionalProperties, and no OBJECT
 // without properties.

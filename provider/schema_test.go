@@ -284,7 +284,7 @@ var strictKeywords = map[string]bool{
 }
 
 // checkStrict lists how a schema breaks OpenAI strict mode's rules
-// (provider-schemas.md §1.4).
+// (its structured outputs page, listed under Sources in doc.go).
 func checkStrict(root *object) []string {
 	var bad []string
 	if root.vals["type"] != "object" {
@@ -350,7 +350,7 @@ var geminiKeywords = map[string]bool{
 var geminiTypes = map[string]bool{"STRING": true, "NUMBER": true, "INTEGER": true, "BOOLEAN": true, "ARRAY": true, "OBJECT": true, "NULL": true}
 
 // checkGeminiParams lists how a schema breaks the rules of Gemini's
-// parameters Schema (provider-schemas.md §4.2).
+// parameters Schema (FunctionDeclaration, listed under Sources in doc.go).
 func checkGeminiParams(root *object) []string {
 	var bad []string
 	if root.vals["type"] != "OBJECT" {

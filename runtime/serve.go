@@ -195,7 +195,7 @@ func (s *Status) set(st State) {
 // calls finish and answers them for up to cfg.DrainTimeout, closes the
 // WebSocket with status 1000 and returns nil.
 //
-// Registration (spec §1.1) runs before every connection, so tools added to
+// Registration (docs/protocol.md §1.1) runs before every connection, so tools added to
 // the toolkit while Serve runs are announced at the next reconnect.
 //
 // Serve returns an error when the configuration is invalid, when the server
@@ -582,15 +582,15 @@ func parseServeURL(raw, key string) (endpoints, error) {
 	return ep, nil
 }
 
-// api returns the URL of a registration endpoint, path as in spec §1.1.
+// api returns the URL of a registration endpoint, path as in docs/protocol.md §1.1.
 func (e endpoints) api(path string) string { return e.httpBase + path + e.query }
 
-// ws returns the WebSocket URL (spec §1.2).
+// ws returns the WebSocket URL (docs/protocol.md §1.2).
 func (e endpoints) ws() string {
 	return e.wsBase + "/ws/v1/atp/toolkit-client/" + e.key + "/" + e.query
 }
 
-// inbox returns the inbox poll URL (spec §1.3), asking the server to hold
+// inbox returns the inbox poll URL (docs/protocol.md §1.3), asking the server to hold
 // the poll for wait when wait > 0 (docs/extensions.md).
 func (e endpoints) inbox(wait time.Duration) string {
 	u := e.httpBase + "/api/v1/toolkit/" + e.key + "/inbox" + e.query
@@ -605,7 +605,7 @@ func (e endpoints) inbox(wait time.Duration) string {
 	return u
 }
 
-// inboxRespond returns the inbox answer URL (spec §1.3).
+// inboxRespond returns the inbox answer URL (docs/protocol.md §1.3).
 func (e endpoints) inboxRespond() string {
 	return e.httpBase + "/api/v1/toolkit/" + e.key + "/inbox/respond" + e.query
 }
@@ -737,7 +737,7 @@ func (s *server) outcome(ctx context.Context, req *request, res json.RawMessage,
 	return s.errorResult(err), true
 }
 
-// errorResult is the in-band failure result of spec §1.2, {"error": msg},
+// errorResult is the in-band failure result of docs/protocol.md §1.2, {"error": msg},
 // with the problem list of a *ValidationError so that the caller (often an
 // LLM) can fix every field at once.
 func (s *server) errorResult(err error) []byte {

@@ -32,7 +32,7 @@ const backlogPerSlot = 16
 const connectGrace = time.Second
 
 // wsFrame holds what the toolkit reads of a server-to-toolkit message
-// (spec §1.2).
+// (docs/protocol.md §1.2).
 type wsFrame struct {
 	messageType string
 	requestID   json.RawMessage
@@ -796,7 +796,7 @@ func memberInPrefix(d *json.Decoder, name string) json.RawMessage {
 	return nil
 }
 
-// appendToolResponse appends the tool_response of spec §1.2, built by hand:
+// appendToolResponse appends the tool_response of docs/protocol.md §1.2, built by hand:
 // the id and result are already JSON, and this is the hot path.
 func appendToolResponse(b []byte, id json.RawMessage, result []byte, isErr bool, latency time.Duration) []byte {
 	b = append(b, `{"type":"tool_response","request_id":`...)

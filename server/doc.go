@@ -35,7 +35,7 @@
 // does not free its name. To move a toolkit to a new key, create one for it,
 // deploy it (both keys serve meanwhile), then revoke the old one.
 //
-// # Behaviour the spec leaves open
+// # Behaviour the protocol leaves open
 //
 //   - Python toolkits send parameter names only: their schema is inferred
 //     (provider.InferSchema) and validation checks names, not values.
@@ -89,7 +89,7 @@
 //     there is no platform to take it from. The flag is stored with the
 //     tool (schema version 3); Python toolkits never send it.
 //
-// # OAuth broker (spec §3)
+// # OAuth broker (docs/protocol.md §3)
 //
 // OAuth platforms come from `atp platforms add` (stored) or Config.Platforms
 // (`atp serve --platforms FILE`, see PlatformsFile); PKCE (S256) is on

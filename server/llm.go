@@ -31,7 +31,7 @@ func (s *Server) llmReply(key store.Key, m *llmMessage) (reply any, status int) 
 		Error: fmt.Sprintf(`unknown message type %q: want "get_toolkit_context" or "task_request"`, peerText(m.Type))}, http.StatusBadRequest
 }
 
-// toolkitContext answers get_toolkit_context with CONTEXT (spec §2.3).
+// toolkitContext answers get_toolkit_context with CONTEXT (docs/protocol.md §2.3).
 func (s *Server) toolkitContext(key store.Key, m *llmMessage) (toolkitContextMessage, int) {
 	fail := func(status int, msg string) (toolkitContextMessage, int) {
 		return toolkitContextMessage{Type: "toolkit_context", RequestID: m.RequestID, Status: "error", Error: msg,
@@ -115,7 +115,7 @@ func (t *task) giveBack() {
 }
 
 // startTask checks and routes one task_request. done receives the encoded
-// TASK_RESPONSE (spec §2.4) exactly once: at once when the request fails
+// TASK_RESPONSE (docs/protocol.md §2.4) exactly once: at once when the request fails
 // before routing, else from whichever goroutine ends the call (the
 // toolkit's reply, the loss of its connection, the timeout). Every failure
 // is a TASK_RESPONSE with status "error" and a message saying what went

@@ -18,7 +18,7 @@ import (
 	"github.com/atpgo/atp/server/store"
 )
 
-// The OAuth2 broker (spec §3). The server is the OAuth client of each
+// The OAuth2 broker (docs/protocol.md §3). The server is the OAuth client of each
 // configured platform: it sends the end user to the platform's consent
 // page, takes the code at its callback, keeps the user's tokens sealed in
 // the store (store.Vault), refreshes them before they expire and hands the

@@ -427,7 +427,7 @@ func TestLLMBackpressure(t *testing.T) {
 	}
 }
 
-// A toolkit may connect before it registers (spec §1.1): the connection of
+// A toolkit may connect before it registers (docs/protocol.md §1.1): the connection of
 // a key not yet bound joins its toolkit when the first registration binds
 // the key.
 func TestConnectBeforeRegistering(t *testing.T) {

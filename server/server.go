@@ -479,7 +479,7 @@ func (s *Server) Handler() http.Handler { return s.handler }
 
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
-	// Toolkit side (spec §1).
+	// Toolkit side (docs/protocol.md §1).
 	mux.HandleFunc("POST /api/v1/toolkit/verify_hash", s.handleVerifyHash)
 	mux.HandleFunc("POST /api/v1/toolkit/verify_tool_hash", s.handleVerifyToolHash)
 	mux.HandleFunc("POST /api/v1/register_tool", s.handleRegisterTool)
@@ -487,11 +487,11 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /ws/v1/atp/toolkit-client/{key}", s.handleToolkitWS)
 	mux.HandleFunc("GET /api/v1/toolkit/{key}/inbox", s.handleInbox)
 	mux.HandleFunc("POST /api/v1/toolkit/{key}/inbox/respond", s.handleInboxRespond)
-	// LLM side (spec §2).
+	// LLM side (docs/protocol.md §2).
 	mux.HandleFunc("GET /ws/v1/atp/llm-client/{key}/{$}", s.handleLLMWS)
 	mux.HandleFunc("GET /ws/v1/atp/llm-client/{key}", s.handleLLMWS)
 	mux.HandleFunc("POST /api/v1/atp/llm-client/process/{$}", s.handleProcess)
-	s.oauthRoutes(mux) // OAuth broker and webhooks (spec §2.2, §3)
+	s.oauthRoutes(mux) // OAuth broker and webhooks (docs/protocol.md §2.2, §3)
 	// Operations.
 	mux.HandleFunc("GET /healthz", s.handleHealth)
 	mux.HandleFunc("GET /metrics", s.handleMetrics)

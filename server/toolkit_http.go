@@ -178,7 +178,7 @@ func (s *Server) handleVerifyToolHash(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]bool{"up_to_date": upToDate})
 }
 
-// registerRequest is the register_tool body (spec §1.1).
+// registerRequest is the register_tool body (docs/protocol.md §1.1).
 type registerRequest struct {
 	FunctionID          string `json:"function_id"`
 	APIKey              string `json:"api_key"`
@@ -422,7 +422,7 @@ func compactJSON(raw json.RawMessage) json.RawMessage {
 	return b.Bytes()
 }
 
-// ---- HTTP inbox (spec §1.3) ----
+// ---- HTTP inbox (docs/protocol.md §1.3) ----
 
 func (s *Server) handleInbox(w http.ResponseWriter, r *http.Request) {
 	k, ok := s.pathKeyAuth(w, r, store.KindToolkit)

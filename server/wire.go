@@ -14,9 +14,9 @@ import (
 	"github.com/atpgo/atp/runtime"
 )
 
-// ---- toolkit side (spec §1) ----
+// ---- toolkit side (docs/protocol.md §1) ----
 
-// appendToolRequest appends the atp_tool_request frame of spec §1.2. The id
+// appendToolRequest appends the atp_tool_request frame of docs/protocol.md §1.2. The id
 // is the hub's (safe characters), the tool name was checked against the tool
 // name pattern at registration, and params were checked to be JSON.
 func appendToolRequest(b []byte, c *call) []byte {
@@ -26,7 +26,7 @@ func appendToolRequest(b []byte, c *call) []byte {
 }
 
 // appendFlatRequest appends {"request_id","tool_name","params","auth_token"},
-// the request as the inbox hands it out (spec §1.3) and the payload of the
+// the request as the inbox hands it out (docs/protocol.md §1.3) and the payload of the
 // WebSocket frame.
 func appendFlatRequest(b []byte, c *call) []byte {
 	b = append(b, `{"request_id":"`...)
@@ -80,7 +80,7 @@ func requestIDString(raw json.RawMessage) string {
 	return string(raw)
 }
 
-// ---- LLM side (spec §2) ----
+// ---- LLM side (docs/protocol.md §2) ----
 
 // llmMessage is any message an LLM client sends, over the WebSocket or in a
 // process/ body.
@@ -95,7 +95,7 @@ type llmMessage struct {
 	// TimeoutMs bounds this call (extension); 0 means the server's default.
 	TimeoutMs int64 `json:"timeout_ms"`
 	// ExternalUserID names the end user whose stored OAuth token the call
-	// needs (extension, spec §3.4; issue 5).
+	// needs (extension, docs/protocol.md §3 step 4).
 	ExternalUserID string      `json:"external_user_id"`
 	Payload        taskPayload `json:"payload"`
 }
@@ -109,7 +109,7 @@ type taskPayload struct {
 	TimeoutMs      int64           `json:"timeout_ms"`
 }
 
-// toolkitContextMessage answers get_toolkit_context (spec §2.1, §2.3). On a
+// toolkitContextMessage answers get_toolkit_context (docs/protocol.md §2.1, §2.3). On a
 // failure status is "error" and error says why: the Python client returns
 // the payload, so the payload carries the error too rather than leaving the
 // client to time out.
@@ -121,7 +121,7 @@ type toolkitContextMessage struct {
 	Payload   any             `json:"payload"`
 }
 
-// toolkitContext is CONTEXT (spec §2.3).
+// toolkitContext is CONTEXT (docs/protocol.md §2.3).
 type toolkitContext struct {
 	ToolkitID   string          `json:"toolkit_id"`
 	ToolkitName string          `json:"toolkit_name"`

@@ -33,7 +33,7 @@ The LLM key comes from --key or $ATP_API_KEY, the URL from --url or $ATP_URL
 // defaultServerURL is where atp serve listens by default.
 const defaultServerURL = "http://127.0.0.1:7777"
 
-// processPath is the LLM client's HTTP endpoint (spec §2.2).
+// processPath is the LLM client's HTTP endpoint (docs/protocol.md §2.2).
 const processPath = "/api/v1/atp/llm-client/process/"
 
 // serverFlags are the flags that say which server and key to use.

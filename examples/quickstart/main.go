@@ -181,7 +181,7 @@ func run(ctx context.Context, w io.Writer) error {
 	return nil
 }
 
-// agentClient speaks the LLM-client HTTP endpoint of ATP v1 (spec §2.2), as
+// agentClient speaks the LLM-client HTTP endpoint of ATP v1 (docs/protocol.md §2.2), as
 // the Python SDK's LLMClient and our llmclient package do.
 type agentClient struct{ base, key string }
 

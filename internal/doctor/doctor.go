@@ -133,7 +133,7 @@ var destructiveWords = []string{
 }
 
 // geminiPropertyName is Gemini's rule for the property names of
-// FunctionDeclaration.parameters (provider-schemas.md §4.2).
+// FunctionDeclaration.parameters (see Sources in package provider's doc).
 var geminiPropertyName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)
 
 // Finding is one thing doctor found.

@@ -15,7 +15,8 @@ import (
 	"github.com/atpgo/atp/runtime"
 )
 
-// reference is the valid 5-field input peers.md measured.
+// reference is the valid 5-field input that the README's side-by-side
+// benchmarks (module bench) give every library.
 var reference = []byte(`{"location":{"city":"Paris","country":"FR"},"days":3,"units":"celsius","tags":["a","b"],"since":"2026-11-21T05:00:00Z"}`)
 
 // compileSchema compiles the tool's generated input schema with a real JSON
