@@ -29,7 +29,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/atpgo/atp/gen"
+	"github.com/atpgo/atp/internal/gen"
 	"github.com/atpgo/atp/internal/model"
 	"github.com/atpgo/atp/internal/parse"
 	"github.com/atpgo/atp/provider"

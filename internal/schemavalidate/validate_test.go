@@ -42,7 +42,7 @@ func runCases(t *testing.T, schema string, cases []validateCase) {
 }
 
 // weatherSchema is the reference input's schema in the shape atpgen writes
-// (gen/schema.go): pointers as anyOf with null, enums on the type, closed
+// (internal/gen/schema.go): pointers as anyOf with null, enums on the type, closed
 // objects.
 const weatherSchema = `{
   "type": "object",

@@ -5,6 +5,14 @@
 // tools, or the generation problems with their positions;
 // [InputSchema] and [OutputSchema] return the schemas the file embeds.
 //
+// The package is internal, as its model (internal/model) is. What the
+// project promises is the generator's input (//atp: directives on Go
+// functions) and output (atp_gen.go against package runtime); a Go API
+// to the model would be a third contract, one that every new directive or
+// type rule would have to keep, and no use for it has come up that atpgen
+// and its flags do not serve: unlike protoc, atpgen has no plugins, so
+// nothing outside this module drives the generator from code.
+//
 // # The generated file
 //
 // One file per package, atp_gen.go, deterministic for a given model (every

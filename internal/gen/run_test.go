@@ -18,7 +18,7 @@ import (
 // and the generated file with testdata/run/atp_gen.go.want. ATP_UPDATE=1
 // rewrites both.
 func TestGeneratedCodeRuns(t *testing.T) {
-	root, err := filepath.Abs("..")
+	root, err := filepath.Abs("../..")
 	if err != nil {
 		t.Fatal(err)
 	}
