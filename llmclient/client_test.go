@@ -12,6 +12,7 @@ import (
 
 	"github.com/atpgo/atp/llmclient"
 	"github.com/atpgo/atp/runtime"
+	"github.com/atpgo/atp/runtime/atpimpl"
 	"github.com/atpgo/atp/server/store"
 )
 
@@ -313,7 +314,7 @@ func TestOfflineToolkit(t *testing.T) {
 	}
 	other := runtime.NewToolkit("other", runtime.WithLogger(discard()))
 	other.Add(&runtime.Tool{Name: "ping", Description: "Pings.", InputSchema: json.RawMessage(`{"type":"object"}`),
-		Run: func(context.Context, *runtime.Call, *runtime.Decoder) (any, error) { return "pong", nil }})
+		Run: func(context.Context, *runtime.Call, *atpimpl.Decoder) (any, error) { return "pong", nil }})
 	stop := e.serveToolkit(other, key)
 	e.waitConnected(2)
 	stop()

@@ -14,6 +14,7 @@ import (
 
 	"github.com/atpgo/atp/mcp"
 	"github.com/atpgo/atp/runtime"
+	"github.com/atpgo/atp/runtime/atpimpl"
 )
 
 // TestAddToolsToMCPGoServer adds a toolkit to an mcp-go server a program
@@ -125,7 +126,7 @@ func TestAddToolsErrors(t *testing.T) {
 	}
 	tk := runtime.NewToolkit("bad")
 	tk.Add(&runtime.Tool{Name: "scalar", InputSchema: json.RawMessage(`{"type":"string"}`),
-		Run: func(context.Context, *runtime.Call, *runtime.Decoder) (any, error) { return nil, nil }})
+		Run: func(context.Context, *runtime.Call, *atpimpl.Decoder) (any, error) { return nil, nil }})
 	if _, err := mcp.AddTools(srv, tk); err == nil || !strings.Contains(err.Error(), `tool "scalar"`) {
 		t.Errorf("bad schema: %v", err)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/atpgo/atp/mcp"
 	"github.com/atpgo/atp/runtime"
+	"github.com/atpgo/atp/runtime/atpimpl"
 )
 
 // workTool reports progress twice, then answers "done".
@@ -20,7 +21,7 @@ func workTool(name string) *runtime.Tool {
 		Name:        name,
 		Description: "Works in two steps.",
 		InputSchema: json.RawMessage(emptyObject),
-		Run: func(_ context.Context, call *runtime.Call, d *runtime.Decoder) (any, error) {
+		Run: func(_ context.Context, call *runtime.Call, d *atpimpl.Decoder) (any, error) {
 			noParams(d)
 			if d.Failed() {
 				return nil, nil
@@ -182,7 +183,7 @@ func TestToolListFollowsToolkit(t *testing.T) {
 
 	// A tool MCP cannot take is left out (and logged); the rest still follow.
 	bad := &runtime.Tool{Name: "bad", InputSchema: json.RawMessage(`{"type":"string"}`),
-		Run: func(context.Context, *runtime.Call, *runtime.Decoder) (any, error) { return nil, nil }}
+		Run: func(context.Context, *runtime.Call, *atpimpl.Decoder) (any, error) { return nil, nil }}
 	if err := tk.Add(bad, workTool("third")); err != nil {
 		t.Fatal(err)
 	}

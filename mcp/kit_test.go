@@ -19,6 +19,7 @@ import (
 	"github.com/atpgo/atp/examples/hello"
 	"github.com/atpgo/atp/mcp"
 	"github.com/atpgo/atp/runtime"
+	"github.com/atpgo/atp/runtime/atpimpl"
 )
 
 // quiet drops logs: the toolkit logs the panics the tests provoke.
@@ -39,7 +40,7 @@ func newProbe() *probe {
 var errReleased = errors.New("released by the test, never cancelled")
 
 // noParams decodes an empty params object, rejecting any key.
-func noParams(d *runtime.Decoder) {
+func noParams(d *atpimpl.Decoder) {
 	if d.Object() {
 		for d.Next() {
 			d.Unknown("(none)")
@@ -60,7 +61,7 @@ func testKit(t testing.TB, apiURL string, p *probe) *runtime.Toolkit {
 			Name:        "block",
 			Description: "Waits until its call is cancelled.",
 			InputSchema: json.RawMessage(emptyObject),
-			Run: func(ctx context.Context, _ *runtime.Call, d *runtime.Decoder) (any, error) {
+			Run: func(ctx context.Context, _ *runtime.Call, d *atpimpl.Decoder) (any, error) {
 				noParams(d)
 				if d.Failed() {
 					return nil, nil
@@ -80,7 +81,7 @@ func testKit(t testing.TB, apiURL string, p *probe) *runtime.Toolkit {
 			Name:        "boom",
 			Description: "Panics.",
 			InputSchema: json.RawMessage(emptyObject),
-			Run: func(context.Context, *runtime.Call, *runtime.Decoder) (any, error) {
+			Run: func(context.Context, *runtime.Call, *atpimpl.Decoder) (any, error) {
 				var m map[string]int
 				m["x"]++ // nil map write: a real runtime panic
 				return nil, nil
@@ -91,7 +92,7 @@ func testKit(t testing.TB, apiURL string, p *probe) *runtime.Toolkit {
 			Description:  "Promises an object and returns null.",
 			InputSchema:  json.RawMessage(emptyObject),
 			OutputSchema: json.RawMessage(`{"type":"object","properties":{"id":{"type":"string"}}}`),
-			Run: func(context.Context, *runtime.Call, *runtime.Decoder) (any, error) {
+			Run: func(context.Context, *runtime.Call, *atpimpl.Decoder) (any, error) {
 				return nil, nil
 			},
 		},
@@ -100,7 +101,7 @@ func testKit(t testing.TB, apiURL string, p *probe) *runtime.Toolkit {
 			Description:    "Fails with an error that quotes the user's token.",
 			InputSchema:    json.RawMessage(emptyObject),
 			NeedsAuthToken: true,
-			Run: func(_ context.Context, call *runtime.Call, _ *runtime.Decoder) (any, error) {
+			Run: func(_ context.Context, call *runtime.Call, _ *atpimpl.Decoder) (any, error) {
 				return nil, fmt.Errorf("upstream refused token %s", string(call.AuthToken))
 			},
 		},
@@ -109,7 +110,7 @@ func testKit(t testing.TB, apiURL string, p *probe) *runtime.Toolkit {
 			Description: "Deletes everything.",
 			InputSchema: json.RawMessage(emptyObject),
 			Hints:       runtime.Hints{Destructive: true},
-			Run: func(context.Context, *runtime.Call, *runtime.Decoder) (any, error) {
+			Run: func(context.Context, *runtime.Call, *atpimpl.Decoder) (any, error) {
 				return map[string]int{"deleted": 3}, nil
 			},
 		},
@@ -118,7 +119,7 @@ func testKit(t testing.TB, apiURL string, p *probe) *runtime.Toolkit {
 			Description: "Waits for its context, which its 1ms timeout ends.",
 			InputSchema: json.RawMessage(emptyObject),
 			Timeout:     time.Millisecond,
-			Run: func(ctx context.Context, _ *runtime.Call, _ *runtime.Decoder) (any, error) {
+			Run: func(ctx context.Context, _ *runtime.Call, _ *atpimpl.Decoder) (any, error) {
 				<-ctx.Done()
 				return nil, ctx.Err()
 			},

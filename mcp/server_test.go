@@ -13,6 +13,7 @@ import (
 
 	"github.com/atpgo/atp/mcp"
 	"github.com/atpgo/atp/runtime"
+	"github.com/atpgo/atp/runtime/atpimpl"
 )
 
 func TestNewServerErrors(t *testing.T) {
@@ -46,7 +47,7 @@ func TestNewServerErrors(t *testing.T) {
 
 func TestNewServerRejectsSchemaMCPCannotTake(t *testing.T) {
 	tk := runtime.NewToolkit("bad")
-	run := func(context.Context, *runtime.Call, *runtime.Decoder) (any, error) { return nil, nil }
+	run := func(context.Context, *runtime.Call, *atpimpl.Decoder) (any, error) { return nil, nil }
 	err := tk.Add(
 		&runtime.Tool{Name: "scalar", InputSchema: json.RawMessage(`{"type":"string"}`), Run: run},
 		&runtime.Tool{Name: "broken", InputSchema: json.RawMessage(`{"type":`), Run: run},

@@ -14,6 +14,7 @@ import (
 
 	"github.com/atpgo/atp/mcp"
 	"github.com/atpgo/atp/runtime"
+	"github.com/atpgo/atp/runtime/atpimpl"
 )
 
 // TestServeStdioShutdown cancels ServeStdio's context while a call runs: the
@@ -178,7 +179,7 @@ func TestServeStdioAnswersCallsAtEOF(t *testing.T) {
 		Name:        "after_eof",
 		Description: "Answers once the host's input has ended.",
 		InputSchema: json.RawMessage(emptyObject),
-		Run: func(ctx context.Context, _ *runtime.Call, _ *runtime.Decoder) (any, error) {
+		Run: func(ctx context.Context, _ *runtime.Call, _ *atpimpl.Decoder) (any, error) {
 			select {
 			case <-in.ended:
 				return map[string]bool{"answered": true}, nil

@@ -16,6 +16,7 @@ import (
 	"github.com/atpgo/atp/examples/hello"
 	"github.com/atpgo/atp/mcp"
 	"github.com/atpgo/atp/runtime"
+	"github.com/atpgo/atp/runtime/atpimpl"
 )
 
 // serveStdioEnv makes the test binary an MCP stdio server: the TypeScript
@@ -60,7 +61,7 @@ func tsKit() *runtime.Toolkit {
 		Name:        "work",
 		Description: "Works in two steps, each acknowledged.",
 		InputSchema: json.RawMessage(emptyObject),
-		Run: func(ctx context.Context, call *runtime.Call, _ *runtime.Decoder) (any, error) {
+		Run: func(ctx context.Context, call *runtime.Call, _ *atpimpl.Decoder) (any, error) {
 			call.Progress(1, 2, "first half")
 			if err := waitAck(ctx); err != nil {
 				return nil, err
@@ -76,7 +77,7 @@ func tsKit() *runtime.Toolkit {
 		Name:        "ack",
 		Description: "Acknowledges a progress report.",
 		InputSchema: json.RawMessage(emptyObject),
-		Run: func(context.Context, *runtime.Call, *runtime.Decoder) (any, error) {
+		Run: func(context.Context, *runtime.Call, *atpimpl.Decoder) (any, error) {
 			acks <- struct{}{}
 			return "ok", nil
 		},
@@ -86,7 +87,7 @@ func tsKit() *runtime.Toolkit {
 		Description:  "Returns an object.",
 		InputSchema:  json.RawMessage(emptyObject),
 		OutputSchema: json.RawMessage(`{"type":"object","properties":{"ok":{"type":"boolean"}}}`),
-		Run: func(context.Context, *runtime.Call, *runtime.Decoder) (any, error) {
+		Run: func(context.Context, *runtime.Call, *atpimpl.Decoder) (any, error) {
 			return map[string]bool{"ok": true}, nil
 		},
 	})

@@ -508,7 +508,7 @@ func (h *handler) readParams(w http.ResponseWriter, r *http.Request, tool *Tool)
 			h.fail(w, http.StatusBadRequest, "malformed form body: "+err.Error(), nil)
 			return nil, false, false
 		}
-		return h.formParams(w, tool, fields)
+		return h.formParams(tool, fields), true, true
 	case mediaType == "multipart/form-data":
 		boundary := mtParams["boundary"]
 		if boundary == "" {
@@ -524,7 +524,7 @@ func (h *handler) readParams(w http.ResponseWriter, r *http.Request, tool *Tool)
 			h.fail(w, http.StatusBadRequest, (&ValidationError{Tool: tool.Name, Problems: problems}).Error(), problems)
 			return nil, false, false
 		}
-		return h.formParams(w, tool, fields)
+		return h.formParams(tool, fields), true, true
 	}
 	h.unsupported(w, fmt.Sprintf("unsupported Content-Type %q", mediaType))
 	return nil, false, false
@@ -628,29 +628,14 @@ func readMultipart(mr *multipart.Reader) (formFields, []Problem, error) {
 	}
 }
 
-// formParams turns form fields into a JSON params object (see Handler's doc).
-func (h *handler) formParams(w http.ResponseWriter, tool *Tool, f formFields) ([]byte, bool, bool) {
+// formParams turns form fields into a JSON params object (see Handler's
+// doc), to be decoded with coercion.
+func (h *handler) formParams(tool *Tool, f formFields) []byte {
 	types := h.formTypes(tool)
-	var problems []Problem
 	var buf bytes.Buffer
 	buf.WriteByte('{')
 	first := true
 	for _, field := range f.list {
-		// The words of the Decoder's problems for the same bytes in JSON.
-		bad := ""
-		if !utf8.ValidString(field.name) {
-			bad = invalidUTF8Key
-		}
-		for _, v := range field.values {
-			if bad == "" && !utf8.ValidString(v) {
-				bad = invalidUTF8String
-			}
-		}
-		if bad != "" {
-			path := appendPathKey(nil, []byte(strings.ToValidUTF8(field.name, "\uFFFD")))
-			problems = append(problems, Problem{Path: string(path), Message: bad})
-			continue
-		}
 		t, known := types[field.name]
 		if known && !t.str && slices.IndexFunc(field.values, func(v string) bool { return v != "" }) < 0 {
 			continue // a blank input for a non-string property: not given
@@ -675,16 +660,34 @@ func (h *handler) formParams(w http.ResponseWriter, tool *Tool, f formFields) ([
 		buf.WriteByte(']')
 	}
 	buf.WriteByte('}')
-	if len(problems) > 0 {
-		h.fail(w, http.StatusBadRequest, (&ValidationError{Tool: tool.Name, Problems: problems}).Error(), problems)
-		return nil, false, false
-	}
-	return buf.Bytes(), true, true
+	return buf.Bytes()
 }
 
+// writeJSONString writes s as a JSON string. Bytes that are not UTF-8 are
+// written as they are, not replaced: the tool's decoder then reports them
+// as it reports them in a JSON body, at their path and in its words, and
+// the tool is not called with altered text.
 func writeJSONString(buf *bytes.Buffer, s string) {
-	b, _ := json.Marshal(s) // a string always encodes
-	buf.Write(b)
+	buf.WriteByte('"')
+	for s != "" {
+		valid := len(s)
+		for i := 0; i < len(s); {
+			r, size := utf8.DecodeRuneInString(s[i:])
+			if r == utf8.RuneError && size == 1 {
+				valid = i
+				break
+			}
+			i += size
+		}
+		b, _ := json.Marshal(s[:valid]) // a valid string always encodes
+		buf.Write(b[1 : len(b)-1])
+		if valid < len(s) {
+			buf.WriteByte(s[valid])
+			valid++
+		}
+		s = s[valid:]
+	}
+	buf.WriteByte('"')
 }
 
 // formType is what formParams needs of a property's schema "type".

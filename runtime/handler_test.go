@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/atpgo/atp/runtime"
+	"github.com/atpgo/atp/runtime/atpimpl"
 )
 
 // lockedBuffer collects log output written from several goroutines.
@@ -60,7 +61,7 @@ func greetTool() *runtime.Tool {
 			`"required":["name","times"],"additionalProperties":false}`),
 		OutputSchema: json.RawMessage(`{"type":"object"}`),
 		Hints:        runtime.Hints{ReadOnly: true, Idempotent: true},
-		Run: func(ctx context.Context, call *runtime.Call, d *runtime.Decoder) (any, error) {
+		Run: func(ctx context.Context, call *runtime.Call, d *atpimpl.Decoder) (any, error) {
 			var (
 				name              string
 				times             int64
@@ -78,7 +79,7 @@ func greetTool() *runtime.Tool {
 						seenNum = true
 						times = d.Int(0)
 						if times < 1 {
-							d.Fail("integer >= 1", runtime.GotInt(times))
+							d.Fail("integer >= 1", atpimpl.GotInt(times))
 						}
 					case "tags":
 						if d.Array() {
@@ -116,7 +117,7 @@ func plainTool(name string, fn func(ctx context.Context, call *runtime.Call) (an
 	return &runtime.Tool{
 		Name:        name,
 		InputSchema: json.RawMessage(`{"type":"object","properties":{},"additionalProperties":false}`),
-		Run: func(ctx context.Context, call *runtime.Call, d *runtime.Decoder) (any, error) {
+		Run: func(ctx context.Context, call *runtime.Call, d *atpimpl.Decoder) (any, error) {
 			if d.Object() {
 				for d.Next() {
 					d.Unknown("")

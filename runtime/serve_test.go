@@ -20,6 +20,8 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/atpgo/atp/runtime/atpimpl"
 )
 
 const serveTestKey = "sk-test-0123456789"
@@ -48,7 +50,7 @@ func (g *serveGate) waitStarted(t testing.TB) string {
 }
 
 // readName decodes {"name": string}, as generated code would.
-func readName(d *Decoder) string {
+func readName(d *atpimpl.Decoder) string {
 	var name string
 	if d.Object() {
 		for d.Next() {
@@ -75,7 +77,7 @@ func newServeToolkit(t testing.TB, gate *serveGate) *Toolkit {
 			Params:       []string{"name"},
 			InputSchema:  json.RawMessage(`{"type":"object","properties":{"name":{"type":"string"}}}`),
 			OutputSchema: json.RawMessage(`{"type":"object","properties":{"hello":{"type":"string"}}}`),
-			Run: func(ctx context.Context, call *Call, d *Decoder) (any, error) {
+			Run: func(ctx context.Context, call *Call, d *atpimpl.Decoder) (any, error) {
 				name := readName(d)
 				if d.Failed() {
 					return nil, nil
@@ -89,7 +91,7 @@ func newServeToolkit(t testing.TB, gate *serveGate) *Toolkit {
 			Params:         []string{"days"},
 			RequiredParams: []string{"days"},
 			InputSchema:    json.RawMessage(`{"type":"object","properties":{"days":{"type":"integer"}},"required":["days"]}`),
-			Run: func(ctx context.Context, call *Call, d *Decoder) (any, error) {
+			Run: func(ctx context.Context, call *Call, d *atpimpl.Decoder) (any, error) {
 				var days int64
 				seen := false
 				if d.Object() {
@@ -113,21 +115,21 @@ func newServeToolkit(t testing.TB, gate *serveGate) *Toolkit {
 		},
 		&Tool{
 			Name: "boom",
-			Run: func(ctx context.Context, call *Call, d *Decoder) (any, error) {
+			Run: func(ctx context.Context, call *Call, d *atpimpl.Decoder) (any, error) {
 				panic("kaboom")
 			},
 		},
 		&Tool{
 			Name:    "sleepy",
 			Timeout: 20 * time.Millisecond,
-			Run: func(ctx context.Context, call *Call, d *Decoder) (any, error) {
+			Run: func(ctx context.Context, call *Call, d *atpimpl.Decoder) (any, error) {
 				<-ctx.Done()
 				return nil, ctx.Err()
 			},
 		},
 		&Tool{
 			Name: "hang", // no timeout of its own
-			Run: func(ctx context.Context, call *Call, d *Decoder) (any, error) {
+			Run: func(ctx context.Context, call *Call, d *atpimpl.Decoder) (any, error) {
 				<-ctx.Done()
 				return nil, ctx.Err()
 			},
@@ -139,19 +141,19 @@ func newServeToolkit(t testing.TB, gate *serveGate) *Toolkit {
 			AuthType:       "OAuth2",
 			AuthWith:       "access_token",
 			NeedsAuthToken: true,
-			Run: func(ctx context.Context, call *Call, d *Decoder) (any, error) {
+			Run: func(ctx context.Context, call *Call, d *atpimpl.Decoder) (any, error) {
 				return map[string]string{"token": string(call.AuthToken)}, nil
 			},
 		},
 		&Tool{
 			Name: "peek",
-			Run: func(ctx context.Context, call *Call, d *Decoder) (any, error) {
+			Run: func(ctx context.Context, call *Call, d *atpimpl.Decoder) (any, error) {
 				return map[string]string{"token": string(call.AuthToken), "transport": call.Transport, "request_id": call.RequestID}, nil
 			},
 		},
 		&Tool{
 			Name: "gated",
-			Run: func(ctx context.Context, call *Call, d *Decoder) (any, error) {
+			Run: func(ctx context.Context, call *Call, d *atpimpl.Decoder) (any, error) {
 				n := gate.running.Add(1)
 				defer gate.running.Add(-1)
 				for {
@@ -315,7 +317,7 @@ func TestServeTimeoutOfToolIgnoringContext(t *testing.T) {
 	gate := newServeGate()
 	tk := newServeToolkit(t, gate)
 	unblock := make(chan struct{})
-	tk.Add(&Tool{Name: "stubborn", Run: func(ctx context.Context, call *Call, d *Decoder) (any, error) {
+	tk.Add(&Tool{Name: "stubborn", Run: func(ctx context.Context, call *Call, d *atpimpl.Decoder) (any, error) {
 		<-unblock // ignores ctx
 		return "late", nil
 	}})
@@ -510,7 +512,7 @@ func TestServeDrainDeadlineToolIgnoringContext(t *testing.T) {
 	tk := newServeToolkit(t, nil)
 	started, unblock := make(chan struct{}), make(chan struct{})
 	t.Cleanup(func() { close(unblock) })
-	tk.Add(&Tool{Name: "stubborn", Run: func(ctx context.Context, call *Call, d *Decoder) (any, error) {
+	tk.Add(&Tool{Name: "stubborn", Run: func(ctx context.Context, call *Call, d *atpimpl.Decoder) (any, error) {
 		close(started)
 		<-unblock // ignores ctx
 		return "late", nil
@@ -625,7 +627,7 @@ func TestServeRegistration(t *testing.T) {
 func TestServeRegistrationNeedsAuthToken(t *testing.T) {
 	f := newFakeATP(t, serveTestKey)
 	tk := NewToolkit("tokenkit", WithLogger(slog.New(slog.DiscardHandler)))
-	run := func(context.Context, *Call, *Decoder) (any, error) { return nil, nil }
+	run := func(context.Context, *Call, *atpimpl.Decoder) (any, error) { return nil, nil }
 	err := tk.Add(
 		&Tool{Name: "plain", Run: run},
 		&Tool{Name: "token_only", NeedsAuthToken: true, Run: run},
@@ -988,7 +990,7 @@ func TestServeConfigErrors(t *testing.T) {
 		t.Errorf("Serve of an empty toolkit = %v, want an error", err)
 	}
 	bad := NewToolkit("bad")
-	bad.Add(&Tool{Name: "x", InputSchema: json.RawMessage(`{`), Run: func(context.Context, *Call, *Decoder) (any, error) { return nil, nil }})
+	bad.Add(&Tool{Name: "x", InputSchema: json.RawMessage(`{`), Run: func(context.Context, *Call, *atpimpl.Decoder) (any, error) { return nil, nil }})
 	if err := bad.Serve(context.Background(), ServeConfig{URL: f.URL(), APIKey: "k"}); err == nil || !strings.Contains(err.Error(), "tool x: InputSchema is not valid JSON") {
 		t.Errorf("Serve with a broken schema = %v, want an error", err)
 	}
@@ -1158,7 +1160,7 @@ func TestServeInboxDrainsOnCancel(t *testing.T) {
 func TestServeTwoToolkitsInOneProcess(t *testing.T) {
 	f1, f2 := newFakeATP(t, "key-one"), newFakeATP(t, "key-two")
 	tk1, tk2 := newServeToolkit(t, nil), NewToolkit("other")
-	tk2.Add(&Tool{Name: "echo", Run: func(context.Context, *Call, *Decoder) (any, error) { return "from two", nil }})
+	tk2.Add(&Tool{Name: "echo", Run: func(context.Context, *Call, *atpimpl.Decoder) (any, error) { return "from two", nil }})
 	run1, c1, _ := serveWS(t, f1, tk1, nil)
 	_, c2, _ := serveWS(t, f2, tk2, nil)
 	c1.request("a", "echo", map[string]any{"name": "one"}, "")
@@ -1330,7 +1332,7 @@ func TestToolHashCoversTheContract(t *testing.T) {
 	}
 	same := base()
 	same.InputSchema = json.RawMessage("{ \"properties\": {\"a\": {\"type\": \"integer\"}},\n \"type\": \"object\" }")
-	same.Run = func(context.Context, *Call, *Decoder) (any, error) { return nil, nil }
+	same.Run = func(context.Context, *Call, *atpimpl.Decoder) (any, error) { return nil, nil }
 	if toolHash(same) != h {
 		t.Error("reformatting the schema or changing Run changed the hash")
 	}
@@ -1365,7 +1367,7 @@ func TestServeSlowCallNeverDelaysOthers(t *testing.T) {
 	f := newFakeATP(t, serveTestKey)
 	gate := newServeGate()
 	tk := newServeToolkit(t, gate)
-	err := tk.Add(&Tool{Name: "sometimes", Run: func(ctx context.Context, call *Call, d *Decoder) (any, error) {
+	err := tk.Add(&Tool{Name: "sometimes", Run: func(ctx context.Context, call *Call, d *atpimpl.Decoder) (any, error) {
 		name := readName(d)
 		if d.Failed() {
 			return nil, nil
@@ -1623,7 +1625,7 @@ func TestServeUTF8(t *testing.T) {
 	f := newFakeATP(t, serveTestKey)
 	tk := newServeToolkit(t, nil)
 	ran := make(chan struct{}, 1)
-	err := tk.Add(&Tool{Name: "rawbytes", Run: func(ctx context.Context, call *Call, d *Decoder) (any, error) {
+	err := tk.Add(&Tool{Name: "rawbytes", Run: func(ctx context.Context, call *Call, d *atpimpl.Decoder) (any, error) {
 		readName(d)
 		if d.Failed() {
 			return nil, nil

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"log/slog"
 	"time"
+
+	"github.com/atpgo/atp/runtime/atpimpl"
 )
 
 // Tool is one callable tool: what a transport announces and how to run it.
@@ -44,7 +46,7 @@ type Tool struct {
 	// Run decodes the params with d and, when they are valid, calls the Go
 	// function. It returns d's validation error without calling the function
 	// when they are not. Generated code provides it.
-	Run func(ctx context.Context, call *Call, d *Decoder) (any, error)
+	Run func(ctx context.Context, call *Call, d *atpimpl.Decoder) (any, error)
 }
 
 // Hints describe how a tool behaves, for hosts that show or gate tool use.

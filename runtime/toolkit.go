@@ -14,6 +14,8 @@ import (
 	"sync"
 	"time"
 	"unicode/utf8"
+
+	"github.com/atpgo/atp/runtime/atpimpl"
 )
 
 // toolNamePattern is the tool names every ATP peer and LLM provider accepts.
@@ -160,7 +162,7 @@ func WithDefaultTimeout(d time.Duration) InvokeOption {
 	return func(c *invokeConfig) { c.timeout = d }
 }
 
-var decoderPool = sync.Pool{New: func() any { return new(Decoder) }}
+var decoderPool = sync.Pool{New: func() any { return new(atpimpl.Decoder) }}
 
 // Invoke calls the named tool with a JSON params object and returns its
 // result as JSON. Empty params or null count as {}.
@@ -237,7 +239,7 @@ func (t *Toolkit) unknownTool(name string) error {
 // run decodes and calls the tool, recovering a panic.
 func (t *Toolkit) run(ctx context.Context, e entry, cfg *invokeConfig, params []byte) (res json.RawMessage, err error) {
 	tool := e.tool
-	d := decoderPool.Get().(*Decoder)
+	d := decoderPool.Get().(*atpimpl.Decoder)
 	d.Reset(params)
 	d.SetCoercion(cfg.coerce)
 	call := cfg.call
@@ -255,9 +257,7 @@ func (t *Toolkit) run(ctx context.Context, e entry, cfg *invokeConfig, params []
 	}()
 	out, err := tool.Run(ctx, &call, d)
 	if d.Failed() {
-		verr := d.Err()
-		verr.Tool = tool.Name
-		return nil, verr
+		return nil, &ValidationError{Tool: tool.Name, Problems: problemsOf(d.Problems())}
 	}
 	if err != nil {
 		return nil, &ToolError{Tool: tool.Name, Err: err}

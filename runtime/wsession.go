@@ -17,6 +17,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/atpgo/atp/runtime/atpimpl"
 )
 
 // backlogPerSlot sizes the queue of requests read but not yet finished,
@@ -42,14 +44,14 @@ type wsFrame struct {
 	message     string // atp_client_connected
 }
 
-// parseFrame reads a frame in one pass with the runtime's own Decoder: no
+// parseFrame reads a frame in one pass with atpimpl's Decoder: no
 // reflection, a copy of only the id and params, and problems worded like
 // params problems ("payload.tool_name: expected string, got 7"). Unknown
 // members are skipped, as a newer server may add some.
-func parseFrame(d *Decoder, data []byte, f *wsFrame) {
+func parseFrame(d *atpimpl.Decoder, data []byte, f *wsFrame) {
 	d.Reset(data)
 	// The params' own decoder reports invalid UTF-8 in them, at their path.
-	d.lenientUTF8 = true
+	d.SetLenientUTF8(true)
 	if !d.Object() {
 		return
 	}
@@ -93,7 +95,7 @@ func parseFrame(d *Decoder, data []byte, f *wsFrame) {
 }
 
 // problemText joins a decoder's problems into one line.
-func problemText(problems []Problem) string {
+func problemText(problems []atpimpl.Problem) string {
 	parts := make([]string, len(problems))
 	for i, p := range problems {
 		parts[i] = p.String()
@@ -146,7 +148,7 @@ type wsSession struct {
 	// The reader's own state, handed over with the reading.
 	readBuf  bytes.Buffer
 	limited  io.LimitedReader
-	dec      Decoder
+	dec      atpimpl.Decoder
 	extended time.Time // when a frame last moved the read deadline
 }
 

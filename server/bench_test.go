@@ -11,9 +11,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/atpgo/atp/runtime"
-	"github.com/atpgo/atp/server/store"
 	"github.com/gorilla/websocket"
+
+	"github.com/atpgo/atp/runtime/atpimpl"
+	"github.com/atpgo/atp/server/store"
 )
 
 // BenchmarkRoutedCall measures a tool call the way an agent makes it: LLM
@@ -103,10 +104,10 @@ func dialRouted(b *testing.B) *benchConn {
 	}
 	b.Cleanup(func() { tk.Close() })
 	tk.ReadMessage() // greeting
-	// The toolkit: reads each request with the runtime's Decoder, as a Go
+	// The toolkit: reads each request with atpimpl's Decoder, as a Go
 	// toolkit does, and answers at once with the params as the result.
 	go func() {
-		var d runtime.Decoder
+		var d atpimpl.Decoder
 		out := make([]byte, 0, 256)
 		for {
 			_, data, err := tk.ReadMessage()

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/atpgo/atp/runtime"
+	"github.com/atpgo/atp/runtime/atpimpl"
 	"github.com/atpgo/atp/server/store"
 )
 
@@ -40,14 +41,14 @@ func TestNeedsAuthTokenGoToolkit(t *testing.T) {
 		&runtime.Tool{
 			Name: "me", Description: "The caller's profile.", InputSchema: json.RawMessage(`{"type":"object"}`),
 			NeedsAuthToken: true,
-			Run: func(_ context.Context, call *runtime.Call, _ *runtime.Decoder) (any, error) {
+			Run: func(_ context.Context, call *runtime.Call, _ *atpimpl.Decoder) (any, error) {
 				runs.Add(1)
 				return map[string]string{"token": string(call.AuthToken)}, nil
 			},
 		},
 		&runtime.Tool{
 			Name: "ping", Description: "Needs no token.", InputSchema: json.RawMessage(`{"type":"object"}`),
-			Run: func(context.Context, *runtime.Call, *runtime.Decoder) (any, error) { return "pong", nil },
+			Run: func(context.Context, *runtime.Call, *atpimpl.Decoder) (any, error) { return "pong", nil },
 		},
 	)
 	if err != nil {

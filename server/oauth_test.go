@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/atpgo/atp/runtime"
+	"github.com/atpgo/atp/runtime/atpimpl"
 	"github.com/atpgo/atp/server/store"
 )
 
@@ -146,7 +147,7 @@ func (e *oauthEnv) crmToolkit(calls *atomic.Int32) {
 		&runtime.Tool{
 			Name: "whoami", Description: "Says whose token the call carries.", InputSchema: json.RawMessage(`{"type":"object"}`),
 			AuthProvider: platformID, AuthType: "OAuth2", AuthWith: "access_token", NeedsAuthToken: true,
-			Run: func(ctx context.Context, call *runtime.Call, d *runtime.Decoder) (any, error) {
+			Run: func(ctx context.Context, call *runtime.Call, d *atpimpl.Decoder) (any, error) {
 				calls.Add(1)
 				tok := string(call.AuthToken)
 				sum := sha256.Sum256([]byte(tok))
@@ -155,7 +156,7 @@ func (e *oauthEnv) crmToolkit(calls *atomic.Int32) {
 		},
 		&runtime.Tool{
 			Name: "ping", Description: "Needs no token.", InputSchema: json.RawMessage(`{"type":"object"}`),
-			Run: func(ctx context.Context, call *runtime.Call, d *runtime.Decoder) (any, error) {
+			Run: func(ctx context.Context, call *runtime.Call, d *atpimpl.Decoder) (any, error) {
 				return map[string]bool{"had_token": call.AuthToken != ""}, nil
 			},
 		},

@@ -11,7 +11,7 @@ import (
 	"sync"
 	"unicode/utf8"
 
-	"github.com/atpgo/atp/runtime"
+	"github.com/atpgo/atp/runtime/atpimpl"
 )
 
 // ---- toolkit side (docs/protocol.md §1) ----
@@ -231,16 +231,17 @@ func writeError(w http.ResponseWriter, status int, msg string) {
 // ---- the hot-path decoders ----
 //
 // Every routed call decodes an LLM message and a toolkit reply. They are
-// read with the runtime's single-pass Decoder (the one generated code uses)
-// instead of encoding/json's reflection: it is several times faster on these
-// small messages, and its problems already name the field, what was
-// expected and what was got.
+// read with the single-pass Decoder of runtime/atpimpl (the one generated
+// code uses; the server is one of the first-party users its package doc
+// names, released with it) instead of encoding/json's reflection: it is
+// several times faster on these small messages, and its problems already
+// name the field, what was expected and what was got.
 
-var decoders = sync.Pool{New: func() any { return new(runtime.Decoder) }}
+var decoders = sync.Pool{New: func() any { return new(atpimpl.Decoder) }}
 
 // decodeMessage reads a JSON object member by member, calling member for
 // each key (which must consume the value), and returns the problems found.
-func decodeMessage(data []byte, member func(d *runtime.Decoder, key string)) error {
+func decodeMessage(data []byte, member func(d *atpimpl.Decoder, key string)) error {
 	data = bytes.TrimSpace(data)
 	if len(data) == 0 {
 		return errors.New("empty message: want a JSON object")
@@ -248,7 +249,7 @@ func decodeMessage(data []byte, member func(d *runtime.Decoder, key string)) err
 	if data[0] != '{' {
 		return fmt.Errorf("want a JSON object, got %s", describeJSONStart(data))
 	}
-	d := decoders.Get().(*runtime.Decoder)
+	d := decoders.Get().(*atpimpl.Decoder)
 	defer func() { d.Reset(nil); decoders.Put(d) }()
 	d.Reset(data)
 	if d.Object() {
@@ -268,14 +269,14 @@ func decodeMessage(data []byte, member func(d *runtime.Decoder, key string)) err
 }
 
 // optString reads a string or null ("").
-func optString(d *runtime.Decoder) string {
+func optString(d *atpimpl.Decoder) string {
 	if d.Null() {
 		return ""
 	}
 	return d.String()
 }
 
-func optInt(d *runtime.Decoder) int64 {
+func optInt(d *atpimpl.Decoder) int64 {
 	if d.Null() {
 		return 0
 	}
@@ -284,7 +285,7 @@ func optInt(d *runtime.Decoder) int64 {
 
 // decodeLLMMessage reads any message of an LLM client.
 func decodeLLMMessage(data []byte, m *llmMessage) error {
-	return decodeMessage(data, func(d *runtime.Decoder, key string) {
+	return decodeMessage(data, func(d *atpimpl.Decoder, key string) {
 		switch key {
 		case "type":
 			m.Type = optString(d)
@@ -342,7 +343,7 @@ func decodeToolReply(data []byte, r *toolReply) error {
 	if !utf8.Valid(data) {
 		data = bytes.ToValidUTF8(data, []byte("\uFFFD"))
 	}
-	return decodeMessage(data, func(d *runtime.Decoder, key string) {
+	return decodeMessage(data, func(d *atpimpl.Decoder, key string) {
 		switch key {
 		case "type":
 			r.Type = optString(d)

@@ -6,14 +6,15 @@ import (
 	"context"
 	"encoding/json"
 	"github.com/atpgo/atp/runtime"
+	"github.com/atpgo/atp/runtime/atpimpl"
 	"regexp"
 	"time"
 )
 
 // A compile error on the next line means that the atpgen which wrote this file and
-// the github.com/atpgo/atp/runtime package it is built with do not match: run go
+// the github.com/atpgo/atp/runtime packages it is built with do not match: run go
 // generate with the atpgen of your github.com/atpgo/atp version.
-const _ = runtime.SupportPackageIsVersion1
+const _ = atpimpl.SupportPackageIsVersion2
 
 // If this line fails to compile, the signature of (*Client).CreateCompany changed after atpgen ran: run go generate.
 var _ func(*Client, context.Context, runtime.AuthToken, CompanyInput) (*Company, error) = (*Client).CreateCompany
@@ -37,7 +38,7 @@ func (r *Client) ATPTools() []*runtime.Tool {
 			AuthWith:       "access_token",
 			NeedsAuthToken: true,
 			Timeout:        30 * time.Second,
-			Run: func(ctx context.Context, call *runtime.Call, d *runtime.Decoder) (any, error) {
+			Run: func(ctx context.Context, call *runtime.Call, d *atpimpl.Decoder) (any, error) {
 				var in CompanyInput
 				atpDecodeCompanyInput(d, &in)
 				if d.Failed() {
@@ -59,7 +60,7 @@ func (r *Client) ATPTools() []*runtime.Tool {
 			NeedsAuthToken: true,
 			Hints:          runtime.Hints{ReadOnly: true, Idempotent: true},
 			Timeout:        30 * time.Second,
-			Run: func(ctx context.Context, call *runtime.Call, d *runtime.Decoder) (any, error) {
+			Run: func(ctx context.Context, call *runtime.Call, d *atpimpl.Decoder) (any, error) {
 				var in ContactQuery
 				atpDecodeContactQuery(d, &in)
 				if d.Failed() {
@@ -248,7 +249,7 @@ const atpClientGetContactsOutputSchema = `{
 }`
 
 // atpDecodeAddress reads a Address object from d into v, recording every problem in d.
-func atpDecodeAddress(d *runtime.Decoder, v *Address) {
+func atpDecodeAddress(d *atpimpl.Decoder, v *Address) {
 	if !d.Object() {
 		return
 	}
@@ -290,7 +291,7 @@ func atpDecodeAddress(d *runtime.Decoder, v *Address) {
 }
 
 // atpDecodeCompanyInput reads a CompanyInput object from d into v, recording every problem in d.
-func atpDecodeCompanyInput(d *runtime.Decoder, v *CompanyInput) {
+func atpDecodeCompanyInput(d *atpimpl.Decoder, v *CompanyInput) {
 	if !d.Object() {
 		return
 	}
@@ -330,7 +331,7 @@ func atpDecodeCompanyInput(d *runtime.Decoder, v *CompanyInput) {
 			seen[3] = true
 			v.Employees = int(d.Int(0))
 			if v.Employees < 0 {
-				d.Fail("integer >= 0", runtime.GotInt(int64(v.Employees)))
+				d.Fail("integer >= 0", atpimpl.GotInt(int64(v.Employees)))
 			}
 		case "tags":
 			if seen[4] {
@@ -367,7 +368,7 @@ func atpDecodeCompanyInput(d *runtime.Decoder, v *CompanyInput) {
 }
 
 // atpDecodeContactQuery reads a ContactQuery object from d into v, recording every problem in d.
-func atpDecodeContactQuery(d *runtime.Decoder, v *ContactQuery) {
+func atpDecodeContactQuery(d *atpimpl.Decoder, v *ContactQuery) {
 	if !d.Object() {
 		return
 	}
@@ -389,10 +390,10 @@ func atpDecodeContactQuery(d *runtime.Decoder, v *ContactQuery) {
 			seen[1] = true
 			v.Limit = int(d.Int(0))
 			if v.Limit < 1 {
-				d.Fail("integer >= 1", runtime.GotInt(int64(v.Limit)))
+				d.Fail("integer >= 1", atpimpl.GotInt(int64(v.Limit)))
 			}
 			if v.Limit > 100 {
-				d.Fail("integer <= 100", runtime.GotInt(int64(v.Limit)))
+				d.Fail("integer <= 100", atpimpl.GotInt(int64(v.Limit)))
 			}
 		case "since":
 			if seen[2] {

@@ -70,7 +70,7 @@ func (g *generator) runFunc(e *toolEntry) jen.Code {
 	return jen.Func().Params(
 		jen.Id("ctx").Qual("context", "Context"),
 		jen.Id("call").Op("*").Qual(runtimePath, "Call"),
-		jen.Id("d").Op("*").Qual(runtimePath, "Decoder"),
+		jen.Id("d").Op("*").Qual(atpimplPath, "Decoder"),
 	).Params(jen.Any(), jen.Error()).BlockFunc(func(b *jen.Group) {
 		var inArg jen.Code
 		locals := map[int]string{}
@@ -216,7 +216,7 @@ func (g *generator) decodeFunc(n *model.Named) jen.Code {
 		what = "object"
 	}
 	return jen.Comment(fmt.Sprintf("%s reads a %s %s from d into v, recording every problem in d.", name, n.Name, what)).Line().
-		Func().Id(name).Params(jen.Id("d").Op("*").Qual(runtimePath, "Decoder"), jen.Id("v").Op("*").Add(typ)).BlockFunc(func(b *jen.Group) {
+		Func().Id(name).Params(jen.Id("d").Op("*").Qual(atpimplPath, "Decoder"), jen.Id("v").Op("*").Add(typ)).BlockFunc(func(b *jen.Group) {
 		if n.Underlying.Kind == model.KindStruct {
 			g.objectBlock(b, n.Underlying.Fields, nil, &self, 0, true)
 			return
@@ -506,7 +506,7 @@ func (g *generator) decodeArray(b *jen.Group, pl place, t *model.Type, c *model.
 		})
 		ab.If(jen.Id(i).Op("!=").Lit(n)).Block(
 			dcall("Fail", jen.Lit(fmt.Sprintf("array of exactly %d items", n)),
-				jen.Qual(runtimePath, "GotInt").Call(jen.Int64().Call(jen.Id(i)))),
+				jen.Qual(atpimplPath, "GotInt").Call(jen.Int64().Call(jen.Id(i)))),
 		)
 		if unique {
 			g.uniqueCheck(ab, pl.index(jen.Op(":")), t.Elem)
@@ -530,7 +530,7 @@ func (g *generator) itemChecks(b *jen.Group, s jen.Code, elem *model.Type, c *mo
 	}
 }
 
-// gotFunc describes a scalar value in a problem: runtime.GotString(x) and
+// gotFunc describes a scalar value in a problem: atpimpl.GotString(x) and
 // so on. nil for a non-scalar.
 func (g *generator) gotFunc(t *model.Type, x jen.Code) jen.Code {
 	ti := g.info(t)
@@ -542,13 +542,13 @@ func (g *generator) gotFunc(t *model.Type, x jen.Code) jen.Code {
 		if ti.named != nil {
 			x = jen.String().Call(x)
 		}
-		return jen.Qual(runtimePath, "GotString").Call(x)
+		return jen.Qual(atpimplPath, "GotString").Call(x)
 	case model.KindInt:
-		return jen.Qual(runtimePath, "GotInt").Call(widen(jen.Int64(), ti, x))
+		return jen.Qual(atpimplPath, "GotInt").Call(widen(jen.Int64(), ti, x))
 	case model.KindUint:
-		return jen.Qual(runtimePath, "GotUint").Call(widen(jen.Uint64(), ti, x))
+		return jen.Qual(atpimplPath, "GotUint").Call(widen(jen.Uint64(), ti, x))
 	case model.KindFloat:
-		return jen.Qual(runtimePath, "GotFloat").Call(widen(jen.Float64(), ti, x))
+		return jen.Qual(atpimplPath, "GotFloat").Call(widen(jen.Float64(), ti, x))
 	case model.KindBool:
 		return jen.Qual("strconv", "FormatBool").Call(jen.Bool().Call(x))
 	}

@@ -178,6 +178,7 @@ func (g *generator) file() ([]byte, error) {
 	f := jen.NewFilePathName(g.pkg.Path, g.pkg.Name)
 	f.HeaderComment(Header)
 	f.ImportName(runtimePath, "runtime")
+	f.ImportName(atpimplPath, "atpimpl")
 	f.ImportName(jsonPath, "json")
 	for _, n := range g.pkg.Named {
 		if n.PkgPath != g.pkg.Path {
@@ -186,9 +187,9 @@ func (g *generator) file() ([]byte, error) {
 	}
 
 	f.Comment("A compile error on the next line means that the atpgen which wrote this file and")
-	f.Comment("the github.com/atpgo/atp/runtime package it is built with do not match: run go")
+	f.Comment("the github.com/atpgo/atp/runtime packages it is built with do not match: run go")
 	f.Comment("generate with the atpgen of your github.com/atpgo/atp version.")
-	f.Const().Id("_").Op("=").Qual(runtimePath, "SupportPackageIsVersion1")
+	f.Const().Id("_").Op("=").Qual(atpimplPath, "SupportPackageIsVersion2")
 
 	// Entries in a fixed order: package functions by tool name, then each
 	// receiver's methods by tool name.

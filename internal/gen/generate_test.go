@@ -40,7 +40,7 @@ func TestGenerateFile(t *testing.T) {
 		t.Errorf("generated file is not gofmt'd (%v)", err)
 	}
 	for _, want := range []string{
-		"const _ = runtime.SupportPackageIsVersion1",
+		"const _ = atpimpl.SupportPackageIsVersion2",
 		"func ATPTools() []*runtime.Tool {",
 		"func (r *Store) ATPTools() []*runtime.Tool {",
 		"var _ func(context.Context, string, int) (string, error) = Greet",
@@ -51,8 +51,8 @@ func TestGenerateFile(t *testing.T) {
 		"return r.Echo(note, count), nil",
 		"return nil, r.Fail(ctx)",
 		"Ping()\n\t\t\t\treturn nil, nil",
-		"func atpDecodeLocation(d *runtime.Decoder, v *Location) {",
-		"func atpDecodeSubPoint(d *runtime.Decoder, v *sub.Point) {",
+		"func atpDecodeLocation(d *atpimpl.Decoder, v *Location) {",
+		"func atpDecodeSubPoint(d *atpimpl.Decoder, v *sub.Point) {",
 		"regexp.MustCompile(`^[A-Z]{2}$`)",
 	} {
 		if !bytes.Contains(f.Content, []byte(want)) {

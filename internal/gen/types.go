@@ -16,6 +16,9 @@ import (
 // Import paths the generated code uses.
 const (
 	runtimePath = "github.com/atpgo/atp/runtime"
+	// atpimplPath is the contract between generated code and the runtime:
+	// the Decoder, the Got functions and the version constant.
+	atpimplPath = "github.com/atpgo/atp/runtime/atpimpl"
 	jsonPath    = "encoding/json"
 )
 
@@ -168,7 +171,7 @@ func canonicalJSON(lit string) string {
 }
 
 // maxListed is how many allowed values a problem lists; past it, the
-// problem says how many there are, as runtime.Decoder.Enum does, so that a
+// problem says how many there are, as atpimpl.Decoder.Enum does, so that a
 // huge enum is not echoed back on every bad call.
 const maxListed = 10
 

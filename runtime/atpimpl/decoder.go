@@ -1,4 +1,4 @@
-package runtime
+package atpimpl
 
 import (
 	"encoding"
@@ -42,10 +42,14 @@ func (d *Decoder) SetCoercion(on bool) { d.coerce = on }
 // that nothing read are checked then to be one JSON object.
 func (d *Decoder) Failed() bool { return d.failed() }
 
-// Err returns the problems as a *ValidationError, or nil when there is none.
-func (d *Decoder) Err() *ValidationError { return d.err() }
+// SetLenientUTF8 turns off the problems about invalid UTF-8: such bytes in
+// a string become U+FFFD, as encoding/json makes them. It is for reading an
+// envelope whose nested values are checked again by their own decoder (a
+// tool request frame and its params).
+func (d *Decoder) SetLenientUTF8(on bool) { d.lenientUTF8 = on }
 
-// Problems returns the problems recorded so far.
+// Problems returns the problems recorded so far. The slice is the caller's:
+// Reset does not reuse it.
 func (d *Decoder) Problems() []Problem { return d.problemList() }
 
 // ---- structure ----

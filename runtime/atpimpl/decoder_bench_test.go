@@ -1,4 +1,4 @@
-package runtime
+package atpimpl
 
 import (
 	"encoding/json"
@@ -33,7 +33,7 @@ func BenchmarkDecoderWeather(b *testing.B) {
 			d.Reset(data)
 			atpDecodeWeatherIn(&d, &v)
 			if d.Failed() {
-				b.Fatal(d.Err())
+				b.Fatal(errOf(&d))
 			}
 		}
 	})
@@ -59,7 +59,7 @@ func BenchmarkDecoderWeather(b *testing.B) {
 			if !d.Failed() {
 				b.Fatal("no problem reported")
 			}
-			_ = d.Err()
+			_ = errOf(&d)
 		}
 	})
 }

@@ -1,4 +1,4 @@
-package runtime
+package atpimpl
 
 import (
 	"math/big"

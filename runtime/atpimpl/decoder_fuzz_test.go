@@ -1,4 +1,4 @@
-package runtime
+package atpimpl
 
 import (
 	"bytes"
@@ -62,14 +62,14 @@ func FuzzDecoderAny(f *testing.F) {
 		d.Reset(in)
 		got := d.Any()
 		failed := d.Failed()
-		if failed != (d.Err() != nil) {
-			t.Fatalf("Failed() = %v, Err() = %v", failed, d.Err())
+		if failed != (errOf(&d) != nil) {
+			t.Fatalf("Failed() = %v, Err() = %v", failed, errOf(&d))
 		}
 
 		// Reset reads empty params and null as {}.
 		if trimmed := bytes.Trim(in, " \t\r\n"); len(trimmed) == 0 || string(trimmed) == "null" {
 			if failed || !reflect.DeepEqual(got, map[string]any{}) {
-				t.Fatalf("empty or null params: got %#v, %v", got, d.Err())
+				t.Fatalf("empty or null params: got %#v, %v", got, errOf(&d))
 			}
 			return
 		}
@@ -77,14 +77,14 @@ func FuzzDecoderAny(f *testing.F) {
 			if !failed {
 				t.Fatalf("invalid JSON accepted: got %#v", got)
 			}
-			if msg := d.Err().Problems[0].Message; !strings.HasPrefix(msg, "invalid JSON: ") || len(d.Err().Problems) != 1 {
-				t.Fatalf("invalid JSON reported as %v", d.Err())
+			if msg := errOf(&d).Problems[0].Message; !strings.HasPrefix(msg, "invalid JSON: ") || len(errOf(&d).Problems) != 1 {
+				t.Fatalf("invalid JSON reported as %v", errOf(&d))
 			}
 			return
 		}
 		if jsonDepth(in) > maxDepth {
-			if !failed || !strings.Contains(d.Err().Error(), "nested deeper than 1000 levels") {
-				t.Fatalf("too deep input: %v", d.Err())
+			if !failed || !strings.Contains(errOf(&d).Error(), "nested deeper than 1000 levels") {
+				t.Fatalf("too deep input: %v", errOf(&d))
 			}
 			return
 		}
@@ -95,14 +95,14 @@ func FuzzDecoderAny(f *testing.F) {
 				t.Fatalf("invalid UTF-8 accepted: got %#v", got)
 			}
 			found := false
-			for _, p := range d.Err().Problems {
+			for _, p := range errOf(&d).Problems {
 				found = found || p.Message == invalidUTF8String || p.Message == invalidUTF8Key
 				if strings.HasPrefix(p.Message, "invalid JSON") {
-					t.Fatalf("invalid UTF-8 reported as a syntax error: %v", d.Err())
+					t.Fatalf("invalid UTF-8 reported as a syntax error: %v", errOf(&d))
 				}
 			}
 			if !found {
-				t.Fatalf("invalid UTF-8 not reported: %v", d.Err())
+				t.Fatalf("invalid UTF-8 not reported: %v", errOf(&d))
 			}
 			return
 		}
@@ -115,7 +115,7 @@ func FuzzDecoderAny(f *testing.F) {
 			return
 		}
 		if failed {
-			t.Fatalf("valid JSON rejected: %v", d.Err())
+			t.Fatalf("valid JSON rejected: %v", errOf(&d))
 		}
 		if !reflect.DeepEqual(got, want) {
 			t.Fatalf("got %#v, want %#v", got, want)
@@ -138,7 +138,7 @@ func FuzzDecoderWeather(f *testing.F) {
 		var v weatherIn
 		atpDecodeWeatherIn(&d, &v)
 		if d.Failed() {
-			for _, p := range d.Err().Problems {
+			for _, p := range errOf(&d).Problems {
 				if p.Message == "" || strings.Contains(p.Message, "internal error") {
 					t.Fatalf("bad problem %q", p)
 				}

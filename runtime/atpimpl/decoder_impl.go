@@ -1,4 +1,4 @@
-package runtime
+package atpimpl
 
 import (
 	"encoding"
@@ -126,7 +126,7 @@ func (d *decoderState) reset(data []byte) {
 	if cap(buf) > maxPooledScratch {
 		buf = nil
 	}
-	// problems is dropped, not truncated: a ValidationError returned by Err
+	// problems is dropped, not truncated: a slice returned by Problems
 	// shares its array.
 	*d = decoderState{data: data, frames: frames[:0], keyBuf: keyBuf, buf: buf}
 }
@@ -134,14 +134,6 @@ func (d *decoderState) reset(data []byte) {
 func (d *decoderState) failed() bool {
 	d.finish()
 	return len(d.problems) > 0 || d.syntax != nil
-}
-
-func (d *decoderState) err() *ValidationError {
-	ps := d.problemList()
-	if len(ps) == 0 {
-		return nil
-	}
-	return &ValidationError{Problems: ps}
 }
 
 func (d *decoderState) problemList() []Problem {

@@ -1,4 +1,4 @@
-package runtime
+package atpimpl
 
 import (
 	"encoding/json"
@@ -137,7 +137,8 @@ const weatherJSON = `{"location":{"city":"Paris","country":"FR"},"days":3,"units
 // ---- helpers ----
 
 // decode runs fn over input with a fresh Decoder and returns the problems
-// Err reports (checking that Failed, Err and Problems agree).
+// Problems reports (checking that Failed and Problems agree, and that
+// Problems answers the same twice).
 func decode(t *testing.T, input string, coerce bool, fn func(d *Decoder)) []Problem {
 	t.Helper()
 	var d Decoder
@@ -145,18 +146,18 @@ func decode(t *testing.T, input string, coerce bool, fn func(d *Decoder)) []Prob
 	d.SetCoercion(coerce)
 	fn(&d)
 	failed := d.Failed()
-	err := d.Err()
+	err := errOf(&d)
 	if failed != (err != nil) {
-		t.Fatalf("%s: Failed() = %v but Err() = %v", input, failed, err)
+		t.Fatalf("%s: Failed() = %v but Problems() = %v", input, failed, err)
 	}
 	if err == nil {
 		if len(d.Problems()) != 0 {
-			t.Fatalf("%s: Err() is nil but Problems() = %v", input, d.Problems())
+			t.Fatalf("%s: no problems but Problems() = %v", input, d.Problems())
 		}
 		return nil
 	}
 	if !reflect.DeepEqual(err.Problems, d.Problems()) {
-		t.Fatalf("%s: Err().Problems = %v, Problems() = %v", input, err.Problems, d.Problems())
+		t.Fatalf("%s: Problems() = %v, then %v", input, err.Problems, d.Problems())
 	}
 	return err.Problems
 }
@@ -197,7 +198,7 @@ func TestDecoderWeatherValid(t *testing.T) {
 	var v weatherIn
 	atpDecodeWeatherIn(&d, &v)
 	if d.Failed() {
-		t.Fatalf("unexpected problems: %v", d.Err())
+		t.Fatalf("unexpected problems: %v", errOf(&d))
 	}
 	since := time.Date(2026, 11, 21, 5, 0, 0, 0, time.UTC)
 	want := weatherIn{Location: weatherLocation{"Paris", "FR"}, Days: 3, Units: "celsius", Tags: []string{"a", "b"}, Since: &since}
@@ -298,10 +299,17 @@ func TestDecoderProblemString(t *testing.T) {
 	d.Reset([]byte(`{"days":"three"}`))
 	var v weatherIn
 	atpDecodeWeatherIn(&d, &v)
-	err := d.Err()
-	want := `invalid params: days: expected integer, got "three"; location: missing required field (expected object)`
-	if err == nil || err.Error() != want {
-		t.Fatalf("Err() = %v, want %s", err, want)
+	var got []string
+	for _, p := range d.Problems() {
+		got = append(got, p.String())
+	}
+	want := []string{`days: expected integer, got "three"`, `location: missing required field (expected object)`}
+	if !slices.Equal(got, want) {
+		t.Fatalf("problems = %q, want %q", got, want)
+	}
+	root := Problem{Message: "expected object, got array"}
+	if got, want := root.String(), "params: expected object, got array"; got != want {
+		t.Fatalf("root problem = %q, want %q", got, want)
 	}
 }
 
@@ -1083,7 +1091,7 @@ func TestDecoderProblemCap(t *testing.T) {
 	}
 }
 
-// ---- Failed, Err and Reset ----
+// ---- Failed, Problems and Reset ----
 
 func TestDecoderFailedIsIdempotent(t *testing.T) {
 	var d Decoder
@@ -1096,8 +1104,8 @@ func TestDecoderFailedIsIdempotent(t *testing.T) {
 		}
 	}
 	want := p("", "invalid JSON: invalid character 'x' after top-level value at offset 12")
-	checkProblems(t, "first Err", d.Err().Problems, want)
-	checkProblems(t, "second Err", d.Err().Problems, want)
+	checkProblems(t, "first Problems", errOf(&d).Problems, want)
+	checkProblems(t, "second Problems", errOf(&d).Problems, want)
 }
 
 func TestDecoderUnreadParams(t *testing.T) {
@@ -1128,7 +1136,7 @@ func TestDecoderReset(t *testing.T) {
 	if !d.Failed() {
 		t.Fatal("Failed() = false")
 	}
-	err := d.Err()
+	err := errOf(&d)
 	saved := fmt.Sprint(err.Problems)
 
 	// Abandon a decode half way, as a panic would.
@@ -1143,8 +1151,8 @@ func TestDecoderReset(t *testing.T) {
 	d.Reset([]byte(weatherJSON))
 	v = weatherIn{}
 	atpDecodeWeatherIn(&d, &v)
-	if d.Failed() || d.Err() != nil || len(d.Problems()) != 0 {
-		t.Fatalf("state leaked through Reset: %v", d.Err())
+	if d.Failed() || errOf(&d) != nil || len(d.Problems()) != 0 {
+		t.Fatalf("state leaked through Reset: %v", errOf(&d))
 	}
 	if v.Days != 3 || v.Location.City != "Paris" {
 		t.Fatalf("decoded %+v", v)
@@ -1176,7 +1184,7 @@ func TestDecoderReset(t *testing.T) {
 func TestDecoderZeroValue(t *testing.T) {
 	var d Decoder // never Reset: behaves as empty params
 	if !d.Object() || d.Next() || d.Failed() {
-		t.Fatalf("zero Decoder: %v", d.Err())
+		t.Fatalf("zero Decoder: %v", errOf(&d))
 	}
 }
 
@@ -1370,7 +1378,7 @@ func TestDecoderRandomCallsNeverPanic(t *testing.T) {
 		func(d *Decoder) { var c color; d.UnmarshalText(&c, "color") }, func(d *Decoder) { d.Unknown("a") },
 		func(d *Decoder) { d.Duplicate() }, func(d *Decoder) { d.Missing("m", "string") },
 		func(d *Decoder) { d.Fail("x", "y") }, func(d *Decoder) { _ = d.Key() },
-		func(d *Decoder) { d.Failed() }, func(d *Decoder) { d.Err() }, func(d *Decoder) { d.Problems() },
+		func(d *Decoder) { d.Failed() }, func(d *Decoder) { errOf(d) }, func(d *Decoder) { d.Problems() },
 		func(d *Decoder) { d.SetCoercion(true) }, func(d *Decoder) { d.Format("x", "date") },
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -1381,7 +1389,7 @@ func TestDecoderRandomCallsNeverPanic(t *testing.T) {
 			ops[rng.IntN(len(ops))](&d)
 		}
 		d.Failed()
-		d.Err()
+		errOf(&d)
 	}
 }
 
@@ -1434,11 +1442,32 @@ func TestMultipleOfIsExactOnDecimals(t *testing.T) {
 			}
 		}
 		got := ""
-		if err := d.Err(); err != nil {
+		if err := errOf(&d); err != nil {
 			got = err.Problems[0].String()
 		}
 		if got != c.want {
 			t.Errorf("%s multipleOf %s: got %q, want %q", c.params, c.m, got, c.want)
 		}
 	}
+}
+
+// problemsError is what package runtime makes of a Decoder's problems, for
+// tests that check or print them as one error.
+type problemsError struct{ Problems []Problem }
+
+func (e *problemsError) Error() string {
+	parts := make([]string, len(e.Problems))
+	for i, p := range e.Problems {
+		parts[i] = p.String()
+	}
+	return "invalid params: " + strings.Join(parts, "; ")
+}
+
+// errOf returns d's problems as one error, nil when there are none.
+func errOf(d *Decoder) *problemsError {
+	ps := d.Problems()
+	if len(ps) == 0 {
+		return nil
+	}
+	return &problemsError{Problems: ps}
 }

@@ -6,13 +6,14 @@ import (
 	"context"
 	"encoding/json"
 	"github.com/atpgo/atp/runtime"
+	"github.com/atpgo/atp/runtime/atpimpl"
 	"time"
 )
 
 // A compile error on the next line means that the atpgen which wrote this file and
-// the github.com/atpgo/atp/runtime package it is built with do not match: run go
+// the github.com/atpgo/atp/runtime packages it is built with do not match: run go
 // generate with the atpgen of your github.com/atpgo/atp version.
-const _ = runtime.SupportPackageIsVersion1
+const _ = atpimpl.SupportPackageIsVersion2
 
 // If this line fails to compile, the signature of GetForecast changed after atpgen ran: run go generate.
 var _ func(context.Context, WeatherIn) (Forecast, error) = GetForecast
@@ -28,7 +29,7 @@ func ATPTools() []*runtime.Tool {
 			InputSchema:    json.RawMessage(atpGetForecastInputSchema),
 			OutputSchema:   json.RawMessage(atpGetForecastOutputSchema),
 			Hints:          runtime.Hints{ReadOnly: true, Idempotent: true},
-			Run: func(ctx context.Context, call *runtime.Call, d *runtime.Decoder) (any, error) {
+			Run: func(ctx context.Context, call *runtime.Call, d *atpimpl.Decoder) (any, error) {
 				var in WeatherIn
 				atpDecodeWeatherIn(d, &in)
 				if d.Failed() {
@@ -118,7 +119,7 @@ const atpGetForecastOutputSchema = `{
 }`
 
 // atpDecodeLocation reads a Location object from d into v, recording every problem in d.
-func atpDecodeLocation(d *runtime.Decoder, v *Location) {
+func atpDecodeLocation(d *atpimpl.Decoder, v *Location) {
 	if !d.Object() {
 		return
 	}
@@ -149,7 +150,7 @@ func atpDecodeLocation(d *runtime.Decoder, v *Location) {
 }
 
 // atpDecodeWeatherIn reads a WeatherIn object from d into v, recording every problem in d.
-func atpDecodeWeatherIn(d *runtime.Decoder, v *WeatherIn) {
+func atpDecodeWeatherIn(d *atpimpl.Decoder, v *WeatherIn) {
 	if !d.Object() {
 		return
 	}

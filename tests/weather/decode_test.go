@@ -12,7 +12,7 @@ import (
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
-	"github.com/atpgo/atp/runtime"
+	"github.com/atpgo/atp/runtime/atpimpl"
 )
 
 // reference is the valid 5-field input that the README's side-by-side
@@ -46,13 +46,13 @@ func compileSchema(tb testing.TB) *jsonschema.Schema {
 func BenchmarkDecode(b *testing.B) {
 	b.Run("generated", func(b *testing.B) {
 		b.ReportAllocs()
-		var d runtime.Decoder
+		var d atpimpl.Decoder
 		for b.Loop() {
 			var in WeatherIn
 			d.Reset(reference)
 			atpDecodeWeatherIn(&d, &in)
 			if d.Failed() {
-				b.Fatal(d.Err())
+				b.Fatal(d.Problems())
 			}
 		}
 	})
@@ -115,7 +115,7 @@ func FuzzDecode(f *testing.F) {
 	}
 	sch := compileSchema(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
-		var d runtime.Decoder
+		var d atpimpl.Decoder
 		var got WeatherIn
 		d.Reset(data)
 		atpDecodeWeatherIn(&d, &got)

@@ -6,15 +6,16 @@ import (
 	"context"
 	"encoding/json"
 	"github.com/atpgo/atp/runtime"
+	"github.com/atpgo/atp/runtime/atpimpl"
 	"regexp"
 	"slices"
 	"time"
 )
 
 // A compile error on the next line means that the atpgen which wrote this file and
-// the github.com/atpgo/atp/runtime package it is built with do not match: run go
+// the github.com/atpgo/atp/runtime packages it is built with do not match: run go
 // generate with the atpgen of your github.com/atpgo/atp version.
-const _ = runtime.SupportPackageIsVersion1
+const _ = atpimpl.SupportPackageIsVersion2
 
 // If this line fails to compile, the signature of Greet changed after atpgen ran: run go generate.
 var _ func(string, int, *bool) string = Greet
@@ -41,7 +42,7 @@ func ATPTools() []*runtime.Tool {
 			RequiredParams: []string{"name", "times"},
 			InputSchema:    json.RawMessage(atpGreetInputSchema),
 			OutputSchema:   json.RawMessage(atpGreetOutputSchema),
-			Run: func(ctx context.Context, call *runtime.Call, d *runtime.Decoder) (any, error) {
+			Run: func(ctx context.Context, call *runtime.Call, d *atpimpl.Decoder) (any, error) {
 				var (
 					name  string
 					times int
@@ -66,10 +67,10 @@ func ATPTools() []*runtime.Tool {
 							seen[1] = true
 							times = int(d.Int(0))
 							if times < 1 {
-								d.Fail("integer >= 1", runtime.GotInt(int64(times)))
+								d.Fail("integer >= 1", atpimpl.GotInt(int64(times)))
 							}
 							if times > 3 {
-								d.Fail("integer <= 3", runtime.GotInt(int64(times)))
+								d.Fail("integer <= 3", atpimpl.GotInt(int64(times)))
 							}
 						case "loud":
 							if seen[2] {
@@ -105,7 +106,7 @@ func ATPTools() []*runtime.Tool {
 			Description: "Guess takes the ambiguous shapes.",
 			Params:      []string{"ratio", "extra", "offset", "stamp", "two"},
 			InputSchema: json.RawMessage(atpGuessInputSchema),
-			Run: func(ctx context.Context, call *runtime.Call, d *runtime.Decoder) (any, error) {
+			Run: func(ctx context.Context, call *runtime.Call, d *atpimpl.Decoder) (any, error) {
 				var in Ambiguous
 				atpDecodeAmbiguous(d, &in)
 				if d.Failed() {
@@ -122,7 +123,7 @@ func ATPTools() []*runtime.Tool {
 			Params:         []string{"tier", "level", "region", "grade", "color", "small", "count", "share", "ok", "when", "wait", "blob", "tags", "triple", "labels", "home", "tree", "extra", "raw", "nullable", "nested"},
 			RequiredParams: []string{"tier", "level", "region", "grade", "color", "small", "count", "share", "ok", "when", "wait", "blob", "tags", "triple", "labels", "home", "tree", "extra", "raw", "nullable", "nested"},
 			InputSchema:    json.RawMessage(atpNeedInputSchema),
-			Run: func(ctx context.Context, call *runtime.Call, d *runtime.Decoder) (any, error) {
+			Run: func(ctx context.Context, call *runtime.Call, d *atpimpl.Decoder) (any, error) {
 				var in Needs
 				atpDecodeNeeds(d, &in)
 				if d.Failed() {
@@ -137,7 +138,7 @@ func ATPTools() []*runtime.Tool {
 			Name:        "ping",
 			Description: "Ping takes nothing.",
 			InputSchema: json.RawMessage(atpPingInputSchema),
-			Run: func(ctx context.Context, call *runtime.Call, d *runtime.Decoder) (any, error) {
+			Run: func(ctx context.Context, call *runtime.Call, d *atpimpl.Decoder) (any, error) {
 				// The tool takes no params: any member is unknown.
 				if d.Object() {
 					for d.Next() {
@@ -159,7 +160,7 @@ func ATPTools() []*runtime.Tool {
 			RequiredParams: []string{"name", "home"},
 			InputSchema:    json.RawMessage(atpTakeInputSchema),
 			OutputSchema:   json.RawMessage(atpTakeOutputSchema),
-			Run: func(ctx context.Context, call *runtime.Call, d *runtime.Decoder) (any, error) {
+			Run: func(ctx context.Context, call *runtime.Call, d *atpimpl.Decoder) (any, error) {
 				var in Everything
 				atpDecodeEverything(d, &in)
 				if d.Failed() {
@@ -833,7 +834,7 @@ const atpTakeOutputSchema = `{
 }`
 
 // atpDecodeAddress reads a Address object from d into v, recording every problem in d.
-func atpDecodeAddress(d *runtime.Decoder, v *Address) {
+func atpDecodeAddress(d *atpimpl.Decoder, v *Address) {
 	if !d.Object() {
 		return
 	}
@@ -875,7 +876,7 @@ func atpDecodeAddress(d *runtime.Decoder, v *Address) {
 }
 
 // atpDecodeAmbiguous reads a Ambiguous object from d into v, recording every problem in d.
-func atpDecodeAmbiguous(d *runtime.Decoder, v *Ambiguous) {
+func atpDecodeAmbiguous(d *atpimpl.Decoder, v *Ambiguous) {
 	if !d.Object() {
 		return
 	}
@@ -904,7 +905,7 @@ func atpDecodeAmbiguous(d *runtime.Decoder, v *Ambiguous) {
 			seen[2] = true
 			v.Offset = int(d.Int(0))
 			if v.Offset < 0 {
-				d.Fail("integer >= 0", runtime.GotInt(int64(v.Offset)))
+				d.Fail("integer >= 0", atpimpl.GotInt(int64(v.Offset)))
 			}
 		case "stamp":
 			if seen[3] {
@@ -936,7 +937,7 @@ func atpDecodeAmbiguous(d *runtime.Decoder, v *Ambiguous) {
 }
 
 // atpDecodeEverything reads a Everything object from d into v, recording every problem in d.
-func atpDecodeEverything(d *runtime.Decoder, v *Everything) {
+func atpDecodeEverything(d *atpimpl.Decoder, v *Everything) {
 	if !d.Object() {
 		return
 	}
@@ -994,7 +995,7 @@ func atpDecodeEverything(d *runtime.Decoder, v *Everything) {
 			switch v.Level {
 			case 1, 2:
 			default:
-				d.Fail("one of 1, 2", runtime.GotInt(int64(v.Level)))
+				d.Fail("one of 1, 2", atpimpl.GotInt(int64(v.Level)))
 			}
 		case "region":
 			if seen[6] {
@@ -1014,7 +1015,7 @@ func atpDecodeEverything(d *runtime.Decoder, v *Everything) {
 			switch v.Grade {
 			case 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11:
 			default:
-				d.Fail("one of 11 values", runtime.GotInt(int64(v.Grade)))
+				d.Fail("one of 11 values", atpimpl.GotInt(int64(v.Grade)))
 			}
 		case "small":
 			if seen[8] {
@@ -1031,7 +1032,7 @@ func atpDecodeEverything(d *runtime.Decoder, v *Everything) {
 			seen[9] = true
 			v.Short = int16(d.Int(16))
 			if v.Short < 0 {
-				d.Fail("integer >= 0", runtime.GotInt(int64(v.Short)))
+				d.Fail("integer >= 0", atpimpl.GotInt(int64(v.Short)))
 			}
 		case "byte":
 			if seen[10] {
@@ -1055,10 +1056,10 @@ func atpDecodeEverything(d *runtime.Decoder, v *Everything) {
 			seen[12] = true
 			v.Page = int(d.Int(0))
 			if v.Page < 1 {
-				d.Fail("integer >= 1", runtime.GotInt(int64(v.Page)))
+				d.Fail("integer >= 1", atpimpl.GotInt(int64(v.Page)))
 			}
 			if v.Page > 100 {
-				d.Fail("integer <= 100", runtime.GotInt(int64(v.Page)))
+				d.Fail("integer <= 100", atpimpl.GotInt(int64(v.Page)))
 			}
 		case "odd":
 			if seen[13] {
@@ -1068,10 +1069,10 @@ func atpDecodeEverything(d *runtime.Decoder, v *Everything) {
 			seen[13] = true
 			v.Odd = int32(d.Int(32))
 			if v.Odd <= 0 {
-				d.Fail("integer > 0", runtime.GotInt(int64(v.Odd)))
+				d.Fail("integer > 0", atpimpl.GotInt(int64(v.Odd)))
 			}
 			if v.Odd >= 10 {
-				d.Fail("integer < 10", runtime.GotInt(int64(v.Odd)))
+				d.Fail("integer < 10", atpimpl.GotInt(int64(v.Odd)))
 			}
 		case "step":
 			if seen[14] {
@@ -1081,7 +1082,7 @@ func atpDecodeEverything(d *runtime.Decoder, v *Everything) {
 			seen[14] = true
 			v.Step = int(d.Int(0))
 			if v.Step%5 != 0 {
-				d.Fail("multiple of 5", runtime.GotInt(int64(v.Step)))
+				d.Fail("multiple of 5", atpimpl.GotInt(int64(v.Step)))
 			}
 		case "half":
 			if seen[15] {
@@ -1185,7 +1186,7 @@ func atpDecodeEverything(d *runtime.Decoder, v *Everything) {
 					// uniqueItems: the arrays LLMs send are short, so a quadratic scan beats a map.
 					for j, x := range s {
 						if slices.Contains(s[:j], x) {
-							d.Fail("array of unique items", "repeated item "+runtime.GotString(x))
+							d.Fail("array of unique items", "repeated item "+atpimpl.GotString(x))
 							break
 						}
 					}
@@ -1208,7 +1209,7 @@ func atpDecodeEverything(d *runtime.Decoder, v *Everything) {
 					// uniqueItems: the arrays LLMs send are short, so a quadratic scan beats a map.
 					for j, x := range s {
 						if slices.Contains(s[:j], x) {
-							d.Fail("array of unique items", "repeated item "+runtime.GotInt(int64(x)))
+							d.Fail("array of unique items", "repeated item "+atpimpl.GotInt(int64(x)))
 							break
 						}
 					}
@@ -1231,7 +1232,7 @@ func atpDecodeEverything(d *runtime.Decoder, v *Everything) {
 					i++
 				}
 				if i != 3 {
-					d.Fail("array of exactly 3 items", runtime.GotInt(int64(i)))
+					d.Fail("array of exactly 3 items", atpimpl.GotInt(int64(i)))
 				}
 			}
 		case "pair":
@@ -1252,13 +1253,13 @@ func atpDecodeEverything(d *runtime.Decoder, v *Everything) {
 					i++
 				}
 				if i != 2 {
-					d.Fail("array of exactly 2 items", runtime.GotInt(int64(i)))
+					d.Fail("array of exactly 2 items", atpimpl.GotInt(int64(i)))
 				}
 				if len(d.Problems()) == problems {
 					// uniqueItems: the arrays LLMs send are short, so a quadratic scan beats a map.
 					for j, x := range v.Pair[:] {
 						if slices.Contains(v.Pair[:][:j], x) {
-							d.Fail("array of unique items", "repeated item "+runtime.GotString(x))
+							d.Fail("array of unique items", "repeated item "+atpimpl.GotString(x))
 							break
 						}
 					}
@@ -1277,7 +1278,7 @@ func atpDecodeEverything(d *runtime.Decoder, v *Everything) {
 					switch e {
 					case 1, 2:
 					default:
-						d.Fail("one of 1, 2", runtime.GotInt(int64(e)))
+						d.Fail("one of 1, 2", atpimpl.GotInt(int64(e)))
 					}
 					s = append(s, e)
 				}
@@ -1410,7 +1411,7 @@ func atpDecodeEverything(d *runtime.Decoder, v *Everything) {
 }
 
 // atpDecodeNeeds reads a Needs object from d into v, recording every problem in d.
-func atpDecodeNeeds(d *runtime.Decoder, v *Needs) {
+func atpDecodeNeeds(d *atpimpl.Decoder, v *Needs) {
 	if !d.Object() {
 		return
 	}
@@ -1435,7 +1436,7 @@ func atpDecodeNeeds(d *runtime.Decoder, v *Needs) {
 			switch v.Level {
 			case 1, 2:
 			default:
-				d.Fail("one of 1, 2", runtime.GotInt(int64(v.Level)))
+				d.Fail("one of 1, 2", atpimpl.GotInt(int64(v.Level)))
 			}
 		case "region":
 			if seen[2] {
@@ -1455,7 +1456,7 @@ func atpDecodeNeeds(d *runtime.Decoder, v *Needs) {
 			switch v.Grade {
 			case 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11:
 			default:
-				d.Fail("one of 11 values", runtime.GotInt(int64(v.Grade)))
+				d.Fail("one of 11 values", atpimpl.GotInt(int64(v.Grade)))
 			}
 		case "color":
 			if seen[4] {
@@ -1544,7 +1545,7 @@ func atpDecodeNeeds(d *runtime.Decoder, v *Needs) {
 					i++
 				}
 				if i != 3 {
-					d.Fail("array of exactly 3 items", runtime.GotInt(int64(i)))
+					d.Fail("array of exactly 3 items", atpimpl.GotInt(int64(i)))
 				}
 			}
 		case "labels":
@@ -1700,7 +1701,7 @@ func atpDecodeNeeds(d *runtime.Decoder, v *Needs) {
 }
 
 // atpDecodeNode reads a Node object from d into v, recording every problem in d.
-func atpDecodeNode(d *runtime.Decoder, v *Node) {
+func atpDecodeNode(d *atpimpl.Decoder, v *Node) {
 	if !d.Object() {
 		return
 	}
