@@ -248,7 +248,7 @@ const atpClientGetContactsOutputSchema = `{
   }
 }`
 
-// atpDecodeAddress reads a Address object from d into v, recording every problem in d.
+// atpDecodeAddress reads an object of type Address from d into v, recording every problem in d.
 func atpDecodeAddress(d *atpimpl.Decoder, v *Address) {
 	if !d.Object() {
 		return
@@ -257,25 +257,19 @@ func atpDecodeAddress(d *atpimpl.Decoder, v *Address) {
 	for d.Next() {
 		switch string(d.Key()) {
 		case "street":
-			if seen[0] {
-				d.Duplicate()
+			if d.Repeated(&seen[0]) {
 				continue
 			}
-			seen[0] = true
 			v.Street = d.String()
 		case "city":
-			if seen[1] {
-				d.Duplicate()
+			if d.Repeated(&seen[1]) {
 				continue
 			}
-			seen[1] = true
 			v.City = d.String()
 		case "country":
-			if seen[2] {
-				d.Duplicate()
+			if d.Repeated(&seen[2]) {
 				continue
 			}
-			seen[2] = true
 			v.Country = d.String()
 			d.Pattern(v.Country, atpPattern1, `^[A-Z]{2}$`)
 		default:
@@ -290,7 +284,7 @@ func atpDecodeAddress(d *atpimpl.Decoder, v *Address) {
 	}
 }
 
-// atpDecodeCompanyInput reads a CompanyInput object from d into v, recording every problem in d.
+// atpDecodeCompanyInput reads an object of type CompanyInput from d into v, recording every problem in d.
 func atpDecodeCompanyInput(d *atpimpl.Decoder, v *CompanyInput) {
 	if !d.Object() {
 		return
@@ -299,46 +293,36 @@ func atpDecodeCompanyInput(d *atpimpl.Decoder, v *CompanyInput) {
 	for d.Next() {
 		switch string(d.Key()) {
 		case "name":
-			if seen[0] {
-				d.Duplicate()
+			if d.Repeated(&seen[0]) {
 				continue
 			}
-			seen[0] = true
 			v.Name = d.String()
 			d.MinLength(v.Name, 1)
 			d.MaxLength(v.Name, 200)
 		case "domain":
-			if seen[1] {
-				d.Duplicate()
+			if d.Repeated(&seen[1]) {
 				continue
 			}
-			seen[1] = true
 			v.Domain = d.String()
 			d.Format(v.Domain, "hostname")
 		case "industry":
-			if seen[2] {
-				d.Duplicate()
+			if d.Repeated(&seen[2]) {
 				continue
 			}
-			seen[2] = true
 			v.Industry = Industry(d.String())
 			d.Enum(string(v.Industry), "software", "finance", "healthcare", "retail")
 		case "employees":
-			if seen[3] {
-				d.Duplicate()
+			if d.Repeated(&seen[3]) {
 				continue
 			}
-			seen[3] = true
 			v.Employees = int(d.Int(0))
 			if v.Employees < 0 {
 				d.Fail("integer >= 0", atpimpl.GotInt(int64(v.Employees)))
 			}
 		case "tags":
-			if seen[4] {
-				d.Duplicate()
+			if d.Repeated(&seen[4]) {
 				continue
 			}
-			seen[4] = true
 			if d.Array() {
 				s := make([]string, 0)
 				for d.NextItem() {
@@ -348,11 +332,9 @@ func atpDecodeCompanyInput(d *atpimpl.Decoder, v *CompanyInput) {
 				d.MaxItems(len(s), 10)
 			}
 		case "address":
-			if seen[5] {
-				d.Duplicate()
+			if d.Repeated(&seen[5]) {
 				continue
 			}
-			seen[5] = true
 			if !d.Null() {
 				p := new(Address)
 				atpDecodeAddress(d, p)
@@ -367,7 +349,7 @@ func atpDecodeCompanyInput(d *atpimpl.Decoder, v *CompanyInput) {
 	}
 }
 
-// atpDecodeContactQuery reads a ContactQuery object from d into v, recording every problem in d.
+// atpDecodeContactQuery reads an object of type ContactQuery from d into v, recording every problem in d.
 func atpDecodeContactQuery(d *atpimpl.Decoder, v *ContactQuery) {
 	if !d.Object() {
 		return
@@ -376,18 +358,14 @@ func atpDecodeContactQuery(d *atpimpl.Decoder, v *ContactQuery) {
 	for d.Next() {
 		switch string(d.Key()) {
 		case "company_id":
-			if seen[0] {
-				d.Duplicate()
+			if d.Repeated(&seen[0]) {
 				continue
 			}
-			seen[0] = true
 			v.CompanyID = d.String()
 		case "limit":
-			if seen[1] {
-				d.Duplicate()
+			if d.Repeated(&seen[1]) {
 				continue
 			}
-			seen[1] = true
 			v.Limit = int(d.Int(0))
 			if v.Limit < 1 {
 				d.Fail("integer >= 1", atpimpl.GotInt(int64(v.Limit)))
@@ -396,11 +374,9 @@ func atpDecodeContactQuery(d *atpimpl.Decoder, v *ContactQuery) {
 				d.Fail("integer <= 100", atpimpl.GotInt(int64(v.Limit)))
 			}
 		case "since":
-			if seen[2] {
-				d.Duplicate()
+			if d.Repeated(&seen[2]) {
 				continue
 			}
-			seen[2] = true
 			if !d.Null() {
 				p := new(time.Time)
 				*p = d.Time()

@@ -41,18 +41,14 @@ func ATPTools() []*runtime.Tool {
 					for d.Next() {
 						switch string(d.Key()) {
 						case "a":
-							if seen[0] {
-								d.Duplicate()
+							if d.Repeated(&seen[0]) {
 								continue
 							}
-							seen[0] = true
 							a = d.Float(64)
 						case "b":
-							if seen[1] {
-								d.Duplicate()
+							if d.Repeated(&seen[1]) {
 								continue
 							}
-							seen[1] = true
 							b = d.Float(64)
 						default:
 							d.Unknown("a, b")
@@ -90,18 +86,14 @@ func ATPTools() []*runtime.Tool {
 					for d.Next() {
 						switch string(d.Key()) {
 						case "name":
-							if seen[0] {
-								d.Duplicate()
+							if d.Repeated(&seen[0]) {
 								continue
 							}
-							seen[0] = true
 							name = d.String()
 						case "times":
-							if seen[1] {
-								d.Duplicate()
+							if d.Repeated(&seen[1]) {
 								continue
 							}
-							seen[1] = true
 							times = int(d.Int(0))
 							if times < 1 {
 								d.Fail("integer >= 1", atpimpl.GotInt(int64(times)))

@@ -211,11 +211,11 @@ func (g *generator) decodeFunc(n *model.Named) jen.Code {
 	name := g.funcNames[n.ID]
 	typ := jen.Qual(n.PkgPath, n.Name)
 	self := place{expr: jen.Op("*").Id("v"), ptr: jen.Id("v")}
-	what := "value"
+	what := "a value"
 	if n.Underlying.Kind == model.KindStruct {
-		what = "object"
+		what = "an object"
 	}
-	return jen.Comment(fmt.Sprintf("%s reads a %s %s from d into v, recording every problem in d.", name, n.Name, what)).Line().
+	return jen.Comment(fmt.Sprintf("%s reads %s of type %s from d into v, recording every problem in d.", name, what, n.Name)).Line().
 		Func().Id(name).Params(jen.Id("d").Op("*").Qual(atpimplPath, "Decoder"), jen.Id("v").Op("*").Add(typ)).BlockFunc(func(b *jen.Group) {
 		if n.Underlying.Kind == model.KindStruct {
 			g.objectBlock(b, n.Underlying.Fields, nil, &self, 0, true)
@@ -284,8 +284,7 @@ func (g *generator) objectBlock(b *jen.Group, fields []*model.Field, at func(int
 			jen.Switch(jen.String().Call(dcall("Key"))).BlockFunc(func(sw *jen.Group) {
 				for i, f := range fields {
 					sw.Case(jen.Lit(f.JSONName)).BlockFunc(func(cb *jen.Group) {
-						cb.If(jen.Id(seen).Index(jen.Lit(i))).Block(dcall("Duplicate"), jen.Continue())
-						cb.Id(seen).Index(jen.Lit(i)).Op("=").True()
+						cb.If(dcall("Repeated", jen.Op("&").Id(seen).Index(jen.Lit(i)))).Block(jen.Continue())
 						embedAllocs(cb, f)
 						g.decode(cb, at(i, f), f.Type, &f.Constraints, depth)
 					})

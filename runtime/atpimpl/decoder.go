@@ -145,6 +145,20 @@ func (d *Decoder) Unknown(allowed string) { d.unknown(allowed) }
 // same object, and skips its value.
 func (d *Decoder) Duplicate() { d.duplicate() }
 
+// Repeated is the duplicate check of a known field: seen is the field's
+// flag in the object being read. The first time, it sets *seen and returns
+// false, and the caller reads the value; after that it records the
+// duplicate, skips the value and returns true. Generated code writes one
+// line per field: if d.Repeated(&seen[i]) { continue }.
+func (d *Decoder) Repeated(seen *bool) bool {
+	if *seen {
+		d.duplicate()
+		return true
+	}
+	*seen = true
+	return false
+}
+
 // Missing records, after an object's closing brace, that its required field
 // name is absent; expected describes the value the field wants ("integer").
 func (d *Decoder) Missing(name, expected string) { d.missing(name, expected) }

@@ -42,36 +42,28 @@ func atpDecodeWeatherIn(d *Decoder, v *weatherIn) {
 	for d.Next() {
 		switch string(d.Key()) {
 		case "location":
-			if seen[0] {
-				d.Duplicate()
+			if d.Repeated(&seen[0]) {
 				continue
 			}
-			seen[0] = true
 			atpDecodeWeatherLocation(d, &v.Location)
 		case "days":
-			if seen[1] {
-				d.Duplicate()
+			if d.Repeated(&seen[1]) {
 				continue
 			}
-			seen[1] = true
 			v.Days = int(d.Int(0))
 			if v.Days < 1 {
 				d.Fail("integer >= 1", GotInt(int64(v.Days)))
 			}
 		case "units":
-			if seen[2] {
-				d.Duplicate()
+			if d.Repeated(&seen[2]) {
 				continue
 			}
-			seen[2] = true
 			v.Units = weatherUnit(d.String())
 			d.Enum(string(v.Units), "celsius", "fahrenheit")
 		case "tags":
-			if seen[3] {
-				d.Duplicate()
+			if d.Repeated(&seen[3]) {
 				continue
 			}
-			seen[3] = true
 			if d.Array() {
 				v.Tags = []string{}
 				for d.NextItem() {
@@ -79,11 +71,9 @@ func atpDecodeWeatherIn(d *Decoder, v *weatherIn) {
 				}
 			}
 		case "since":
-			if seen[4] {
-				d.Duplicate()
+			if d.Repeated(&seen[4]) {
 				continue
 			}
-			seen[4] = true
 			if d.Null() {
 				v.Since = nil
 			} else {
@@ -110,18 +100,14 @@ func atpDecodeWeatherLocation(d *Decoder, v *weatherLocation) {
 	for d.Next() {
 		switch string(d.Key()) {
 		case "city":
-			if seen[0] {
-				d.Duplicate()
+			if d.Repeated(&seen[0]) {
 				continue
 			}
-			seen[0] = true
 			v.City = d.String()
 		case "country":
-			if seen[1] {
-				d.Duplicate()
+			if d.Repeated(&seen[1]) {
 				continue
 			}
-			seen[1] = true
 			v.Country = d.String()
 		default:
 			d.Unknown("city, country")
@@ -228,6 +214,8 @@ func TestDecoderWeatherProblems(t *testing.T) {
 				"location", "missing required field (expected object)",
 				"days", "missing required field (expected integer)")},
 		{"duplicate field", `{"location":{"city":"P"},"days":1,"days":2}`,
+			p("days", "duplicate field")},
+		{"a duplicate's value is skipped, not checked", `{"location":{"city":"P"},"days":1,"days":0}`,
 			p("days", "duplicate field")},
 		{"enum", `{"location":{"city":"P"},"days":1,"units":"kelvin"}`,
 			p("units", `expected one of "celsius", "fahrenheit", got "kelvin"`)},

@@ -118,7 +118,7 @@ const atpGetForecastOutputSchema = `{
   "additionalProperties": false
 }`
 
-// atpDecodeLocation reads a Location object from d into v, recording every problem in d.
+// atpDecodeLocation reads an object of type Location from d into v, recording every problem in d.
 func atpDecodeLocation(d *atpimpl.Decoder, v *Location) {
 	if !d.Object() {
 		return
@@ -127,18 +127,14 @@ func atpDecodeLocation(d *atpimpl.Decoder, v *Location) {
 	for d.Next() {
 		switch string(d.Key()) {
 		case "city":
-			if seen[0] {
-				d.Duplicate()
+			if d.Repeated(&seen[0]) {
 				continue
 			}
-			seen[0] = true
 			v.City = d.String()
 		case "country":
-			if seen[1] {
-				d.Duplicate()
+			if d.Repeated(&seen[1]) {
 				continue
 			}
-			seen[1] = true
 			v.Country = d.String()
 		default:
 			d.Unknown("city, country")
@@ -149,7 +145,7 @@ func atpDecodeLocation(d *atpimpl.Decoder, v *Location) {
 	}
 }
 
-// atpDecodeWeatherIn reads a WeatherIn object from d into v, recording every problem in d.
+// atpDecodeWeatherIn reads an object of type WeatherIn from d into v, recording every problem in d.
 func atpDecodeWeatherIn(d *atpimpl.Decoder, v *WeatherIn) {
 	if !d.Object() {
 		return
@@ -158,33 +154,25 @@ func atpDecodeWeatherIn(d *atpimpl.Decoder, v *WeatherIn) {
 	for d.Next() {
 		switch string(d.Key()) {
 		case "location":
-			if seen[0] {
-				d.Duplicate()
+			if d.Repeated(&seen[0]) {
 				continue
 			}
-			seen[0] = true
 			atpDecodeLocation(d, &v.Location)
 		case "days":
-			if seen[1] {
-				d.Duplicate()
+			if d.Repeated(&seen[1]) {
 				continue
 			}
-			seen[1] = true
 			v.Days = int(d.Int(0))
 		case "units":
-			if seen[2] {
-				d.Duplicate()
+			if d.Repeated(&seen[2]) {
 				continue
 			}
-			seen[2] = true
 			v.Units = Units(d.String())
 			d.Enum(string(v.Units), "celsius", "fahrenheit")
 		case "tags":
-			if seen[3] {
-				d.Duplicate()
+			if d.Repeated(&seen[3]) {
 				continue
 			}
-			seen[3] = true
 			if d.Array() {
 				s := make([]string, 0)
 				for d.NextItem() {
@@ -193,11 +181,9 @@ func atpDecodeWeatherIn(d *atpimpl.Decoder, v *WeatherIn) {
 				v.Tags = s
 			}
 		case "since":
-			if seen[4] {
-				d.Duplicate()
+			if d.Repeated(&seen[4]) {
 				continue
 			}
-			seen[4] = true
 			if !d.Null() {
 				p := new(time.Time)
 				*p = d.Time()
