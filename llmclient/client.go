@@ -401,30 +401,13 @@ type Backoff struct {
 }
 
 func (b Backoff) withDefaults() (Backoff, error) {
-	switch {
-	case b.Base < 0:
-		return b, fmt.Errorf("llmclient: Backoff.Base: expected a positive duration or 0 for the default, got %s", b.Base)
-	case b.Max < 0:
-		return b, fmt.Errorf("llmclient: Backoff.Max: expected a positive duration or 0 for the default, got %s", b.Max)
-	case b.Jitter > 1:
-		return b, fmt.Errorf("llmclient: Backoff.Jitter: expected a fraction at most 1, got %g", b.Jitter)
-	case b.MaxAttempts < 0:
+	p, err := backoff.Policy{Base: b.Base, Max: b.Max, Jitter: b.Jitter}.Normalize("Backoff", 250*time.Millisecond, 10*time.Second)
+	if err != nil {
+		return b, fmt.Errorf("llmclient: %w", err)
+	}
+	b.Base, b.Max, b.Jitter = p.Base, p.Max, p.Jitter
+	if b.MaxAttempts < 0 {
 		return b, fmt.Errorf("llmclient: Backoff.MaxAttempts: expected a positive count or 0 for the default, got %d", b.MaxAttempts)
-	}
-	if b.Base == 0 {
-		b.Base = 250 * time.Millisecond
-	}
-	if b.Max == 0 {
-		b.Max = max(10*time.Second, b.Base)
-	}
-	if b.Max < b.Base {
-		return b, fmt.Errorf("llmclient: Backoff.Max (%s) is less than Backoff.Base (%s)", b.Max, b.Base)
-	}
-	switch {
-	case b.Jitter == 0:
-		b.Jitter = 0.5
-	case b.Jitter < 0:
-		b.Jitter = 0
 	}
 	if b.MaxAttempts == 0 {
 		b.MaxAttempts = 6

@@ -975,7 +975,7 @@ func TestServeConfigErrors(t *testing.T) {
 		{"transport", ServeConfig{URL: f.URL(), APIKey: "k", Transport: "grpc"}, `Transport: got "grpc", want "ws" or "http"`},
 		{"in flight", ServeConfig{URL: f.URL(), APIKey: "k", MaxInFlight: -1}, "MaxInFlight: got -1"},
 		{"read limit", ServeConfig{URL: f.URL(), APIKey: "k", ReadLimit: -5}, "ReadLimit: got -5"},
-		{"backoff", ServeConfig{URL: f.URL(), APIKey: "k", Backoff: Backoff{Base: time.Minute, Max: time.Second}}, "Backoff.Max (1s) is less than Backoff.Base (1m0s)"},
+		{"backoff", ServeConfig{URL: f.URL(), APIKey: "k", Backoff: Backoff{Base: time.Minute, Max: time.Second}}, "ServeConfig.Backoff.Max (1s) is less than ServeConfig.Backoff.Base (1m0s)"},
 		{"inbox wait", ServeConfig{URL: f.URL(), APIKey: "k", InboxWait: 1500 * time.Millisecond}, "InboxWait: got 1.5s, want whole seconds"},
 	}
 	for _, tc := range cases {
