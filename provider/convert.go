@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/atpgo/atp/internal/jsontree"
 )
 
 // converter rewrites one canonical schema into one dialect. It never touches
@@ -362,7 +364,7 @@ func (c *converter) children(o *object, k string) error {
 // every branch cuts o itself.
 func (c *converter) childrenCut(o *object, k string) (any, error) {
 	ptr := o.src
-	kptr := ptr + "/" + escapePointer(k)
+	kptr := ptr + "/" + jsontree.EscapePointer(k)
 	v := o.vals[k]
 	switch schemaKeywordKind(k) {
 	case oneSchema:
@@ -411,7 +413,7 @@ func (c *converter) childrenCut(o *object, k string) (any, error) {
 		}
 		m := v.(*object) // checked by checkKeywords
 		for _, name := range append([]string(nil), m.keys...) {
-			nv, err := c.schema(m.vals[name], kptr+"/"+escapePointer(name))
+			nv, err := c.schema(m.vals[name], kptr+"/"+jsontree.EscapePointer(name))
 			if err != nil {
 				return nil, err
 			}
@@ -420,7 +422,7 @@ func (c *converter) childrenCut(o *object, k string) (any, error) {
 				if req, ok := stringList(o.vals["required"]); ok {
 					o.vals["required"] = anyList(without(req, name))
 				}
-				c.change(kptr+"/"+escapePointer(name), "$ref", Dropped, fmt.Sprintf(
+				c.change(kptr+"/"+jsontree.EscapePointer(name), "$ref", Dropped, fmt.Sprintf(
 					"recursive reference unrolled %d levels: Gemini parameters cannot express recursion; the property is omitted below that depth",
 					geminiUnrollDepth))
 				continue

@@ -1,6 +1,7 @@
 // Package provider turns canonical tool definitions into each LLM
 // provider's tool format, and the providers' tool calls and results into and
-// out of one shape. It is pure data: no I/O, standard library only.
+// out of one shape. It is pure data: no I/O, and no dependency beyond the
+// standard library and this module's internal JSON tree.
 //
 // # Tool definitions
 //

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+
+	"github.com/atpgo/atp/internal/jsontree"
 )
 
 // geminiRules applies the rules of Gemini's OpenAPI-subset Schema
@@ -147,7 +149,7 @@ func (c *converter) geminiRules(o *object, isRoot bool, notes *[]note) (any, err
 		if props != nil {
 			for _, name := range props.keys {
 				if !geminiPropertyName.MatchString(name) {
-					return nil, c.downgrade(ptr+"/properties/"+escapePointer(name), "properties", fmt.Sprintf(
+					return nil, c.downgrade(ptr+"/properties/"+jsontree.EscapePointer(name), "properties", fmt.Sprintf(
 						"Gemini parameters need property names matching %s, got %q", geminiPropertyName, name))
 				}
 			}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/atpgo/atp/internal/jsontree"
 	"github.com/atpgo/atp/runtime/atpimpl"
 )
 
@@ -824,23 +825,9 @@ func describeJSONError(err error) string {
 		// Value is like "number 12345": keep the kind only, since the value
 		// may be a secret (an auth_token of the wrong type).
 		got, _, _ := strings.Cut(te.Value, " ")
-		return fmt.Sprintf("%s: expected %s, got %s", field, jsonKind(te.Type.Kind().String()), got)
+		return fmt.Sprintf("%s: expected %s, got %s", field, jsontree.KindOfGo(te.Type.Kind()), got)
 	}
 	return err.Error()
-}
-
-func jsonKind(goKind string) string {
-	switch goKind {
-	case "struct", "map":
-		return "object"
-	case "slice", "array":
-		return "array"
-	case "string":
-		return "string"
-	case "bool":
-		return "boolean"
-	}
-	return "number"
 }
 
 // truncate cuts s to at most n bytes on a character boundary.

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/atpgo/atp/internal/jsontree"
 	"github.com/atpgo/atp/provider"
 	"github.com/atpgo/atp/runtime"
 	"github.com/atpgo/atp/server/store"
@@ -334,11 +335,11 @@ func toolFailure(language string, rep reply) (string, bool) {
 		}
 		return "", false
 	}
-	if strings.EqualFold(language, "Go") || jsonType(rep.result) != "object" {
+	if strings.EqualFold(language, "Go") || jsontree.KindOfText(rep.result) != "object" {
 		return "", false
 	}
 	var fields map[string]json.RawMessage
-	if json.Unmarshal(rep.result, &fields) != nil || len(fields) != 1 || jsonType(fields["error"]) != "string" {
+	if json.Unmarshal(rep.result, &fields) != nil || len(fields) != 1 || jsontree.KindOfText(fields["error"]) != "string" {
 		return "", false
 	}
 	return errorText(), true
@@ -348,7 +349,7 @@ func toolFailure(language string, rep reply) (string, bool) {
 // {}, and a JSON string holding an object (the form OpenAI gives tool-call
 // arguments in) is unwrapped.
 func normalizeParams(raw json.RawMessage) (json.RawMessage, error) {
-	switch jsonType(raw) {
+	switch jsontree.KindOfText(raw) {
 	case "nothing", "null":
 		return json.RawMessage("{}"), nil
 	case "string":
@@ -356,7 +357,7 @@ func normalizeParams(raw json.RawMessage) (json.RawMessage, error) {
 		if err := json.Unmarshal(raw, &inner); err != nil {
 			return nil, err
 		}
-		if jsonType(json.RawMessage(inner)) != "object" || !json.Valid([]byte(inner)) {
+		if jsontree.KindOfText(json.RawMessage(inner)) != "object" || !json.Valid([]byte(inner)) {
 			return nil, errors.New("params: expected object, got a string that is not a JSON object")
 		}
 		return json.RawMessage(inner), nil

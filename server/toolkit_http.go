@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/atpgo/atp/internal/jsontree"
 	"github.com/atpgo/atp/internal/schemavalidate"
 	"github.com/atpgo/atp/provider"
 	"github.com/atpgo/atp/server/store"
@@ -314,7 +315,7 @@ func checkRegistration(req *registerRequest, lim schemavalidate.Limits) (store.T
 		return store.Tool{}, nil, fmt.Errorf("%s: %w", inputField, limitHint(err))
 	}
 	if !isJSONNull(md.OutputSchema) {
-		if t := jsonType(md.OutputSchema); t != "object" && t != "boolean" {
+		if t := jsontree.KindOfText(md.OutputSchema); t != "object" && t != "boolean" {
 			return store.Tool{}, nil, fmt.Errorf("metadata.output_schema: expected a JSON Schema (object or boolean), got %s", t)
 		}
 		tool.OutputSchema = compactJSON(md.OutputSchema)
@@ -373,7 +374,7 @@ func limitHint(err error) error {
 // checkRootSchema checks that a params schema describes an object: tool
 // params are always a JSON object, and every provider wants an object root.
 func checkRootSchema(raw json.RawMessage) error {
-	if t := jsonType(raw); t != "object" {
+	if t := jsontree.KindOfText(raw); t != "object" {
 		return fmt.Errorf("expected a JSON Schema object, got %s", t)
 	}
 	var root struct {
@@ -390,28 +391,6 @@ func checkRootSchema(raw json.RawMessage) error {
 
 func isJSONNull(raw json.RawMessage) bool {
 	return len(raw) == 0 || string(raw) == "null"
-}
-
-// jsonType names the type of a JSON value.
-func jsonType(raw json.RawMessage) string {
-	for _, c := range raw {
-		switch c {
-		case ' ', '\t', '\n', '\r':
-			continue
-		case '{':
-			return "object"
-		case '[':
-			return "array"
-		case '"':
-			return "string"
-		case 't', 'f':
-			return "boolean"
-		case 'n':
-			return "null"
-		}
-		return "number"
-	}
-	return "nothing"
 }
 
 func compactJSON(raw json.RawMessage) json.RawMessage {

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"unicode/utf8"
 
+	"github.com/atpgo/atp/internal/jsontree"
 	"github.com/atpgo/atp/runtime/atpimpl"
 )
 
@@ -186,30 +187,11 @@ func jsonError(err error) error {
 		if field == "" {
 			field = "body"
 		}
-		return fmt.Errorf("%s: expected %s, got %s", field, jsonKind(typ.Type.Kind().String()), typ.Value)
+		return fmt.Errorf("%s: expected %s, got %s", field, jsontree.KindOfGo(typ.Type.Kind()), typ.Value)
 	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
 		return errors.New("invalid JSON: unexpected end of input")
 	}
 	return fmt.Errorf("invalid JSON: %s", strings.TrimPrefix(err.Error(), "json: "))
-}
-
-// jsonKind names a Go kind the way a JSON user would.
-func jsonKind(goKind string) string {
-	switch goKind {
-	case "string":
-		return "string"
-	case "bool":
-		return "boolean"
-	case "slice", "array":
-		return "array"
-	case "map", "struct":
-		return "object"
-	case "int", "int8", "int16", "int32", "int64", "uint", "uint8", "uint16", "uint32", "uint64":
-		return "integer"
-	case "float32", "float64":
-		return "number"
-	}
-	return "a different value"
 }
 
 // writeJSON writes v with status.

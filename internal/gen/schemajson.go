@@ -5,11 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"strings"
 
 	"github.com/invopop/jsonschema"
+
+	"github.com/atpgo/atp/internal/jsontree"
 )
 
 // marshalSchema renders a schema as the generated file embeds it: 2-space
@@ -88,89 +89,32 @@ var (
 // examples, extensions...) is copied as it is: only keywords move. Numbers
 // keep their text; strings are re-encoded without HTML escapes.
 func orderSchemaKeys(b []byte) ([]byte, error) {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	root, err := readJSON(dec)
-	if err != nil {
-		return nil, err
+	if !json.Valid(b) {
+		var v any
+		if err := json.Unmarshal(b, &v); err != nil {
+			return nil, fmt.Errorf("schema JSON: %w", err)
+		}
+		return nil, errors.New("schema JSON is not valid")
 	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errors.New("schema JSON has data after its end")
-	}
-	var w jsonWriter
-	w.schema(root)
-	return w.buf.Bytes(), nil
-}
-
-// jsonNode is one JSON value, with object members in their order.
-type jsonNode struct {
-	kind   byte        // '{', '[' or 0 for a scalar
-	scalar []byte      // a scalar's JSON text
-	keys   []string    // an object's member names
-	vals   []*jsonNode // an object's member values, or an array's items
-}
-
-func readJSON(dec *json.Decoder) (*jsonNode, error) {
-	tok, err := dec.Token()
+	root, _, err := jsontree.Parse(b, 0, nil)
 	if err != nil {
 		return nil, fmt.Errorf("schema JSON: %w", err)
 	}
-	switch v := tok.(type) {
-	case json.Delim:
-		n := &jsonNode{kind: byte(v)}
-		if v != '{' && v != '[' {
-			return nil, fmt.Errorf("schema JSON: unexpected %c", v)
-		}
-		for dec.More() {
-			if v == '{' {
-				kt, err := dec.Token()
-				if err != nil {
-					return nil, fmt.Errorf("schema JSON: %w", err)
-				}
-				n.keys = append(n.keys, kt.(string)) // the decoder allows only strings here
-			}
-			val, err := readJSON(dec)
-			if err != nil {
-				return nil, err
-			}
-			n.vals = append(n.vals, val)
-		}
-		if _, err := dec.Token(); err != nil { // the closing delimiter
-			return nil, fmt.Errorf("schema JSON: %w", err)
-		}
-		return n, nil
-	case string:
-		return &jsonNode{scalar: encodeString(v)}, nil
-	case json.Number:
-		return &jsonNode{scalar: []byte(v)}, nil
-	case bool:
-		return &jsonNode{scalar: []byte(fmt.Sprint(v))}, nil
-	case nil:
-		return &jsonNode{scalar: []byte("null")}, nil
-	}
-	return nil, fmt.Errorf("schema JSON: unexpected token %v", tok)
+	var w jsonWriter
+	w.schema(root)
+	return w.buf, nil
 }
 
-// encodeString writes s as a JSON string without encoding/json's HTML
-// escapes (it still escapes U+2028 and U+2029, as JavaScript needs).
-func encodeString(s string) []byte {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	_ = enc.Encode(s) // a string always encodes
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
-}
+type jsonWriter struct{ buf []byte }
 
-type jsonWriter struct{ buf bytes.Buffer }
-
-// schema writes n as a schema: an object gets its keywords ordered; true,
+// schema writes v as a schema: an object gets its keywords ordered; true,
 // false (and anything malformed) is written as it is.
-func (w *jsonWriter) schema(n *jsonNode) {
-	if n.kind != '{' {
-		w.value(n)
+func (w *jsonWriter) schema(v *jsontree.Value) {
+	if v.Kind != '{' {
+		w.value(v)
 		return
 	}
-	order := make([]int, len(n.keys))
+	order := make([]int, len(v.Members))
 	for i := range order {
 		order[i] = i
 	}
@@ -181,7 +125,7 @@ func (w *jsonWriter) schema(n *jsonNode) {
 		return len(keywordOrder)
 	}
 	slices.SortStableFunc(order, func(a, b int) int {
-		ka, kb := n.keys[a], n.keys[b]
+		ka, kb := v.Members[a].Key, v.Members[b].Key
 		if ra, rb := rank(ka), rank(kb); ra != rb {
 			return ra - rb
 		}
@@ -190,71 +134,73 @@ func (w *jsonWriter) schema(n *jsonNode) {
 		}
 		return 0
 	})
-	w.buf.WriteByte('{')
+	w.buf = append(w.buf, '{')
 	for i, j := range order {
 		if i > 0 {
-			w.buf.WriteByte(',')
+			w.buf = append(w.buf, ',')
 		}
-		k, v := n.keys[j], n.vals[j]
-		w.buf.Write(encodeString(k))
-		w.buf.WriteByte(':')
+		k, val := v.Members[j].Key, v.Members[j].Val
+		w.buf = jsontree.AppendString(w.buf, k)
+		w.buf = append(w.buf, ':')
 		switch {
-		case schemaValued[k] && v.kind == '[', schemaListValued[k]:
-			w.list(v, w.schema)
+		case schemaValued[k] && val.Kind == '[', schemaListValued[k]:
+			w.list(val, w.schema)
 		case schemaValued[k]:
-			w.schema(v)
+			w.schema(val)
 		case schemaMapValued[k]:
-			w.object(v, w.schema)
+			w.object(val, w.schema)
 		default:
-			w.value(v)
+			w.value(val)
 		}
 	}
-	w.buf.WriteByte('}')
+	w.buf = append(w.buf, '}')
 }
 
-// value writes n as data: every object keeps its member order.
-func (w *jsonWriter) value(n *jsonNode) {
-	switch n.kind {
+// value writes v as data: every object keeps its member order.
+func (w *jsonWriter) value(v *jsontree.Value) {
+	switch v.Kind {
 	case '{':
-		w.object(n, w.value)
+		w.object(v, w.value)
 	case '[':
-		w.list(n, w.value)
+		w.list(v, w.value)
+	case '"':
+		w.buf = jsontree.AppendString(w.buf, v.Str)
 	default:
-		w.buf.Write(n.scalar)
+		w.buf = append(w.buf, v.Raw...)
 	}
 }
 
 // object writes an object's members in their order, each value with elem;
 // anything else as data.
-func (w *jsonWriter) object(n *jsonNode, elem func(*jsonNode)) {
-	if n.kind != '{' {
-		w.value(n)
+func (w *jsonWriter) object(v *jsontree.Value, elem func(*jsontree.Value)) {
+	if v.Kind != '{' {
+		w.value(v)
 		return
 	}
-	w.buf.WriteByte('{')
-	for i, k := range n.keys {
+	w.buf = append(w.buf, '{')
+	for i, m := range v.Members {
 		if i > 0 {
-			w.buf.WriteByte(',')
+			w.buf = append(w.buf, ',')
 		}
-		w.buf.Write(encodeString(k))
-		w.buf.WriteByte(':')
-		elem(n.vals[i])
+		w.buf = jsontree.AppendString(w.buf, m.Key)
+		w.buf = append(w.buf, ':')
+		elem(m.Val)
 	}
-	w.buf.WriteByte('}')
+	w.buf = append(w.buf, '}')
 }
 
 // list writes an array's items with elem; anything else as data.
-func (w *jsonWriter) list(n *jsonNode, elem func(*jsonNode)) {
-	if n.kind != '[' {
-		w.value(n)
+func (w *jsonWriter) list(v *jsontree.Value, elem func(*jsontree.Value)) {
+	if v.Kind != '[' {
+		w.value(v)
 		return
 	}
-	w.buf.WriteByte('[')
-	for i, v := range n.vals {
+	w.buf = append(w.buf, '[')
+	for i, el := range v.Elems {
 		if i > 0 {
-			w.buf.WriteByte(',')
+			w.buf = append(w.buf, ',')
 		}
-		elem(v)
+		elem(el)
 	}
-	w.buf.WriteByte(']')
+	w.buf = append(w.buf, ']')
 }

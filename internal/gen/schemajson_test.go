@@ -10,6 +10,7 @@ import (
 
 	"github.com/invopop/jsonschema"
 
+	"github.com/atpgo/atp/internal/jsontree"
 	"github.com/atpgo/atp/internal/model"
 )
 
@@ -146,9 +147,7 @@ func TestMarshalSchemaOrdersEverySchema(t *testing.T) {
 			if !bytes.HasPrefix(got, []byte("{\n  \"")) {
 				t.Errorf("tool %s: schema is not indented with 2 spaces:\n%s", tool.Name, got)
 			}
-			dec := json.NewDecoder(bytes.NewReader(got))
-			dec.UseNumber()
-			root, err := readJSON(dec)
+			root, _, err := jsontree.Parse(got, 0, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -163,9 +162,9 @@ func TestMarshalSchemaOrdersEverySchema(t *testing.T) {
 
 // checkKeywordOrder walks a schema the way JSON Schema nests them and
 // reports an object whose keywords are out of order.
-func checkKeywordOrder(t *testing.T, tool, path string, n *jsonNode) {
+func checkKeywordOrder(t *testing.T, tool, path string, n *jsontree.Value) {
 	t.Helper()
-	if n.kind != '{' {
+	if n.Kind != '{' {
 		return
 	}
 	pos := func(k string) int {
@@ -174,21 +173,21 @@ func checkKeywordOrder(t *testing.T, tool, path string, n *jsonNode) {
 		}
 		return len(keywordOrder)
 	}
-	for i := 1; i < len(n.keys); i++ {
-		a, b := n.keys[i-1], n.keys[i]
+	for i := 1; i < len(n.Members); i++ {
+		a, b := n.Members[i-1].Key, n.Members[i].Key
 		if pa, pb := pos(a), pos(b); pa > pb || (pa == pb && pa == len(keywordOrder) && a > b) {
 			t.Errorf("tool %s: at %s, %q comes before %q", tool, path, a, b)
 		}
 	}
-	for i, k := range n.keys {
-		v := n.vals[i]
+	for _, m := range n.Members {
+		k, v := m.Key, m.Val
 		switch {
 		case k == "properties" || k == "$defs":
-			for j, name := range v.keys {
-				checkKeywordOrder(t, tool, path+"/"+k+"/"+name, v.vals[j])
+			for _, p := range v.Members {
+				checkKeywordOrder(t, tool, path+"/"+k+"/"+p.Key, p.Val)
 			}
 		case k == "anyOf" || k == "oneOf" || k == "allOf":
-			for j, e := range v.vals {
+			for j, e := range v.Elems {
 				checkKeywordOrder(t, tool, path+"/"+k+"/"+strconv.Itoa(j), e)
 			}
 		case k == "items" || k == "additionalProperties" || k == "propertyNames":

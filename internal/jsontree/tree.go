@@ -1,4 +1,18 @@
-package schemavalidate
+// Package jsontree is this module's one JSON tree that keeps object members
+// in document order: the schema validator compiles from it, package
+// provider builds its ordered schema objects from it, and atpgen orders the
+// keywords of the schemas it writes with it. It also holds the JSON text
+// helpers those packages share: JSON Pointer tokens, a JSON string encoder
+// without HTML escapes, and the names of JSON types in messages.
+//
+// A document is parsed once, so that what reads it is linear in its size:
+// every read takes its value from the tree, a JSON Pointer walks the tree
+// (with an index for large objects), and no part of the text is scanned
+// twice. Each value knows its parent, so that its JSON Pointer, which only
+// errors and notes need, is built on demand rather than stored for every
+// value (which would be quadratic in the nesting depth). Standard library
+// only: package runtime may import it.
+package jsontree
 
 import (
 	"encoding/json"
@@ -8,96 +22,73 @@ import (
 	"unicode/utf8"
 )
 
-// A schema is parsed once into a tree of values, so that compiling it is
-// linear in its size: every keyword reads its value from the tree, a $ref
-// walks the tree (with an index for large objects), and no part of the text
-// is scanned twice. Each value knows its parent, so that its JSON pointer,
-// which only errors and notes need, is built on demand rather than stored
-// for every value (which would be quadratic in the nesting depth).
+// Value is one JSON value of a document.
+type Value struct {
+	Kind byte // '{', '[', '"', '0' (number), 't', 'f', 'n'
+	// Raw is the value's text, a view of the document.
+	Raw []byte
+	// Str is a string's value (kind '"').
+	Str string
 
-// value is one JSON value of a schema document.
-type value struct {
-	kind byte // '{', '[', '"', '0' (number), 't', 'f', 'n'
-	// raw is the value's text, a view of the document.
-	raw []byte
-	// str is a string's value (kind '"').
-	str string
-
-	members []member // objects, in document order
-	// dup is the first key an object repeats ("" when none): an error
-	// only where the object is a schema (enum values and annotations may
-	// repeat keys, as JSON allows).
-	dup   string
+	Members []Member // objects, in document order
+	// Dup is the first key an object repeats ("" when none). Whether that
+	// is an error is the reader's call: a schema object must not repeat a
+	// key, while an enum value or an annotation may, as JSON allows.
+	Dup   string
 	index map[string]int // an object's last member of each key, built on first lookup
 
-	elems []*value // arrays
+	Elems []*Value // arrays
 
-	parent *value
-	token  string // the key or index of this value in its parent
+	Parent *Value
+	Token  string // the key or index of this value in its parent
 }
 
-// member is one key and value of a JSON object, kept in document order:
-// the order of "properties" is the order fields are listed in "allowed: ..."
-// messages.
-type member struct {
-	key string
-	val *value
+// Member is one key and value of a JSON object. Members keep their
+// document order: the order of a schema's "properties" is the order its
+// fields are listed in "allowed: ..." messages and in every provider's
+// schema.
+type Member struct {
+	Key string
+	Val *Value
 }
 
-// kindName names a value's JSON type, for messages.
-func (v *value) kindName() string {
-	switch v.kind {
-	case '{':
-		return "object"
-	case '[':
-		return "array"
-	case '"':
-		return "string"
-	case 't', 'f':
-		return "boolean"
-	case 'n':
-		return "null"
-	}
-	return "number"
-}
-
-// get returns the member named key (the last one, as JSON decoders do).
-func (v *value) get(key string, steps *int) (*value, bool) {
-	if len(v.members) <= 8 {
-		for i := len(v.members) - 1; i >= 0; i-- {
+// Get returns the member named key (the last one, as JSON decoders do).
+func (v *Value) Get(key string, steps *int) (*Value, bool) {
+	if len(v.Members) <= 8 {
+		for i := len(v.Members) - 1; i >= 0; i-- {
 			*steps++
-			if v.members[i].key == key {
-				return v.members[i].val, true
+			if v.Members[i].Key == key {
+				return v.Members[i].Val, true
 			}
 		}
 		return nil, false
 	}
 	if v.index == nil {
-		v.index = make(map[string]int, len(v.members))
-		for i, m := range v.members {
+		v.index = make(map[string]int, len(v.Members))
+		for i, m := range v.Members {
 			*steps++
-			v.index[m.key] = i
+			v.index[m.Key] = i
 		}
 	}
 	i, ok := v.index[key]
 	if !ok {
 		return nil, false
 	}
-	return v.members[i].val, true
+	return v.Members[i].Val, true
 }
 
-// pointer returns the value's JSON pointer ("" for the root), cut to max
+// Pointer returns the value's JSON Pointer ("" for the root), cut to max
 // bytes with "…" when it is longer (max < 0: never cut). It costs the
 // value's depth: it is only for errors and notes.
-func (v *value) pointer(max int) string {
+func (v *Value) Pointer(max int) string {
 	var toks []string
-	for cur := v; cur.parent != nil; cur = cur.parent {
-		toks = append(toks, cur.token)
+	for cur := v; cur.Parent != nil; cur = cur.Parent {
+		toks = append(toks, cur.Token)
 	}
 	var b strings.Builder
 	for i := len(toks) - 1; i >= 0; i-- {
 		b.WriteByte('/')
-		b.WriteString(escapePointerToken(toks[i]))
+		b.WriteString(EscapePointer(toks[i]))
 		if max >= 0 && b.Len() > max {
 			s := b.String()[:max]
 			for len(s) > 0 && !utf8.RuneStart(s[len(s)-1]) {
@@ -116,12 +107,17 @@ type parser struct {
 	maxDepth int // 0: no limit
 	steps    *int
 	// tooDeep is the first value nested past maxDepth.
-	tooDeep *value
+	tooDeep *Value
 }
 
-// parse returns the tree of doc, which must be valid JSON. With maxDepth >
-// 0 it stops at the first value nested deeper and returns it as tooDeep.
-func parse(doc []byte, maxDepth int, steps *int) (root, tooDeep *value, err error) {
+// Parse returns the tree of doc, which must be valid JSON (check it with
+// json.Valid first: Parse only builds the tree). With maxDepth > 0 it stops
+// at the first value nested deeper and returns it as tooDeep. steps, when
+// not nil, counts the work done, for callers that bound it.
+func Parse(doc []byte, maxDepth int, steps *int) (root, tooDeep *Value, err error) {
+	if steps == nil {
+		steps = new(int)
+	}
 	p := &parser{doc: doc, maxDepth: maxDepth, steps: steps}
 	root, err = p.value(nil, "", 1)
 	if err != nil || p.tooDeep != nil {
@@ -141,15 +137,15 @@ func (p *parser) skipSpace() {
 	}
 }
 
-func (p *parser) value(parent *value, token string, depth int) (*value, error) {
+func (p *parser) value(parent *Value, token string, depth int) (*Value, error) {
 	*p.steps++
 	p.skipSpace()
 	if p.pos >= len(p.doc) {
 		return nil, fmt.Errorf("unexpected end of JSON")
 	}
-	v := &value{kind: p.doc[p.pos], parent: parent, token: token}
+	v := &Value{Kind: p.doc[p.pos], Parent: parent, Token: token}
 	start := p.pos
-	switch v.kind {
+	switch v.Kind {
 	case '{', '[':
 		if p.maxDepth > 0 && depth > p.maxDepth {
 			p.tooDeep = v
@@ -163,7 +159,7 @@ func (p *parser) value(parent *value, token string, depth int) (*value, error) {
 		if err != nil {
 			return nil, err
 		}
-		v.str = s
+		v.Str = s
 	case 't':
 		p.pos += len("true")
 	case 'f':
@@ -171,18 +167,18 @@ func (p *parser) value(parent *value, token string, depth int) (*value, error) {
 	case 'n':
 		p.pos += len("null")
 	default:
-		v.kind = '0'
+		v.Kind = '0'
 		for p.pos < len(p.doc) && strings.IndexByte("+-0123456789.eE", p.doc[p.pos]) >= 0 {
 			p.pos++
 		}
 	}
-	v.raw = p.doc[start:p.pos:p.pos]
+	v.Raw = p.doc[start:p.pos:p.pos]
 	return v, nil
 }
 
-func (p *parser) container(v *value, depth int) error {
+func (p *parser) container(v *Value, depth int) error {
 	closing := byte('}')
-	if v.kind == '[' {
+	if v.Kind == '[' {
 		closing = ']'
 	}
 	p.pos++ // the opening brace or bracket
@@ -197,12 +193,12 @@ func (p *parser) container(v *value, depth int) error {
 			p.pos++ // the comma
 			p.skipSpace()
 		}
-		if v.kind == '[' {
+		if v.Kind == '[' {
 			el, err := p.value(v, strconv.Itoa(i), depth+1)
 			if err != nil || p.tooDeep != nil {
 				return err
 			}
-			v.elems = append(v.elems, el)
+			v.Elems = append(v.Elems, el)
 			continue
 		}
 		key, err := p.string()
@@ -215,32 +211,32 @@ func (p *parser) container(v *value, depth int) error {
 		if err != nil || p.tooDeep != nil {
 			return err
 		}
-		if v.dup == "" {
+		if v.Dup == "" {
 			// A map only for objects big enough to need one; small ones
 			// are checked by a scan of their few members.
-			if seen == nil && len(v.members) >= 8 {
-				seen = make(map[string]struct{}, 2*len(v.members))
-				for _, m := range v.members {
+			if seen == nil && len(v.Members) >= 8 {
+				seen = make(map[string]struct{}, 2*len(v.Members))
+				for _, m := range v.Members {
 					*p.steps++
-					seen[m.key] = struct{}{}
+					seen[m.Key] = struct{}{}
 				}
 			}
 			if seen != nil {
 				if _, ok := seen[key]; ok {
-					v.dup = key
+					v.Dup = key
 				}
 				seen[key] = struct{}{}
 			} else {
-				for _, m := range v.members {
+				for _, m := range v.Members {
 					*p.steps++
-					if m.key == key {
-						v.dup = key
+					if m.Key == key {
+						v.Dup = key
 						break
 					}
 				}
 			}
 		}
-		v.members = append(v.members, member{key, val})
+		v.Members = append(v.Members, Member{key, val})
 	}
 }
 
@@ -276,9 +272,9 @@ func (p *parser) string() (string, error) {
 	return "", fmt.Errorf("unexpected end of JSON")
 }
 
-// resolve finds the value at the JSON pointer ptr ("" or "/a/b") below v.
+// Resolve finds the value at the JSON pointer ptr ("" or "/a/b") below v.
 // Its cost is the pointer's length: large objects are indexed on first use.
-func (v *value) resolve(ptr string, steps *int) (*value, error) {
+func (v *Value) Resolve(ptr string, steps *int) (*Value, error) {
 	if ptr == "" {
 		return v, nil
 	}
@@ -289,22 +285,22 @@ func (v *value) resolve(ptr string, steps *int) (*value, error) {
 	for rest := ptr[1:]; ; {
 		*steps++
 		tok, more, found := strings.Cut(rest, "/")
-		tok = unescapePointerToken(tok)
-		switch cur.kind {
+		tok = UnescapePointer(tok)
+		switch cur.Kind {
 		case '{':
-			next, ok := cur.get(tok, steps)
+			next, ok := cur.Get(tok, steps)
 			if !ok {
 				return nil, fmt.Errorf("no %q", tok)
 			}
 			cur = next
 		case '[':
 			i, err := strconv.Atoi(tok)
-			if err != nil || i < 0 || i >= len(cur.elems) {
+			if err != nil || i < 0 || i >= len(cur.Elems) {
 				return nil, fmt.Errorf("no element %q", tok)
 			}
-			cur = cur.elems[i]
+			cur = cur.Elems[i]
 		default:
-			return nil, fmt.Errorf("cannot go into a %s with %q", cur.kindName(), tok)
+			return nil, fmt.Errorf("cannot go into a %s with %q", cur.KindName(), tok)
 		}
 		if !found {
 			return cur, nil

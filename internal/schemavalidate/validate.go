@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"sync"
 
+	"github.com/atpgo/atp/internal/jsontree"
 	"github.com/atpgo/atp/runtime"
 	"github.com/atpgo/atp/runtime/atpimpl"
 )
@@ -45,7 +46,7 @@ func CompileLimited(schema json.RawMessage, lim Limits) (*Validator, error) {
 		return nil, err
 	}
 	c.root = root
-	c.nodes = map[*value]*node{}
+	c.nodes = map[*jsontree.Value]*node{}
 	rootNode, err := c.compileAt(root)
 	if err != nil {
 		return nil, err
@@ -76,19 +77,19 @@ func CompileLimited(schema json.RawMessage, lim Limits) (*Validator, error) {
 }
 
 // parse checks schema against lim and returns its tree.
-func (c *compiler) parse(schema json.RawMessage, lim Limits) (*value, error) {
+func (c *compiler) parse(schema json.RawMessage, lim Limits) (*jsontree.Value, error) {
 	if lim.MaxBytes > 0 && len(schema) > lim.MaxBytes {
 		return nil, &LimitError{Limit: LimitBytes, Max: lim.MaxBytes, Got: len(schema)}
 	}
 	if !json.Valid(schema) {
 		return nil, &compileError{err: fmt.Errorf("not valid JSON")}
 	}
-	root, tooDeep, err := parse(schema, lim.MaxDepth, &c.steps)
+	root, tooDeep, err := jsontree.Parse(schema, lim.MaxDepth, &c.steps)
 	if err != nil {
 		return nil, &compileError{err: err}
 	}
 	if tooDeep != nil {
-		return nil, &LimitError{Limit: LimitDepth, Max: lim.MaxDepth, Got: jsonDepth(schema), Pointer: tooDeep.pointer(maxPointerBytes)}
+		return nil, &LimitError{Limit: LimitDepth, Max: lim.MaxDepth, Got: jsonDepth(schema), Pointer: tooDeep.Pointer(maxPointerBytes)}
 	}
 	if err := lim.check(root, &c.steps); err != nil {
 		return nil, err
