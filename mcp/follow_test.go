@@ -204,7 +204,7 @@ func TestHTTPBodyLimit(t *testing.T) {
 	if resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(body, "at most 64") {
 		t.Errorf("status %d: %s; want 413 naming the limit", resp.StatusCode, body)
 	}
-	if _, err := mcp.NewServer(runtime.NewToolkit("x"), mcp.WithMaxBodyBytes(0)); err == nil || !strings.Contains(err.Error(), "WithMaxBodyBytes: want a size > 0, got 0") {
+	if _, err := mcp.NewServer(runtime.NewToolkit("x"), mcp.WithMaxBodyBytes(0)); err == nil || !strings.Contains(err.Error(), "WithMaxBodyBytes: expected a size > 0, got 0") {
 		t.Errorf("WithMaxBodyBytes(0): %v", err)
 	}
 }

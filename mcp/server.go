@@ -132,10 +132,10 @@ func (c *config) check() error {
 		}
 	}
 	if c.defaultTimeout < 0 {
-		errs = append(errs, fmt.Errorf("WithDefaultTimeout: want a duration >= 0, got %s", c.defaultTimeout))
+		errs = append(errs, fmt.Errorf("WithDefaultTimeout: expected a duration >= 0, got %s", c.defaultTimeout))
 	}
 	if c.maxBodyBytes <= 0 {
-		errs = append(errs, fmt.Errorf("WithMaxBodyBytes: want a size > 0, got %d", c.maxBodyBytes))
+		errs = append(errs, fmt.Errorf("WithMaxBodyBytes: expected a size > 0, got %d", c.maxBodyBytes))
 	}
 	return errors.Join(errs...)
 }

@@ -28,7 +28,7 @@ func TestNewServerErrors(t *testing.T) {
 		{"empty bearer token", tk, []mcp.Option{mcp.WithBearerToken("")}, []string{"WithBearerToken: token is empty"}},
 		{"bad header name", tk, []mcp.Option{mcp.WithAuthTokenHeader("X Token")}, []string{`WithAuthTokenHeader: "X Token" is not a valid HTTP header name`}},
 		{"Authorization twice", tk, []mcp.Option{mcp.WithBearerToken("s"), mcp.WithAuthTokenHeader("authorization")}, []string{"conflicts with WithBearerToken"}},
-		{"negative timeout", tk, []mcp.Option{mcp.WithDefaultTimeout(-time.Second)}, []string{"WithDefaultTimeout: want a duration >= 0, got -1s"}},
+		{"negative timeout", tk, []mcp.Option{mcp.WithDefaultTimeout(-time.Second)}, []string{"WithDefaultTimeout: expected a duration >= 0, got -1s"}},
 		{"all at once", tk, []mcp.Option{mcp.WithBearerToken(""), mcp.WithDefaultTimeout(-1)}, []string{"WithBearerToken", "WithDefaultTimeout"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -60,7 +60,7 @@ func TestNewServerRejectsSchemaMCPCannotTake(t *testing.T) {
 	if err == nil {
 		t.Fatal("want an error")
 	}
-	for _, w := range []string{`tool "scalar"`, `tool parameters must be an object schema, got type "string"`, `tool "broken"`, "not valid JSON"} {
+	for _, w := range []string{`tool "scalar"`, `tool parameters: expected an object schema, got type "string"`, `tool "broken"`, "not valid JSON"} {
 		if !strings.Contains(err.Error(), w) {
 			t.Errorf("error %q does not say %q", err, w)
 		}

@@ -387,7 +387,7 @@ func (c *converter) definitions(root *object) error {
 			continue
 		}
 		if _, ok := v.(*object); !ok {
-			return schemaError("", "%s must be an object of schemas, got %s", key, kindOf(v))
+			return schemaError("", "%s: expected an object of schemas, got %s", key, kindOf(v))
 		}
 	}
 	done := map[string]any{} // "/$defs/Name" -> converted schema

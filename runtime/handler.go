@@ -121,7 +121,7 @@ func WithAuthTokenFrom(from func(r *http.Request) string) HandlerOption {
 func WithMaxBodyBytes(n int64) HandlerOption {
 	return func(c *handlerConfig) {
 		if n <= 0 {
-			c.problems = append(c.problems, fmt.Sprintf("WithMaxBodyBytes: want a positive size, got %d", n))
+			c.problems = append(c.problems, fmt.Sprintf("WithMaxBodyBytes: expected a positive size, got %d", n))
 		}
 		c.maxBody = n
 	}
@@ -488,7 +488,7 @@ func (h *handler) readParams(w http.ResponseWriter, r *http.Request, tool *Tool)
 	switch {
 	case mediaType == "application/json" || strings.HasSuffix(mediaType, "+json"):
 		if cs := mtParams["charset"]; cs != "" && !strings.EqualFold(cs, "utf-8") {
-			h.unsupported(w, fmt.Sprintf("JSON must be UTF-8, got charset %q", cs))
+			h.unsupported(w, fmt.Sprintf("expected UTF-8 JSON, got charset %q", cs))
 			return nil, false, false
 		}
 		b, err := io.ReadAll(body)

@@ -267,7 +267,7 @@ func TestHandlerRefusesToBuildWithoutAuthentication(t *testing.T) {
 	mustPanic(t, "WithAuthTokenFrom: the function is nil", func() {
 		tk.Handler(runtime.AllowUnauthenticated(), runtime.WithAuthTokenFrom(nil))
 	})
-	mustPanic(t, "WithMaxBodyBytes: want a positive size, got 0", func() {
+	mustPanic(t, "WithMaxBodyBytes: expected a positive size, got 0", func() {
 		tk.Handler(runtime.AllowUnauthenticated(), runtime.WithMaxBodyBytes(0))
 	})
 	mustPanic(t, "toolkit kit", func() { tk.Handler() })
@@ -475,7 +475,7 @@ func TestHandlerStatuses(t *testing.T) {
 		{name: "multipart over the limit", req: chunked(multipartRequest(t, "/atp/kit/greet/", [][2]string{{"name", strings.Repeat("a", 100)}}, false)), status: 413},
 		{name: "text/plain", req: newRequest("POST", "/atp/kit/greet/", "text/plain", `{}`), status: 415, wantErr: `unsupported Content-Type "text/plain"`, header: [2]string{"Accept-Post", "application/json, application/x-www-form-urlencoded, multipart/form-data"}},
 		{name: "a body without Content-Type", req: newRequest("POST", "/atp/kit/greet/", "", `{}`), status: 415, wantErr: "the request has a body and no Content-Type"},
-		{name: "JSON in latin1", req: newRequest("POST", "/atp/kit/greet/", "application/json; charset=iso-8859-1", `{}`), status: 415, wantErr: `JSON must be UTF-8, got charset "iso-8859-1"`},
+		{name: "JSON in latin1", req: newRequest("POST", "/atp/kit/greet/", "application/json; charset=iso-8859-1", `{}`), status: 415, wantErr: `expected UTF-8 JSON, got charset "iso-8859-1"`},
 		{name: "unreadable Content-Type", req: newRequest("POST", "/atp/kit/greet/", "application/json; =", `{}`), status: 415, wantErr: "unreadable Content-Type"},
 		{name: "tool error", req: postJSON("/atp/kit/fail/", `{}`), status: 422, wantErr: "no customer with id 42"},
 		{name: "tool panic", req: postJSON("/atp/kit/boom/", `{}`), status: 500, wantErr: "tool boom failed with an internal error"},

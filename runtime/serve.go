@@ -254,7 +254,7 @@ func newServer(t *Toolkit, cfg ServeConfig) (*server, error) {
 		cfg.Transport = TransportWS
 	case TransportWS, TransportHTTP:
 	default:
-		return fail("ServeConfig.Transport: got %q, want %q or %q", cfg.Transport, TransportWS, TransportHTTP)
+		return fail("ServeConfig.Transport: expected %q or %q, got %q", TransportWS, TransportHTTP, cfg.Transport)
 	}
 	tools := t.Tools()
 	if len(tools) == 0 {
@@ -283,11 +283,11 @@ func newServer(t *Toolkit, cfg ServeConfig) (*server, error) {
 		{"PollInterval", cfg.PollInterval < 0, cfg.PollInterval},
 	} {
 		if c.bad {
-			return fail("ServeConfig.%s: got %v, want a positive value or 0 for the default", c.name, c.got)
+			return fail("ServeConfig.%s: expected a positive value or 0 for the default, got %v", c.name, c.got)
 		}
 	}
 	if cfg.InboxWait > 0 && cfg.InboxWait%time.Second != 0 {
-		return fail("ServeConfig.InboxWait: got %s, want whole seconds", cfg.InboxWait)
+		return fail("ServeConfig.InboxWait: expected whole seconds, got %s", cfg.InboxWait)
 	}
 	if cfg.Backoff, err = cfg.Backoff.withDefaults(); err != nil {
 		return fail("%v", err)
@@ -560,9 +560,9 @@ func parseServeURL(raw, key string) (endpoints, error) {
 	case "https", "wss":
 		httpScheme, wsScheme = "https", "wss"
 	case "":
-		return endpoints{}, fmt.Errorf("ServeConfig.URL %q has no scheme; want http://, https://, ws:// or wss://", raw)
+		return endpoints{}, fmt.Errorf("ServeConfig.URL %q has no scheme: expected http://, https://, ws:// or wss://", raw)
 	default:
-		return endpoints{}, fmt.Errorf("ServeConfig.URL: scheme %q not supported; want http, https, ws or wss", u.Scheme)
+		return endpoints{}, fmt.Errorf("ServeConfig.URL: scheme %q not supported: expected http, https, ws or wss", u.Scheme)
 	}
 	if u.Host == "" {
 		return endpoints{}, fmt.Errorf("ServeConfig.URL %q has no host", raw)

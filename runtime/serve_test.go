@@ -968,15 +968,15 @@ func TestServeConfigErrors(t *testing.T) {
 	}{
 		{"no url", ServeConfig{APIKey: "k"}, "ServeConfig.URL is empty"},
 		{"no key", ServeConfig{URL: f.URL()}, "ServeConfig.APIKey is empty"},
-		{"scheme", ServeConfig{URL: "ftp://example.com", APIKey: "k"}, `scheme "ftp" not supported; want http, https, ws or wss`},
+		{"scheme", ServeConfig{URL: "ftp://example.com", APIKey: "k"}, `scheme "ftp" not supported: expected http, https, ws or wss`},
 		{"no scheme", ServeConfig{URL: "example.com/atp", APIKey: "k"}, "has no scheme"},
 		{"no host", ServeConfig{URL: "https:///path", APIKey: "k"}, "has no host"},
 		{"user info", ServeConfig{URL: "https://u:p@example.com", APIKey: "k"}, "must not hold a user name or password"},
-		{"transport", ServeConfig{URL: f.URL(), APIKey: "k", Transport: "grpc"}, `Transport: got "grpc", want "ws" or "http"`},
-		{"in flight", ServeConfig{URL: f.URL(), APIKey: "k", MaxInFlight: -1}, "MaxInFlight: got -1"},
-		{"read limit", ServeConfig{URL: f.URL(), APIKey: "k", ReadLimit: -5}, "ReadLimit: got -5"},
+		{"transport", ServeConfig{URL: f.URL(), APIKey: "k", Transport: "grpc"}, `Transport: expected "ws" or "http", got "grpc"`},
+		{"in flight", ServeConfig{URL: f.URL(), APIKey: "k", MaxInFlight: -1}, "MaxInFlight: expected a positive value or 0 for the default, got -1"},
+		{"read limit", ServeConfig{URL: f.URL(), APIKey: "k", ReadLimit: -5}, "ReadLimit: expected a positive value or 0 for the default, got -5"},
 		{"backoff", ServeConfig{URL: f.URL(), APIKey: "k", Backoff: Backoff{Base: time.Minute, Max: time.Second}}, "ServeConfig.Backoff.Max (1s) is less than ServeConfig.Backoff.Base (1m0s)"},
-		{"inbox wait", ServeConfig{URL: f.URL(), APIKey: "k", InboxWait: 1500 * time.Millisecond}, "InboxWait: got 1.5s, want whole seconds"},
+		{"inbox wait", ServeConfig{URL: f.URL(), APIKey: "k", InboxWait: 1500 * time.Millisecond}, "InboxWait: expected whole seconds, got 1.5s"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -86,7 +86,7 @@ func (t *Toolkit) Add(tools ...*Tool) error {
 		case tool == nil:
 			errs = append(errs, fmt.Errorf("toolkit %s: tool #%d is nil", t.name, i))
 		case !toolNamePattern.MatchString(tool.Name):
-			errs = append(errs, fmt.Errorf("toolkit %s: invalid tool name %q: want a letter or _ then up to 63 letters, digits, _ or -", t.name, tool.Name))
+			errs = append(errs, fmt.Errorf("toolkit %s: invalid tool name %q: expected a letter or _ then up to 63 letters, digits, _ or -", t.name, tool.Name))
 		case tool.Run == nil:
 			errs = append(errs, fmt.Errorf("toolkit %s: tool %s has no Run function", t.name, tool.Name))
 		case t.tools[tool.Name].tool != nil || seen[tool.Name]:

@@ -166,7 +166,7 @@ func findAPIKey(r io.Reader) (string, error) {
 		return "", err
 	}
 	if tok != json.Delim('{') {
-		return "", &bodyError{http.StatusBadRequest, "want a JSON object, got " + describeToken(tok)}
+		return "", &bodyError{http.StatusBadRequest, "expected a JSON object, got " + describeToken(tok)}
 	}
 	for dec.More() {
 		tok, err := dec.Token()

@@ -245,7 +245,7 @@ func TestUnauthenticatedBodyLimit(t *testing.T) {
 		t.Fatalf("api_key twice: %d %s", status, raw)
 	}
 	for body, want := range map[string]string{
-		`[1,2]`:                 "want a JSON object, got an array",
+		`[1,2]`:                 "expected a JSON object, got an array",
 		`{"api_key": 12}`:       "api_key: expected a string, got number",
 		`{"function_id":"x"}`:   "missing API key",
 		`{"function_id":"x",`:   "invalid JSON",

@@ -26,7 +26,7 @@ func (s *Server) llmReply(key store.Key, m *llmMessage) (reply any, status int) 
 	case "get_toolkit_context":
 		return s.toolkitContext(key, m)
 	case "":
-		return errorFrame{Type: "error", RequestID: m.RequestID, Error: `type: missing: want "get_toolkit_context" or "task_request"`}, http.StatusBadRequest
+		return errorFrame{Type: "error", RequestID: m.RequestID, Error: `type: missing: expected "get_toolkit_context" or "task_request"`}, http.StatusBadRequest
 	}
 	return errorFrame{Type: "error", RequestID: m.RequestID,
 		Error: fmt.Sprintf(`unknown message type %q: want "get_toolkit_context" or "task_request"`, peerText(m.Type))}, http.StatusBadRequest

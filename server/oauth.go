@@ -132,9 +132,9 @@ func checkPublicURL(raw string) error {
 	case err != nil:
 		return fmt.Errorf("%q is not a URL: %v", raw, err)
 	case u.Host == "" || (u.Scheme != "http" && u.Scheme != "https"):
-		return fmt.Errorf("%q: want an absolute http:// or https:// URL", raw)
+		return fmt.Errorf("%q: expected an absolute http:// or https:// URL", raw)
 	case u.RawQuery != "" || u.Fragment != "":
-		return fmt.Errorf("%q: want a base URL without query or fragment", raw)
+		return fmt.Errorf("%q: expected a base URL without query or fragment", raw)
 	}
 	return nil
 }

@@ -367,7 +367,7 @@ func New(cfg Config) (*Server, error) {
 	}{{"MaxSchemaBytes", cfg.MaxSchemaBytes}, {"MaxSchemaDepth", cfg.MaxSchemaDepth},
 		{"MaxSchemaEnum", cfg.MaxSchemaEnum}, {"MaxSchemaProperties", cfg.MaxSchemaProperties}} {
 		if l.v < 0 {
-			return nil, fmt.Errorf("server: %s is %d: want a positive limit, or 0 for the default", l.name, l.v)
+			return nil, fmt.Errorf("server: %s is %d: expected a positive limit, or 0 for the default", l.name, l.v)
 		}
 	}
 	log := slog.New(newRedactingHandler(cfg.Logger.Handler()))

@@ -258,7 +258,7 @@ func (s *Server) handleRegisterTool(w http.ResponseWriter, r *http.Request) {
 func checkRegistration(req *registerRequest, lim schemavalidate.Limits) (store.Tool, *schemavalidate.Validator, error) {
 	md := &req.Metadata
 	if !toolNamePattern.MatchString(req.FunctionID) {
-		return store.Tool{}, nil, fmt.Errorf("function_id: invalid tool name %q: want a letter or '_' then up to 63 letters, digits, '_' or '-'", req.FunctionID)
+		return store.Tool{}, nil, fmt.Errorf("function_id: invalid tool name %q: expected a letter or '_' then up to 63 letters, digits, '_' or '-'", req.FunctionID)
 	}
 	if req.AppName == "" {
 		return store.Tool{}, nil, errors.New("app_name: missing: name the toolkit the tool belongs to")

@@ -147,10 +147,10 @@ type errorFrame struct {
 func decodeJSON(data []byte, v any) error {
 	data = bytes.TrimSpace(data)
 	if len(data) == 0 {
-		return errors.New("empty body: want a JSON object")
+		return errors.New("empty body: expected a JSON object")
 	}
 	if data[0] != '{' {
-		return fmt.Errorf("want a JSON object, got %s", describeJSONStart(data))
+		return fmt.Errorf("expected a JSON object, got %s", describeJSONStart(data))
 	}
 	if err := json.Unmarshal(data, v); err != nil {
 		return jsonError(err)
@@ -226,10 +226,10 @@ var decoders = sync.Pool{New: func() any { return new(atpimpl.Decoder) }}
 func decodeMessage(data []byte, member func(d *atpimpl.Decoder, key string)) error {
 	data = bytes.TrimSpace(data)
 	if len(data) == 0 {
-		return errors.New("empty message: want a JSON object")
+		return errors.New("empty message: expected a JSON object")
 	}
 	if data[0] != '{' {
-		return fmt.Errorf("want a JSON object, got %s", describeJSONStart(data))
+		return fmt.Errorf("expected a JSON object, got %s", describeJSONStart(data))
 	}
 	d := decoders.Get().(*atpimpl.Decoder)
 	defer func() { d.Reset(nil); decoders.Put(d) }()

@@ -106,7 +106,7 @@ func TestMCPCommandUsage(t *testing.T) {
 		want string
 	}{
 		{[]string{"mcp", "--http", "0.0.0.0:0"}, "--http 0.0.0.0:0 listens beyond loopback: set a bearer token (--token or $ATP_MCP_TOKEN)"},
-		{[]string{"mcp", "--http", "nonsense"}, `--http: want host:port, got "nonsense"`},
+		{[]string{"mcp", "--http", "nonsense"}, `--http: expected host:port, got "nonsense"`},
 		{[]string{"mcp", "--token", "x"}, "--token applies to --http only"},
 	} {
 		if code, _, stderr := te.atp(c.args...); code != exitUsage || !strings.Contains(stderr, c.want) {

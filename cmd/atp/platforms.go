@@ -30,7 +30,7 @@ const platformsSynopsis = `atp platforms add --id ID --client-id ID [--client-se
 
 func runPlatforms(ctx context.Context, e *env, args []string) error {
 	if len(args) == 0 {
-		return usagef("missing subcommand: want add, list or remove\nUsage: %s", platformsSynopsis)
+		return usagef("missing subcommand: expected add, list or remove\nUsage: %s", platformsSynopsis)
 	}
 	switch args[0] {
 	case "add":
@@ -43,7 +43,7 @@ func runPlatforms(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintf(e.stderr, "Usage: %s\n", platformsSynopsis)
 		return nil
 	}
-	return usagef("unknown subcommand %q: want add, list or remove", args[0])
+	return usagef("unknown subcommand %q: expected add, list or remove", args[0])
 }
 
 // keyValues is a repeatable k=v flag.
@@ -54,7 +54,7 @@ func (kv keyValues) String() string { return fmt.Sprint(map[string]string(kv)) }
 func (kv keyValues) Set(s string) error {
 	k, v, ok := strings.Cut(s, "=")
 	if !ok || k == "" {
-		return fmt.Errorf("want key=value, got %q", s)
+		return fmt.Errorf("expected key=value, got %q", s)
 	}
 	kv[k] = v
 	return nil
@@ -284,7 +284,7 @@ func platformsRemove(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	if fs.NArg() != 1 {
-		return usagef("want exactly one platform id (see atp platforms list), got %d arguments", fs.NArg())
+		return usagef("expected exactly one platform id (see atp platforms list), got %d arguments", fs.NArg())
 	}
 	st, err := openStore(ctx, e, *db)
 	if err != nil {

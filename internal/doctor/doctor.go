@@ -67,7 +67,7 @@ func ParseSeverity(s string) (Severity, error) {
 	case "info":
 		return Info, nil
 	}
-	return "", fmt.Errorf("unknown severity %q: want error, warning or info", s)
+	return "", fmt.Errorf("unknown severity %q: expected error, warning or info", s)
 }
 
 // The finding codes.

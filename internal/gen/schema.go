@@ -573,24 +573,24 @@ func (g *generator) checkLit(t *model.Type, lit string) error {
 	case model.KindString:
 		var s string
 		if json.Unmarshal([]byte(lit), &s) != nil {
-			return errors.New("want a JSON string")
+			return errors.New("expected a JSON string")
 		}
 	case model.KindBool:
 		if lit != "true" && lit != "false" {
-			return errors.New("want true or false")
+			return errors.New("expected true or false")
 		}
 	case model.KindFloat:
 		if _, ok := parseNumber(lit); !ok {
-			return errors.New("want a number")
+			return errors.New("expected a number")
 		}
 	case model.KindInt, model.KindUint:
 		r, ok := parseNumber(lit)
 		if !ok {
-			return errors.New("want an integer")
+			return errors.New("expected an integer")
 		}
 		i, ok := ratInt(r)
 		if !ok {
-			return errors.New("want an integer")
+			return errors.New("expected an integer")
 		}
 		lo, hi := intRange(ti.kind, ti.bits, true)
 		if i.Cmp(lo) < 0 || i.Cmp(hi) > 0 {

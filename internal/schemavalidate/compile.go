@@ -329,10 +329,10 @@ func parseType(raw *jsontree.Value) (typeSet, error) {
 	} else {
 		els, err := arrayElements(raw)
 		if err != nil {
-			return 0, fmt.Errorf("want a type name or an array of them: %w", err)
+			return 0, fmt.Errorf("expected a type name or an array of them: %w", err)
 		}
 		if len(els) == 0 {
-			return 0, fmt.Errorf("want at least one type name")
+			return 0, fmt.Errorf("expected at least one type name")
 		}
 		for _, el := range els {
 			s, err := jsonString(el)
@@ -346,7 +346,7 @@ func parseType(raw *jsontree.Value) (typeSet, error) {
 	for _, name := range names {
 		t, ok := typeNames[name]
 		if !ok {
-			return 0, fmt.Errorf("unknown type %q (want object, array, string, integer, number, boolean or null)", name)
+			return 0, fmt.Errorf("unknown type %q (expected object, array, string, integer, number, boolean or null)", name)
 		}
 		set |= t
 	}
@@ -364,7 +364,7 @@ func (c *compiler) fill(n *node, raw *jsontree.Value) error {
 		return nil
 	case '{':
 	default:
-		return c.fail(ptr, "", "want a schema (an object or a boolean), got %s", raw.KindName())
+		return c.fail(ptr, "", "expected a schema (an object or a boolean), got %s", raw.KindName())
 	}
 	ms, err := objectMembers(raw)
 	if err != nil {
@@ -706,7 +706,7 @@ func (c *compiler) keyword(n *node, key string, val *jsontree.Value, kw map[stri
 			break
 		}
 		if num.f <= 0 {
-			err = fmt.Errorf("want a number above 0, got %s", num.text)
+			err = fmt.Errorf("expected a number above 0, got %s", num.text)
 			break
 		}
 		n.multiple = newMultipleOf(num)

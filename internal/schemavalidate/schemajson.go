@@ -18,7 +18,7 @@ import (
 // different things to different parsers).
 func objectMembers(v *jsontree.Value) ([]jsontree.Member, error) {
 	if v.Kind != '{' {
-		return nil, fmt.Errorf("want an object, got %s", v.KindName())
+		return nil, fmt.Errorf("expected an object, got %s", v.KindName())
 	}
 	if v.Dup != "" {
 		return nil, fmt.Errorf("key %q appears twice", v.Dup)
@@ -29,7 +29,7 @@ func objectMembers(v *jsontree.Value) ([]jsontree.Member, error) {
 // arrayElements returns the elements of the array v.
 func arrayElements(v *jsontree.Value) ([]*jsontree.Value, error) {
 	if v.Kind != '[' {
-		return nil, fmt.Errorf("want an array, got %s", v.KindName())
+		return nil, fmt.Errorf("expected an array, got %s", v.KindName())
 	}
 	return v.Elems, nil
 }
@@ -37,7 +37,7 @@ func arrayElements(v *jsontree.Value) ([]*jsontree.Value, error) {
 // jsonString returns the string v.
 func jsonString(v *jsontree.Value) (string, error) {
 	if v.Kind != '"' {
-		return "", fmt.Errorf("want a string, got %s", v.KindName())
+		return "", fmt.Errorf("expected a string, got %s", v.KindName())
 	}
 	return v.Str, nil
 }
@@ -50,20 +50,20 @@ func jsonBool(v *jsontree.Value) (bool, error) {
 	case 'f':
 		return false, nil
 	}
-	return false, fmt.Errorf("want true or false, got %s", v.KindName())
+	return false, fmt.Errorf("expected true or false, got %s", v.KindName())
 }
 
 // jsonNumber returns the text and value of the number v.
 func jsonNumber(v *jsontree.Value) (number, error) {
 	if v.Kind != '0' {
-		return number{}, fmt.Errorf("want a number, got %s", v.KindName())
+		return number{}, fmt.Errorf("expected a number, got %s", v.KindName())
 	}
 	text := string(v.Raw)
 	// A number beyond float64 is still a number: ParseFloat's ±Inf for it
 	// compares the right way with every value.
 	f, err := strconv.ParseFloat(text, 64)
 	if err != nil && !errors.Is(err, strconv.ErrRange) {
-		return number{}, fmt.Errorf("want a number, got %s", text)
+		return number{}, fmt.Errorf("expected a number, got %s", text)
 	}
 	return number{text: text, f: f}, nil
 }
@@ -73,10 +73,10 @@ func jsonNumber(v *jsontree.Value) (number, error) {
 func jsonCount(v *jsontree.Value) (int, error) {
 	n, err := jsonNumber(v)
 	if err != nil {
-		return 0, fmt.Errorf("want a non-negative integer: %w", err)
+		return 0, fmt.Errorf("expected a non-negative integer: %w", err)
 	}
 	if n.f < 0 || n.f != float64(int64(n.f)) || n.f > 1<<31 {
-		return 0, fmt.Errorf("want a non-negative integer, got %s", n.text)
+		return 0, fmt.Errorf("expected a non-negative integer, got %s", n.text)
 	}
 	return int(n.f), nil
 }
