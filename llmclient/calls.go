@@ -73,13 +73,15 @@ func WithExternalUserID(id string) CallOption {
 // Python SDK does.
 func WithUserPrompt(prompt string) CallOption { return func(o *callOptions) { o.userPrompt = prompt } }
 
-// WithTimeout bounds each call: the server is told (extension timeout_ms;
-// `atp serve` caps it at its MaxCallTimeout) and the client also stops
-// waiting a moment later, for servers that ignore it. A call that times out
-// is a Result whose Error says so. Without it the server's default applies
-// (120 s on `atp serve` and the hosted platform) and the context bounds the
-// wait.
-func WithTimeout(d time.Duration) CallOption { return func(o *callOptions) { o.timeout = d } }
+// WithCallTimeout bounds each call: the server is told (extension
+// timeout_ms; `atp serve` caps it at its MaxCallTimeout) and the client
+// also stops waiting a moment later, for servers that ignore it. A call
+// that times out is a Result whose Error says so. As everywhere in this
+// module, zero means the default: the server's (120 s on `atp serve` and
+// the hosted platform), with the context bounding the wait. A negative
+// duration, which in package runtime means no bound, is refused: the
+// server bounds every routed call, and cannot be asked not to.
+func WithCallTimeout(d time.Duration) CallOption { return func(o *callOptions) { o.timeout = d } }
 
 // Sequential makes RunCalls and CallTools run the calls one after another,
 // in order, for calls that depend on each other's effects. By default they
@@ -92,7 +94,7 @@ func callOpts(opts []CallOption) (*callOptions, error) {
 		f(o)
 	}
 	if o.timeout < 0 {
-		return nil, fmt.Errorf("WithTimeout: expected a positive duration, got %s", o.timeout)
+		return nil, fmt.Errorf("WithCallTimeout: expected a positive duration or 0 for the server's default, got %s", o.timeout)
 	}
 	return o, nil
 }

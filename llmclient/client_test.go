@@ -292,7 +292,7 @@ func TestCallTimeout(t *testing.T) {
 			c := e.client(llmclient.WithProtocol(proto))
 			got, err := c.CallTools(testCtx(t), "kit", "anthropic",
 				json.RawMessage(`[{"type":"tool_use","id":"t1","name":"block","input":{}},{"type":"tool_use","id":"t2","name":"echo","input":{}}]`),
-				llmclient.WithTimeout(50*time.Millisecond))
+				llmclient.WithCallTimeout(50*time.Millisecond))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -399,5 +399,16 @@ func TestConcurrentCallTools(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A negative call timeout is refused before anything is sent: the server
+// bounds every routed call and cannot be asked not to.
+func TestNegativeCallTimeout(t *testing.T) {
+	e := newEnv(t)
+	c := e.client()
+	_, err := c.Call(testCtx(t), "kit", "echo", nil, llmclient.WithCallTimeout(-time.Second))
+	if err == nil || !strings.Contains(err.Error(), "WithCallTimeout: expected a positive duration or 0 for the server's default, got -1s") {
+		t.Fatalf("Call with a negative timeout: %v", err)
 	}
 }

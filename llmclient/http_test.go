@@ -109,13 +109,13 @@ func TestHTTPFailures(t *testing.T) {
 	}
 
 	// A server that does not enforce timeout_ms: the client does.
-	r, err := stubClient(t, s.url+"/slow").Call(ctx, "kit", "x", nil, llmclient.WithTimeout(10*time.Millisecond))
+	r, err := stubClient(t, s.url+"/slow").Call(ctx, "kit", "x", nil, llmclient.WithCallTimeout(10*time.Millisecond))
 	if err != nil || r.Error != "the call to x got no answer within 10ms" {
 		t.Errorf("local timeout: %+v, %v", r, err)
 	}
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
-	if _, err := stubClient(t, s.url+"/slow").Call(cctx, "kit", "x", nil, llmclient.WithTimeout(time.Second)); !errors.Is(err, context.Canceled) {
+	if _, err := stubClient(t, s.url+"/slow").Call(cctx, "kit", "x", nil, llmclient.WithCallTimeout(time.Second)); !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled: %v", err)
 	}
 

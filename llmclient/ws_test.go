@@ -180,7 +180,7 @@ func TestWSWireAndOutOfOrderAnswers(t *testing.T) {
 		{"id":"AAAAAAAA1","type":"function","function":{"name":"one","arguments":"{\"x\":1}"}},
 		{"id":"AAAAAAAA2","type":"function","function":{"name":"two","arguments":{"y":[true]}}}]`),
 		llmclient.WithAuthToken("tok"), llmclient.WithExternalUserID("user-7"), llmclient.WithUserPrompt("do it"),
-		llmclient.WithTimeout(1500*time.Millisecond))
+		llmclient.WithCallTimeout(1500*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,7 +246,7 @@ func TestWSStubFailures(t *testing.T) {
 	}
 	defer c.Close()
 	ctx := testCtx(t)
-	r, err := c.Call(ctx, "kit", "silent", nil, llmclient.WithTimeout(20*time.Millisecond))
+	r, err := c.Call(ctx, "kit", "silent", nil, llmclient.WithCallTimeout(20*time.Millisecond))
 	if err != nil || r.Error != "the call to silent got no answer within 20ms" || string(r.Value) != `{"error":"the call to silent got no answer within 20ms"}` {
 		t.Errorf("silent: %+v, %v", r, err)
 	}

@@ -182,8 +182,8 @@ func newCaller(tk *runtime.Toolkit, cfg config) *Caller {
 		objectResult: map[string]bool{},
 	}
 	c.invokeOpts = []runtime.InvokeOption{runtime.WithTransport("mcp")}
-	if cfg.defaultTimeout > 0 {
-		c.invokeOpts = append(c.invokeOpts, runtime.WithDefaultTimeout(cfg.defaultTimeout))
+	if cfg.callTimeout != 0 {
+		c.invokeOpts = append(c.invokeOpts, runtime.WithCallTimeout(cfg.callTimeout))
 	}
 	if cfg.authToken != "" {
 		c.invokeOpts = append(c.invokeOpts, runtime.WithAuthToken(cfg.authToken))

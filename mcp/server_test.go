@@ -28,8 +28,7 @@ func TestNewServerErrors(t *testing.T) {
 		{"empty bearer token", tk, []mcp.Option{mcp.WithBearerToken("")}, []string{"WithBearerToken: token is empty"}},
 		{"bad header name", tk, []mcp.Option{mcp.WithAuthTokenHeader("X Token")}, []string{`WithAuthTokenHeader: "X Token" is not a valid HTTP header name`}},
 		{"Authorization twice", tk, []mcp.Option{mcp.WithBearerToken("s"), mcp.WithAuthTokenHeader("authorization")}, []string{"conflicts with WithBearerToken"}},
-		{"negative timeout", tk, []mcp.Option{mcp.WithDefaultTimeout(-time.Second)}, []string{"WithDefaultTimeout: expected a duration >= 0, got -1s"}},
-		{"all at once", tk, []mcp.Option{mcp.WithBearerToken(""), mcp.WithDefaultTimeout(-1)}, []string{"WithBearerToken", "WithDefaultTimeout"}},
+		{"all at once", tk, []mcp.Option{mcp.WithBearerToken(""), mcp.WithMaxBodyBytes(-1)}, []string{"WithBearerToken", "WithMaxBodyBytes"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			srv, err := mcp.NewServer(c.tk, c.opts...)
@@ -187,9 +186,9 @@ func TestAuthTokenSources(t *testing.T) {
 	})
 }
 
-func TestDefaultTimeout(t *testing.T) {
+func TestCallTimeout(t *testing.T) {
 	p := newProbe()
-	srv, err := mcp.NewServer(testKit(t, "http://127.0.0.1:0", p), mcp.WithDefaultTimeout(time.Millisecond), mcp.WithLogger(quiet))
+	srv, err := mcp.NewServer(testKit(t, "http://127.0.0.1:0", p), mcp.WithCallTimeout(time.Millisecond), mcp.WithLogger(quiet))
 	if err != nil {
 		t.Fatal(err)
 	}

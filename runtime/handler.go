@@ -35,12 +35,17 @@ const (
 	// WithMaxBodyBytes says otherwise.
 	DefaultMaxBodyBytes = 1 << 20
 	// DefaultCallTimeout bounds a call to a tool without a timeout= of its
-	// own unless WithCallTimeout says otherwise (the same default as Serve).
+	// own, on the transports that serve remote callers (Serve and Handler),
+	// unless ServeConfig.CallTimeout or WithCallTimeout says otherwise.
 	DefaultCallTimeout = 60 * time.Second
 )
 
 // HandlerOption configures Toolkit.Handler.
-type HandlerOption func(*handlerConfig)
+type HandlerOption interface{ applyHandler(*handlerConfig) }
+
+type handlerOption func(*handlerConfig)
+
+func (f handlerOption) applyHandler(c *handlerConfig) { f(c) }
 
 type handlerConfig struct {
 	// Authentication: exactly one of the three modes must be chosen.
@@ -62,14 +67,14 @@ type handlerConfig struct {
 // tokens while one is being rotated out. Tokens are compared in constant
 // time, length included.
 func WithBearerToken(token string) HandlerOption {
-	return func(c *handlerConfig) {
+	return handlerOption(func(c *handlerConfig) {
 		c.bearerSet = true
 		if token == "" {
 			c.problems = append(c.problems, "WithBearerToken: the token is empty")
 			return
 		}
 		c.bearer = append(c.bearer, sha256.Sum256([]byte(token)))
-	}
+	})
 }
 
 // WithAuthenticator makes the handler ask authenticate about every request
@@ -79,7 +84,7 @@ func WithBearerToken(token string) HandlerOption {
 // other error refuses it with 401 and a generic message, and its text is
 // neither sent nor logged (it may quote what the client sent).
 func WithAuthenticator(authenticate func(r *http.Request) error) HandlerOption {
-	return func(c *handlerConfig) {
+	return handlerOption(func(c *handlerConfig) {
 		if c.authSet {
 			c.problems = append(c.problems, "WithAuthenticator is given twice")
 		}
@@ -88,14 +93,14 @@ func WithAuthenticator(authenticate func(r *http.Request) error) HandlerOption {
 			c.problems = append(c.problems, "WithAuthenticator: the function is nil")
 		}
 		c.authenticator = authenticate
-	}
+	})
 }
 
 // AllowUnauthenticated serves every request without authentication: anyone
 // who can reach the handler can list and call the tools. Use it only behind
 // a middleware or network that already authenticates callers.
 func AllowUnauthenticated() HandlerOption {
-	return func(c *handlerConfig) { c.open = true }
+	return handlerOption(func(c *handlerConfig) { c.open = true })
 }
 
 // WithAuthTokenFrom tells the handler where a request carries the end user's
@@ -108,31 +113,40 @@ func AllowUnauthenticated() HandlerOption {
 // are never passed to a tool. Without this option, a call to a tool that
 // needs a token gets 500, as the handler cannot serve it.
 func WithAuthTokenFrom(from func(r *http.Request) string) HandlerOption {
-	return func(c *handlerConfig) {
+	return handlerOption(func(c *handlerConfig) {
 		if from == nil {
 			c.problems = append(c.problems, "WithAuthTokenFrom: the function is nil")
 		}
 		c.tokenFrom = from
-	}
+	})
 }
 
 // WithMaxBodyBytes bounds the POST body (default DefaultMaxBodyBytes); a
 // larger one gets 413. n must be positive.
 func WithMaxBodyBytes(n int64) HandlerOption {
-	return func(c *handlerConfig) {
+	return handlerOption(func(c *handlerConfig) {
 		if n <= 0 {
 			c.problems = append(c.problems, fmt.Sprintf("WithMaxBodyBytes: expected a positive size, got %d", n))
 		}
 		c.maxBody = n
-	}
+	})
 }
 
-// WithCallTimeout bounds calls to tools that declare no timeout= of their own
-// (default DefaultCallTimeout); zero or negative means no bound. A call that
-// runs out of time gets 504.
-func WithCallTimeout(d time.Duration) HandlerOption {
-	return func(c *handlerConfig) { c.timeout = d }
-}
+// CallTimeoutOption is the option WithCallTimeout returns: Toolkit.Handler
+// and Toolkit.Invoke both take it.
+type CallTimeoutOption struct{ d time.Duration }
+
+func (o CallTimeoutOption) applyHandler(c *handlerConfig) { c.timeout = o.d }
+func (o CallTimeoutOption) applyInvoke(c *invokeConfig)   { c.timeout = o.d }
+
+// WithCallTimeout bounds a call of a tool that declares no timeout= of its
+// own. As everywhere in this module (ServeConfig.CallTimeout, the mcp
+// package's WithCallTimeout, server.Config.CallTimeout), zero means the
+// default and a negative duration no bound. The defaults differ with who
+// waits: DefaultCallTimeout for Handler, whose remote callers must get an
+// answer (504 when the time is up); no bound for Invoke, whose caller
+// bounds the call with its ctx.
+func WithCallTimeout(d time.Duration) CallTimeoutOption { return CallTimeoutOption{d} }
 
 // Handler returns an http.Handler that serves the toolkit's tools over plain
 // HTTP:
@@ -173,11 +187,14 @@ func WithCallTimeout(d time.Duration) HandlerOption {
 // routing, so an unauthenticated client learns nothing about the tools.
 // Neither the bearer token nor the end user's token is ever logged.
 func (t *Toolkit) Handler(opts ...HandlerOption) http.Handler {
-	cfg := handlerConfig{maxBody: DefaultMaxBodyBytes, timeout: DefaultCallTimeout}
+	cfg := handlerConfig{maxBody: DefaultMaxBodyBytes}
 	for _, o := range opts {
 		if o != nil {
-			o(&cfg)
+			o.applyHandler(&cfg)
 		}
+	}
+	if cfg.timeout == 0 {
+		cfg.timeout = DefaultCallTimeout
 	}
 	modes := 0
 	for _, set := range []bool{cfg.bearerSet, cfg.authSet, cfg.open} {
@@ -402,7 +419,7 @@ func (h *handler) call(w http.ResponseWriter, r *http.Request, tool *Tool) {
 		opts = append(opts, WithStringCoercion())
 	}
 	if h.cfg.timeout > 0 {
-		opts = append(opts, WithDefaultTimeout(h.cfg.timeout))
+		opts = append(opts, WithCallTimeout(h.cfg.timeout))
 	}
 	if tool.NeedsAuthToken {
 		if h.cfg.tokenFrom == nil {

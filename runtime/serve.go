@@ -56,9 +56,10 @@ type ServeConfig struct {
 	// MaxInFlight bounds the calls running at once (default 64). Requests
 	// past the bound wait for a free slot; none is dropped.
 	MaxInFlight int
-	// DefaultTimeout bounds calls to tools that declare no timeout= of
-	// their own (default 60s; negative means no bound).
-	DefaultTimeout time.Duration
+	// CallTimeout bounds calls to tools that declare no timeout= of their
+	// own. Zero means the default, DefaultCallTimeout (60s); negative means
+	// no bound.
+	CallTimeout time.Duration
 	// ReadLimit is the largest frame (or inbox reply) accepted, in bytes
 	// (default 4 MiB). A larger request is refused with an error response
 	// when its request_id can be read; the session goes on.
@@ -293,8 +294,8 @@ func newServer(t *Toolkit, cfg ServeConfig) (*server, error) {
 		return fail("%v", err)
 	}
 	setDefault(&cfg.MaxInFlight, 64)
-	setDefault(&cfg.DefaultTimeout, 60*time.Second)
-	cfg.DefaultTimeout = max(cfg.DefaultTimeout, 0)
+	setDefault(&cfg.CallTimeout, DefaultCallTimeout)
+	cfg.CallTimeout = max(cfg.CallTimeout, 0)
 	setDefault(&cfg.ReadLimit, 4<<20)
 	setDefault(&cfg.PingInterval, 30*time.Second)
 	setDefault(&cfg.PongTimeout, 20*time.Second)
@@ -652,7 +653,7 @@ func validID(id json.RawMessage) bool {
 // call runs one request and hands its answer to answer, exactly once. It
 // never fails: every outcome is an answer.
 //
-// The call's context ends at the default timeout, or when the session
+// The call's context ends at the call timeout, or when the session
 // cancels its calls (connection lost, drain deadline passed). Either way
 // the answer goes out at that moment, even when the tool ignores its
 // context and keeps running: the late result is then dropped, and the tool
@@ -668,7 +669,7 @@ func (s *server) call(ctx context.Context, req *request, transport string, answe
 		answer(s.outcome(ctx, req, res, err))
 		return
 	}
-	timeout := s.cfg.DefaultTimeout
+	timeout := s.cfg.CallTimeout
 	var callCtx context.Context
 	var cancel context.CancelFunc
 	if tool.Timeout == 0 && timeout > 0 {

@@ -243,7 +243,7 @@ func keysOf(m map[string]any) []string {
 func TestServeFailuresAreAnswered(t *testing.T) {
 	f := newFakeATP(t, serveTestKey)
 	tk := newServeToolkit(t, nil)
-	_, c, _ := serveWS(t, f, tk, func(cfg *ServeConfig) { cfg.DefaultTimeout = 30 * time.Millisecond })
+	_, c, _ := serveWS(t, f, tk, func(cfg *ServeConfig) { cfg.CallTimeout = 30 * time.Millisecond })
 
 	expectError := func(id string, want ...string) fakeResponse {
 		t.Helper()
@@ -275,7 +275,7 @@ func TestServeFailuresAreAnswered(t *testing.T) {
 	c.request("t1", "sleepy", nil, "")
 	expectError("t1", "sleepy timed out after 20ms")
 	c.request("t2", "hang", nil, "")
-	expectError("t2", "hang timed out after 30ms") // ServeConfig.DefaultTimeout
+	expectError("t2", "hang timed out after 30ms") // ServeConfig.CallTimeout
 
 	c.request("a1", "whoami", nil, "")
 	expectError("a1", "auth token")
@@ -322,7 +322,7 @@ func TestServeTimeoutOfToolIgnoringContext(t *testing.T) {
 		return "late", nil
 	}})
 	_, c, _ := serveWS(t, f, tk, func(cfg *ServeConfig) {
-		cfg.DefaultTimeout = 20 * time.Millisecond
+		cfg.CallTimeout = 20 * time.Millisecond
 		cfg.MaxInFlight = 1
 	})
 	c.request("s1", "stubborn", nil, "")

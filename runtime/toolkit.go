@@ -126,7 +126,11 @@ func (t *Toolkit) Tool(name string) (*Tool, bool) {
 }
 
 // InvokeOption configures one Invoke call.
-type InvokeOption func(*invokeConfig)
+type InvokeOption interface{ applyInvoke(*invokeConfig) }
+
+type invokeOption func(*invokeConfig)
+
+func (f invokeOption) applyInvoke(c *invokeConfig) { f(c) }
 
 type invokeConfig struct {
 	call    Call
@@ -137,29 +141,23 @@ type invokeConfig struct {
 // WithAuthToken passes the end user's token to a tool that needs one. Tools
 // that do not declare one never see it.
 func WithAuthToken(token string) InvokeOption {
-	return func(c *invokeConfig) { c.call.AuthToken = AuthToken(token) }
+	return invokeOption(func(c *invokeConfig) { c.call.AuthToken = AuthToken(token) })
 }
 
 // WithRequestID sets the call's request id, reported in Call and in logs.
 func WithRequestID(id string) InvokeOption {
-	return func(c *invokeConfig) { c.call.RequestID = id }
+	return invokeOption(func(c *invokeConfig) { c.call.RequestID = id })
 }
 
 // WithTransport names the transport in Call.Transport (default "invoke").
 func WithTransport(name string) InvokeOption {
-	return func(c *invokeConfig) { c.call.Transport = name }
+	return invokeOption(func(c *invokeConfig) { c.call.Transport = name })
 }
 
 // WithStringCoercion makes the decoder accept numbers and booleans given as
 // strings ("3", "true"), as HTML form posts send them.
 func WithStringCoercion() InvokeOption {
-	return func(c *invokeConfig) { c.coerce = true }
-}
-
-// WithDefaultTimeout bounds the call when the tool declares no timeout of
-// its own. Zero means no bound.
-func WithDefaultTimeout(d time.Duration) InvokeOption {
-	return func(c *invokeConfig) { c.timeout = d }
+	return invokeOption(func(c *invokeConfig) { c.coerce = true })
 }
 
 var decoderPool = sync.Pool{New: func() any { return new(atpimpl.Decoder) }}
@@ -182,7 +180,9 @@ func (t *Toolkit) Invoke(ctx context.Context, name string, params []byte, opts .
 	tool := e.tool
 	cfg := invokeConfig{call: Call{Toolkit: t.name, Tool: name, Transport: "invoke"}}
 	for _, o := range opts {
-		o(&cfg)
+		if o != nil {
+			o.applyInvoke(&cfg)
+		}
 	}
 	if tool.NeedsAuthToken && cfg.call.AuthToken == "" {
 		return nil, fmt.Errorf("tool %s needs the end user's auth token and the call has none: %w", name, ErrMissingAuthToken)

@@ -304,7 +304,7 @@ func TestConnectionLimits(t *testing.T) {
 // Limits must be usable: a negative one is refused by New.
 func TestLimitsValidated(t *testing.T) {
 	for _, cfg := range []Config{{MaxConnsPerKey: -1}, {PongTimeout: -time.Second}, {UnauthBodyLimit: 10}} {
-		if _, err := New(cfg); err == nil || !strings.Contains(err.Error(), "must be") {
+		if _, err := New(cfg); err == nil || !strings.Contains(err.Error(), "expected") {
 			t.Fatalf("New(%+v) = %v, want an error", cfg, err)
 		}
 	}

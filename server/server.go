@@ -39,7 +39,10 @@ type Config struct {
 	Dev bool
 
 	// CallTimeout bounds a routed call when the task_request names no
-	// timeout of its own (default 120s, what the Python client waits).
+	// timeout of its own. As everywhere in this module, zero means the
+	// default: 120s here, what the Python client waits. A negative value,
+	// which in package runtime means no bound, is refused: a routed call
+	// must end, since an LLM client is waiting for it.
 	CallTimeout time.Duration
 	// MaxCallTimeout caps a task_request's own timeout_ms (default 10m).
 	MaxCallTimeout time.Duration
@@ -367,7 +370,7 @@ func New(cfg Config) (*Server, error) {
 	}{{"MaxSchemaBytes", cfg.MaxSchemaBytes}, {"MaxSchemaDepth", cfg.MaxSchemaDepth},
 		{"MaxSchemaEnum", cfg.MaxSchemaEnum}, {"MaxSchemaProperties", cfg.MaxSchemaProperties}} {
 		if l.v < 0 {
-			return nil, fmt.Errorf("server: %s is %d: expected a positive limit, or 0 for the default", l.name, l.v)
+			return nil, fmt.Errorf("server: %s: expected a positive limit, or 0 for the default, got %d", l.name, l.v)
 		}
 	}
 	log := slog.New(newRedactingHandler(cfg.Logger.Handler()))

@@ -213,7 +213,7 @@ func replay(ctx context.Context, w io.Writer, c *llmclient.Client, r recorded) e
 
 	// The calls run concurrently through the server; each carries the
 	// user's token to the tool.
-	msgs, err := c.CallTools(ctx, "crm", r.provider, r.data, llmclient.WithAuthToken(userToken), llmclient.WithTimeout(30*time.Second))
+	msgs, err := c.CallTools(ctx, "crm", r.provider, r.data, llmclient.WithAuthToken(userToken), llmclient.WithCallTimeout(30*time.Second))
 	if err != nil {
 		return err
 	}
