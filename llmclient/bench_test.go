@@ -26,7 +26,7 @@ func BenchmarkCallTools(b *testing.B) {
 	for _, proto := range protocols {
 		for _, mode := range []string{"concurrent", "sequential"} {
 			b.Run(proto+"/"+mode, func(b *testing.B) {
-				c := e.client(llmclient.WithProtocol(proto))
+				c := e.client(llmclient.WithTransport(llmclient.Transport(proto)))
 				var opts []llmclient.CallOption
 				if mode == "sequential" {
 					opts = append(opts, llmclient.Sequential())

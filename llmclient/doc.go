@@ -53,8 +53,8 @@
 //
 // # Transports
 //
-// ProtocolHTTP (the default) POSTs each request to the server's process/
-// endpoint. ProtocolWS opens one WebSocket on first use, authenticates it,
+// TransportHTTP (the default) POSTs each request to the server's process/
+// endpoint. TransportWS opens one WebSocket on first use, authenticates it,
 // and multiplexes every request over it by request_id, so concurrent calls
 // do not wait for each other. When the connection drops, the next request
 // dials again; failed attempts back off exponentially with jitter (Backoff)
@@ -62,7 +62,7 @@
 // answer was lost with the connection fails with ErrConnectionLost: a
 // task_request is not sent twice, since the tool may have run, while
 // get_toolkit_context is. OAuth and webhook methods are HTTP requests
-// whatever the protocol.
+// whatever the transport.
 //
 // The API key is sent as the protocol wants it (in the WebSocket path and
 // auth message, in the Authorization header and in JSON bodies) and never

@@ -20,7 +20,7 @@ func TestNewChecksOptions(t *testing.T) {
 	}{
 		{"", nil, "API key is empty"},
 		{"a b", nil, "API key contains whitespace"},
-		{"k", []llmclient.Option{llmclient.WithProtocol("grpc")}, `protocol: expected "http" or "ws", got "grpc"`},
+		{"k", []llmclient.Option{llmclient.WithTransport("grpc")}, `transport: expected "http" or "ws", got "grpc"`},
 		{"k", []llmclient.Option{llmclient.WithBaseURL("ftp://host")}, "expected an http or https URL"},
 		{"k", []llmclient.Option{llmclient.WithBaseURL("http://")}, "no host"},
 		{"k", []llmclient.Option{llmclient.WithBaseURL("http://u:p@host")}, "must not carry credentials"},
@@ -34,18 +34,18 @@ func TestNewChecksOptions(t *testing.T) {
 			t.Errorf("New(%q): %v, want %q", tc.key, err, tc.want)
 		}
 	}
-	for _, p := range []string{"http", "HTTPS", "ws", "wss", ""} {
-		c, err := llmclient.New("k", llmclient.WithProtocol(p))
+	for _, p := range []llmclient.Transport{"http", "HTTPS", "ws", "wss", ""} {
+		c, err := llmclient.New("k", llmclient.WithTransport(p))
 		if err != nil {
-			t.Errorf("protocol %q: %v", p, err)
+			t.Errorf("transport %q: %v", p, err)
 			continue
 		}
-		want := llmclient.ProtocolWS
+		want := llmclient.TransportWS
 		if p == "http" || p == "HTTPS" || p == "" {
-			want = llmclient.ProtocolHTTP
+			want = llmclient.TransportHTTP
 		}
-		if c.Protocol() != want {
-			t.Errorf("protocol %q: %s", p, c.Protocol())
+		if c.Transport() != want {
+			t.Errorf("transport %q: %s", p, c.Transport())
 		}
 		c.Close()
 	}

@@ -19,14 +19,21 @@ import (
 	"github.com/gorilla/websocket"
 )
 
-// Transports accepted in ServeConfig.Transport.
+// Transport is how Serve reaches the ATP server: ServeConfig.Transport.
+//
+// The default is TransportWS, the hosted platform's toolkit protocol: one
+// connection on which the server pushes calls as they come. (The agent
+// side, package llmclient, has a Transport of its own whose default is
+// HTTP: an agent sends a request when it has one, which one POST does.)
+type Transport string
+
 const (
 	// TransportWS is the ATP v1 WebSocket session (the default).
-	TransportWS = "ws"
+	TransportWS Transport = "ws"
 	// TransportHTTP polls the server's HTTP inbox, for networks that block
 	// WebSockets. See docs/extensions.md for the long-poll it uses when the
 	// server offers one.
-	TransportHTTP = "http"
+	TransportHTTP Transport = "http"
 )
 
 // ServeConfig configures Toolkit.Serve. URL and APIKey are required; every
@@ -43,7 +50,7 @@ type ServeConfig struct {
 	// in a log line or a returned error.
 	APIKey string
 	// Transport is TransportWS (default) or TransportHTTP.
-	Transport string
+	Transport Transport
 
 	// Logger receives Serve's logs (default: the toolkit's logger).
 	Logger *slog.Logger
@@ -331,8 +338,8 @@ func newServer(t *Toolkit, cfg ServeConfig) (*server, error) {
 	}
 	s.bufs.New = func() any { b := make([]byte, 0, 512); return &b }
 	s.invokeOpts = map[string]InvokeOption{
-		TransportWS:    WithTransport(TransportWS),
-		transportInbox: WithTransport(transportInbox),
+		string(TransportWS): WithTransport(string(TransportWS)),
+		transportInbox:      WithTransport(transportInbox),
 	}
 	s.reg = &registrar{s: s, acked: map[string]string{}}
 	if cfg.Transport == TransportHTTP {

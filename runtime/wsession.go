@@ -651,7 +651,7 @@ func (ss *wsSession) runCall(req *request) {
 		ss.reply(req, ss.s.errorResult(context.Cause(ss.callCtx)), true)
 		return
 	}
-	ss.s.call(ss.callCtx, req, TransportWS, func(res []byte, isErr bool) { ss.reply(req, res, isErr) })
+	ss.s.call(ss.callCtx, req, string(TransportWS), func(res []byte, isErr bool) { ss.reply(req, res, isErr) })
 }
 
 // reply sends the one tool_response of a request.

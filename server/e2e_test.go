@@ -61,8 +61,8 @@ func goToolkit(t *testing.T) *runtime.Toolkit {
 
 // Our Go runtime against our server, over both of its transports.
 func TestEndToEndGoRuntime(t *testing.T) {
-	for _, transport := range []string{runtime.TransportWS, runtime.TransportHTTP} {
-		t.Run(transport, func(t *testing.T) {
+	for _, transport := range []runtime.Transport{runtime.TransportWS, runtime.TransportHTTP} {
+		t.Run(string(transport), func(t *testing.T) {
 			e := newEnv(t, Config{})
 			ctx, cancel := context.WithCancel(context.Background())
 			served := make(chan error, 1)

@@ -87,7 +87,7 @@ func run(url, goKey, nodeToolkit string, rounds, serial, parallel int) error {
 	case <-time.After(30 * time.Second):
 		return fmt.Errorf("the Go toolkit did not connect")
 	}
-	c, err := llmclient.New(os.Getenv("ATP_API_KEY"), llmclient.WithBaseURL(url), llmclient.WithProtocol(llmclient.ProtocolWS))
+	c, err := llmclient.New(os.Getenv("ATP_API_KEY"), llmclient.WithBaseURL(url), llmclient.WithTransport(llmclient.TransportWS))
 	if err != nil {
 		return err
 	}

@@ -52,6 +52,6 @@ func run(logger *slog.Logger) error {
 	return tk.Serve(ctx, runtime.ServeConfig{
 		URL:       url,
 		APIKey:    key,
-		Transport: os.Getenv("ATP_TRANSPORT"),
+		Transport: runtime.Transport(os.Getenv("ATP_TRANSPORT")),
 	})
 }
