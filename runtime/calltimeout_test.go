@@ -27,7 +27,11 @@ func TestCallTimeoutZeroIsTheDefault(t *testing.T) {
 		{[]HandlerOption{WithCallTimeout(time.Second)}, time.Second},
 		{[]HandlerOption{WithCallTimeout(-1)}, -1},
 	} {
-		h := tk.Handler(append(c.opts, AllowUnauthenticated())...).(*handler)
+		hh, err := tk.Handler(append(c.opts, AllowUnauthenticated())...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := hh.(*handler)
 		if h.cfg.timeout != c.want {
 			t.Errorf("Handler(%v): call timeout %s, want %s", c.opts, h.cfg.timeout, c.want)
 		}

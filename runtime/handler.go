@@ -59,7 +59,7 @@ type handlerConfig struct {
 	maxBody   int64
 	timeout   time.Duration
 
-	problems []string // option misuse, reported by Handler's panic
+	problems []string // option misuse, in the error Handler returns
 }
 
 // WithBearerToken makes the handler accept requests that carry
@@ -181,12 +181,13 @@ func WithCallTimeout(d time.Duration) CallTimeoutOption { return CallTimeoutOpti
 //
 // Secure by default: opts must choose how callers are authenticated, with
 // WithBearerToken, WithAuthenticator or, explicitly, AllowUnauthenticated.
-// Handler panics when they choose none, or more than one, or misuse an
-// option: a misconfigured handler fails at start-up, in the first test that
-// builds it, rather than on some later request. Authentication runs before
+// Handler returns an error, listing every problem, when they choose none,
+// or more than one, or misuse an option: a misconfigured handler fails at
+// start-up, in the first test that builds it, rather than on some later
+// request. Authentication runs before
 // routing, so an unauthenticated client learns nothing about the tools.
 // Neither the bearer token nor the end user's token is ever logged.
-func (t *Toolkit) Handler(opts ...HandlerOption) http.Handler {
+func (t *Toolkit) Handler(opts ...HandlerOption) (http.Handler, error) {
 	cfg := handlerConfig{maxBody: DefaultMaxBodyBytes}
 	for _, o := range opts {
 		if o != nil {
@@ -209,9 +210,9 @@ func (t *Toolkit) Handler(opts ...HandlerOption) http.Handler {
 		cfg.problems = append(cfg.problems, "more than one authentication mode is configured (WithBearerToken, WithAuthenticator, AllowUnauthenticated): choose one")
 	}
 	if len(cfg.problems) > 0 {
-		panic("runtime: Toolkit.Handler for toolkit " + t.name + ": " + strings.Join(cfg.problems, "; "))
+		return nil, errors.New("runtime: Toolkit.Handler for toolkit " + t.name + ": " + strings.Join(cfg.problems, "; "))
 	}
-	return &handler{tk: t, cfg: cfg, log: t.logger.With("toolkit", t.name, "transport", "http")}
+	return &handler{tk: t, cfg: cfg, log: t.logger.With("toolkit", t.name, "transport", "http")}, nil
 }
 
 type handler struct {

@@ -236,48 +236,51 @@ func postJSON(path, body string, headers ...string) *http.Request {
 	return newRequest(http.MethodPost, path, "application/json", body, headers...)
 }
 
-func mustPanic(t *testing.T, want string, f func()) {
+// mustFail checks that Handler refuses opts with an error saying want.
+func mustFail(t *testing.T, tk *runtime.Toolkit, want string, opts ...runtime.HandlerOption) {
 	t.Helper()
-	defer func() {
-		t.Helper()
-		v := recover()
-		if v == nil {
-			t.Errorf("no panic; want one saying %q", want)
-			return
-		}
-		if msg := fmt.Sprint(v); !strings.Contains(msg, want) {
-			t.Errorf("panic %q does not say %q", msg, want)
-		}
-	}()
-	f()
+	h, err := tk.Handler(opts...)
+	if err == nil || h != nil {
+		t.Errorf("Handler = %v, %v; want an error saying %q", h, err, want)
+		return
+	}
+	if !strings.Contains(err.Error(), want) {
+		t.Errorf("error %q does not say %q", err, want)
+	}
+}
+
+// mustHandler builds a handler that the test expects to be valid.
+func mustHandler(t testing.TB, tk *runtime.Toolkit, opts ...runtime.HandlerOption) http.Handler {
+	t.Helper()
+	h, err := tk.Handler(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
 }
 
 func TestHandlerRefusesToBuildWithoutAuthentication(t *testing.T) {
 	tk, _ := testKit(t, nil)
-	mustPanic(t, "no authentication is configured: pass WithBearerToken or WithAuthenticator, or AllowUnauthenticated", func() { tk.Handler() })
-	mustPanic(t, "no authentication is configured", func() { tk.Handler(runtime.WithMaxBodyBytes(10), nil) })
-	mustPanic(t, "more than one authentication mode", func() {
-		tk.Handler(runtime.WithBearerToken("t"), runtime.AllowUnauthenticated())
-	})
-	mustPanic(t, "more than one authentication mode", func() {
-		tk.Handler(runtime.WithBearerToken("t"), runtime.WithAuthenticator(func(*http.Request) error { return nil }))
-	})
-	mustPanic(t, "WithBearerToken: the token is empty", func() { tk.Handler(runtime.WithBearerToken("")) })
-	mustPanic(t, "WithAuthenticator: the function is nil", func() { tk.Handler(runtime.WithAuthenticator(nil)) })
-	mustPanic(t, "WithAuthTokenFrom: the function is nil", func() {
-		tk.Handler(runtime.AllowUnauthenticated(), runtime.WithAuthTokenFrom(nil))
-	})
-	mustPanic(t, "WithMaxBodyBytes: expected a positive size, got 0", func() {
-		tk.Handler(runtime.AllowUnauthenticated(), runtime.WithMaxBodyBytes(0))
-	})
-	mustPanic(t, "toolkit kit", func() { tk.Handler() })
+	mustFail(t, tk, "no authentication is configured: pass WithBearerToken or WithAuthenticator, or AllowUnauthenticated")
+	mustFail(t, tk, "no authentication is configured", runtime.WithMaxBodyBytes(10), nil)
+	mustFail(t, tk, "more than one authentication mode", runtime.WithBearerToken("t"), runtime.AllowUnauthenticated())
+	mustFail(t, tk, "more than one authentication mode",
+		runtime.WithBearerToken("t"), runtime.WithAuthenticator(func(*http.Request) error { return nil }))
+	mustFail(t, tk, "WithBearerToken: the token is empty", runtime.WithBearerToken(""))
+	mustFail(t, tk, "WithAuthenticator: the function is nil", runtime.WithAuthenticator(nil))
+	mustFail(t, tk, "WithAuthTokenFrom: the function is nil", runtime.AllowUnauthenticated(), runtime.WithAuthTokenFrom(nil))
+	mustFail(t, tk, "WithMaxBodyBytes: expected a positive size, got 0", runtime.AllowUnauthenticated(), runtime.WithMaxBodyBytes(0))
+	mustFail(t, tk, "toolkit kit")
+	// Every problem at once.
+	mustFail(t, tk, "WithBearerToken: the token is empty; WithMaxBodyBytes: expected a positive size, got -1",
+		runtime.WithBearerToken(""), runtime.WithMaxBodyBytes(-1))
 }
 
 func TestHandlerBearerToken(t *testing.T) {
 	logs := &lockedBuffer{}
 	tk, _ := testKit(t, logs)
 	const token, next = "s3cr3t-token-A", "rotated-token-B"
-	h := tk.Handler(runtime.WithBearerToken(token), runtime.WithBearerToken(next))
+	h := mustHandler(t, tk, runtime.WithBearerToken(token), runtime.WithBearerToken(next))
 	path := "/atp/kit/greet/"
 	body := `{"name":"Ada","times":1}`
 
@@ -330,7 +333,7 @@ func TestHandlerBearerToken(t *testing.T) {
 func TestHandlerAuthenticator(t *testing.T) {
 	logs := &lockedBuffer{}
 	tk, _ := testKit(t, logs)
-	h := tk.Handler(runtime.WithAuthenticator(func(r *http.Request) error {
+	h := mustHandler(t, tk, runtime.WithAuthenticator(func(r *http.Request) error {
 		switch r.Header.Get("X-Key") {
 		case "good":
 			return nil
@@ -365,7 +368,7 @@ func TestHandlerAuthenticator(t *testing.T) {
 
 func TestHandlerAllowUnauthenticated(t *testing.T) {
 	tk, _ := testKit(t, nil)
-	h := tk.Handler(runtime.AllowUnauthenticated())
+	h := mustHandler(t, tk, runtime.AllowUnauthenticated())
 	r := serve(t, h, postJSON("/atp/kit/greet/", `{"name":"Ada","times":2}`))
 	if r.status != http.StatusOK || r.raw != `{"result":{"text":"Hello, Ada! Hello, Ada!","tags":null,"loud":false}}` {
 		t.Errorf("got %d %s", r.status, r.raw)
@@ -374,7 +377,7 @@ func TestHandlerAllowUnauthenticated(t *testing.T) {
 
 func TestHandlerDescribes(t *testing.T) {
 	tk, _ := testKit(t, nil)
-	h := tk.Handler(runtime.AllowUnauthenticated())
+	h := mustHandler(t, tk, runtime.AllowUnauthenticated())
 
 	for _, path := range []string{"/atp/kit/", "/atp/kit"} {
 		r := serve(t, h, newRequest(http.MethodGet, path, "", ""))
@@ -437,7 +440,7 @@ func mustJSON(b []byte) any {
 func TestHandlerStatuses(t *testing.T) {
 	logs := &lockedBuffer{}
 	tk, _ := testKit(t, logs)
-	h := tk.Handler(runtime.AllowUnauthenticated(), runtime.WithMaxBodyBytes(64))
+	h := mustHandler(t, tk, runtime.AllowUnauthenticated(), runtime.WithMaxBodyBytes(64))
 	long := `{"name":"` + strings.Repeat("a", 100) + `","times":1}`
 
 	for _, tc := range []struct {
@@ -545,7 +548,7 @@ func multipartRequest(t *testing.T, path string, fields [][2]string, withFile bo
 
 func TestHandlerForms(t *testing.T) {
 	tk, _ := testKit(t, nil)
-	h := tk.Handler(runtime.AllowUnauthenticated())
+	h := mustHandler(t, tk, runtime.AllowUnauthenticated())
 	form := func(values string) *http.Request {
 		return newRequest(http.MethodPost, "/atp/kit/greet/", "application/x-www-form-urlencoded", values)
 	}
@@ -653,13 +656,13 @@ func TestHandlerEndUserToken(t *testing.T) {
 	tk, _ := testKit(t, logs)
 	const bearer, user = "caller-bearer-secret", "end-user-oauth-secret"
 
-	unconfigured := tk.Handler(runtime.WithBearerToken(bearer))
+	unconfigured := mustHandler(t, tk, runtime.WithBearerToken(bearer))
 	r := serve(t, unconfigured, postJSON("/atp/kit/secret/", `{}`, "Authorization", "Bearer "+bearer, "X-ATP-Auth-Token", user))
 	if r.status != http.StatusInternalServerError || !strings.Contains(r.errorText(), "not configured to take one (WithAuthTokenFrom)") {
 		t.Errorf("a token tool behind a handler without WithAuthTokenFrom: %d %s", r.status, r.raw)
 	}
 
-	h := tk.Handler(runtime.WithBearerToken(bearer), runtime.WithAuthTokenFrom(func(r *http.Request) string {
+	h := mustHandler(t, tk, runtime.WithBearerToken(bearer), runtime.WithAuthTokenFrom(func(r *http.Request) string {
 		return r.Header.Get("X-ATP-Auth-Token")
 	}))
 	r = serve(t, h, postJSON("/atp/kit/secret/", `{}`, "Authorization", "Bearer "+bearer))
@@ -677,7 +680,7 @@ func TestHandlerEndUserToken(t *testing.T) {
 
 func TestHandlerClientGone(t *testing.T) {
 	tk, started := testKit(t, nil)
-	h := tk.Handler(runtime.AllowUnauthenticated())
+	h := mustHandler(t, tk, runtime.AllowUnauthenticated())
 	ctx, cancel := context.WithCancel(context.Background())
 	req := postJSON("/atp/kit/block/", `{}`).WithContext(ctx)
 	done := make(chan reply, 1)
@@ -694,7 +697,7 @@ func TestHandlerClientGone(t *testing.T) {
 // both ServeMux styles: the path as it comes, and http.StripPrefix.
 func TestHandlerMounted(t *testing.T) {
 	tk, _ := testKit(t, nil)
-	h := tk.Handler(runtime.WithBearerToken("tok"))
+	h := mustHandler(t, tk, runtime.WithBearerToken("tok"))
 	mux := http.NewServeMux()
 	mux.Handle("/api/v1/", h)
 	mux.Handle("/stripped/", http.StripPrefix("/stripped", h))
@@ -764,7 +767,7 @@ func TestHandlerBrokenSchema(t *testing.T) {
 	if err := tk.Add(broken); err != nil {
 		t.Fatal(err)
 	}
-	h := tk.Handler(runtime.AllowUnauthenticated())
+	h := mustHandler(t, tk, runtime.AllowUnauthenticated())
 	for _, path := range []string{"/atp/kit/", "/atp/kit/broken/"} {
 		r := serve(t, h, newRequest(http.MethodGet, path, "", ""))
 		if r.status != http.StatusInternalServerError || r.errorText() != "internal error encoding the answer" {
@@ -786,7 +789,7 @@ func TestHandlerRouteAmbiguity(t *testing.T) {
 	if err := tk.Add(plainTool("kit", func(context.Context, *runtime.Call) (any, error) { return "called", nil })); err != nil {
 		t.Fatal(err)
 	}
-	h := tk.Handler(runtime.AllowUnauthenticated())
+	h := mustHandler(t, tk, runtime.AllowUnauthenticated())
 	for _, tc := range []struct{ path, want string }{
 		{"/atp/atp/", `"toolkit":"atp"`},     // the toolkit at the root
 		{"/atp/atp/atp/", `"toolkit":"atp"`}, // the toolkit under the prefix /atp
@@ -805,7 +808,7 @@ func BenchmarkHandlerPostJSON(b *testing.B) {
 	if err := tk.Add(greetTool()); err != nil {
 		b.Fatal(err)
 	}
-	h := tk.Handler(runtime.WithBearerToken("tok"))
+	h := mustHandler(b, tk, runtime.WithBearerToken("tok"))
 	body := []byte(`{"name":"Ada","times":2,"tags":["a","b"]}`)
 	b.ReportAllocs()
 	for b.Loop() {
@@ -825,7 +828,7 @@ func BenchmarkHandlerPostForm(b *testing.B) {
 	if err := tk.Add(greetTool()); err != nil {
 		b.Fatal(err)
 	}
-	h := tk.Handler(runtime.AllowUnauthenticated())
+	h := mustHandler(b, tk, runtime.AllowUnauthenticated())
 	body := url.Values{"name": {"Ada"}, "times": {"2"}, "tags": {"a", "b"}}.Encode()
 	b.ReportAllocs()
 	for b.Loop() {
