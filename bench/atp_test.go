@@ -154,7 +154,7 @@ func taskRequest(key string, i int) []byte {
 // wire protocol (decodes each request with atpimpl's Decoder and echoes
 // its params), and returns an authenticated LLM connection.
 func dialRouted(tb testing.TB) *wsConn {
-	srv, err := server.New(server.Config{Logger: quiet})
+	srv, err := server.New(context.Background(), server.Config{Logger: quiet})
 	if err != nil {
 		tb.Fatal(err)
 	}

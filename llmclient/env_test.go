@@ -47,7 +47,7 @@ func newEnv(t testing.TB, configure ...func(*server.Config)) *env {
 	for _, f := range configure {
 		f(&cfg)
 	}
-	srv, err := server.New(cfg)
+	srv, err := server.New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -78,7 +79,7 @@ func dialEcho(b *testing.B) *benchConn {
 // dialRouted starts the server with a minimal toolkit that speaks the wire
 // protocol (echoes params), and returns an authenticated LLM connection.
 func dialRouted(b *testing.B) *benchConn {
-	srv, err := New(Config{Logger: discardLogger()})
+	srv, err := New(context.Background(), Config{Logger: discardLogger()})
 	if err != nil {
 		b.Fatal(err)
 	}

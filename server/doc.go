@@ -9,7 +9,7 @@
 //
 // In-process use (tests, examples):
 //
-//	srv, _ := server.New(server.Config{Addr: "127.0.0.1:0"}) // in-memory store
+//	srv, _ := server.New(ctx, server.Config{Addr: "127.0.0.1:0"}) // in-memory store
 //	defer srv.Close()
 //	_, llmKey, _ := srv.CreateKey(ctx, store.NewKey{Kind: store.KindLLM, Name: "agent"})
 //	_, tkKey, _ := srv.CreateKey(ctx, store.NewKey{Kind: store.KindToolkit, Name: "tools"})

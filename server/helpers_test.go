@@ -17,8 +17,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/atpgo/atp/server/store"
 	"github.com/gorilla/websocket"
+
+	"github.com/atpgo/atp/server/store"
 )
 
 // logBuffer collects a server's log output, for the redaction checks.
@@ -58,7 +59,7 @@ func newEnv(t *testing.T, cfg Config) *testEnv {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	srv, err := New(cfg)
+	srv, err := New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,8 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/atpgo/atp/server/store"
 	"github.com/gorilla/websocket"
+
+	"github.com/atpgo/atp/server/store"
 )
 
 // A key has at most MaxConnsPerKey WebSockets; one more is refused before
@@ -422,7 +423,7 @@ func TestNewRefusesBadLimits(t *testing.T) {
 		{Config{MaxHeaderBytes: 10}, "server: MaxHeaderBytes: expected at least 1024, or 0 for the default, got 10"},
 		{Config{MaxConnsPerKey: -1}, "server: MaxConnsPerKey: expected at least 1, or 0 for the default, got -1"},
 	} {
-		srv, err := New(c.cfg)
+		srv, err := New(context.Background(), c.cfg)
 		if err == nil {
 			srv.Close()
 		}

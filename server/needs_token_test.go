@@ -26,7 +26,7 @@ const needsTokenMessage = "tool me needs the end user's auth token: send auth_to
 func TestNeedsAuthTokenGoToolkit(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "atp.db")
-	srv, err := New(Config{DBPath: path, Logger: discardLogger()})
+	srv, err := New(context.Background(), Config{DBPath: path, Logger: discardLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +112,7 @@ func TestNeedsAuthTokenGoToolkit(t *testing.T) {
 	// After a restart, with the toolkit gone: the flag comes from the store,
 	// so a call without a token is refused for what it lacks, not because
 	// the toolkit is offline.
-	srv, err = New(Config{DBPath: path, Logger: discardLogger()})
+	srv, err = New(context.Background(), Config{DBPath: path, Logger: discardLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}

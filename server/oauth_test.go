@@ -748,7 +748,7 @@ func TestOAuthNeedsSecretKey(t *testing.T) {
 		t.Fatalf("confirmation without a key = %d %v", status, m)
 	}
 	idp := newAuthServer(t)
-	_, err := New(Config{DBPath: dir + "/b.db", Platforms: []store.Platform{idp.platform("p")}, Logger: discardLogger()})
+	_, err := New(context.Background(), Config{DBPath: dir + "/b.db", Platforms: []store.Platform{idp.platform("p")}, Logger: discardLogger()})
 	if err == nil || !strings.Contains(err.Error(), SecretKeyEnv) || !strings.Contains(err.Error(), "--secret-key-file") {
 		t.Fatalf("New with platforms and no key: %v", err)
 	}
@@ -776,7 +776,7 @@ func TestOAuthDevKeyAndRestart(t *testing.T) {
 	llmKey := e.llmKey
 	e.srv.Close()
 
-	srv2, err := New(Config{DBPath: db, Dev: true, clock: clk, Platforms: cfg.Platforms, Logger: discardLogger()})
+	srv2, err := New(context.Background(), Config{DBPath: db, Dev: true, clock: clk, Platforms: cfg.Platforms, Logger: discardLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -788,7 +788,7 @@ func TestOAuthDevKeyAndRestart(t *testing.T) {
 	srv2.Close()
 
 	wrong := make([]byte, store.SecretKeySize)
-	if _, err := New(Config{DBPath: db, SecretKey: wrong, Logger: discardLogger()}); err == nil || !strings.Contains(err.Error(), "not the one this database") {
+	if _, err := New(context.Background(), Config{DBPath: db, SecretKey: wrong, Logger: discardLogger()}); err == nil || !strings.Contains(err.Error(), "not the one this database") {
 		t.Fatalf("New with another key: %v", err)
 	}
 }

@@ -355,8 +355,10 @@ type DevKey struct {
 }
 
 // New opens the store (migrating it), loads the registered toolkits and
-// returns a server ready to serve.
-func New(cfg Config) (*Server, error) {
+// returns a server ready to serve. ctx bounds that work (a migration of a
+// large database, a store that does not answer); New keeps no reference
+// to it: Serve's ctx decides how long the server runs.
+func New(ctx context.Context, cfg Config) (*Server, error) {
 	cfg.setDefaults()
 	if cfg.FrameLimit < 1024 || cfg.BodyLimit < 1024 {
 		return nil, fmt.Errorf("server: BodyLimit %d and FrameLimit %d must be at least 1024 bytes", cfg.BodyLimit, cfg.FrameLimit)
@@ -387,7 +389,6 @@ func New(cfg Config) (*Server, error) {
 		keyConns:    newKeyCounts(),
 		keyRequests: newKeyCounts(),
 	}
-	ctx := context.Background()
 	if s.store == nil {
 		if cfg.DBPath != "" && cfg.DBPath != store.Memory {
 			// Before opening: a second server must not even migrate the

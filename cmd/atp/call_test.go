@@ -18,7 +18,7 @@ import (
 // connected over WebSocket, and returns its URL and an LLM key.
 func liveServer(t *testing.T) (url, llmKey string) {
 	t.Helper()
-	srv, err := server.New(server.Config{Addr: "127.0.0.1:0", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	srv, err := server.New(context.Background(), server.Config{Addr: "127.0.0.1:0", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}

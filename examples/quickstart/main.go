@@ -51,7 +51,7 @@ func run(ctx context.Context, w io.Writer) error {
 	}
 	defer os.RemoveAll(dir)
 	dbPath := filepath.Join(dir, "atp.db")
-	srv, err := server.New(server.Config{Addr: "127.0.0.1:0", DBPath: dbPath, Dev: true, Logger: quiet})
+	srv, err := server.New(ctx, server.Config{Addr: "127.0.0.1:0", DBPath: dbPath, Dev: true, Logger: quiet})
 	if err != nil {
 		return err
 	}

@@ -123,7 +123,7 @@ func run(ctx context.Context, w io.Writer, opts options) (err error) {
 
 	// The ATP server, with an in-memory store and a toolkit key and an LLM
 	// key made for the demo.
-	srv, err := server.New(server.Config{Addr: "127.0.0.1:0", Dev: true, Logger: opts.log})
+	srv, err := server.New(ctx, server.Config{Addr: "127.0.0.1:0", Dev: true, Logger: opts.log})
 	if err != nil {
 		return err
 	}
