@@ -1,4 +1,6 @@
-package weather
+// Package weather_test checks the generated decoder of tests/weather against
+// a general JSON Schema validator.
+package weather_test
 
 import (
 	"bytes"
@@ -13,7 +15,20 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/atpgo/atp/runtime/atpimpl"
+	"github.com/atpgo/atp/tests/weather"
 )
+
+// inputSchema is get_forecast's generated input schema.
+func inputSchema(tb testing.TB) []byte {
+	tb.Helper()
+	for _, tool := range weather.ATPTools() {
+		if tool.Name == "get_forecast" {
+			return tool.InputSchema
+		}
+	}
+	tb.Fatal("tests/weather has no get_forecast tool")
+	return nil
+}
 
 // reference is the valid 5-field input that the README's side-by-side
 // benchmarks (module bench) give every library.
@@ -23,7 +38,7 @@ var reference = []byte(`{"location":{"city":"Paris","country":"FR"},"days":3,"un
 // Schema validator, asserting formats as the generated decoder does.
 func compileSchema(tb testing.TB) *jsonschema.Schema {
 	tb.Helper()
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader([]byte(atpGetForecastInputSchema)))
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(inputSchema(tb)))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -48,9 +63,9 @@ func BenchmarkDecode(b *testing.B) {
 		b.ReportAllocs()
 		var d atpimpl.Decoder
 		for b.Loop() {
-			var in WeatherIn
+			var in weather.WeatherIn
 			d.Reset(reference)
-			atpDecodeWeatherIn(&d, &in)
+			weather.DecodeWeatherIn(&d, &in)
 			if d.Failed() {
 				b.Fatal(d.Problems())
 			}
@@ -59,7 +74,7 @@ func BenchmarkDecode(b *testing.B) {
 	b.Run("encoding_json", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			var in WeatherIn
+			var in weather.WeatherIn
 			if err := json.Unmarshal(reference, &in); err != nil {
 				b.Fatal(err)
 			}
@@ -76,7 +91,7 @@ func BenchmarkDecode(b *testing.B) {
 			if err := sch.Validate(v); err != nil {
 				b.Fatal(err)
 			}
-			var in WeatherIn
+			var in weather.WeatherIn
 			if err := json.Unmarshal(reference, &in); err != nil {
 				b.Fatal(err)
 			}
@@ -116,9 +131,9 @@ func FuzzDecode(f *testing.F) {
 	sch := compileSchema(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var d atpimpl.Decoder
-		var got WeatherIn
+		var got weather.WeatherIn
 		d.Reset(data)
-		atpDecodeWeatherIn(&d, &got)
+		weather.DecodeWeatherIn(&d, &got)
 		accepted := !d.Failed()
 
 		want, valid := oracle(sch, data)
@@ -132,8 +147,8 @@ func FuzzDecode(f *testing.F) {
 }
 
 // oracle decides validity without the generated code.
-func oracle(sch *jsonschema.Schema, data []byte) (WeatherIn, bool) {
-	var zero WeatherIn
+func oracle(sch *jsonschema.Schema, data []byte) (weather.WeatherIn, bool) {
+	var zero weather.WeatherIn
 	trimmed := bytes.TrimSpace(data)
 	if len(trimmed) == 0 || string(trimmed) == "null" {
 		data = []byte("{}") // the runtime's documented reading of absent params
@@ -152,19 +167,19 @@ func oracle(sch *jsonschema.Schema, data []byte) (WeatherIn, bool) {
 		return zero, false
 	}
 	var loose struct {
-		Location Location   `json:"location"`
-		Days     float64    `json:"days"`
-		Units    Units      `json:"units"`
-		Tags     []string   `json:"tags"`
-		Since    *time.Time `json:"since"`
+		Location weather.Location `json:"location"`
+		Days     float64          `json:"days"`
+		Units    weather.Units    `json:"units"`
+		Tags     []string         `json:"tags"`
+		Since    *time.Time       `json:"since"`
 	}
 	if err := json.Unmarshal(data, &loose); err != nil {
 		return zero, false
 	}
-	return WeatherIn{Location: loose.Location, Days: int(loose.Days), Units: loose.Units, Tags: loose.Tags, Since: loose.Since}, true
+	return weather.WeatherIn{Location: loose.Location, Days: int(loose.Days), Units: loose.Units, Tags: loose.Tags, Since: loose.Since}, true
 }
 
-func equalWeather(a, b WeatherIn) bool {
+func equalWeather(a, b weather.WeatherIn) bool {
 	if (a.Since == nil) != (b.Since == nil) || a.Since != nil && !a.Since.Equal(*b.Since) {
 		return false
 	}
