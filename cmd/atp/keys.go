@@ -191,16 +191,7 @@ func keysRotate(ctx context.Context, e *env, args []string) error {
 }
 
 func keysList(ctx context.Context, e *env, args []string) error {
-	fs := newFlags(e, "keys list", "atp keys list [--json]")
-	asJSON := fs.Bool("json", false, "print the keys as a JSON array")
-	db := dbFlag(fs, e)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return usagef("unexpected argument %q", fs.Arg(0))
-	}
-	st, err := openStore(ctx, e, *db)
+	st, asJSON, err := openForList(ctx, e, "keys list", "atp keys list [--json]", "print the keys as a JSON array", args)
 	if err != nil {
 		return err
 	}
@@ -209,7 +200,7 @@ func keysList(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if *asJSON {
+	if asJSON {
 		out := make([]keyJSON, 0, len(keys))
 		for _, k := range keys {
 			out = append(out, toJSON(k))

@@ -222,16 +222,7 @@ type platformJSON struct {
 }
 
 func platformsList(ctx context.Context, e *env, args []string) error {
-	fs := newFlags(e, "platforms list", "atp platforms list [--json] [--db PATH]")
-	asJSON := fs.Bool("json", false, "print the platforms as a JSON array")
-	db := dbFlag(fs, e)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return usagef("unexpected argument %q", fs.Arg(0))
-	}
-	st, err := openStore(ctx, e, *db)
+	st, asJSON, err := openForList(ctx, e, "platforms list", "atp platforms list [--json] [--db PATH]", "print the platforms as a JSON array", args)
 	if err != nil {
 		return err
 	}
@@ -240,7 +231,7 @@ func platformsList(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if *asJSON {
+	if asJSON {
 		out := make([]platformJSON, 0, len(ps))
 		for _, p := range ps {
 			out = append(out, platformJSON{ID: p.ID, Name: p.DisplayName(), ClientID: p.ClientID, AuthURL: p.AuthURL, TokenURL: p.TokenURL,

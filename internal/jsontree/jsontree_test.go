@@ -86,3 +86,11 @@ func TestKinds(t *testing.T) {
 		}
 	}
 }
+
+func TestDepth(t *testing.T) {
+	for doc, want := range map[string]int{`1`: 0, `[]`: 1, `{"a":[{"b":"[[[{"}]]}`: 3, `["\\\"[", [[]]]`: 3} {
+		if got := Depth([]byte(doc)); got != want {
+			t.Errorf("Depth(%s) = %d, want %d", doc, got, want)
+		}
+	}
+}

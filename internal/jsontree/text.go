@@ -136,3 +136,25 @@ func KindOfGo(k reflect.Kind) string {
 	}
 	return "a different value"
 }
+
+// Depth returns the nesting depth of objects and arrays in the valid JSON
+// doc (0 for a scalar), in one pass and without building a tree: what a
+// limit on nesting reports as the depth found.
+func Depth(doc []byte) int {
+	depth, deepest, inString := 0, 0, false
+	for i := 0; i < len(doc); i++ {
+		switch c := doc[i]; {
+		case inString && c == '\\':
+			i++
+		case c == '"':
+			inString = !inString
+		case inString:
+		case c == '{' || c == '[':
+			depth++
+			deepest = max(deepest, depth)
+		case c == '}' || c == ']':
+			depth--
+		}
+	}
+	return deepest
+}

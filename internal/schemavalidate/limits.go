@@ -110,27 +110,6 @@ func (lim Limits) check(v *jsontree.Value, steps *int) error {
 	return nil
 }
 
-// jsonDepth returns the nesting depth of objects and arrays in the valid
-// JSON doc, in one pass.
-func jsonDepth(doc []byte) int {
-	depth, deepest, inString := 0, 0, false
-	for i := 0; i < len(doc); i++ {
-		switch c := doc[i]; {
-		case inString && c == '\\':
-			i++
-		case c == '"':
-			inString = !inString
-		case inString:
-		case c == '{' || c == '[':
-			depth++
-			deepest = max(deepest, depth)
-		case c == '}' || c == ']':
-			depth--
-		}
-	}
-	return deepest
-}
-
 // String words the limits for a log line.
 func (lim Limits) String() string {
 	f := func(n int) string {

@@ -89,7 +89,7 @@ func (c *compiler) parse(schema json.RawMessage, lim Limits) (*jsontree.Value, e
 		return nil, &compileError{err: err}
 	}
 	if tooDeep != nil {
-		return nil, &LimitError{Limit: LimitDepth, Max: lim.MaxDepth, Got: jsonDepth(schema), Pointer: tooDeep.Pointer(maxPointerBytes)}
+		return nil, &LimitError{Limit: LimitDepth, Max: lim.MaxDepth, Got: jsontree.Depth(schema), Pointer: tooDeep.Pointer(maxPointerBytes)}
 	}
 	if err := lim.check(root, &c.steps); err != nil {
 		return nil, err

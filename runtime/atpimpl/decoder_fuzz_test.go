@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/atpgo/atp/internal/jsontree"
 )
 
 // fuzzSeeds are tricky inputs for both fuzz tests: grammar corners, escapes,
@@ -29,26 +31,6 @@ var fuzzSeeds = []string{
 	`{"location":{"city":"P"},"days":9223372036854775807}`, `{"location":{"city":"P"},"days":9223372036854775808}`,
 	`{"location":{"city":"P"},"days":3,"Days":4}`, `{"location":{"city":"P"},"days":3,"tags":null}`,
 	`{"location":{"city":"\u00e9\uD834\uDD1E","city":"x"},"days":3}`,
-}
-
-// jsonDepth returns the nesting depth of valid JSON.
-func jsonDepth(b []byte) int {
-	depth, maxDepth, inString := 0, 0, false
-	for i := 0; i < len(b); i++ {
-		switch c := b[i]; {
-		case inString && c == '\\':
-			i++
-		case c == '"':
-			inString = !inString
-		case inString:
-		case c == '{' || c == '[':
-			depth++
-			maxDepth = max(maxDepth, depth)
-		case c == '}' || c == ']':
-			depth--
-		}
-	}
-	return maxDepth
 }
 
 // FuzzDecoderAny checks the scanner against encoding/json: the same inputs
@@ -82,7 +64,7 @@ func FuzzDecoderAny(f *testing.F) {
 			}
 			return
 		}
-		if jsonDepth(in) > maxDepth {
+		if jsontree.Depth(in) > maxDepth {
 			if !failed || !strings.Contains(errOf(&d).Error(), "nested deeper than 1000 levels") {
 				t.Fatalf("too deep input: %v", errOf(&d))
 			}
