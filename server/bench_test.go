@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -11,9 +12,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/atpgo/atp/runtime"
-	"github.com/atpgo/atp/server/store"
 	"github.com/gorilla/websocket"
+
+	"github.com/atpgo/atp/runtime/atpimpl"
+	"github.com/atpgo/atp/server/store"
 )
 
 // BenchmarkRoutedCall measures a tool call the way an agent makes it: LLM
@@ -24,8 +26,8 @@ import (
 //	single: one call at a time; reports p50 and p99 latency.
 //	inflight64: 64 calls outstanding on one connection; reports calls/s.
 //
-// Targets (issue 4): routed p50 at most 2.5x the echo's; routed throughput
-// at 64 in flight at least 40% of the echo's.
+// Targets, the README's "routed call" figures: routed p50 at most 2.5x
+// the echo's; routed throughput at 64 in flight at least 40% of the echo's.
 func BenchmarkRoutedCall(b *testing.B) {
 	b.Run("echo/single", func(b *testing.B) { benchSingle(b, dialEcho(b)) })
 	b.Run("routed/single", func(b *testing.B) { benchSingle(b, dialRouted(b)) })
@@ -77,7 +79,7 @@ func dialEcho(b *testing.B) *benchConn {
 // dialRouted starts the server with a minimal toolkit that speaks the wire
 // protocol (echoes params), and returns an authenticated LLM connection.
 func dialRouted(b *testing.B) *benchConn {
-	srv, err := New(Config{Logger: discardLogger()})
+	srv, err := New(context.Background(), Config{Logger: discardLogger()})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -103,10 +105,10 @@ func dialRouted(b *testing.B) *benchConn {
 	}
 	b.Cleanup(func() { tk.Close() })
 	tk.ReadMessage() // greeting
-	// The toolkit: reads each request with the runtime's Decoder, as a Go
+	// The toolkit: reads each request with atpimpl's Decoder, as a Go
 	// toolkit does, and answers at once with the params as the result.
 	go func() {
-		var d runtime.Decoder
+		var d atpimpl.Decoder
 		out := make([]byte, 0, 256)
 		for {
 			_, data, err := tk.ReadMessage()
