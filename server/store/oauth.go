@@ -430,6 +430,7 @@ const refreshPoll = 250 * time.Millisecond
 func (v *Vault) LockRefresh(ctx context.Context, owner, platform, user string, lease time.Duration) (unlock func(), err error) {
 	holder := "rfl_" + randomText(10)
 	wait := 10 * time.Millisecond
+	held := false // an attempt found another holder
 	for {
 		var n int64
 		err := v.s.tx(ctx, func(tx handle) error {
@@ -451,11 +452,17 @@ func (v *Vault) LockRefresh(ctx context.Context, owner, platform, user string, l
 			return err
 		})
 		if err != nil {
+			if held && ctx.Err() != nil {
+				// The context ended during a retry: as much a wait for the
+				// holder as one that ends between retries.
+				return nil, fmt.Errorf("lock token refresh: another server is refreshing the token of user %q: %w", user, ctx.Err())
+			}
 			return nil, fmt.Errorf("lock token refresh: %w", err)
 		}
 		if n > 0 {
 			break
 		}
+		held = true
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
