@@ -16,6 +16,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/atpgo/atp/runtime"
+	"github.com/atpgo/atp/runtime/atpimpl"
 	"github.com/atpgo/atp/server"
 	"github.com/atpgo/atp/server/store"
 )
@@ -71,7 +72,7 @@ func echoToolkit() *runtime.Toolkit {
 		Description: "Says hello.",
 		Params:      []string{"name"},
 		InputSchema: json.RawMessage(`{"type":"object","properties":{"name":{"type":"string"}},"additionalProperties":false}`),
-		Run: func(_ context.Context, _ *runtime.Call, d *runtime.Decoder) (any, error) {
+		Run: func(_ context.Context, _ *runtime.Call, d *atpimpl.Decoder) (any, error) {
 			var name string
 			if d.Object() {
 				for d.Next() {
@@ -150,10 +151,10 @@ func taskRequest(key string, i int) []byte {
 }
 
 // dialRouted starts `atp serve` in memory with a toolkit that speaks the
-// wire protocol (decodes each request with the runtime's Decoder and echoes
+// wire protocol (decodes each request with atpimpl's Decoder and echoes
 // its params), and returns an authenticated LLM connection.
 func dialRouted(tb testing.TB) *wsConn {
-	srv, err := server.New(server.Config{Logger: quiet})
+	srv, err := server.New(context.Background(), server.Config{Logger: quiet})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -207,7 +208,7 @@ func dialRouted(tb testing.TB) *wsConn {
 
 // echoParams answers each atp_tool_request on tk with its params.
 func echoParams(tk *websocket.Conn) {
-	var d runtime.Decoder
+	var d atpimpl.Decoder
 	out := make([]byte, 0, 256)
 	for {
 		_, data, err := tk.ReadMessage()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"testing"
 
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
@@ -11,7 +12,7 @@ import (
 
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
 
-	"github.com/atpgo/atp/runtime"
+	"github.com/atpgo/atp/runtime/atpimpl"
 	"github.com/atpgo/atp/tests/weather"
 )
 
@@ -28,13 +29,13 @@ func decodePaths() []decodePath {
 		{"atp", func(testing.TB) func([]byte) error {
 			// The generated decoder: exact keys, required, enum, format,
 			// unknown keys, all in one pass.
-			var d runtime.Decoder
+			var d atpimpl.Decoder
 			return func(args []byte) error {
 				var in weather.WeatherIn
 				d.Reset(args)
 				weather.DecodeWeatherIn(&d, &in)
 				if d.Failed() {
-					return d.Err()
+					return fmt.Errorf("invalid params: %v", d.Problems())
 				}
 				return nil
 			}

@@ -13,7 +13,7 @@ import (
 
 // BenchmarkCallTools runs 8 independent calls of a tool that sleeps 50 ms
 // through the real server, concurrently (the default) and with Sequential.
-// Issue 5's target: concurrent wall time under 1.5 calls' time (75 ms),
+// Target: concurrent wall time under 1.5 calls' time (75 ms),
 // sequential about 8 (400 ms). "calls/op" is the wall time in units of one
 // call's 50 ms.
 func BenchmarkCallTools(b *testing.B) {
@@ -26,7 +26,7 @@ func BenchmarkCallTools(b *testing.B) {
 	for _, proto := range protocols {
 		for _, mode := range []string{"concurrent", "sequential"} {
 			b.Run(proto+"/"+mode, func(b *testing.B) {
-				c := e.client(llmclient.WithProtocol(proto))
+				c := e.client(llmclient.WithTransport(llmclient.Transport(proto)))
 				var opts []llmclient.CallOption
 				if mode == "sequential" {
 					opts = append(opts, llmclient.Sequential())

@@ -58,12 +58,12 @@ type callOptions struct {
 	sequential     bool
 }
 
-// WithAuthToken passes the end user's token to the tools (auth_token, spec
-// §3 step 4). It travels in the request only and is never logged.
+// WithAuthToken passes the end user's token to the tools (auth_token,
+// docs/protocol.md §3 step 4). It travels in the request only and is never logged.
 func WithAuthToken(token string) CallOption { return func(o *callOptions) { o.authToken = token } }
 
 // WithExternalUserID names the end user whose stored OAuth token the server
-// injects as auth_token (extension, spec §3 step 4): the token never
+// injects as auth_token (extension, docs/protocol.md §3 step 4): the token never
 // passes through the agent. A token given with WithAuthToken wins.
 func WithExternalUserID(id string) CallOption {
 	return func(o *callOptions) { o.externalUserID = id }
@@ -73,13 +73,15 @@ func WithExternalUserID(id string) CallOption {
 // Python SDK does.
 func WithUserPrompt(prompt string) CallOption { return func(o *callOptions) { o.userPrompt = prompt } }
 
-// WithTimeout bounds each call: the server is told (extension timeout_ms;
-// `atp serve` caps it at its MaxCallTimeout) and the client also stops
-// waiting a moment later, for servers that ignore it. A call that times out
-// is a Result whose Error says so. Without it the server's default applies
-// (120 s on `atp serve` and the hosted platform) and the context bounds the
-// wait.
-func WithTimeout(d time.Duration) CallOption { return func(o *callOptions) { o.timeout = d } }
+// WithCallTimeout bounds each call: the server is told (extension
+// timeout_ms; `atp serve` caps it at its MaxCallTimeout) and the client
+// also stops waiting a moment later, for servers that ignore it. A call
+// that times out is a Result whose Error says so. As everywhere in this
+// module, zero means the default: the server's (120 s on `atp serve` and
+// the hosted platform), with the context bounding the wait. A negative
+// duration, which in package runtime means no bound, is refused: the
+// server bounds every routed call, and cannot be asked not to.
+func WithCallTimeout(d time.Duration) CallOption { return func(o *callOptions) { o.timeout = d } }
 
 // Sequential makes RunCalls and CallTools run the calls one after another,
 // in order, for calls that depend on each other's effects. By default they
@@ -92,12 +94,12 @@ func callOpts(opts []CallOption) (*callOptions, error) {
 		f(o)
 	}
 	if o.timeout < 0 {
-		return nil, fmt.Errorf("WithTimeout: expected a positive duration, got %s", o.timeout)
+		return nil, fmt.Errorf("WithCallTimeout: expected a positive duration or 0 for the server's default, got %s", o.timeout)
 	}
 	return o, nil
 }
 
-// taskRequest is task_request (spec §2.1 step 3) with the extensions
+// taskRequest is task_request (docs/protocol.md §2.1 step 3) with the extensions
 // external_user_id and timeout_ms.
 type taskRequest struct {
 	Type           string      `json:"type"`
@@ -190,7 +192,7 @@ func (c *Client) call(ctx context.Context, toolkitID, tool, toolCallID string, p
 	return c.taskResult(data, tool, toolCallID)
 }
 
-// taskResult reads TASK_RESPONSE (spec §2.4).
+// taskResult reads TASK_RESPONSE (docs/protocol.md §2.4).
 func (c *Client) taskResult(data []byte, tool, toolCallID string) (*Result, error) {
 	var m struct {
 		Type     string          `json:"type"`

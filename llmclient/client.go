@@ -21,14 +21,23 @@ import (
 	"github.com/gorilla/websocket"
 )
 
-// Protocols accepted by WithProtocol.
+// Transport is how a Client sends get_toolkit_context and task_request:
+// WithTransport.
+//
+// The default is TransportHTTP, as in the Python SDK: an agent sends a
+// request when it has one, which one POST does, through any proxy, with
+// nothing to keep alive between a model's turns. TransportWS pays off for
+// an agent that calls often. (A toolkit's runtime.Transport defaults to
+// WebSocket instead: the server pushes calls to it at any moment.)
+type Transport string
+
 const (
-	// ProtocolHTTP sends each request as its own POST to the server's
-	// process/ endpoint (the default, as in the Python SDK).
-	ProtocolHTTP = "http"
-	// ProtocolWS keeps one WebSocket open and multiplexes every request
+	// TransportHTTP sends each request as its own POST to the server's
+	// process/ endpoint (the default).
+	TransportHTTP Transport = "http"
+	// TransportWS keeps one WebSocket open and multiplexes every request
 	// over it.
-	ProtocolWS = "ws"
+	TransportWS Transport = "ws"
 )
 
 // DefaultBaseURL is where `atp serve` listens by default.
@@ -80,16 +89,16 @@ func (e *APIError) Error() string {
 	return b.String()
 }
 
-// Client talks to an ATP server as an LLM client (spec §2 and §3). It is safe
+// Client talks to an ATP server as an LLM client (docs/protocol.md §2 and §3). It is safe
 // for concurrent use; create it with New and Close it when done.
 type Client struct {
-	apiKey   string
-	protocol string
-	apiBase  string // {base}/api/v1/atp/llm-client/
-	hc       *http.Client
-	ownHC    bool
-	log      *slog.Logger
-	ws       *wsTransport // nil for ProtocolHTTP
+	apiKey    string
+	transport Transport
+	apiBase   string // {base}/api/v1/atp/llm-client/
+	hc        *http.Client
+	ownHC     bool
+	log       *slog.Logger
+	ws        *wsTransport // nil for TransportHTTP
 
 	idPrefix string
 	seq      atomic.Uint64
@@ -104,12 +113,12 @@ type Client struct {
 type Option func(*config)
 
 type config struct {
-	baseURL  string
-	protocol string
-	hc       *http.Client
-	log      *slog.Logger
-	dialer   *websocket.Dialer
-	backoff  Backoff
+	baseURL   string
+	transport Transport
+	hc        *http.Client
+	log       *slog.Logger
+	dialer    *websocket.Dialer
+	backoff   Backoff
 }
 
 // WithBaseURL sets the server's base URL (default DefaultBaseURL). The
@@ -118,11 +127,11 @@ type config struct {
 // https://example.com/atp/api/v1/atp/llm-client/process/.
 func WithBaseURL(u string) Option { return func(c *config) { c.baseURL = u } }
 
-// WithProtocol picks the transport of GetToolkitContext and the tool calls:
-// "http" (default; "https" is the same) or "ws" ("wss" is the same). The
-// base URL's scheme decides TLS. OAuth and webhook calls are HTTP requests
-// in both cases.
-func WithProtocol(p string) Option { return func(c *config) { c.protocol = p } }
+// WithTransport picks the transport of GetToolkitContext and the tool
+// calls: TransportHTTP (default; "https" is the same) or TransportWS ("wss"
+// is the same). The base URL's scheme decides TLS. OAuth and webhook calls
+// are HTTP requests in both cases.
+func WithTransport(t Transport) Option { return func(c *config) { c.transport = t } }
 
 // WithHTTPClient sets the client for HTTP requests (default: one on
 // http.DefaultTransport). Requests are bounded by their context only.
@@ -143,7 +152,7 @@ func WithBackoff(b Backoff) Option { return func(c *config) { c.backoff = b } }
 // checks the options but opens no connection: the WebSocket is dialled on
 // first use.
 func New(apiKey string, opts ...Option) (*Client, error) {
-	cfg := config{baseURL: DefaultBaseURL, protocol: ProtocolHTTP}
+	cfg := config{baseURL: DefaultBaseURL, transport: TransportHTTP}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -157,26 +166,26 @@ func New(apiKey string, opts ...Option) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	var protocol string
-	switch strings.ToLower(strings.TrimSpace(cfg.protocol)) {
+	var transport Transport
+	switch strings.ToLower(strings.TrimSpace(string(cfg.transport))) {
 	case "http", "https", "":
-		protocol = ProtocolHTTP
+		transport = TransportHTTP
 	case "ws", "wss":
-		protocol = ProtocolWS
+		transport = TransportWS
 	default:
-		return nil, fmt.Errorf("llmclient: protocol: expected \"http\" or \"ws\", got %q", cfg.protocol)
+		return nil, fmt.Errorf("llmclient: transport: expected \"http\" or \"ws\", got %q", cfg.transport)
 	}
 	backoff, err := cfg.backoff.withDefaults()
 	if err != nil {
 		return nil, err
 	}
 	c := &Client{
-		apiKey:   apiKey,
-		protocol: protocol,
-		apiBase:  base.String() + "/api/v1/atp/llm-client/",
-		hc:       cfg.hc,
-		log:      cfg.log,
-		idPrefix: randomHex(8),
+		apiKey:    apiKey,
+		transport: transport,
+		apiBase:   base.String() + "/api/v1/atp/llm-client/",
+		hc:        cfg.hc,
+		log:       cfg.log,
+		idPrefix:  randomHex(8),
 	}
 	c.closeCtx, c.stop = context.WithCancel(context.Background())
 	if c.hc == nil {
@@ -191,7 +200,7 @@ func New(apiKey string, opts ...Option) (*Client, error) {
 	if c.log == nil {
 		c.log = slog.Default()
 	}
-	if protocol == ProtocolWS {
+	if transport == TransportWS {
 		c.ws = newWSTransport(c, base, cfg.dialer, backoff)
 	}
 	return c, nil
@@ -225,8 +234,8 @@ func parseBaseURL(raw string) (*url.URL, error) {
 	return u, nil
 }
 
-// Protocol returns the transport in use: ProtocolHTTP or ProtocolWS.
-func (c *Client) Protocol() string { return c.protocol }
+// Transport returns the transport in use: TransportHTTP or TransportWS.
+func (c *Client) Transport() Transport { return c.transport }
 
 // Close closes the WebSocket and ends the HTTP requests in flight, failing
 // the requests still waiting with ErrClosed, and waits for the client's
@@ -401,30 +410,13 @@ type Backoff struct {
 }
 
 func (b Backoff) withDefaults() (Backoff, error) {
-	switch {
-	case b.Base < 0:
-		return b, fmt.Errorf("llmclient: Backoff.Base: expected a positive duration or 0 for the default, got %s", b.Base)
-	case b.Max < 0:
-		return b, fmt.Errorf("llmclient: Backoff.Max: expected a positive duration or 0 for the default, got %s", b.Max)
-	case b.Jitter > 1:
-		return b, fmt.Errorf("llmclient: Backoff.Jitter: expected a fraction at most 1, got %g", b.Jitter)
-	case b.MaxAttempts < 0:
+	p, err := backoff.Policy{Base: b.Base, Max: b.Max, Jitter: b.Jitter}.Normalize("Backoff", 250*time.Millisecond, 10*time.Second)
+	if err != nil {
+		return b, fmt.Errorf("llmclient: %w", err)
+	}
+	b.Base, b.Max, b.Jitter = p.Base, p.Max, p.Jitter
+	if b.MaxAttempts < 0 {
 		return b, fmt.Errorf("llmclient: Backoff.MaxAttempts: expected a positive count or 0 for the default, got %d", b.MaxAttempts)
-	}
-	if b.Base == 0 {
-		b.Base = 250 * time.Millisecond
-	}
-	if b.Max == 0 {
-		b.Max = max(10*time.Second, b.Base)
-	}
-	if b.Max < b.Base {
-		return b, fmt.Errorf("llmclient: Backoff.Max (%s) is less than Backoff.Base (%s)", b.Max, b.Base)
-	}
-	switch {
-	case b.Jitter == 0:
-		b.Jitter = 0.5
-	case b.Jitter < 0:
-		b.Jitter = 0
 	}
 	if b.MaxAttempts == 0 {
 		b.MaxAttempts = 6

@@ -12,10 +12,11 @@ import (
 
 	"github.com/atpgo/atp/llmclient"
 	"github.com/atpgo/atp/runtime"
+	"github.com/atpgo/atp/runtime/atpimpl"
 	"github.com/atpgo/atp/server/store"
 )
 
-var protocols = []string{llmclient.ProtocolHTTP, llmclient.ProtocolWS}
+var protocols = []string{string(llmclient.TransportHTTP), string(llmclient.TransportWS)}
 
 func testCtx(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -26,7 +27,7 @@ func testCtx(t *testing.T) context.Context {
 func TestToolkitContextPerProvider(t *testing.T) {
 	e := newEnv(t)
 	for _, proto := range protocols {
-		c := e.client(llmclient.WithProtocol(proto))
+		c := e.client(llmclient.WithTransport(llmclient.Transport(proto)))
 		// For each provider: the field that holds the schema of greet.
 		for _, tc := range []struct{ provider, wantProvider, greet, schema string }{
 			{"openai", "openai", `"name":"greet"`, `"parameters"`},
@@ -166,7 +167,7 @@ func TestCallToolsPerProvider(t *testing.T) {
 		},
 	}
 	for _, proto := range protocols {
-		c := e.client(llmclient.WithProtocol(proto))
+		c := e.client(llmclient.WithTransport(llmclient.Transport(proto)))
 		for _, tc := range cases {
 			t.Run(proto+"/"+tc.name, func(t *testing.T) {
 				got, err := c.CallTools(testCtx(t), "kit", tc.provider, json.RawMessage(tc.calls))
@@ -187,7 +188,7 @@ func TestCallToolsConcurrentInOrder(t *testing.T) {
 	e := newEnv(t)
 	for _, proto := range protocols {
 		t.Run(proto, func(t *testing.T) {
-			c := e.client(llmclient.WithProtocol(proto))
+			c := e.client(llmclient.WithTransport(llmclient.Transport(proto)))
 			calls := fmt.Sprintf(`[
 				{"type":"tool_use","id":"first","name":"gate","input":{"wait":"%[1]s-b"}},
 				{"type":"tool_use","id":"second","name":"gate","input":{"open":"%[1]s-b","wait":"%[1]s-c"}},
@@ -227,7 +228,7 @@ func TestCallResults(t *testing.T) {
 	e := newEnv(t)
 	for _, proto := range protocols {
 		t.Run(proto, func(t *testing.T) {
-			c := e.client(llmclient.WithProtocol(proto))
+			c := e.client(llmclient.WithTransport(llmclient.Transport(proto)))
 			ctx := testCtx(t)
 
 			r, err := c.Call(ctx, "kit", "echo", json.RawMessage(`{"a":[1,{"b":null}]}`))
@@ -288,10 +289,10 @@ func TestCallTimeout(t *testing.T) {
 	e := newEnv(t)
 	for _, proto := range protocols {
 		t.Run(proto, func(t *testing.T) {
-			c := e.client(llmclient.WithProtocol(proto))
+			c := e.client(llmclient.WithTransport(llmclient.Transport(proto)))
 			got, err := c.CallTools(testCtx(t), "kit", "anthropic",
 				json.RawMessage(`[{"type":"tool_use","id":"t1","name":"block","input":{}},{"type":"tool_use","id":"t2","name":"echo","input":{}}]`),
-				llmclient.WithTimeout(50*time.Millisecond))
+				llmclient.WithCallTimeout(50*time.Millisecond))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -313,14 +314,14 @@ func TestOfflineToolkit(t *testing.T) {
 	}
 	other := runtime.NewToolkit("other", runtime.WithLogger(discard()))
 	other.Add(&runtime.Tool{Name: "ping", Description: "Pings.", InputSchema: json.RawMessage(`{"type":"object"}`),
-		Run: func(context.Context, *runtime.Call, *runtime.Decoder) (any, error) { return "pong", nil }})
+		Run: func(context.Context, *runtime.Call, *atpimpl.Decoder) (any, error) { return "pong", nil }})
 	stop := e.serveToolkit(other, key)
 	e.waitConnected(2)
 	stop()
 	e.waitConnected(1)
 	for _, proto := range protocols {
 		t.Run(proto, func(t *testing.T) {
-			c := e.client(llmclient.WithProtocol(proto))
+			c := e.client(llmclient.WithTransport(llmclient.Transport(proto)))
 			got, err := c.CallTools(testCtx(t), "other", "openai", json.RawMessage(`[{"type":"function_call","call_id":"c1","name":"ping","arguments":"{}"}]`))
 			if err != nil {
 				t.Fatal(err)
@@ -337,7 +338,7 @@ func TestContextCancellation(t *testing.T) {
 	e := newEnv(t)
 	for _, proto := range protocols {
 		t.Run(proto, func(t *testing.T) {
-			c := e.client(llmclient.WithProtocol(proto))
+			c := e.client(llmclient.WithTransport(llmclient.Transport(proto)))
 			ctx, cancel := context.WithCancel(testCtx(t))
 			done := make(chan error, 1)
 			go func() {
@@ -367,7 +368,7 @@ func TestConcurrentCallTools(t *testing.T) {
 	for _, proto := range protocols {
 		t.Run(proto, func(t *testing.T) {
 			logs := newEvents()
-			c := e.client(llmclient.WithProtocol(proto), llmclient.WithLogger(slogOf(logs)))
+			c := e.client(llmclient.WithTransport(llmclient.Transport(proto)), llmclient.WithLogger(slogOf(logs)))
 			ctx := testCtx(t)
 			var wg sync.WaitGroup
 			for g := range 16 {
@@ -392,11 +393,22 @@ func TestConcurrentCallTools(t *testing.T) {
 				}()
 			}
 			wg.Wait()
-			if proto == llmclient.ProtocolWS {
+			if proto == string(llmclient.TransportWS) {
 				if n := logs.count("llmclient: connected"); n != 1 {
 					t.Errorf("%d WebSocket connections, want 1:\n%s", n, logs)
 				}
 			}
 		})
+	}
+}
+
+// A negative call timeout is refused before anything is sent: the server
+// bounds every routed call and cannot be asked not to.
+func TestNegativeCallTimeout(t *testing.T) {
+	e := newEnv(t)
+	c := e.client()
+	_, err := c.Call(testCtx(t), "kit", "echo", nil, llmclient.WithCallTimeout(-time.Second))
+	if err == nil || !strings.Contains(err.Error(), "WithCallTimeout: expected a positive duration or 0 for the server's default, got -1s") {
+		t.Fatalf("Call with a negative timeout: %v", err)
 	}
 }

@@ -10,7 +10,7 @@ import (
 	"github.com/atpgo/atp/provider"
 )
 
-// ToolkitContext is a toolkit's description for one provider (spec §2.3).
+// ToolkitContext is a toolkit's description for one provider (docs/protocol.md §2.3).
 type ToolkitContext struct {
 	ToolkitID   string `json:"toolkit_id"`
 	ToolkitName string `json:"toolkit_name"`
@@ -39,7 +39,7 @@ func (tc *ToolkitContext) RequestTools() json.RawMessage {
 	return b.Bytes()
 }
 
-// contextRequest is get_toolkit_context (spec §2.1 step 2).
+// contextRequest is get_toolkit_context (docs/protocol.md §2.1 step 2).
 type contextRequest struct {
 	Type       string `json:"type"`
 	ToolkitID  string `json:"toolkit_id"`

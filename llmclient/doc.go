@@ -2,7 +2,7 @@
 // tools in the format of the agent's model, runs the tool calls the model
 // asks for through an ATP server (`atp serve` or the hosted platform), and
 // gives back the messages that carry the results to the model. It speaks
-// the LLM-client side of ATP v1 (spec §2 and §3) over HTTP or one
+// the LLM-client side of ATP v1 (docs/protocol.md §2 and §3) over HTTP or one
 // WebSocket.
 //
 //	c, err := llmclient.New(os.Getenv("ATP_LLM_KEY"), llmclient.WithBaseURL("http://127.0.0.1:7777"))
@@ -53,8 +53,8 @@
 //
 // # Transports
 //
-// ProtocolHTTP (the default) POSTs each request to the server's process/
-// endpoint. ProtocolWS opens one WebSocket on first use, authenticates it,
+// TransportHTTP (the default) POSTs each request to the server's process/
+// endpoint. TransportWS opens one WebSocket on first use, authenticates it,
 // and multiplexes every request over it by request_id, so concurrent calls
 // do not wait for each other. When the connection drops, the next request
 // dials again; failed attempts back off exponentially with jitter (Backoff)
@@ -62,7 +62,7 @@
 // answer was lost with the connection fails with ErrConnectionLost: a
 // task_request is not sent twice, since the tool may have run, while
 // get_toolkit_context is. OAuth and webhook methods are HTTP requests
-// whatever the protocol.
+// whatever the transport.
 //
 // The API key is sent as the protocol wants it (in the WebSocket path and
 // auth message, in the Authorization header and in JSON bodies) and never

@@ -15,6 +15,7 @@ import (
 
 	"github.com/atpgo/atp/llmclient"
 	"github.com/atpgo/atp/runtime"
+	"github.com/atpgo/atp/runtime/atpimpl"
 	"github.com/atpgo/atp/server"
 	"github.com/atpgo/atp/server/store"
 )
@@ -46,7 +47,7 @@ func newEnv(t testing.TB, configure ...func(*server.Config)) *env {
 	for _, f := range configure {
 		f(&cfg)
 	}
-	srv, err := server.New(cfg)
+	srv, err := server.New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,7 +229,7 @@ func (g *gates) open(name string) {
 }
 
 // object decodes a tool's params into a map, the decoder's way.
-func object(d *runtime.Decoder) map[string]json.RawMessage {
+func object(d *atpimpl.Decoder) map[string]json.RawMessage {
 	m := map[string]json.RawMessage{}
 	if d.Object() {
 		for d.Next() {
@@ -260,25 +261,25 @@ func testToolkit(e *env) *runtime.Toolkit {
 		&runtime.Tool{
 			Name: "greet", Description: "Greets someone.", Params: []string{"name"}, RequiredParams: []string{"name"},
 			InputSchema: json.RawMessage(`{"type":"object","properties":{"name":{"type":"string","minLength":1,"description":"who to greet"}},"required":["name"],"additionalProperties":false}`),
-			Run: func(ctx context.Context, call *runtime.Call, d *runtime.Decoder) (any, error) {
+			Run: func(ctx context.Context, call *runtime.Call, d *atpimpl.Decoder) (any, error) {
 				return "Hello, " + str(object(d)["name"]), nil
 			},
 		},
 		&runtime.Tool{
 			Name: "echo", Description: "Returns its params.", InputSchema: anyObject,
-			Run: func(ctx context.Context, call *runtime.Call, d *runtime.Decoder) (any, error) {
+			Run: func(ctx context.Context, call *runtime.Call, d *atpimpl.Decoder) (any, error) {
 				return d.Raw(), nil
 			},
 		},
 		&runtime.Tool{
 			Name: "fail", Description: "Fails.", InputSchema: anyObject,
-			Run: func(context.Context, *runtime.Call, *runtime.Decoder) (any, error) {
+			Run: func(context.Context, *runtime.Call, *atpimpl.Decoder) (any, error) {
 				return nil, errors.New("no luck")
 			},
 		},
 		&runtime.Tool{
 			Name: "block", Description: "Blocks.", InputSchema: anyObject,
-			Run: func(ctx context.Context, call *runtime.Call, d *runtime.Decoder) (any, error) {
+			Run: func(ctx context.Context, call *runtime.Call, d *atpimpl.Decoder) (any, error) {
 				e.started <- "block"
 				select {
 				case <-ctx.Done():
@@ -290,7 +291,7 @@ func testToolkit(e *env) *runtime.Toolkit {
 		},
 		&runtime.Tool{
 			Name: "gate", Description: "Opens a gate and waits for another.", InputSchema: anyObject,
-			Run: func(ctx context.Context, call *runtime.Call, d *runtime.Decoder) (any, error) {
+			Run: func(ctx context.Context, call *runtime.Call, d *atpimpl.Decoder) (any, error) {
 				p := object(d)
 				if name := str(p["open"]); name != "" {
 					e.gates.open(name)
@@ -307,7 +308,7 @@ func testToolkit(e *env) *runtime.Toolkit {
 		},
 		&runtime.Tool{
 			Name: "nap", Description: "Sleeps 50 ms.", InputSchema: anyObject,
-			Run: func(ctx context.Context, call *runtime.Call, d *runtime.Decoder) (any, error) {
+			Run: func(ctx context.Context, call *runtime.Call, d *atpimpl.Decoder) (any, error) {
 				t := time.NewTimer(50 * time.Millisecond)
 				defer t.Stop()
 				select {
@@ -321,7 +322,7 @@ func testToolkit(e *env) *runtime.Toolkit {
 		&runtime.Tool{
 			Name: "whoami", Description: "Returns the auth token.", InputSchema: anyObject, NeedsAuthToken: true,
 			AuthProvider: "hubspot", AuthType: "OAuth2", AuthWith: "access_token",
-			Run: func(ctx context.Context, call *runtime.Call, d *runtime.Decoder) (any, error) {
+			Run: func(ctx context.Context, call *runtime.Call, d *atpimpl.Decoder) (any, error) {
 				return "token " + string(call.AuthToken), nil
 			},
 		},

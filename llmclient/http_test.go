@@ -20,7 +20,7 @@ func TestNewChecksOptions(t *testing.T) {
 	}{
 		{"", nil, "API key is empty"},
 		{"a b", nil, "API key contains whitespace"},
-		{"k", []llmclient.Option{llmclient.WithProtocol("grpc")}, `protocol: expected "http" or "ws", got "grpc"`},
+		{"k", []llmclient.Option{llmclient.WithTransport("grpc")}, `transport: expected "http" or "ws", got "grpc"`},
 		{"k", []llmclient.Option{llmclient.WithBaseURL("ftp://host")}, "expected an http or https URL"},
 		{"k", []llmclient.Option{llmclient.WithBaseURL("http://")}, "no host"},
 		{"k", []llmclient.Option{llmclient.WithBaseURL("http://u:p@host")}, "must not carry credentials"},
@@ -34,24 +34,24 @@ func TestNewChecksOptions(t *testing.T) {
 			t.Errorf("New(%q): %v, want %q", tc.key, err, tc.want)
 		}
 	}
-	for _, p := range []string{"http", "HTTPS", "ws", "wss", ""} {
-		c, err := llmclient.New("k", llmclient.WithProtocol(p))
+	for _, p := range []llmclient.Transport{"http", "HTTPS", "ws", "wss", ""} {
+		c, err := llmclient.New("k", llmclient.WithTransport(p))
 		if err != nil {
-			t.Errorf("protocol %q: %v", p, err)
+			t.Errorf("transport %q: %v", p, err)
 			continue
 		}
-		want := llmclient.ProtocolWS
+		want := llmclient.TransportWS
 		if p == "http" || p == "HTTPS" || p == "" {
-			want = llmclient.ProtocolHTTP
+			want = llmclient.TransportHTTP
 		}
-		if c.Protocol() != want {
-			t.Errorf("protocol %q: %s", p, c.Protocol())
+		if c.Transport() != want {
+			t.Errorf("transport %q: %s", p, c.Transport())
 		}
 		c.Close()
 	}
 }
 
-// The process/ request is what the spec says: path under the base URL's
+// The process/ request is what docs/protocol.md §2.2 says: path under the base URL's
 // prefix, "Authorization: ApiKey", the key repeated in the body.
 func TestHTTPWire(t *testing.T) {
 	s := newStubAPI(t, func(n int, w http.ResponseWriter, r *http.Request) {
@@ -109,13 +109,13 @@ func TestHTTPFailures(t *testing.T) {
 	}
 
 	// A server that does not enforce timeout_ms: the client does.
-	r, err := stubClient(t, s.url+"/slow").Call(ctx, "kit", "x", nil, llmclient.WithTimeout(10*time.Millisecond))
+	r, err := stubClient(t, s.url+"/slow").Call(ctx, "kit", "x", nil, llmclient.WithCallTimeout(10*time.Millisecond))
 	if err != nil || r.Error != "the call to x got no answer within 10ms" {
 		t.Errorf("local timeout: %+v, %v", r, err)
 	}
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
-	if _, err := stubClient(t, s.url+"/slow").Call(cctx, "kit", "x", nil, llmclient.WithTimeout(time.Second)); !errors.Is(err, context.Canceled) {
+	if _, err := stubClient(t, s.url+"/slow").Call(cctx, "kit", "x", nil, llmclient.WithCallTimeout(time.Second)); !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled: %v", err)
 	}
 

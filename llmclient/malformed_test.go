@@ -72,7 +72,7 @@ func TestCallToolsMalformedArguments(t *testing.T) {
 		},
 	}
 	for _, proto := range protocols {
-		c := e.client(llmclient.WithProtocol(proto))
+		c := e.client(llmclient.WithTransport(llmclient.Transport(proto)))
 		for _, tc := range cases {
 			t.Run(proto+"/"+tc.name, func(t *testing.T) {
 				got, err := c.CallTools(testCtx(t), "kit", tc.provider, json.RawMessage(tc.calls))
@@ -136,7 +136,7 @@ func TestRunCallsMalformedArgumentsNotSent(t *testing.T) {
 				opts = append(opts, llmclient.Sequential())
 			}
 			t.Run(name, func(t *testing.T) {
-				c, err := llmclient.New("atp_llm_key", llmclient.WithBaseURL("http://"+addr), llmclient.WithProtocol(proto), llmclient.WithLogger(discard()))
+				c, err := llmclient.New("atp_llm_key", llmclient.WithBaseURL("http://"+addr), llmclient.WithTransport(llmclient.Transport(proto)), llmclient.WithLogger(discard()))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -154,7 +154,7 @@ func TestRunCallsMalformedArgumentsNotSent(t *testing.T) {
 						t.Errorf("results[%d] = %+v, want tool %s, id %s, error %q", i, r, calls[i].Name, calls[i].ID, wantErrs[i])
 					}
 				}
-				if proto != llmclient.ProtocolHTTP {
+				if proto != string(llmclient.TransportHTTP) {
 					return // a refused WebSocket dial is retried with backoff
 				}
 				// A good call in the same batch is sent, and fails for want

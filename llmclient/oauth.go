@@ -14,7 +14,7 @@ import (
 	"time"
 )
 
-// Webhook events (spec §3, the SDK's register_webhook).
+// Webhook events (docs/protocol.md §3, the SDK's register_webhook).
 const (
 	EventConnectionSuccess = "connection_success"
 	EventConnectionFailed  = "connection_failed"
@@ -41,7 +41,7 @@ type OAuthConnection struct {
 	Raw json.RawMessage
 }
 
-// UserTokens are an end user's tokens for one platform (spec §3 step 3).
+// UserTokens are an end user's tokens for one platform (docs/protocol.md §3 step 3).
 // They are secrets: String, GoString and LogValue print them redacted.
 type UserTokens struct {
 	Status            string
@@ -294,7 +294,7 @@ func (c *Client) DeleteWebhook(ctx context.Context, id string) error {
 	if id == "" {
 		return opError("delete webhook", errors.New("id is empty"))
 	}
-	// The spec's oddity, kept for the hosted platform: deletion is a GET
+	// The protocol's oddity (docs/protocol.md §2.2), kept for the hosted platform: deletion is a GET
 	// of webhooks/{id}/delete/ (the Python SDK sends every non-POST as a
 	// GET), not a DELETE.
 	if _, err := c.doHTTP(ctx, http.MethodGet, "webhooks/"+url.PathEscape(id)+"/delete/", nil); err != nil {

@@ -81,7 +81,7 @@ func TestInitiateOAuthConnectionStub(t *testing.T) {
 		// An older server: auth_url only, scopes as one string.
 		writeJSON(w, 200, `{"auth_url":"https://auth.example/authorize?state=s1","provider_name":"HubSpot","scopes":"crm.read crm.write","auth_mode":"OAuth2"}`)
 	})
-	c := stubClient(t, s.url+"/base", llmclient.WithProtocol("ws")) // OAuth is HTTP whatever the protocol
+	c := stubClient(t, s.url+"/base", llmclient.WithTransport("ws")) // OAuth is HTTP whatever the protocol
 	conn, err := c.InitiateOAuthConnection(testCtx(t), "hubspot", "user 7", "https://app.example/done")
 	if err != nil {
 		t.Fatal(err)
@@ -306,7 +306,7 @@ func TestOAuthFlowRealServer(t *testing.T) {
 
 	// The server injects the user's token; the agent never handles it.
 	for _, proto := range protocols {
-		pc := e.client(llmclient.WithProtocol(proto))
+		pc := e.client(llmclient.WithTransport(llmclient.Transport(proto)))
 		r, err := pc.Call(ctx, "kit", "whoami", nil, llmclient.WithExternalUserID("user-7"))
 		if err != nil || str(r.Value) != "token at-from-hubspot" {
 			t.Errorf("%s: whoami for user-7: %+v, %v", proto, r, err)
@@ -320,7 +320,7 @@ func TestOAuthFlowRealServer(t *testing.T) {
 
 func TestWebhooksRealServer(t *testing.T) {
 	e := newEnv(t)
-	c := e.client(llmclient.WithProtocol("ws"))
+	c := e.client(llmclient.WithTransport("ws"))
 	ctx := testCtx(t)
 	wh, err := c.RegisterWebhook(ctx, "https://hooks.example.com/hooks", []string{llmclient.EventConnectionSuccess, llmclient.EventConnectionFailed})
 	if err != nil {

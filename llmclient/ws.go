@@ -244,7 +244,7 @@ type permanentError struct{ err error }
 func (e *permanentError) Error() string { return e.err.Error() }
 func (e *permanentError) Unwrap() error { return e.err }
 
-// connect dials and authenticates one WebSocket (spec §2.1 step 1).
+// connect dials and authenticates one WebSocket (docs/protocol.md §2.1 step 1).
 func (t *wsTransport) connect() (*wsConn, error) {
 	ctx, cancel := context.WithTimeout(t.ctx, handshakeTimeout)
 	defer cancel()

@@ -22,7 +22,7 @@ var fastBackoff = llmclient.Backoff{Base: time.Millisecond, Max: 4 * time.Millis
 func TestWSReconnect(t *testing.T) {
 	e := newEnv(t)
 	logs := newEvents()
-	c := e.client(llmclient.WithProtocol("ws"), llmclient.WithLogger(slogOf(logs)), llmclient.WithBackoff(fastBackoff))
+	c := e.client(llmclient.WithTransport("ws"), llmclient.WithLogger(slogOf(logs)), llmclient.WithBackoff(fastBackoff))
 	ctx := testCtx(t)
 	greet := func(name string) {
 		t.Helper()
@@ -84,7 +84,7 @@ func TestAuthFailure(t *testing.T) {
 	for _, proto := range protocols {
 		t.Run(proto, func(t *testing.T) {
 			logs := newEvents()
-			c, err := llmclient.New(badKey, llmclient.WithBaseURL(e.llmURL()), llmclient.WithProtocol(proto),
+			c, err := llmclient.New(badKey, llmclient.WithBaseURL(e.llmURL()), llmclient.WithTransport(llmclient.Transport(proto)),
 				llmclient.WithLogger(slogOf(logs)), llmclient.WithBackoff(fastBackoff))
 			if err != nil {
 				t.Fatal(err)
@@ -95,10 +95,10 @@ func TestAuthFailure(t *testing.T) {
 			if !errors.As(err, &apiErr) || !strings.Contains(err.Error(), "invalid API key") {
 				t.Fatalf("err = %v, want an *APIError about the key", err)
 			}
-			if proto == llmclient.ProtocolHTTP && apiErr.StatusCode != http.StatusUnauthorized {
+			if proto == string(llmclient.TransportHTTP) && apiErr.StatusCode != http.StatusUnauthorized {
 				t.Errorf("status %d, want 401", apiErr.StatusCode)
 			}
-			if proto == llmclient.ProtocolWS && logs.count("connecting to the ATP server failed") != 1 {
+			if proto == string(llmclient.TransportWS) && logs.count("connecting to the ATP server failed") != 1 {
 				t.Errorf("a refused key was retried:\n%s", logs)
 			}
 			if strings.Contains(err.Error(), badKey) || strings.Contains(logs.String(), badKey) {
@@ -152,7 +152,7 @@ func taskResponse(m map[string]any, status, message string, result any) map[stri
 		"payload": map[string]any{"result": result}}
 }
 
-// Requests carry the fields the spec names; answers are matched by
+// Requests carry the fields docs/protocol.md §2.1 names; answers are matched by
 // request_id whatever their order.
 func TestWSWireAndOutOfOrderAnswers(t *testing.T) {
 	const key = "atp_llm_stub_secret"
@@ -171,7 +171,7 @@ func TestWSWireAndOutOfOrderAnswers(t *testing.T) {
 			ws.WriteJSON(taskResponse(batch[i], "success", "", p["function"].(string)+" done"))
 		}
 	})
-	c, err := llmclient.New(key, llmclient.WithBaseURL(s.url+"/prefix/"), llmclient.WithProtocol("wss"), llmclient.WithLogger(discard()))
+	c, err := llmclient.New(key, llmclient.WithBaseURL(s.url+"/prefix/"), llmclient.WithTransport("wss"), llmclient.WithLogger(discard()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,7 +180,7 @@ func TestWSWireAndOutOfOrderAnswers(t *testing.T) {
 		{"id":"AAAAAAAA1","type":"function","function":{"name":"one","arguments":"{\"x\":1}"}},
 		{"id":"AAAAAAAA2","type":"function","function":{"name":"two","arguments":{"y":[true]}}}]`),
 		llmclient.WithAuthToken("tok"), llmclient.WithExternalUserID("user-7"), llmclient.WithUserPrompt("do it"),
-		llmclient.WithTimeout(1500*time.Millisecond))
+		llmclient.WithCallTimeout(1500*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -240,13 +240,13 @@ func TestWSStubFailures(t *testing.T) {
 				"result": map[string]any{"tool": map[string]any{"name": "python", "result": map[string]any{"error": "division by zero"}}}})
 		}
 	})
-	c, err := llmclient.New(key, llmclient.WithBaseURL(s.url), llmclient.WithProtocol("ws"), llmclient.WithLogger(discard()))
+	c, err := llmclient.New(key, llmclient.WithBaseURL(s.url), llmclient.WithTransport("ws"), llmclient.WithLogger(discard()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
 	ctx := testCtx(t)
-	r, err := c.Call(ctx, "kit", "silent", nil, llmclient.WithTimeout(20*time.Millisecond))
+	r, err := c.Call(ctx, "kit", "silent", nil, llmclient.WithCallTimeout(20*time.Millisecond))
 	if err != nil || r.Error != "the call to silent got no answer within 20ms" || string(r.Value) != `{"error":"the call to silent got no answer within 20ms"}` {
 		t.Errorf("silent: %+v, %v", r, err)
 	}
@@ -292,7 +292,7 @@ func TestWSHandshakeRefused(t *testing.T) {
 	}))
 	defer hs.Close()
 	const key = "atp_llm_x_revokedsecret"
-	c, _ := llmclient.New(key, llmclient.WithBaseURL(hs.URL), llmclient.WithProtocol("ws"), llmclient.WithLogger(discard()), llmclient.WithBackoff(fastBackoff))
+	c, _ := llmclient.New(key, llmclient.WithBaseURL(hs.URL), llmclient.WithTransport("ws"), llmclient.WithLogger(discard()), llmclient.WithBackoff(fastBackoff))
 	defer c.Close()
 	_, err := c.Call(testCtx(t), "kit", "x", nil)
 	var apiErr *llmclient.APIError
@@ -329,7 +329,7 @@ func TestWSInFlightBound(t *testing.T) {
 			}
 		}
 	})
-	c, err := llmclient.New(key, llmclient.WithBaseURL(s.url), llmclient.WithProtocol("ws"), llmclient.WithLogger(discard()))
+	c, err := llmclient.New(key, llmclient.WithBaseURL(s.url), llmclient.WithTransport("ws"), llmclient.WithLogger(discard()))
 	if err != nil {
 		t.Fatal(err)
 	}

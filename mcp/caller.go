@@ -13,6 +13,7 @@ import (
 
 	"github.com/atpgo/atp/provider"
 	"github.com/atpgo/atp/runtime"
+	"github.com/atpgo/atp/runtime/atpimpl"
 )
 
 // Definition is one tool as MCP announces it in tools/list, whatever the
@@ -82,7 +83,7 @@ func rootShape(schema []byte) shape {
 	if len(schema) == 0 || !json.Valid(schema) {
 		return shapeOther
 	}
-	var d runtime.Decoder
+	var d atpimpl.Decoder
 	d.Reset(schema)
 	var typ []byte
 	props, other := false, false
@@ -181,8 +182,8 @@ func newCaller(tk *runtime.Toolkit, cfg config) *Caller {
 		objectResult: map[string]bool{},
 	}
 	c.invokeOpts = []runtime.InvokeOption{runtime.WithTransport("mcp")}
-	if cfg.defaultTimeout > 0 {
-		c.invokeOpts = append(c.invokeOpts, runtime.WithDefaultTimeout(cfg.defaultTimeout))
+	if cfg.callTimeout != 0 {
+		c.invokeOpts = append(c.invokeOpts, runtime.WithCallTimeout(cfg.callTimeout))
 	}
 	if cfg.authToken != "" {
 		c.invokeOpts = append(c.invokeOpts, runtime.WithAuthToken(cfg.authToken))

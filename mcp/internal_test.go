@@ -5,6 +5,9 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/atpgo/atp/runtime"
 )
 
 func TestIsObject(t *testing.T) {
@@ -36,5 +39,25 @@ func TestMinLevelHandler(t *testing.T) {
 	l.Warn("kept")
 	if out := b.String(); strings.Contains(out, "dropped") || !strings.Contains(out, "msg=kept sdk.k=v") {
 		t.Errorf("log output %q", out)
+	}
+}
+
+// WithCallTimeout: zero is the default (no bound, no option passed to
+// Invoke), a negative duration is no bound too (passed on: Invoke reads it
+// so), a positive one is passed on.
+func TestCallTimeoutOption(t *testing.T) {
+	tk := runtime.NewToolkit("kit")
+	for _, c := range []struct {
+		d    time.Duration
+		opts int
+	}{{0, 1}, {-1, 2}, {time.Second, 2}} {
+		srv, err := NewServer(tk, WithCallTimeout(c.d))
+		if err != nil {
+			t.Fatalf("WithCallTimeout(%s): %v", c.d, err)
+		}
+		if got := len(srv.caller.invokeOpts); got != c.opts {
+			t.Errorf("WithCallTimeout(%s): %d Invoke options, want %d", c.d, got, c.opts)
+		}
+		srv.Close()
 	}
 }

@@ -41,7 +41,7 @@ type config struct {
 	authTokenHeader             string
 	bearerToken                 string
 	bearerSet                   bool
-	defaultTimeout              time.Duration
+	callTimeout                 time.Duration
 	maxBodyBytes                int64
 }
 
@@ -107,11 +107,14 @@ func WithBearerToken(token string) Option {
 	return func(c *config) { c.bearerToken, c.bearerSet = token, true }
 }
 
-// WithDefaultTimeout bounds each call of a tool that declares no timeout of
-// its own (default: no bound; MCP hosts usually apply their own). A call that
-// runs out of time gets an isError result and the tool's context is
-// cancelled.
-func WithDefaultTimeout(d time.Duration) Option { return func(c *config) { c.defaultTimeout = d } }
+// WithCallTimeout bounds each call of a tool that declares no timeout= of
+// its own. As everywhere in this module, zero means the default and a
+// negative duration no bound; the default here is no bound, unlike
+// runtime.DefaultCallTimeout for Serve and Handler, because MCP hosts apply
+// their own timeout and may extend it for a call that keeps reporting
+// progress. A call that runs out of time gets an isError result and the
+// tool's context is cancelled.
+func WithCallTimeout(d time.Duration) Option { return func(c *config) { c.callTimeout = d } }
 
 // WithMaxBodyBytes bounds the body of one HTTP request (default
 // DefaultMaxBodyBytes, 4 MiB); a larger one is answered 413 Request Entity
@@ -131,11 +134,8 @@ func (c *config) check() error {
 			errs = append(errs, errors.New(`WithAuthTokenHeader("Authorization") conflicts with WithBearerToken, which uses that header: pick another header for the end user's token`))
 		}
 	}
-	if c.defaultTimeout < 0 {
-		errs = append(errs, fmt.Errorf("WithDefaultTimeout: want a duration >= 0, got %s", c.defaultTimeout))
-	}
 	if c.maxBodyBytes <= 0 {
-		errs = append(errs, fmt.Errorf("WithMaxBodyBytes: want a size > 0, got %d", c.maxBodyBytes))
+		errs = append(errs, fmt.Errorf("WithMaxBodyBytes: expected a size > 0, got %d", c.maxBodyBytes))
 	}
 	return errors.Join(errs...)
 }

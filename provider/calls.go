@@ -163,7 +163,7 @@ func (f callFields) toolCall(p string, index int) (ToolCall, error) {
 		c.Name = n
 	case nil:
 	default:
-		return c, fmt.Errorf("name must be a string, got %s", kindOf(n))
+		return c, fmt.Errorf("name: expected a string, got %s", kindOf(n))
 	}
 	if c.Name == "" {
 		return c, fmt.Errorf("name is missing")
@@ -173,12 +173,12 @@ func (f callFields) toolCall(p string, index int) (ToolCall, error) {
 		c.ID = id
 	case json.Number:
 		if p != MCP { // only JSON-RPC ids may be numbers
-			return c, fmt.Errorf("id must be a string, got number")
+			return c, fmt.Errorf("id: expected a string, got number")
 		}
 		c.ID = string(id)
 	case nil:
 	default:
-		return c, fmt.Errorf("id must be a string, got %s", kindOf(id))
+		return c, fmt.Errorf("id: expected a string, got %s", kindOf(id))
 	}
 	args, err := parseArguments(f.args)
 	if err != nil {

@@ -210,11 +210,11 @@ func TestParseToolCallsErrors(t *testing.T) {
 			`tool call 0 (id "call_4"): name is missing`},
 		{"missing name (Anthropic)", Anthropic, `[{"type":"tool_use","id":"toolu_2","input":{}}]`, `tool call 0 (id "toolu_2"): name is missing`},
 		{"missing name (Gemini)", Gemini, `[{"functionCall":{"args":{}}}]`, "tool call 0: name is missing"},
-		{"name not a string", OpenAIChat, `[{"id":"c","function":{"name":7}}]`, "name must be a string, got number"},
+		{"name not a string", OpenAIChat, `[{"id":"c","function":{"name":7}}]`, "name: expected a string, got number"},
 		{"function not an object", OpenAIChat, `[{"id":"c","type":"function","function":"x"}]`, `tool call 0 (id "c"): function: expected an object, got string`},
 		{"an element that is not an object", OpenAI, `["call"]`, "tool call 0: expected a JSON object, got string"},
 		{"an object that is no tool call", OpenAIChat, `[{"id":"c","arguments":"{}"}]`, `tool call 0 (id "c"): not a tool call`},
-		{"id not a string", Anthropic, `[{"type":"tool_use","id":5,"name":"x"}]`, "id must be a string, got number"},
+		{"id not a string", Anthropic, `[{"type":"tool_use","id":5,"name":"x"}]`, "id: expected a string, got number"},
 		{"second call no tool call", OpenAIChat, `[{"id":"ok","function":{"name":"a","arguments":"{}"}},{"id":"bad","arguments":"{}"}]`,
 			`tool call 1 (id "bad"): not a tool call`},
 		// Malformed arguments do not make up for a call that cannot be
@@ -222,7 +222,7 @@ func TestParseToolCallsErrors(t *testing.T) {
 		{"missing name, malformed arguments", OpenAI, `[{"type":"function_call","call_id":"call_5","arguments":"{"}]`,
 			`tool call 0 (id "call_5"): name is missing`},
 		{"id not a string, malformed arguments", OpenAIChat, `[{"id":["c"],"function":{"name":"x","arguments":"{"}}]`,
-			`tool call 0 (name "x"): id must be a string, got array`},
+			`tool call 0 (name "x"): id: expected a string, got array`},
 		{"duplicate key outside any arguments string", Anthropic, `[{"type":"tool_use","id":"t","name":"x","input":{"a":1,"a":2}}]`,
 			`provider: anthropic: tool calls are not valid JSON: /0/input: duplicate key "a"`},
 	} {

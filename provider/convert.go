@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/atpgo/atp/internal/jsontree"
 )
 
 // converter rewrites one canonical schema into one dialect. It never touches
@@ -70,7 +72,7 @@ func convertRoot(d dialect, orig any, forInput bool) (*object, []Change, error) 
 	case *object:
 		root = t
 	default:
-		return nil, nil, schemaError("", "a schema must be a JSON object, got %s", kindOf(t))
+		return nil, nil, schemaError("", "expected a schema (a JSON object), got %s", kindOf(t))
 	}
 
 	// A root $ref (invopop's default output) is inlined: every provider
@@ -78,7 +80,7 @@ func convertRoot(d dialect, orig any, forInput bool) (*object, []Change, error) 
 	if r, ok := root.get("$ref"); ok {
 		ref, ok := r.(string)
 		if !ok {
-			return nil, nil, schemaError("", "$ref must be a string, got %s", kindOf(r))
+			return nil, nil, schemaError("", "$ref: expected a string, got %s", kindOf(r))
 		}
 		ptr, target, err := c.resolve(ref)
 		if err != nil {
@@ -106,7 +108,7 @@ func convertRoot(d dialect, orig any, forInput bool) (*object, []Change, error) 
 	switch t := root.vals["type"].(type) {
 	case nil:
 		if root.has("type") {
-			return nil, nil, schemaError("", "type must be a string or an array of strings, got null")
+			return nil, nil, schemaError("", "type: expected a string or an array of strings, got null")
 		}
 		if !forInput && !root.has("properties") {
 			return nil, nil, errNotObject
@@ -120,7 +122,7 @@ func convertRoot(d dialect, orig any, forInput bool) (*object, []Change, error) 
 			if !forInput {
 				return nil, nil, errNotObject
 			}
-			return nil, nil, schemaError("", `tool parameters must be an object schema, got type %q`, t)
+			return nil, nil, schemaError("", `tool parameters: expected an object schema, got type %q`, t)
 		}
 	case []any:
 		names, ok := stringList(t)
@@ -128,12 +130,12 @@ func convertRoot(d dialect, orig any, forInput bool) (*object, []Change, error) 
 			if !forInput {
 				return nil, nil, errNotObject
 			}
-			return nil, nil, schemaError("", "tool parameters must be an object schema, got type %s", encodeTree(t))
+			return nil, nil, schemaError("", "tool parameters: expected an object schema, got type %s", encodeTree(t))
 		}
 		root.vals["type"] = "object"
 		c.change("", "type", Rewritten, fmt.Sprintf("tool parameters are an object: type %s narrowed to \"object\"", encodeTree(t)))
 	default:
-		return nil, nil, schemaError("", "type must be a string or an array of strings, got %s", kindOf(t))
+		return nil, nil, schemaError("", "type: expected a string or an array of strings, got %s", kindOf(t))
 	}
 	if forInput {
 		if p, ok := root.get("properties"); !ok || p == nil {
@@ -182,7 +184,7 @@ func (c *converter) schema(v any, ptr string) (any, error) {
 		}
 		return t, nil
 	default:
-		return nil, schemaError(ptr, "a schema must be an object or a boolean, got %s", kindOf(v))
+		return nil, schemaError(ptr, "expected a schema (an object or a boolean), got %s", kindOf(v))
 	}
 }
 
@@ -362,7 +364,7 @@ func (c *converter) children(o *object, k string) error {
 // every branch cuts o itself.
 func (c *converter) childrenCut(o *object, k string) (any, error) {
 	ptr := o.src
-	kptr := ptr + "/" + escapePointer(k)
+	kptr := ptr + "/" + jsontree.EscapePointer(k)
 	v := o.vals[k]
 	switch schemaKeywordKind(k) {
 	case oneSchema:
@@ -373,7 +375,7 @@ func (c *converter) childrenCut(o *object, k string) (any, error) {
 		}
 		if k == "items" {
 			if _, isArr := v.([]any); isArr {
-				return nil, schemaError(ptr, "items must be a schema (draft 2020-12); use prefixItems for tuples")
+				return nil, schemaError(ptr, "items: expected a schema (draft 2020-12), got an array; use prefixItems for tuples")
 			}
 		}
 		nv, err := c.schema(v, kptr)
@@ -411,7 +413,7 @@ func (c *converter) childrenCut(o *object, k string) (any, error) {
 		}
 		m := v.(*object) // checked by checkKeywords
 		for _, name := range append([]string(nil), m.keys...) {
-			nv, err := c.schema(m.vals[name], kptr+"/"+escapePointer(name))
+			nv, err := c.schema(m.vals[name], kptr+"/"+jsontree.EscapePointer(name))
 			if err != nil {
 				return nil, err
 			}
@@ -420,7 +422,7 @@ func (c *converter) childrenCut(o *object, k string) (any, error) {
 				if req, ok := stringList(o.vals["required"]); ok {
 					o.vals["required"] = anyList(without(req, name))
 				}
-				c.change(kptr+"/"+escapePointer(name), "$ref", Dropped, fmt.Sprintf(
+				c.change(kptr+"/"+jsontree.EscapePointer(name), "$ref", Dropped, fmt.Sprintf(
 					"recursive reference unrolled %d levels: Gemini parameters cannot express recursion; the property is omitted below that depth",
 					geminiUnrollDepth))
 				continue
@@ -468,47 +470,47 @@ func checkKeywords(o *object) error {
 			switch t := v.(type) {
 			case string:
 				if !typeNames[strings.ToLower(t)] {
-					return schemaError(ptr, "type: unknown type %q (want string, number, integer, boolean, array, object or null)", t)
+					return schemaError(ptr, "type: unknown type %q (expected string, number, integer, boolean, array, object or null)", t)
 				}
 			case []any:
 				names, ok := stringList(t)
 				if !ok || len(names) == 0 {
-					return schemaError(ptr, "type must be a string or a non-empty array of strings, got %s", encodeTree(t))
+					return schemaError(ptr, "type: expected a string or a non-empty array of strings, got %s", encodeTree(t))
 				}
 				for _, n := range names {
 					if !typeNames[strings.ToLower(n)] {
-						return schemaError(ptr, "type: unknown type %q (want string, number, integer, boolean, array, object or null)", n)
+						return schemaError(ptr, "type: unknown type %q (expected string, number, integer, boolean, array, object or null)", n)
 					}
 				}
 			default:
-				return schemaError(ptr, "type must be a string or an array of strings, got %s", kindOf(v))
+				return schemaError(ptr, "type: expected a string or an array of strings, got %s", kindOf(v))
 			}
 		case "required":
 			if _, ok := stringList(v); !ok {
-				return schemaError(ptr, "required must be an array of strings, got %s", encodeTree(v))
+				return schemaError(ptr, "required: expected an array of strings, got %s", encodeTree(v))
 			}
 		case "enum":
 			if _, ok := v.([]any); !ok {
-				return schemaError(ptr, "enum must be an array, got %s", kindOf(v))
+				return schemaError(ptr, "enum: expected an array, got %s", kindOf(v))
 			}
 		case "$ref":
 			if _, ok := v.(string); !ok {
-				return schemaError(ptr, "$ref must be a string, got %s", kindOf(v))
+				return schemaError(ptr, "$ref: expected a string, got %s", kindOf(v))
 			}
 		case "description", "title":
 			if _, ok := v.(string); !ok {
-				return schemaError(ptr, "%s must be a string, got %s", k, kindOf(v))
+				return schemaError(ptr, "%s: expected a string, got %s", k, kindOf(v))
 			}
 		}
 		switch schemaKeywordKind(k) {
 		case schemaList:
 			arr, ok := v.([]any)
 			if !ok || len(arr) == 0 {
-				return schemaError(ptr, "%s must be a non-empty array of schemas, got %s", k, encodeTree(v))
+				return schemaError(ptr, "%s: expected a non-empty array of schemas, got %s", k, encodeTree(v))
 			}
 		case schemaMap:
 			if _, ok := v.(*object); !ok && !(v == nil && k == "properties") {
-				return schemaError(ptr, "%s must be an object of schemas, got %s", k, kindOf(v))
+				return schemaError(ptr, "%s: expected an object of schemas, got %s", k, kindOf(v))
 			}
 		}
 	}

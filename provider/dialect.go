@@ -2,8 +2,8 @@ package provider
 
 import "strings"
 
-// A dialect is one provider's schema language: a column of
-// provider-schemas.md §6.2. OpenAI strict and Gemini parameters have a
+// A dialect is one provider's schema language: a column of keywordTable
+// below. OpenAI strict and Gemini parameters have a
 // fallback dialect used when a schema cannot be expressed in them.
 type dialect int
 
@@ -55,7 +55,8 @@ const (
 
 // The keyword table: one row per JSON Schema keyword, one column per
 // dialect, in the order OAI-S, OAI, MIS, ANT, GEM-P, GEM-J, MCP. It is
-// provider-schemas.md §6.2 made executable; keep the two in step.
+// the rules of the package documentation (doc.go) made executable; keep the
+// two in step.
 // Keywords not listed here (x-* extensions and unknown keywords) are kept
 // for MCP and stripped everywhere else.
 var keywordTable = map[string][numDialects]action{
@@ -212,7 +213,8 @@ func (d dialect) oneOfToAnyOf() bool {
 }
 
 // rootComposition lists the keywords a dialect rejects at the root, even
-// outside strict mode (provider-schemas.md §1.1, §2.1, §4.2).
+// outside strict mode (the OpenAI, Anthropic and Gemini pages of Sources in
+// doc.go).
 func (d dialect) rootComposition() []string {
 	switch d {
 	case dOpenAIStrict, dOpenAI, dMistral:
@@ -241,8 +243,9 @@ var openAIStrictFormats = map[string]bool{
 
 var geminiFormats = map[string]bool{"enum": true, "date-time": true}
 
-// Limits, in one place (provider-schemas.md §1.4, §4.2). They change: check
-// the providers' pages before raising them.
+// Limits, in one place (OpenAI's structured outputs and Gemini's
+// FunctionDeclaration pages, listed under Sources in doc.go). They change:
+// check the providers' pages before raising them.
 const (
 	// OpenAI strict mode.
 	openAIMaxProperties     = 5000    // object properties in one schema

@@ -1,6 +1,7 @@
 // Package provider turns canonical tool definitions into each LLM
 // provider's tool format, and the providers' tool calls and results into and
-// out of one shape. It is pure data: no I/O, standard library only.
+// out of one shape. It is pure data: no I/O, and no dependency beyond the
+// standard library and this module's internal JSON tree.
 //
 // # Tool definitions
 //
@@ -29,8 +30,8 @@
 //	             "outputSchema"?,"annotations"?}
 //
 // Every provider gets an object root with properties ({} when none). Beyond
-// that, the rules (provider-schemas.md §6; the keyword table is keywordTable
-// in dialect.go):
+// that, the rules (the keyword table is keywordTable in dialect.go; the
+// providers' pages are listed under Sources below):
 //
 //	all but mcp    $schema, $comment, $vocabulary, $id, $anchor (kept by Gemini JSON
 //	               Schema) and x-* or unknown keywords stripped; properties without type
@@ -98,4 +99,17 @@
 // ParseToolCalls fails only for input that cannot be read as calls at all:
 // not JSON, the wrong shape, an item that is no tool call, a call without a
 // name, an id that is not a string.
+//
+// # Sources
+//
+// The rules and limits above come from the providers' own pages, which
+// change: check them before relaxing a rule or raising a limit.
+//
+//	OpenAI     https://platform.openai.com/docs/guides/structured-outputs#supported-schemas
+//	           https://platform.openai.com/docs/guides/function-calling
+//	Anthropic  https://docs.anthropic.com/en/docs/agents-and-tools/tool-use/overview
+//	Mistral    https://docs.mistral.ai/capabilities/function_calling
+//	Gemini     https://ai.google.dev/gemini-api/docs/function-calling
+//	           https://cloud.google.com/vertex-ai/docs/reference/rest/v1beta1/FunctionDeclaration
+//	MCP        https://modelcontextprotocol.io/specification/2025-06-18/server/tools
 package provider

@@ -4,10 +4,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+
+	"github.com/atpgo/atp/internal/jsontree"
 )
 
 // geminiRules applies the rules of Gemini's OpenAPI-subset Schema
-// (FunctionDeclaration.parameters, provider-schemas.md §4.2) to o, whose
+// (FunctionDeclaration.parameters; see Sources in doc.go) to o, whose
 // children are already converted: one upper-case type per schema, null as
 // nullable:true, string-only enums, no additionalProperties, and no OBJECT
 // without properties.
@@ -147,7 +149,7 @@ func (c *converter) geminiRules(o *object, isRoot bool, notes *[]note) (any, err
 		if props != nil {
 			for _, name := range props.keys {
 				if !geminiPropertyName.MatchString(name) {
-					return nil, c.downgrade(ptr+"/properties/"+escapePointer(name), "properties", fmt.Sprintf(
+					return nil, c.downgrade(ptr+"/properties/"+jsontree.EscapePointer(name), "properties", fmt.Sprintf(
 						"Gemini parameters need property names matching %s, got %q", geminiPropertyName, name))
 				}
 			}

@@ -1,6 +1,10 @@
 package provider
 
-import "encoding/json"
+import (
+	"encoding/json"
+
+	"github.com/atpgo/atp/internal/jsontree"
+)
 
 // InferredKeyword marks a schema that InferSchema built from parameter names
 // alone. It stays in MCP output; every other provider gets extension
@@ -21,7 +25,7 @@ func InferSchema(params, required []string) json.RawMessage {
 		if name == "" || props.has(name) {
 			return
 		}
-		s := newObject("/properties/" + escapePointer(name))
+		s := newObject("/properties/" + jsontree.EscapePointer(name))
 		s.set("type", "string")
 		props.set(name, s)
 	}

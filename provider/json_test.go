@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/atpgo/atp/internal/jsontree"
 )
 
 func TestTreeRoundTripKeepsOrderAndText(t *testing.T) {
@@ -94,7 +96,7 @@ func TestPointers(t *testing.T) {
 			t.Errorf("%s resolved", ref)
 		}
 	}
-	if got := escapePointer("a/b~c"); got != "a~1b~0c" || unescapePointer(got) != "a/b~c" {
+	if got := jsontree.EscapePointer("a/b~c"); got != "a~1b~0c" || jsontree.UnescapePointer(got) != "a/b~c" {
 		t.Errorf("escape round trip: %s", got)
 	}
 }

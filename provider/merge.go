@@ -73,7 +73,7 @@ func (c *converter) mergeInto(m *object, branches []any, ptr string) (bool, erro
 				}
 			}
 		default:
-			return false, schemaError(bptr, "a schema must be an object or a boolean, got %s", kindOf(b))
+			return false, schemaError(bptr, "expected a schema (an object or a boolean), got %s", kindOf(b))
 		}
 	}
 	return true, nil

@@ -178,7 +178,7 @@ func convertInput(p string, orig any) (*object, []Change, dialect, error) {
 }
 
 var (
-	// OpenAI, Anthropic and Mistral tool names (provider-schemas.md §7).
+	// OpenAI, Anthropic and Mistral tool names (their function-calling pages).
 	openAIName = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,64}$`)
 	// Gemini: a letter or underscore first; dots and colons allowed; 64 max.
 	geminiName = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_.:-]{0,63}$`)

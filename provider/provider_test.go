@@ -54,7 +54,7 @@ func TestFormatToolsErrors(t *testing.T) {
 		{"dot in an OpenAI name", OpenAI, Tool{Name: "crm.create"}, `tool "crm.create": name must match ^[a-zA-Z0-9_-]{1,64}$`},
 		{"long Anthropic name", Anthropic, Tool{Name: strings.Repeat("a", 65)}, "name must match"},
 		{"Gemini name starting with a digit", Gemini, Tool{Name: "1tool"}, `tool "1tool": name must match`},
-		{"bad input schema", Mistral, Tool{Name: "x", InputSchema: json.RawMessage(`{"type":"string"}`)}, `tool "x": input schema: (root): tool parameters must be an object schema`},
+		{"bad input schema", Mistral, Tool{Name: "x", InputSchema: json.RawMessage(`{"type":"string"}`)}, `tool "x": input schema: (root): tool parameters: expected an object schema`},
 		{"input schema not JSON", MCP, Tool{Name: "x", InputSchema: json.RawMessage(`{`)}, `tool "x": input schema is not valid JSON`},
 		{"output schema not JSON", MCP, Tool{Name: "x", OutputSchema: json.RawMessage(`{`)}, `tool "x": output schema is not valid JSON`},
 	} {

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/atpgo/atp/internal/jsontree"
 )
 
 // ref handles a non-root object with $ref. handled=false means: keep the
@@ -206,7 +208,7 @@ func lookupPointer(doc any, ptr string) (any, bool) {
 	}
 	cur := doc
 	for _, tok := range strings.Split(ptr[1:], "/") {
-		tok = unescapePointer(tok)
+		tok = jsontree.UnescapePointer(tok)
 		switch t := cur.(type) {
 		case *object:
 			v, ok := t.vals[tok]
@@ -385,7 +387,7 @@ func (c *converter) definitions(root *object) error {
 			continue
 		}
 		if _, ok := v.(*object); !ok {
-			return schemaError("", "%s must be an object of schemas, got %s", key, kindOf(v))
+			return schemaError("", "%s: expected an object of schemas, got %s", key, kindOf(v))
 		}
 	}
 	done := map[string]any{} // "/$defs/Name" -> converted schema
@@ -424,7 +426,7 @@ func (c *converter) definitions(root *object) error {
 		for _, key := range []string{"$defs", "definitions"} {
 			if m, ok := root.vals[key].(*object); ok {
 				for _, name := range m.keys {
-					entry := "/" + key + "/" + escapePointer(name)
+					entry := "/" + key + "/" + jsontree.EscapePointer(name)
 					if _, seen := done[entry]; !seen {
 						done[entry] = nil
 						queue = append(queue, entry)
@@ -457,7 +459,7 @@ func (c *converter) definitions(root *object) error {
 		}
 		out := newObject("/" + key)
 		for _, name := range m.keys {
-			entry := "/" + key + "/" + escapePointer(name)
+			entry := "/" + key + "/" + jsontree.EscapePointer(name)
 			if conv, ok := done[entry]; ok {
 				out.set(name, conv)
 			} else {

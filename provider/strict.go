@@ -7,7 +7,7 @@ import (
 )
 
 // strictRules applies OpenAI strict mode's object and type rules
-// (provider-schemas.md §1.4) to o, whose children are already converted.
+// (its structured outputs page) to o, whose children are already converted.
 func (c *converter) strictRules(o *object, isRoot bool, notes *[]note) (any, error) {
 	ptr := o.src
 	_, isRef := o.vals["$ref"]
@@ -131,7 +131,7 @@ func isPrimitive(t string) bool {
 	return t == "string" || t == "number" || t == "integer" || t == "boolean"
 }
 
-// checkOpenAILimits enforces strict mode's size limits (§1.4). Arrays count
+// checkOpenAILimits enforces strict mode's size limits (its structured outputs page). Arrays count
 // as nesting levels, to fail closed.
 func checkOpenAILimits(root *object) error {
 	var props, enumValues, chars int

@@ -32,30 +32,13 @@ type Backoff struct {
 }
 
 func (b Backoff) withDefaults() (Backoff, error) {
-	switch {
-	case b.Base < 0:
-		return b, fmt.Errorf("ServeConfig.Backoff.Base: got %s, want a positive duration or 0 for the default", b.Base)
-	case b.Max < 0:
-		return b, fmt.Errorf("ServeConfig.Backoff.Max: got %s, want a positive duration or 0 for the default", b.Max)
-	case b.Jitter > 1:
-		return b, fmt.Errorf("ServeConfig.Backoff.Jitter: got %g, want a fraction at most 1", b.Jitter)
-	case b.ResetAfter < 0:
-		return b, fmt.Errorf("ServeConfig.Backoff.ResetAfter: got %s, want a positive duration or 0 for the default", b.ResetAfter)
+	p, err := backoff.Policy{Base: b.Base, Max: b.Max, Jitter: b.Jitter}.Normalize("ServeConfig.Backoff", time.Second, 60*time.Second)
+	if err != nil {
+		return b, err
 	}
-	if b.Base == 0 {
-		b.Base = time.Second
-	}
-	if b.Max == 0 {
-		b.Max = max(60*time.Second, b.Base)
-	}
-	if b.Max < b.Base {
-		return b, fmt.Errorf("ServeConfig.Backoff.Max (%s) is less than Backoff.Base (%s)", b.Max, b.Base)
-	}
-	switch {
-	case b.Jitter == 0:
-		b.Jitter = 0.5
-	case b.Jitter < 0:
-		b.Jitter = 0
+	b.Base, b.Max, b.Jitter = p.Base, p.Max, p.Jitter
+	if b.ResetAfter < 0 {
+		return b, fmt.Errorf("ServeConfig.Backoff.ResetAfter: expected a positive duration or 0 for the default, got %s", b.ResetAfter)
 	}
 	if b.ResetAfter == 0 {
 		b.ResetAfter = 30 * time.Second

@@ -6,13 +6,15 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/atpgo/atp/runtime/atpimpl"
 )
 
 func progressTool(name string) *Tool {
 	return &Tool{
 		Name:        name,
 		InputSchema: json.RawMessage(`{"type":"object"}`),
-		Run: func(_ context.Context, call *Call, _ *Decoder) (any, error) {
+		Run: func(_ context.Context, call *Call, _ *atpimpl.Decoder) (any, error) {
 			call.Progress(1, 2, "half")
 			call.Progress(2, 2, "")
 			return "done", nil

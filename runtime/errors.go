@@ -2,7 +2,9 @@ package runtime
 
 import (
 	"errors"
+
 	"fmt"
+	"github.com/atpgo/atp/runtime/atpimpl"
 	"strings"
 	"time"
 )
@@ -22,11 +24,16 @@ type Problem struct {
 	Message string `json:"message"`
 }
 
-func (p Problem) String() string {
-	if p.Path == "" {
-		return "params: " + p.Message
+// String returns "path: message", or "params: message" at the root.
+func (p Problem) String() string { return atpimpl.Problem(p).String() }
+
+// problemsOf converts the problems a Decoder recorded.
+func problemsOf(ps []atpimpl.Problem) []Problem {
+	out := make([]Problem, len(ps))
+	for i, p := range ps {
+		out[i] = Problem(p)
 	}
-	return p.Path + ": " + p.Message
+	return out
 }
 
 // ValidationError lists every problem found in a call's params. The tool was

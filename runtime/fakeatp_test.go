@@ -22,7 +22,7 @@ import (
 // a hang into a failure, never a means of synchronisation.
 const waitBound = 10 * time.Second
 
-// fakeATP is an in-test ATP server speaking spec §1: the registration
+// fakeATP is an in-test ATP server speaking docs/protocol.md §1: the registration
 // endpoints, the toolkit WebSocket and the HTTP inbox. It records what the
 // toolkit sends and lets a test drive each connection.
 type fakeATP struct {

@@ -35,12 +35,17 @@ const (
 	// WithMaxBodyBytes says otherwise.
 	DefaultMaxBodyBytes = 1 << 20
 	// DefaultCallTimeout bounds a call to a tool without a timeout= of its
-	// own unless WithCallTimeout says otherwise (the same default as Serve).
+	// own, on the transports that serve remote callers (Serve and Handler),
+	// unless ServeConfig.CallTimeout or WithCallTimeout says otherwise.
 	DefaultCallTimeout = 60 * time.Second
 )
 
 // HandlerOption configures Toolkit.Handler.
-type HandlerOption func(*handlerConfig)
+type HandlerOption interface{ applyHandler(*handlerConfig) }
+
+type handlerOption func(*handlerConfig)
+
+func (f handlerOption) applyHandler(c *handlerConfig) { f(c) }
 
 type handlerConfig struct {
 	// Authentication: exactly one of the three modes must be chosen.
@@ -54,7 +59,7 @@ type handlerConfig struct {
 	maxBody   int64
 	timeout   time.Duration
 
-	problems []string // option misuse, reported by Handler's panic
+	problems []string // option misuse, in the error Handler returns
 }
 
 // WithBearerToken makes the handler accept requests that carry
@@ -62,14 +67,14 @@ type handlerConfig struct {
 // tokens while one is being rotated out. Tokens are compared in constant
 // time, length included.
 func WithBearerToken(token string) HandlerOption {
-	return func(c *handlerConfig) {
+	return handlerOption(func(c *handlerConfig) {
 		c.bearerSet = true
 		if token == "" {
 			c.problems = append(c.problems, "WithBearerToken: the token is empty")
 			return
 		}
 		c.bearer = append(c.bearer, sha256.Sum256([]byte(token)))
-	}
+	})
 }
 
 // WithAuthenticator makes the handler ask authenticate about every request
@@ -79,7 +84,7 @@ func WithBearerToken(token string) HandlerOption {
 // other error refuses it with 401 and a generic message, and its text is
 // neither sent nor logged (it may quote what the client sent).
 func WithAuthenticator(authenticate func(r *http.Request) error) HandlerOption {
-	return func(c *handlerConfig) {
+	return handlerOption(func(c *handlerConfig) {
 		if c.authSet {
 			c.problems = append(c.problems, "WithAuthenticator is given twice")
 		}
@@ -88,14 +93,14 @@ func WithAuthenticator(authenticate func(r *http.Request) error) HandlerOption {
 			c.problems = append(c.problems, "WithAuthenticator: the function is nil")
 		}
 		c.authenticator = authenticate
-	}
+	})
 }
 
 // AllowUnauthenticated serves every request without authentication: anyone
 // who can reach the handler can list and call the tools. Use it only behind
 // a middleware or network that already authenticates callers.
 func AllowUnauthenticated() HandlerOption {
-	return func(c *handlerConfig) { c.open = true }
+	return handlerOption(func(c *handlerConfig) { c.open = true })
 }
 
 // WithAuthTokenFrom tells the handler where a request carries the end user's
@@ -108,31 +113,40 @@ func AllowUnauthenticated() HandlerOption {
 // are never passed to a tool. Without this option, a call to a tool that
 // needs a token gets 500, as the handler cannot serve it.
 func WithAuthTokenFrom(from func(r *http.Request) string) HandlerOption {
-	return func(c *handlerConfig) {
+	return handlerOption(func(c *handlerConfig) {
 		if from == nil {
 			c.problems = append(c.problems, "WithAuthTokenFrom: the function is nil")
 		}
 		c.tokenFrom = from
-	}
+	})
 }
 
 // WithMaxBodyBytes bounds the POST body (default DefaultMaxBodyBytes); a
 // larger one gets 413. n must be positive.
 func WithMaxBodyBytes(n int64) HandlerOption {
-	return func(c *handlerConfig) {
+	return handlerOption(func(c *handlerConfig) {
 		if n <= 0 {
-			c.problems = append(c.problems, fmt.Sprintf("WithMaxBodyBytes: want a positive size, got %d", n))
+			c.problems = append(c.problems, fmt.Sprintf("WithMaxBodyBytes: expected a positive size, got %d", n))
 		}
 		c.maxBody = n
-	}
+	})
 }
 
-// WithCallTimeout bounds calls to tools that declare no timeout= of their own
-// (default DefaultCallTimeout); zero or negative means no bound. A call that
-// runs out of time gets 504.
-func WithCallTimeout(d time.Duration) HandlerOption {
-	return func(c *handlerConfig) { c.timeout = d }
-}
+// CallTimeoutOption is the option WithCallTimeout returns: Toolkit.Handler
+// and Toolkit.Invoke both take it.
+type CallTimeoutOption struct{ d time.Duration }
+
+func (o CallTimeoutOption) applyHandler(c *handlerConfig) { c.timeout = o.d }
+func (o CallTimeoutOption) applyInvoke(c *invokeConfig)   { c.timeout = o.d }
+
+// WithCallTimeout bounds a call of a tool that declares no timeout= of its
+// own. As everywhere in this module (ServeConfig.CallTimeout, the mcp
+// package's WithCallTimeout, server.Config.CallTimeout), zero means the
+// default and a negative duration no bound. The defaults differ with who
+// waits: DefaultCallTimeout for Handler, whose remote callers must get an
+// answer (504 when the time is up); no bound for Invoke, whose caller
+// bounds the call with its ctx.
+func WithCallTimeout(d time.Duration) CallTimeoutOption { return CallTimeoutOption{d} }
 
 // Handler returns an http.Handler that serves the toolkit's tools over plain
 // HTTP:
@@ -167,17 +181,21 @@ func WithCallTimeout(d time.Duration) HandlerOption {
 //
 // Secure by default: opts must choose how callers are authenticated, with
 // WithBearerToken, WithAuthenticator or, explicitly, AllowUnauthenticated.
-// Handler panics when they choose none, or more than one, or misuse an
-// option: a misconfigured handler fails at start-up, in the first test that
-// builds it, rather than on some later request. Authentication runs before
+// Handler returns an error, listing every problem, when they choose none,
+// or more than one, or misuse an option: a misconfigured handler fails at
+// start-up, in the first test that builds it, rather than on some later
+// request. Authentication runs before
 // routing, so an unauthenticated client learns nothing about the tools.
 // Neither the bearer token nor the end user's token is ever logged.
-func (t *Toolkit) Handler(opts ...HandlerOption) http.Handler {
-	cfg := handlerConfig{maxBody: DefaultMaxBodyBytes, timeout: DefaultCallTimeout}
+func (t *Toolkit) Handler(opts ...HandlerOption) (http.Handler, error) {
+	cfg := handlerConfig{maxBody: DefaultMaxBodyBytes}
 	for _, o := range opts {
 		if o != nil {
-			o(&cfg)
+			o.applyHandler(&cfg)
 		}
+	}
+	if cfg.timeout == 0 {
+		cfg.timeout = DefaultCallTimeout
 	}
 	modes := 0
 	for _, set := range []bool{cfg.bearerSet, cfg.authSet, cfg.open} {
@@ -192,9 +210,9 @@ func (t *Toolkit) Handler(opts ...HandlerOption) http.Handler {
 		cfg.problems = append(cfg.problems, "more than one authentication mode is configured (WithBearerToken, WithAuthenticator, AllowUnauthenticated): choose one")
 	}
 	if len(cfg.problems) > 0 {
-		panic("runtime: Toolkit.Handler for toolkit " + t.name + ": " + strings.Join(cfg.problems, "; "))
+		return nil, errors.New("runtime: Toolkit.Handler for toolkit " + t.name + ": " + strings.Join(cfg.problems, "; "))
 	}
-	return &handler{tk: t, cfg: cfg, log: t.logger.With("toolkit", t.name, "transport", "http")}
+	return &handler{tk: t, cfg: cfg, log: t.logger.With("toolkit", t.name, "transport", "http")}, nil
 }
 
 type handler struct {
@@ -402,7 +420,7 @@ func (h *handler) call(w http.ResponseWriter, r *http.Request, tool *Tool) {
 		opts = append(opts, WithStringCoercion())
 	}
 	if h.cfg.timeout > 0 {
-		opts = append(opts, WithDefaultTimeout(h.cfg.timeout))
+		opts = append(opts, WithCallTimeout(h.cfg.timeout))
 	}
 	if tool.NeedsAuthToken {
 		if h.cfg.tokenFrom == nil {
@@ -488,7 +506,7 @@ func (h *handler) readParams(w http.ResponseWriter, r *http.Request, tool *Tool)
 	switch {
 	case mediaType == "application/json" || strings.HasSuffix(mediaType, "+json"):
 		if cs := mtParams["charset"]; cs != "" && !strings.EqualFold(cs, "utf-8") {
-			h.unsupported(w, fmt.Sprintf("JSON must be UTF-8, got charset %q", cs))
+			h.unsupported(w, fmt.Sprintf("expected UTF-8 JSON, got charset %q", cs))
 			return nil, false, false
 		}
 		b, err := io.ReadAll(body)
@@ -508,7 +526,7 @@ func (h *handler) readParams(w http.ResponseWriter, r *http.Request, tool *Tool)
 			h.fail(w, http.StatusBadRequest, "malformed form body: "+err.Error(), nil)
 			return nil, false, false
 		}
-		return h.formParams(w, tool, fields)
+		return h.formParams(tool, fields), true, true
 	case mediaType == "multipart/form-data":
 		boundary := mtParams["boundary"]
 		if boundary == "" {
@@ -524,7 +542,7 @@ func (h *handler) readParams(w http.ResponseWriter, r *http.Request, tool *Tool)
 			h.fail(w, http.StatusBadRequest, (&ValidationError{Tool: tool.Name, Problems: problems}).Error(), problems)
 			return nil, false, false
 		}
-		return h.formParams(w, tool, fields)
+		return h.formParams(tool, fields), true, true
 	}
 	h.unsupported(w, fmt.Sprintf("unsupported Content-Type %q", mediaType))
 	return nil, false, false
@@ -628,29 +646,14 @@ func readMultipart(mr *multipart.Reader) (formFields, []Problem, error) {
 	}
 }
 
-// formParams turns form fields into a JSON params object (see Handler's doc).
-func (h *handler) formParams(w http.ResponseWriter, tool *Tool, f formFields) ([]byte, bool, bool) {
+// formParams turns form fields into a JSON params object (see Handler's
+// doc), to be decoded with coercion.
+func (h *handler) formParams(tool *Tool, f formFields) []byte {
 	types := h.formTypes(tool)
-	var problems []Problem
 	var buf bytes.Buffer
 	buf.WriteByte('{')
 	first := true
 	for _, field := range f.list {
-		// The words of the Decoder's problems for the same bytes in JSON.
-		bad := ""
-		if !utf8.ValidString(field.name) {
-			bad = invalidUTF8Key
-		}
-		for _, v := range field.values {
-			if bad == "" && !utf8.ValidString(v) {
-				bad = invalidUTF8String
-			}
-		}
-		if bad != "" {
-			path := appendPathKey(nil, []byte(strings.ToValidUTF8(field.name, "\uFFFD")))
-			problems = append(problems, Problem{Path: string(path), Message: bad})
-			continue
-		}
 		t, known := types[field.name]
 		if known && !t.str && slices.IndexFunc(field.values, func(v string) bool { return v != "" }) < 0 {
 			continue // a blank input for a non-string property: not given
@@ -675,16 +678,34 @@ func (h *handler) formParams(w http.ResponseWriter, tool *Tool, f formFields) ([
 		buf.WriteByte(']')
 	}
 	buf.WriteByte('}')
-	if len(problems) > 0 {
-		h.fail(w, http.StatusBadRequest, (&ValidationError{Tool: tool.Name, Problems: problems}).Error(), problems)
-		return nil, false, false
-	}
-	return buf.Bytes(), true, true
+	return buf.Bytes()
 }
 
+// writeJSONString writes s as a JSON string. Bytes that are not UTF-8 are
+// written as they are, not replaced: the tool's decoder then reports them
+// as it reports them in a JSON body, at their path and in its words, and
+// the tool is not called with altered text.
 func writeJSONString(buf *bytes.Buffer, s string) {
-	b, _ := json.Marshal(s) // a string always encodes
-	buf.Write(b)
+	buf.WriteByte('"')
+	for s != "" {
+		valid := len(s)
+		for i := 0; i < len(s); {
+			r, size := utf8.DecodeRuneInString(s[i:])
+			if r == utf8.RuneError && size == 1 {
+				valid = i
+				break
+			}
+			i += size
+		}
+		b, _ := json.Marshal(s[:valid]) // a valid string always encodes
+		buf.Write(b[1 : len(b)-1])
+		if valid < len(s) {
+			buf.WriteByte(s[valid])
+			valid++
+		}
+		s = s[valid:]
+	}
+	buf.WriteByte('"')
 }
 
 // formType is what formParams needs of a property's schema "type".

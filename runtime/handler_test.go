@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/atpgo/atp/runtime"
+	"github.com/atpgo/atp/runtime/atpimpl"
 )
 
 // lockedBuffer collects log output written from several goroutines.
@@ -60,7 +61,7 @@ func greetTool() *runtime.Tool {
 			`"required":["name","times"],"additionalProperties":false}`),
 		OutputSchema: json.RawMessage(`{"type":"object"}`),
 		Hints:        runtime.Hints{ReadOnly: true, Idempotent: true},
-		Run: func(ctx context.Context, call *runtime.Call, d *runtime.Decoder) (any, error) {
+		Run: func(ctx context.Context, call *runtime.Call, d *atpimpl.Decoder) (any, error) {
 			var (
 				name              string
 				times             int64
@@ -78,7 +79,7 @@ func greetTool() *runtime.Tool {
 						seenNum = true
 						times = d.Int(0)
 						if times < 1 {
-							d.Fail("integer >= 1", runtime.GotInt(times))
+							d.Fail("integer >= 1", atpimpl.GotInt(times))
 						}
 					case "tags":
 						if d.Array() {
@@ -116,7 +117,7 @@ func plainTool(name string, fn func(ctx context.Context, call *runtime.Call) (an
 	return &runtime.Tool{
 		Name:        name,
 		InputSchema: json.RawMessage(`{"type":"object","properties":{},"additionalProperties":false}`),
-		Run: func(ctx context.Context, call *runtime.Call, d *runtime.Decoder) (any, error) {
+		Run: func(ctx context.Context, call *runtime.Call, d *atpimpl.Decoder) (any, error) {
 			if d.Object() {
 				for d.Next() {
 					d.Unknown("")
@@ -235,48 +236,51 @@ func postJSON(path, body string, headers ...string) *http.Request {
 	return newRequest(http.MethodPost, path, "application/json", body, headers...)
 }
 
-func mustPanic(t *testing.T, want string, f func()) {
+// mustFail checks that Handler refuses opts with an error saying want.
+func mustFail(t *testing.T, tk *runtime.Toolkit, want string, opts ...runtime.HandlerOption) {
 	t.Helper()
-	defer func() {
-		t.Helper()
-		v := recover()
-		if v == nil {
-			t.Errorf("no panic; want one saying %q", want)
-			return
-		}
-		if msg := fmt.Sprint(v); !strings.Contains(msg, want) {
-			t.Errorf("panic %q does not say %q", msg, want)
-		}
-	}()
-	f()
+	h, err := tk.Handler(opts...)
+	if err == nil || h != nil {
+		t.Errorf("Handler = %v, %v; want an error saying %q", h, err, want)
+		return
+	}
+	if !strings.Contains(err.Error(), want) {
+		t.Errorf("error %q does not say %q", err, want)
+	}
+}
+
+// mustHandler builds a handler that the test expects to be valid.
+func mustHandler(t testing.TB, tk *runtime.Toolkit, opts ...runtime.HandlerOption) http.Handler {
+	t.Helper()
+	h, err := tk.Handler(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
 }
 
 func TestHandlerRefusesToBuildWithoutAuthentication(t *testing.T) {
 	tk, _ := testKit(t, nil)
-	mustPanic(t, "no authentication is configured: pass WithBearerToken or WithAuthenticator, or AllowUnauthenticated", func() { tk.Handler() })
-	mustPanic(t, "no authentication is configured", func() { tk.Handler(runtime.WithMaxBodyBytes(10), nil) })
-	mustPanic(t, "more than one authentication mode", func() {
-		tk.Handler(runtime.WithBearerToken("t"), runtime.AllowUnauthenticated())
-	})
-	mustPanic(t, "more than one authentication mode", func() {
-		tk.Handler(runtime.WithBearerToken("t"), runtime.WithAuthenticator(func(*http.Request) error { return nil }))
-	})
-	mustPanic(t, "WithBearerToken: the token is empty", func() { tk.Handler(runtime.WithBearerToken("")) })
-	mustPanic(t, "WithAuthenticator: the function is nil", func() { tk.Handler(runtime.WithAuthenticator(nil)) })
-	mustPanic(t, "WithAuthTokenFrom: the function is nil", func() {
-		tk.Handler(runtime.AllowUnauthenticated(), runtime.WithAuthTokenFrom(nil))
-	})
-	mustPanic(t, "WithMaxBodyBytes: want a positive size, got 0", func() {
-		tk.Handler(runtime.AllowUnauthenticated(), runtime.WithMaxBodyBytes(0))
-	})
-	mustPanic(t, "toolkit kit", func() { tk.Handler() })
+	mustFail(t, tk, "no authentication is configured: pass WithBearerToken or WithAuthenticator, or AllowUnauthenticated")
+	mustFail(t, tk, "no authentication is configured", runtime.WithMaxBodyBytes(10), nil)
+	mustFail(t, tk, "more than one authentication mode", runtime.WithBearerToken("t"), runtime.AllowUnauthenticated())
+	mustFail(t, tk, "more than one authentication mode",
+		runtime.WithBearerToken("t"), runtime.WithAuthenticator(func(*http.Request) error { return nil }))
+	mustFail(t, tk, "WithBearerToken: the token is empty", runtime.WithBearerToken(""))
+	mustFail(t, tk, "WithAuthenticator: the function is nil", runtime.WithAuthenticator(nil))
+	mustFail(t, tk, "WithAuthTokenFrom: the function is nil", runtime.AllowUnauthenticated(), runtime.WithAuthTokenFrom(nil))
+	mustFail(t, tk, "WithMaxBodyBytes: expected a positive size, got 0", runtime.AllowUnauthenticated(), runtime.WithMaxBodyBytes(0))
+	mustFail(t, tk, "toolkit kit")
+	// Every problem at once.
+	mustFail(t, tk, "WithBearerToken: the token is empty; WithMaxBodyBytes: expected a positive size, got -1",
+		runtime.WithBearerToken(""), runtime.WithMaxBodyBytes(-1))
 }
 
 func TestHandlerBearerToken(t *testing.T) {
 	logs := &lockedBuffer{}
 	tk, _ := testKit(t, logs)
 	const token, next = "s3cr3t-token-A", "rotated-token-B"
-	h := tk.Handler(runtime.WithBearerToken(token), runtime.WithBearerToken(next))
+	h := mustHandler(t, tk, runtime.WithBearerToken(token), runtime.WithBearerToken(next))
 	path := "/atp/kit/greet/"
 	body := `{"name":"Ada","times":1}`
 
@@ -329,7 +333,7 @@ func TestHandlerBearerToken(t *testing.T) {
 func TestHandlerAuthenticator(t *testing.T) {
 	logs := &lockedBuffer{}
 	tk, _ := testKit(t, logs)
-	h := tk.Handler(runtime.WithAuthenticator(func(r *http.Request) error {
+	h := mustHandler(t, tk, runtime.WithAuthenticator(func(r *http.Request) error {
 		switch r.Header.Get("X-Key") {
 		case "good":
 			return nil
@@ -364,7 +368,7 @@ func TestHandlerAuthenticator(t *testing.T) {
 
 func TestHandlerAllowUnauthenticated(t *testing.T) {
 	tk, _ := testKit(t, nil)
-	h := tk.Handler(runtime.AllowUnauthenticated())
+	h := mustHandler(t, tk, runtime.AllowUnauthenticated())
 	r := serve(t, h, postJSON("/atp/kit/greet/", `{"name":"Ada","times":2}`))
 	if r.status != http.StatusOK || r.raw != `{"result":{"text":"Hello, Ada! Hello, Ada!","tags":null,"loud":false}}` {
 		t.Errorf("got %d %s", r.status, r.raw)
@@ -373,7 +377,7 @@ func TestHandlerAllowUnauthenticated(t *testing.T) {
 
 func TestHandlerDescribes(t *testing.T) {
 	tk, _ := testKit(t, nil)
-	h := tk.Handler(runtime.AllowUnauthenticated())
+	h := mustHandler(t, tk, runtime.AllowUnauthenticated())
 
 	for _, path := range []string{"/atp/kit/", "/atp/kit"} {
 		r := serve(t, h, newRequest(http.MethodGet, path, "", ""))
@@ -436,7 +440,7 @@ func mustJSON(b []byte) any {
 func TestHandlerStatuses(t *testing.T) {
 	logs := &lockedBuffer{}
 	tk, _ := testKit(t, logs)
-	h := tk.Handler(runtime.AllowUnauthenticated(), runtime.WithMaxBodyBytes(64))
+	h := mustHandler(t, tk, runtime.AllowUnauthenticated(), runtime.WithMaxBodyBytes(64))
 	long := `{"name":"` + strings.Repeat("a", 100) + `","times":1}`
 
 	for _, tc := range []struct {
@@ -474,7 +478,7 @@ func TestHandlerStatuses(t *testing.T) {
 		{name: "multipart over the limit", req: chunked(multipartRequest(t, "/atp/kit/greet/", [][2]string{{"name", strings.Repeat("a", 100)}}, false)), status: 413},
 		{name: "text/plain", req: newRequest("POST", "/atp/kit/greet/", "text/plain", `{}`), status: 415, wantErr: `unsupported Content-Type "text/plain"`, header: [2]string{"Accept-Post", "application/json, application/x-www-form-urlencoded, multipart/form-data"}},
 		{name: "a body without Content-Type", req: newRequest("POST", "/atp/kit/greet/", "", `{}`), status: 415, wantErr: "the request has a body and no Content-Type"},
-		{name: "JSON in latin1", req: newRequest("POST", "/atp/kit/greet/", "application/json; charset=iso-8859-1", `{}`), status: 415, wantErr: `JSON must be UTF-8, got charset "iso-8859-1"`},
+		{name: "JSON in latin1", req: newRequest("POST", "/atp/kit/greet/", "application/json; charset=iso-8859-1", `{}`), status: 415, wantErr: `expected UTF-8 JSON, got charset "iso-8859-1"`},
 		{name: "unreadable Content-Type", req: newRequest("POST", "/atp/kit/greet/", "application/json; =", `{}`), status: 415, wantErr: "unreadable Content-Type"},
 		{name: "tool error", req: postJSON("/atp/kit/fail/", `{}`), status: 422, wantErr: "no customer with id 42"},
 		{name: "tool panic", req: postJSON("/atp/kit/boom/", `{}`), status: 500, wantErr: "tool boom failed with an internal error"},
@@ -544,7 +548,7 @@ func multipartRequest(t *testing.T, path string, fields [][2]string, withFile bo
 
 func TestHandlerForms(t *testing.T) {
 	tk, _ := testKit(t, nil)
-	h := tk.Handler(runtime.AllowUnauthenticated())
+	h := mustHandler(t, tk, runtime.AllowUnauthenticated())
 	form := func(values string) *http.Request {
 		return newRequest(http.MethodPost, "/atp/kit/greet/", "application/x-www-form-urlencoded", values)
 	}
@@ -652,13 +656,13 @@ func TestHandlerEndUserToken(t *testing.T) {
 	tk, _ := testKit(t, logs)
 	const bearer, user = "caller-bearer-secret", "end-user-oauth-secret"
 
-	unconfigured := tk.Handler(runtime.WithBearerToken(bearer))
+	unconfigured := mustHandler(t, tk, runtime.WithBearerToken(bearer))
 	r := serve(t, unconfigured, postJSON("/atp/kit/secret/", `{}`, "Authorization", "Bearer "+bearer, "X-ATP-Auth-Token", user))
 	if r.status != http.StatusInternalServerError || !strings.Contains(r.errorText(), "not configured to take one (WithAuthTokenFrom)") {
 		t.Errorf("a token tool behind a handler without WithAuthTokenFrom: %d %s", r.status, r.raw)
 	}
 
-	h := tk.Handler(runtime.WithBearerToken(bearer), runtime.WithAuthTokenFrom(func(r *http.Request) string {
+	h := mustHandler(t, tk, runtime.WithBearerToken(bearer), runtime.WithAuthTokenFrom(func(r *http.Request) string {
 		return r.Header.Get("X-ATP-Auth-Token")
 	}))
 	r = serve(t, h, postJSON("/atp/kit/secret/", `{}`, "Authorization", "Bearer "+bearer))
@@ -676,7 +680,7 @@ func TestHandlerEndUserToken(t *testing.T) {
 
 func TestHandlerClientGone(t *testing.T) {
 	tk, started := testKit(t, nil)
-	h := tk.Handler(runtime.AllowUnauthenticated())
+	h := mustHandler(t, tk, runtime.AllowUnauthenticated())
 	ctx, cancel := context.WithCancel(context.Background())
 	req := postJSON("/atp/kit/block/", `{}`).WithContext(ctx)
 	done := make(chan reply, 1)
@@ -693,7 +697,7 @@ func TestHandlerClientGone(t *testing.T) {
 // both ServeMux styles: the path as it comes, and http.StripPrefix.
 func TestHandlerMounted(t *testing.T) {
 	tk, _ := testKit(t, nil)
-	h := tk.Handler(runtime.WithBearerToken("tok"))
+	h := mustHandler(t, tk, runtime.WithBearerToken("tok"))
 	mux := http.NewServeMux()
 	mux.Handle("/api/v1/", h)
 	mux.Handle("/stripped/", http.StripPrefix("/stripped", h))
@@ -763,7 +767,7 @@ func TestHandlerBrokenSchema(t *testing.T) {
 	if err := tk.Add(broken); err != nil {
 		t.Fatal(err)
 	}
-	h := tk.Handler(runtime.AllowUnauthenticated())
+	h := mustHandler(t, tk, runtime.AllowUnauthenticated())
 	for _, path := range []string{"/atp/kit/", "/atp/kit/broken/"} {
 		r := serve(t, h, newRequest(http.MethodGet, path, "", ""))
 		if r.status != http.StatusInternalServerError || r.errorText() != "internal error encoding the answer" {
@@ -785,7 +789,7 @@ func TestHandlerRouteAmbiguity(t *testing.T) {
 	if err := tk.Add(plainTool("kit", func(context.Context, *runtime.Call) (any, error) { return "called", nil })); err != nil {
 		t.Fatal(err)
 	}
-	h := tk.Handler(runtime.AllowUnauthenticated())
+	h := mustHandler(t, tk, runtime.AllowUnauthenticated())
 	for _, tc := range []struct{ path, want string }{
 		{"/atp/atp/", `"toolkit":"atp"`},     // the toolkit at the root
 		{"/atp/atp/atp/", `"toolkit":"atp"`}, // the toolkit under the prefix /atp
@@ -804,7 +808,7 @@ func BenchmarkHandlerPostJSON(b *testing.B) {
 	if err := tk.Add(greetTool()); err != nil {
 		b.Fatal(err)
 	}
-	h := tk.Handler(runtime.WithBearerToken("tok"))
+	h := mustHandler(b, tk, runtime.WithBearerToken("tok"))
 	body := []byte(`{"name":"Ada","times":2,"tags":["a","b"]}`)
 	b.ReportAllocs()
 	for b.Loop() {
@@ -824,7 +828,7 @@ func BenchmarkHandlerPostForm(b *testing.B) {
 	if err := tk.Add(greetTool()); err != nil {
 		b.Fatal(err)
 	}
-	h := tk.Handler(runtime.AllowUnauthenticated())
+	h := mustHandler(b, tk, runtime.AllowUnauthenticated())
 	body := url.Values{"name": {"Ada"}, "times": {"2"}, "tags": {"a", "b"}}.Encode()
 	b.ReportAllocs()
 	for b.Loop() {

@@ -28,7 +28,7 @@ const minHeldPoll = 10 * time.Millisecond
 // respondAttempts bounds the tries to post one answer to the inbox.
 const respondAttempts = 3
 
-// inboxPoller is the HTTP inbox transport (spec §1.3). Unlike a WebSocket
+// inboxPoller is the HTTP inbox transport (docs/protocol.md §1.3). Unlike a WebSocket
 // session, a call's answer does not depend on the poll that brought it, so
 // calls outlive failed polls: they belong to the poller, one per Serve.
 type inboxPoller struct {

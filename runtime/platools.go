@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/atpgo/atp/runtime/atpimpl"
 	"io"
 	"net"
 	"net/http"
@@ -155,7 +156,7 @@ type ptSession struct {
 	// The reader's own.
 	readBuf  bytes.Buffer
 	limited  io.LimitedReader
-	dec      Decoder
+	dec      atpimpl.Decoder
 	extended time.Time // when a frame last moved the read deadline
 }
 
@@ -350,9 +351,9 @@ type ptFrame struct {
 
 const maxFrameMembers = 32
 
-func parsePlatoolsFrame(d *Decoder, data []byte, f *ptFrame) {
+func parsePlatoolsFrame(d *atpimpl.Decoder, data []byte, f *ptFrame) {
 	d.Reset(data)
-	d.lenientUTF8 = true // the params' own decoder reports invalid UTF-8 in them
+	d.SetLenientUTF8(true) // the params' own decoder reports invalid UTF-8 in them
 	if !d.Object() {
 		return
 	}
@@ -629,7 +630,7 @@ func (ss *ptSession) runCall(req *request) {
 		ss.fail(req, context.Cause(ss.callCtx))
 		return
 	}
-	ss.s.call(ss.callCtx, req, TransportPlatools, func(res []byte, isErr bool) {
+	ss.s.call(ss.callCtx, req, string(TransportPlatools), func(res []byte, isErr bool) {
 		if isErr {
 			ss.fail(req, req.err)
 			return
@@ -790,12 +791,12 @@ func (ss *ptSession) drain() {
 // sees them. Params that are not a JSON object are returned as they are:
 // the tool's decoder words what is wrong with them. The error is for an
 // envelope that cannot be read; it never quotes the token.
-func splitPlatos(d *Decoder, params json.RawMessage) (rest json.RawMessage, platos *Platos, token string, err error) {
+func splitPlatos(d *atpimpl.Decoder, params json.RawMessage) (rest json.RawMessage, platos *Platos, token string, err error) {
 	if !bytes.Contains(params, []byte(`"__platos"`)) && !bytes.Contains(params, []byte(`"_context"`)) {
 		return params, nil, "", nil
 	}
 	d.Reset(params)
-	d.lenientUTF8 = true
+	d.SetLenientUTF8(true)
 	if !d.Object() {
 		return params, nil, "", nil
 	}

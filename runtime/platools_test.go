@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/atpgo/atp/runtime/atpimpl"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -166,7 +167,7 @@ func platoolsToolkit(t testing.TB, block, started chan struct{}) *Toolkit {
 	err := tk.Add(
 		&Tool{
 			Name: "fail", Description: "Always fails.",
-			Run: func(context.Context, *Call, *Decoder) (any, error) {
+			Run: func(context.Context, *Call, *atpimpl.Decoder) (any, error) {
 				return nil, errors.New("the weather service is down")
 			},
 		},
@@ -174,7 +175,7 @@ func platoolsToolkit(t testing.TB, block, started chan struct{}) *Toolkit {
 			Name: "scope", Description: "Says what the platform sent with the call.",
 			InputSchema: json.RawMessage(`{"type":"object","properties":{"q":{"type":"string"}}}`),
 			Hints:       Hints{ReadOnly: true, Idempotent: true},
-			Run: func(ctx context.Context, call *Call, d *Decoder) (any, error) {
+			Run: func(ctx context.Context, call *Call, d *atpimpl.Decoder) (any, error) {
 				var q string
 				if d.Object() {
 					for d.Next() {
@@ -194,7 +195,7 @@ func platoolsToolkit(t testing.TB, block, started chan struct{}) *Toolkit {
 		},
 		&Tool{
 			Name: "block", Description: "Waits for the test.", Hints: Hints{Destructive: true},
-			Run: func(ctx context.Context, call *Call, d *Decoder) (any, error) {
+			Run: func(ctx context.Context, call *Call, d *atpimpl.Decoder) (any, error) {
 				started <- struct{}{}
 				select {
 				case <-block:
@@ -449,7 +450,7 @@ func TestPlatoolsToolCalls(t *testing.T) {
 	want := Platos{OrganizationID: "org-1", ProjectID: "proj-1", EnvironmentID: "prod", EntityID: "crm", UserID: "u-42",
 		AgentID: "agent-7", ThreadID: "th-1", CallID: "c-1", Timestamp: "2026-09-15T00:00:00.000Z", Nonce: "n-1", Signature: "sig",
 		Context: json.RawMessage(`{"user.id":"u-42"}`)}
-	if got.Q != "orders" || got.Transport != TransportPlatools || got.RequestID != "c-1" || got.Platos == nil || !reflect.DeepEqual(*got.Platos, want) {
+	if got.Q != "orders" || got.Transport != string(TransportPlatools) || got.RequestID != "c-1" || got.Platos == nil || !reflect.DeepEqual(*got.Platos, want) {
 		t.Errorf("scope result = %s; want q orders, transport platools, request_id c-1 and platos %+v", b, want)
 	}
 	c.call("c-2", "whoami", map[string]any{"__platos": envelope})
@@ -752,7 +753,7 @@ func TestPlatoolsHandshakeRefused(t *testing.T) {
 }
 
 func TestPlatoolsSplit(t *testing.T) {
-	var d Decoder
+	var d atpimpl.Decoder
 	for _, c := range []struct {
 		in, rest, token string
 		platos          *Platos

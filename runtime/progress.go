@@ -8,7 +8,7 @@ type ProgressFunc func(done, total float64, message string)
 // transport that can carry progress to its client sets it; f must not block
 // for long, as the tool waits for it.
 func WithProgress(f ProgressFunc) InvokeOption {
-	return func(c *invokeConfig) { c.call.progress = f }
+	return invokeOption(func(c *invokeConfig) { c.call.progress = f })
 }
 
 // Progress reports how far the call has got: done out of total units (pass

@@ -22,7 +22,7 @@ const registerTimeout = 15 * time.Second
 // maxReplyBytes bounds what is read of a registration or respond reply.
 const maxReplyBytes = 64 << 10
 
-// registrar registers a toolkit's tools (spec §1.1) for one Serve.
+// registrar registers a toolkit's tools (docs/protocol.md §1.1) for one Serve.
 type registrar struct {
 	s *server
 	// acked maps a tool name to the code_hash the server accepted with a
@@ -36,7 +36,7 @@ type registrar struct {
 // without it. The tool is then treated as not up to date (or as acked).
 var errNoEndpoint = errors.New("endpoint not found")
 
-// register runs the registration of spec §1.1: verify_hash with the
+// register runs the registration of docs/protocol.md §1.1: verify_hash with the
 // toolkit hash and, when the server is not up to date, verify_tool_hash for
 // each tool and register_tool for those that are not.
 func (r *registrar) register(ctx context.Context, tools []*Tool) error {

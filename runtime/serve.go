@@ -19,19 +19,26 @@ import (
 	"github.com/gorilla/websocket"
 )
 
-// Transports accepted in ServeConfig.Transport.
+// Transport is how Serve reaches the ATP server: ServeConfig.Transport.
+//
+// The default is TransportWS, the hosted platform's toolkit protocol: one
+// connection on which the server pushes calls as they come. (The agent
+// side, package llmclient, has a Transport of its own whose default is
+// HTTP: an agent sends a request when it has one, which one POST does.)
+type Transport string
+
 const (
 	// TransportWS is the ATP v1 WebSocket session (the default).
-	TransportWS = "ws"
+	TransportWS Transport = "ws"
 	// TransportHTTP polls the server's HTTP inbox, for networks that block
 	// WebSockets. See docs/extensions.md for the long-poll it uses when the
 	// server offers one.
-	TransportHTTP = "http"
+	TransportHTTP Transport = "http"
 	// TransportPlatools speaks the Platools SDK wire to a Platos platform
 	// (docs/protocol.md §4): URL is the platform's base URL (PLATOS_URL) and
 	// APIKey its service secret (PLATOS_SECRET). There is no HTTP
 	// registration: the tools are declared on the connection.
-	TransportPlatools = "platools"
+	TransportPlatools Transport = "platools"
 )
 
 // ServeConfig configures Toolkit.Serve. URL and APIKey are required; every
@@ -53,7 +60,7 @@ type ServeConfig struct {
 	APIKey string
 	// Transport is TransportWS (default), TransportHTTP or
 	// TransportPlatools.
-	Transport string
+	Transport Transport
 
 	// Logger receives Serve's logs (default: the toolkit's logger).
 	Logger *slog.Logger
@@ -66,9 +73,10 @@ type ServeConfig struct {
 	// MaxInFlight bounds the calls running at once (default 64). Requests
 	// past the bound wait for a free slot; none is dropped.
 	MaxInFlight int
-	// DefaultTimeout bounds calls to tools that declare no timeout= of
-	// their own (default 60s; negative means no bound).
-	DefaultTimeout time.Duration
+	// CallTimeout bounds calls to tools that declare no timeout= of their
+	// own. Zero means the default, DefaultCallTimeout (60s); negative means
+	// no bound.
+	CallTimeout time.Duration
 	// ReadLimit is the largest frame (or inbox reply) accepted, in bytes
 	// (default 4 MiB). A larger request is refused with an error response
 	// when its request_id can be read; the session goes on.
@@ -209,7 +217,7 @@ func (s *Status) set(st State) {
 // for up to cfg.DrainTimeout, closes the WebSocket with status 1000 and
 // returns nil.
 //
-// Registration (spec §1.1) runs before every connection, so tools added to
+// Registration (docs/protocol.md §1.1) runs before every connection, so tools added to
 // the toolkit while Serve runs are announced at the next reconnect. Over
 // TransportPlatools the tools are declared on each connection instead
 // (docs/protocol.md §4).
@@ -298,7 +306,7 @@ func newServer(t *Toolkit, cfg ServeConfig) (*server, error) {
 		cfg.Transport = TransportWS
 	case TransportWS, TransportHTTP, TransportPlatools:
 	default:
-		return fail("ServeConfig.Transport: got %q, want %q, %q or %q", cfg.Transport, TransportWS, TransportHTTP, TransportPlatools)
+		return fail("ServeConfig.Transport: expected %q, %q or %q, got %q", TransportWS, TransportHTTP, TransportPlatools, cfg.Transport)
 	}
 	tools := t.Tools()
 	if len(tools) == 0 {
@@ -327,19 +335,19 @@ func newServer(t *Toolkit, cfg ServeConfig) (*server, error) {
 		{"PollInterval", cfg.PollInterval < 0, cfg.PollInterval},
 	} {
 		if c.bad {
-			return fail("ServeConfig.%s: got %v, want a positive value or 0 for the default", c.name, c.got)
+			return fail("ServeConfig.%s: expected a positive value or 0 for the default, got %v", c.name, c.got)
 		}
 	}
 	if cfg.InboxWait > 0 && cfg.InboxWait%time.Second != 0 {
-		return fail("ServeConfig.InboxWait: got %s, want whole seconds", cfg.InboxWait)
+		return fail("ServeConfig.InboxWait: expected whole seconds, got %s", cfg.InboxWait)
 	}
 	var err error
 	if cfg.Backoff, err = cfg.Backoff.withDefaults(); err != nil {
 		return fail("%v", err)
 	}
 	setDefault(&cfg.MaxInFlight, 64)
-	setDefault(&cfg.DefaultTimeout, 60*time.Second)
-	cfg.DefaultTimeout = max(cfg.DefaultTimeout, 0)
+	setDefault(&cfg.CallTimeout, DefaultCallTimeout)
+	cfg.CallTimeout = max(cfg.CallTimeout, 0)
 	setDefault(&cfg.ReadLimit, 4<<20)
 	setDefault(&cfg.PingInterval, 30*time.Second)
 	setDefault(&cfg.PongTimeout, 20*time.Second)
@@ -377,9 +385,9 @@ func newServer(t *Toolkit, cfg ServeConfig) (*server, error) {
 	}
 	s.bufs.New = func() any { b := make([]byte, 0, 512); return &b }
 	s.invokeOpts = map[string]InvokeOption{
-		TransportWS:       WithTransport(TransportWS),
-		transportInbox:    WithTransport(transportInbox),
-		TransportPlatools: WithTransport(TransportPlatools),
+		string(TransportWS):       WithTransport(string(TransportWS)),
+		transportInbox:            WithTransport(transportInbox),
+		string(TransportPlatools): WithTransport(string(TransportPlatools)),
 	}
 	s.reg = &registrar{s: s, acked: map[string]string{}}
 	switch cfg.Transport {
@@ -621,9 +629,9 @@ func parseServeURL(raw, key string) (endpoints, error) {
 	case "https", "wss":
 		httpScheme, wsScheme = "https", "wss"
 	case "":
-		return endpoints{}, fmt.Errorf("ServeConfig.URL %q has no scheme; want http://, https://, ws:// or wss://", raw)
+		return endpoints{}, fmt.Errorf("ServeConfig.URL %q has no scheme: expected http://, https://, ws:// or wss://", raw)
 	default:
-		return endpoints{}, fmt.Errorf("ServeConfig.URL: scheme %q not supported; want http, https, ws or wss", u.Scheme)
+		return endpoints{}, fmt.Errorf("ServeConfig.URL: scheme %q not supported: expected http, https, ws or wss", u.Scheme)
 	}
 	if u.Host == "" {
 		return endpoints{}, fmt.Errorf("ServeConfig.URL %q has no host", raw)
@@ -643,15 +651,15 @@ func parseServeURL(raw, key string) (endpoints, error) {
 	return ep, nil
 }
 
-// api returns the URL of a registration endpoint, path as in spec §1.1.
+// api returns the URL of a registration endpoint, path as in docs/protocol.md §1.1.
 func (e endpoints) api(path string) string { return e.httpBase + path + e.query }
 
-// ws returns the WebSocket URL (spec §1.2).
+// ws returns the WebSocket URL (docs/protocol.md §1.2).
 func (e endpoints) ws() string {
 	return e.wsBase + "/ws/v1/atp/toolkit-client/" + e.key + "/" + e.query
 }
 
-// inbox returns the inbox poll URL (spec §1.3), asking the server to hold
+// inbox returns the inbox poll URL (docs/protocol.md §1.3), asking the server to hold
 // the poll for wait when wait > 0 (docs/extensions.md).
 func (e endpoints) inbox(wait time.Duration) string {
 	u := e.httpBase + "/api/v1/toolkit/" + e.key + "/inbox" + e.query
@@ -666,7 +674,7 @@ func (e endpoints) inbox(wait time.Duration) string {
 	return u
 }
 
-// inboxRespond returns the inbox answer URL (spec §1.3).
+// inboxRespond returns the inbox answer URL (docs/protocol.md §1.3).
 func (e endpoints) inboxRespond() string {
 	return e.httpBase + "/api/v1/toolkit/" + e.key + "/inbox/respond" + e.query
 }
@@ -724,7 +732,7 @@ func validID(id json.RawMessage) bool {
 // call runs one request and hands its answer to answer, exactly once. It
 // never fails: every outcome is an answer.
 //
-// The call's context ends at the default timeout, or when the session
+// The call's context ends at the call timeout, or when the session
 // cancels its calls (connection lost, drain deadline passed). Either way
 // the answer goes out at that moment, even when the tool ignores its
 // context and keeps running: the late result is then dropped, and the tool
@@ -740,7 +748,7 @@ func (s *server) call(ctx context.Context, req *request, transport string, answe
 		answer(s.outcome(ctx, req, res, err))
 		return
 	}
-	timeout := s.cfg.DefaultTimeout
+	timeout := s.cfg.CallTimeout
 	var callCtx context.Context
 	var cancel context.CancelFunc
 	if tool.Timeout == 0 && timeout > 0 {
@@ -814,7 +822,7 @@ func (s *server) outcome(ctx context.Context, req *request, res json.RawMessage,
 	return s.errorResult(err), true
 }
 
-// errorResult is the in-band failure result of spec §1.2, {"error": msg},
+// errorResult is the in-band failure result of docs/protocol.md §1.2, {"error": msg},
 // with the problem list of a *ValidationError so that the caller (often an
 // LLM) can fix every field at once.
 func (s *server) errorResult(err error) []byte {

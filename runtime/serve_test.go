@@ -20,6 +20,8 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/atpgo/atp/runtime/atpimpl"
 )
 
 const serveTestKey = "sk-test-0123456789"
@@ -48,7 +50,7 @@ func (g *serveGate) waitStarted(t testing.TB) string {
 }
 
 // readName decodes {"name": string}, as generated code would.
-func readName(d *Decoder) string {
+func readName(d *atpimpl.Decoder) string {
 	var name string
 	if d.Object() {
 		for d.Next() {
@@ -75,7 +77,7 @@ func newServeToolkit(t testing.TB, gate *serveGate) *Toolkit {
 			Params:       []string{"name"},
 			InputSchema:  json.RawMessage(`{"type":"object","properties":{"name":{"type":"string"}}}`),
 			OutputSchema: json.RawMessage(`{"type":"object","properties":{"hello":{"type":"string"}}}`),
-			Run: func(ctx context.Context, call *Call, d *Decoder) (any, error) {
+			Run: func(ctx context.Context, call *Call, d *atpimpl.Decoder) (any, error) {
 				name := readName(d)
 				if d.Failed() {
 					return nil, nil
@@ -89,7 +91,7 @@ func newServeToolkit(t testing.TB, gate *serveGate) *Toolkit {
 			Params:         []string{"days"},
 			RequiredParams: []string{"days"},
 			InputSchema:    json.RawMessage(`{"type":"object","properties":{"days":{"type":"integer"}},"required":["days"]}`),
-			Run: func(ctx context.Context, call *Call, d *Decoder) (any, error) {
+			Run: func(ctx context.Context, call *Call, d *atpimpl.Decoder) (any, error) {
 				var days int64
 				seen := false
 				if d.Object() {
@@ -113,21 +115,21 @@ func newServeToolkit(t testing.TB, gate *serveGate) *Toolkit {
 		},
 		&Tool{
 			Name: "boom",
-			Run: func(ctx context.Context, call *Call, d *Decoder) (any, error) {
+			Run: func(ctx context.Context, call *Call, d *atpimpl.Decoder) (any, error) {
 				panic("kaboom")
 			},
 		},
 		&Tool{
 			Name:    "sleepy",
 			Timeout: 20 * time.Millisecond,
-			Run: func(ctx context.Context, call *Call, d *Decoder) (any, error) {
+			Run: func(ctx context.Context, call *Call, d *atpimpl.Decoder) (any, error) {
 				<-ctx.Done()
 				return nil, ctx.Err()
 			},
 		},
 		&Tool{
 			Name: "hang", // no timeout of its own
-			Run: func(ctx context.Context, call *Call, d *Decoder) (any, error) {
+			Run: func(ctx context.Context, call *Call, d *atpimpl.Decoder) (any, error) {
 				<-ctx.Done()
 				return nil, ctx.Err()
 			},
@@ -139,19 +141,19 @@ func newServeToolkit(t testing.TB, gate *serveGate) *Toolkit {
 			AuthType:       "OAuth2",
 			AuthWith:       "access_token",
 			NeedsAuthToken: true,
-			Run: func(ctx context.Context, call *Call, d *Decoder) (any, error) {
+			Run: func(ctx context.Context, call *Call, d *atpimpl.Decoder) (any, error) {
 				return map[string]string{"token": string(call.AuthToken)}, nil
 			},
 		},
 		&Tool{
 			Name: "peek",
-			Run: func(ctx context.Context, call *Call, d *Decoder) (any, error) {
+			Run: func(ctx context.Context, call *Call, d *atpimpl.Decoder) (any, error) {
 				return map[string]string{"token": string(call.AuthToken), "transport": call.Transport, "request_id": call.RequestID}, nil
 			},
 		},
 		&Tool{
 			Name: "gated",
-			Run: func(ctx context.Context, call *Call, d *Decoder) (any, error) {
+			Run: func(ctx context.Context, call *Call, d *atpimpl.Decoder) (any, error) {
 				n := gate.running.Add(1)
 				defer gate.running.Add(-1)
 				for {
@@ -241,7 +243,7 @@ func keysOf(m map[string]any) []string {
 func TestServeFailuresAreAnswered(t *testing.T) {
 	f := newFakeATP(t, serveTestKey)
 	tk := newServeToolkit(t, nil)
-	_, c, _ := serveWS(t, f, tk, func(cfg *ServeConfig) { cfg.DefaultTimeout = 30 * time.Millisecond })
+	_, c, _ := serveWS(t, f, tk, func(cfg *ServeConfig) { cfg.CallTimeout = 30 * time.Millisecond })
 
 	expectError := func(id string, want ...string) fakeResponse {
 		t.Helper()
@@ -273,7 +275,7 @@ func TestServeFailuresAreAnswered(t *testing.T) {
 	c.request("t1", "sleepy", nil, "")
 	expectError("t1", "sleepy timed out after 20ms")
 	c.request("t2", "hang", nil, "")
-	expectError("t2", "hang timed out after 30ms") // ServeConfig.DefaultTimeout
+	expectError("t2", "hang timed out after 30ms") // ServeConfig.CallTimeout
 
 	c.request("a1", "whoami", nil, "")
 	expectError("a1", "auth token")
@@ -315,12 +317,12 @@ func TestServeTimeoutOfToolIgnoringContext(t *testing.T) {
 	gate := newServeGate()
 	tk := newServeToolkit(t, gate)
 	unblock := make(chan struct{})
-	tk.Add(&Tool{Name: "stubborn", Run: func(ctx context.Context, call *Call, d *Decoder) (any, error) {
+	tk.Add(&Tool{Name: "stubborn", Run: func(ctx context.Context, call *Call, d *atpimpl.Decoder) (any, error) {
 		<-unblock // ignores ctx
 		return "late", nil
 	}})
 	_, c, _ := serveWS(t, f, tk, func(cfg *ServeConfig) {
-		cfg.DefaultTimeout = 20 * time.Millisecond
+		cfg.CallTimeout = 20 * time.Millisecond
 		cfg.MaxInFlight = 1
 	})
 	c.request("s1", "stubborn", nil, "")
@@ -515,7 +517,7 @@ func TestServeDrainDeadlineToolIgnoringContext(t *testing.T) {
 	tk := newServeToolkit(t, nil)
 	started, unblock := make(chan struct{}), make(chan struct{})
 	t.Cleanup(func() { close(unblock) })
-	tk.Add(&Tool{Name: "stubborn", Run: func(ctx context.Context, call *Call, d *Decoder) (any, error) {
+	tk.Add(&Tool{Name: "stubborn", Run: func(ctx context.Context, call *Call, d *atpimpl.Decoder) (any, error) {
 		close(started)
 		<-unblock // ignores ctx
 		return "late", nil
@@ -630,7 +632,7 @@ func TestServeRegistration(t *testing.T) {
 func TestServeRegistrationNeedsAuthToken(t *testing.T) {
 	f := newFakeATP(t, serveTestKey)
 	tk := NewToolkit("tokenkit", WithLogger(slog.New(slog.DiscardHandler)))
-	run := func(context.Context, *Call, *Decoder) (any, error) { return nil, nil }
+	run := func(context.Context, *Call, *atpimpl.Decoder) (any, error) { return nil, nil }
 	err := tk.Add(
 		&Tool{Name: "plain", Run: run},
 		&Tool{Name: "token_only", NeedsAuthToken: true, Run: run},
@@ -971,15 +973,15 @@ func TestServeConfigErrors(t *testing.T) {
 	}{
 		{"no url", ServeConfig{APIKey: "k"}, "ServeConfig.URL is empty"},
 		{"no key", ServeConfig{URL: f.URL()}, "ServeConfig.APIKey is empty"},
-		{"scheme", ServeConfig{URL: "ftp://example.com", APIKey: "k"}, `scheme "ftp" not supported; want http, https, ws or wss`},
+		{"scheme", ServeConfig{URL: "ftp://example.com", APIKey: "k"}, `scheme "ftp" not supported: expected http, https, ws or wss`},
 		{"no scheme", ServeConfig{URL: "example.com/atp", APIKey: "k"}, "has no scheme"},
 		{"no host", ServeConfig{URL: "https:///path", APIKey: "k"}, "has no host"},
 		{"user info", ServeConfig{URL: "https://u:p@example.com", APIKey: "k"}, "must not hold a user name or password"},
-		{"transport", ServeConfig{URL: f.URL(), APIKey: "k", Transport: "grpc"}, `Transport: got "grpc", want "ws", "http" or "platools"`},
-		{"in flight", ServeConfig{URL: f.URL(), APIKey: "k", MaxInFlight: -1}, "MaxInFlight: got -1"},
-		{"read limit", ServeConfig{URL: f.URL(), APIKey: "k", ReadLimit: -5}, "ReadLimit: got -5"},
-		{"backoff", ServeConfig{URL: f.URL(), APIKey: "k", Backoff: Backoff{Base: time.Minute, Max: time.Second}}, "Backoff.Max (1s) is less than Backoff.Base (1m0s)"},
-		{"inbox wait", ServeConfig{URL: f.URL(), APIKey: "k", InboxWait: 1500 * time.Millisecond}, "InboxWait: got 1.5s, want whole seconds"},
+		{"transport", ServeConfig{URL: f.URL(), APIKey: "k", Transport: "grpc"}, `Transport: expected "ws", "http" or "platools", got "grpc"`},
+		{"in flight", ServeConfig{URL: f.URL(), APIKey: "k", MaxInFlight: -1}, "MaxInFlight: expected a positive value or 0 for the default, got -1"},
+		{"read limit", ServeConfig{URL: f.URL(), APIKey: "k", ReadLimit: -5}, "ReadLimit: expected a positive value or 0 for the default, got -5"},
+		{"backoff", ServeConfig{URL: f.URL(), APIKey: "k", Backoff: Backoff{Base: time.Minute, Max: time.Second}}, "ServeConfig.Backoff.Max (1s) is less than ServeConfig.Backoff.Base (1m0s)"},
+		{"inbox wait", ServeConfig{URL: f.URL(), APIKey: "k", InboxWait: 1500 * time.Millisecond}, "InboxWait: expected whole seconds, got 1.5s"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -993,7 +995,7 @@ func TestServeConfigErrors(t *testing.T) {
 		t.Errorf("Serve of an empty toolkit = %v, want an error", err)
 	}
 	bad := NewToolkit("bad")
-	bad.Add(&Tool{Name: "x", InputSchema: json.RawMessage(`{`), Run: func(context.Context, *Call, *Decoder) (any, error) { return nil, nil }})
+	bad.Add(&Tool{Name: "x", InputSchema: json.RawMessage(`{`), Run: func(context.Context, *Call, *atpimpl.Decoder) (any, error) { return nil, nil }})
 	if err := bad.Serve(context.Background(), ServeConfig{URL: f.URL(), APIKey: "k"}); err == nil || !strings.Contains(err.Error(), "tool x: InputSchema is not valid JSON") {
 		t.Errorf("Serve with a broken schema = %v, want an error", err)
 	}
@@ -1190,7 +1192,7 @@ func TestServeInboxReadsItsLastPoll(t *testing.T) {
 func TestServeTwoToolkitsInOneProcess(t *testing.T) {
 	f1, f2 := newFakeATP(t, "key-one"), newFakeATP(t, "key-two")
 	tk1, tk2 := newServeToolkit(t, nil), NewToolkit("other")
-	tk2.Add(&Tool{Name: "echo", Run: func(context.Context, *Call, *Decoder) (any, error) { return "from two", nil }})
+	tk2.Add(&Tool{Name: "echo", Run: func(context.Context, *Call, *atpimpl.Decoder) (any, error) { return "from two", nil }})
 	run1, c1, _ := serveWS(t, f1, tk1, nil)
 	_, c2, _ := serveWS(t, f2, tk2, nil)
 	c1.request("a", "echo", map[string]any{"name": "one"}, "")
@@ -1362,7 +1364,7 @@ func TestToolHashCoversTheContract(t *testing.T) {
 	}
 	same := base()
 	same.InputSchema = json.RawMessage("{ \"properties\": {\"a\": {\"type\": \"integer\"}},\n \"type\": \"object\" }")
-	same.Run = func(context.Context, *Call, *Decoder) (any, error) { return nil, nil }
+	same.Run = func(context.Context, *Call, *atpimpl.Decoder) (any, error) { return nil, nil }
 	if toolHash(same) != h {
 		t.Error("reformatting the schema or changing Run changed the hash")
 	}
@@ -1397,7 +1399,7 @@ func TestServeSlowCallNeverDelaysOthers(t *testing.T) {
 	f := newFakeATP(t, serveTestKey)
 	gate := newServeGate()
 	tk := newServeToolkit(t, gate)
-	err := tk.Add(&Tool{Name: "sometimes", Run: func(ctx context.Context, call *Call, d *Decoder) (any, error) {
+	err := tk.Add(&Tool{Name: "sometimes", Run: func(ctx context.Context, call *Call, d *atpimpl.Decoder) (any, error) {
 		name := readName(d)
 		if d.Failed() {
 			return nil, nil
@@ -1655,7 +1657,7 @@ func TestServeUTF8(t *testing.T) {
 	f := newFakeATP(t, serveTestKey)
 	tk := newServeToolkit(t, nil)
 	ran := make(chan struct{}, 1)
-	err := tk.Add(&Tool{Name: "rawbytes", Run: func(ctx context.Context, call *Call, d *Decoder) (any, error) {
+	err := tk.Add(&Tool{Name: "rawbytes", Run: func(ctx context.Context, call *Call, d *atpimpl.Decoder) (any, error) {
 		readName(d)
 		if d.Failed() {
 			return nil, nil

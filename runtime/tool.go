@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"log/slog"
 	"time"
+
+	"github.com/atpgo/atp/runtime/atpimpl"
 )
 
 // Tool is one callable tool: what a transport announces and how to run it.
@@ -41,10 +43,12 @@ type Tool struct {
 	// Timeout bounds one call; zero means the transport's default.
 	Timeout time.Duration
 
-	// Run decodes the params with d and, when they are valid, calls the Go
-	// function. It returns d's validation error without calling the function
-	// when they are not. Generated code provides it.
-	Run func(ctx context.Context, call *Call, d *Decoder) (any, error)
+	// Run decodes the params with d and, when d has recorded no problem,
+	// calls the Go function and returns its result and error. When the
+	// params are invalid it returns without calling the function; the
+	// caller (Toolkit.Invoke) then reports d's problems as a
+	// *ValidationError, whatever Run returned. Generated code provides it.
+	Run func(ctx context.Context, call *Call, d *atpimpl.Decoder) (any, error)
 }
 
 // Hints describe how a tool behaves, for hosts that show or gate tool use.

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"time"
 	"unicode/utf8"
+
+	"github.com/atpgo/atp/runtime/atpimpl"
 )
 
 // toolNamePattern is the tool names every ATP peer and LLM provider accepts.
@@ -84,7 +86,7 @@ func (t *Toolkit) Add(tools ...*Tool) error {
 		case tool == nil:
 			errs = append(errs, fmt.Errorf("toolkit %s: tool #%d is nil", t.name, i))
 		case !toolNamePattern.MatchString(tool.Name):
-			errs = append(errs, fmt.Errorf("toolkit %s: invalid tool name %q: want a letter or _ then up to 63 letters, digits, _ or -", t.name, tool.Name))
+			errs = append(errs, fmt.Errorf("toolkit %s: invalid tool name %q: expected a letter or _ then up to 63 letters, digits, _ or -", t.name, tool.Name))
 		case tool.Run == nil:
 			errs = append(errs, fmt.Errorf("toolkit %s: tool %s has no Run function", t.name, tool.Name))
 		case t.tools[tool.Name].tool != nil || seen[tool.Name]:
@@ -124,7 +126,11 @@ func (t *Toolkit) Tool(name string) (*Tool, bool) {
 }
 
 // InvokeOption configures one Invoke call.
-type InvokeOption func(*invokeConfig)
+type InvokeOption interface{ applyInvoke(*invokeConfig) }
+
+type invokeOption func(*invokeConfig)
+
+func (f invokeOption) applyInvoke(c *invokeConfig) { f(c) }
 
 type invokeConfig struct {
 	call    Call
@@ -135,38 +141,32 @@ type invokeConfig struct {
 // WithAuthToken passes the end user's token to a tool that needs one. Tools
 // that do not declare one never see it.
 func WithAuthToken(token string) InvokeOption {
-	return func(c *invokeConfig) { c.call.AuthToken = AuthToken(token) }
+	return invokeOption(func(c *invokeConfig) { c.call.AuthToken = AuthToken(token) })
 }
 
 // WithRequestID sets the call's request id, reported in Call and in logs.
 func WithRequestID(id string) InvokeOption {
-	return func(c *invokeConfig) { c.call.RequestID = id }
+	return invokeOption(func(c *invokeConfig) { c.call.RequestID = id })
 }
 
 // WithTransport names the transport in Call.Transport (default "invoke").
 func WithTransport(name string) InvokeOption {
-	return func(c *invokeConfig) { c.call.Transport = name }
+	return invokeOption(func(c *invokeConfig) { c.call.Transport = name })
 }
 
 // WithPlatos passes a Platos platform's envelope to the call (Call.Platos),
 // as TransportPlatools does; tests of tools that read it use it too.
 func WithPlatos(p *Platos) InvokeOption {
-	return func(c *invokeConfig) { c.call.Platos = p }
+	return invokeOption(func(c *invokeConfig) { c.call.Platos = p })
 }
 
 // WithStringCoercion makes the decoder accept numbers and booleans given as
 // strings ("3", "true"), as HTML form posts send them.
 func WithStringCoercion() InvokeOption {
-	return func(c *invokeConfig) { c.coerce = true }
+	return invokeOption(func(c *invokeConfig) { c.coerce = true })
 }
 
-// WithDefaultTimeout bounds the call when the tool declares no timeout of
-// its own. Zero means no bound.
-func WithDefaultTimeout(d time.Duration) InvokeOption {
-	return func(c *invokeConfig) { c.timeout = d }
-}
-
-var decoderPool = sync.Pool{New: func() any { return new(Decoder) }}
+var decoderPool = sync.Pool{New: func() any { return new(atpimpl.Decoder) }}
 
 // Invoke calls the named tool with a JSON params object and returns its
 // result as JSON. Empty params or null count as {}.
@@ -186,7 +186,9 @@ func (t *Toolkit) Invoke(ctx context.Context, name string, params []byte, opts .
 	tool := e.tool
 	cfg := invokeConfig{call: Call{Toolkit: t.name, Tool: name, Transport: "invoke"}}
 	for _, o := range opts {
-		o(&cfg)
+		if o != nil {
+			o.applyInvoke(&cfg)
+		}
 	}
 	if tool.NeedsAuthToken && cfg.call.AuthToken == "" {
 		return nil, fmt.Errorf("tool %s needs the end user's auth token and the call has none: %w", name, ErrMissingAuthToken)
@@ -243,7 +245,7 @@ func (t *Toolkit) unknownTool(name string) error {
 // run decodes and calls the tool, recovering a panic.
 func (t *Toolkit) run(ctx context.Context, e entry, cfg *invokeConfig, params []byte) (res json.RawMessage, err error) {
 	tool := e.tool
-	d := decoderPool.Get().(*Decoder)
+	d := decoderPool.Get().(*atpimpl.Decoder)
 	d.Reset(params)
 	d.SetCoercion(cfg.coerce)
 	call := cfg.call
@@ -261,9 +263,7 @@ func (t *Toolkit) run(ctx context.Context, e entry, cfg *invokeConfig, params []
 	}()
 	out, err := tool.Run(ctx, &call, d)
 	if d.Failed() {
-		verr := d.Err()
-		verr.Tool = tool.Name
-		return nil, verr
+		return nil, &ValidationError{Tool: tool.Name, Problems: problemsOf(d.Problems())}
 	}
 	if err != nil {
 		return nil, &ToolError{Tool: tool.Name, Err: err}

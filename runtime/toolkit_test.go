@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/atpgo/atp/runtime"
+	"github.com/atpgo/atp/runtime/atpimpl"
 )
 
 // echoTool is hand-written the way atpgen writes tools: it decodes {"name":
@@ -23,7 +24,7 @@ func echoTool(name string, fn func(ctx context.Context, call *runtime.Call, who 
 		Params:         []string{"who"},
 		RequiredParams: []string{"who"},
 		InputSchema:    json.RawMessage(`{"type":"object","properties":{"who":{"type":"string"}},"required":["who"],"additionalProperties":false}`),
-		Run: func(ctx context.Context, call *runtime.Call, d *runtime.Decoder) (any, error) {
+		Run: func(ctx context.Context, call *runtime.Call, d *atpimpl.Decoder) (any, error) {
 			var who string
 			seen := false
 			if d.Object() {

@@ -17,6 +17,9 @@ import (
 	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/atpgo/atp/internal/jsontree"
+	"github.com/atpgo/atp/runtime/atpimpl"
 )
 
 // backlogPerSlot sizes the queue of requests read but not yet finished,
@@ -32,7 +35,7 @@ const backlogPerSlot = 16
 const connectGrace = time.Second
 
 // wsFrame holds what the toolkit reads of a server-to-toolkit message
-// (spec §1.2).
+// (docs/protocol.md §1.2).
 type wsFrame struct {
 	messageType string
 	requestID   json.RawMessage
@@ -42,14 +45,14 @@ type wsFrame struct {
 	message     string // atp_client_connected
 }
 
-// parseFrame reads a frame in one pass with the runtime's own Decoder: no
+// parseFrame reads a frame in one pass with atpimpl's Decoder: no
 // reflection, a copy of only the id and params, and problems worded like
 // params problems ("payload.tool_name: expected string, got 7"). Unknown
 // members are skipped, as a newer server may add some.
-func parseFrame(d *Decoder, data []byte, f *wsFrame) {
+func parseFrame(d *atpimpl.Decoder, data []byte, f *wsFrame) {
 	d.Reset(data)
 	// The params' own decoder reports invalid UTF-8 in them, at their path.
-	d.lenientUTF8 = true
+	d.SetLenientUTF8(true)
 	if !d.Object() {
 		return
 	}
@@ -93,7 +96,7 @@ func parseFrame(d *Decoder, data []byte, f *wsFrame) {
 }
 
 // problemText joins a decoder's problems into one line.
-func problemText(problems []Problem) string {
+func problemText(problems []atpimpl.Problem) string {
 	parts := make([]string, len(problems))
 	for i, p := range problems {
 		parts[i] = p.String()
@@ -146,7 +149,7 @@ type wsSession struct {
 	// The reader's own state, handed over with the reading.
 	readBuf  bytes.Buffer
 	limited  io.LimitedReader
-	dec      Decoder
+	dec      atpimpl.Decoder
 	extended time.Time // when a frame last moved the read deadline
 }
 
@@ -648,7 +651,7 @@ func (ss *wsSession) runCall(req *request) {
 		ss.reply(req, ss.s.errorResult(context.Cause(ss.callCtx)), true)
 		return
 	}
-	ss.s.call(ss.callCtx, req, TransportWS, func(res []byte, isErr bool) { ss.reply(req, res, isErr) })
+	ss.s.call(ss.callCtx, req, string(TransportWS), func(res []byte, isErr bool) { ss.reply(req, res, isErr) })
 }
 
 // reply sends the one tool_response of a request.
@@ -808,7 +811,7 @@ func memberInPrefix(d *json.Decoder, name string) json.RawMessage {
 	return nil
 }
 
-// appendToolResponse appends the tool_response of spec §1.2, built by hand:
+// appendToolResponse appends the tool_response of docs/protocol.md §1.2, built by hand:
 // the id and result are already JSON, and this is the hot path.
 func appendToolResponse(b []byte, id json.RawMessage, result []byte, isErr bool, latency time.Duration) []byte {
 	b = append(b, `{"type":"tool_response","request_id":`...)
@@ -834,23 +837,9 @@ func describeJSONError(err error) string {
 		// Value is like "number 12345": keep the kind only, since the value
 		// may be a secret (an auth_token of the wrong type).
 		got, _, _ := strings.Cut(te.Value, " ")
-		return fmt.Sprintf("%s: expected %s, got %s", field, jsonKind(te.Type.Kind().String()), got)
+		return fmt.Sprintf("%s: expected %s, got %s", field, jsontree.KindOfGo(te.Type.Kind()), got)
 	}
 	return err.Error()
-}
-
-func jsonKind(goKind string) string {
-	switch goKind {
-	case "struct", "map":
-		return "object"
-	case "slice", "array":
-		return "array"
-	case "string":
-		return "string"
-	case "bool":
-		return "boolean"
-	}
-	return "number"
 }
 
 // truncate cuts s to at most n bytes on a character boundary.

@@ -11,6 +11,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/atpgo/atp/internal/jsontree"
 	"github.com/atpgo/atp/server/store"
 )
 
@@ -165,7 +166,7 @@ func findAPIKey(r io.Reader) (string, error) {
 		return "", err
 	}
 	if tok != json.Delim('{') {
-		return "", &bodyError{http.StatusBadRequest, "want a JSON object, got " + describeToken(tok)}
+		return "", &bodyError{http.StatusBadRequest, "expected a JSON object, got " + describeToken(tok)}
 	}
 	for dec.More() {
 		tok, err := dec.Token()
@@ -181,7 +182,7 @@ func findAPIKey(r io.Reader) (string, error) {
 		}
 		var key *string
 		if json.Unmarshal(value, &key) != nil {
-			return "", &bodyError{http.StatusBadRequest, "api_key: expected a string, got " + jsonType(value)}
+			return "", &bodyError{http.StatusBadRequest, "api_key: expected a string, got " + jsontree.KindOfText(value)}
 		}
 		if key == nil {
 			return "", nil

@@ -46,7 +46,7 @@ func newReplicas(t *testing.T, n int, cfg Config) []*testEnv {
 		if c.Logger == nil {
 			c.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 		}
-		srv, err := New(c)
+		srv, err := New(context.Background(), c)
 		if err != nil {
 			t.Fatal(err)
 		}

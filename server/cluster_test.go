@@ -465,7 +465,7 @@ func TestClusterConfigErrors(t *testing.T) {
 		{Config{NATSURL: "nats://127.0.0.1:1", DBPath: t.TempDir() + "/atp.db"}, "share one PostgreSQL database"},
 	} {
 		c.cfg.SecretKey = make([]byte, 32)
-		_, err := New(c.cfg)
+		_, err := New(context.Background(), c.cfg)
 		if err == nil || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "s3cret") {
 			t.Errorf("New(%+v) = %v, want an error with %q", c.cfg.NATSURL, err, c.want)
 		}

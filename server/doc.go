@@ -11,7 +11,7 @@
 //
 // In-process use (tests, examples):
 //
-//	srv, _ := server.New(server.Config{Addr: "127.0.0.1:0"}) // in-memory store
+//	srv, _ := server.New(ctx, server.Config{Addr: "127.0.0.1:0"}) // in-memory store
 //	defer srv.Close()
 //	_, llmKey, _ := srv.CreateKey(ctx, store.NewKey{Kind: store.KindLLM, Name: "agent"})
 //	_, tkKey, _ := srv.CreateKey(ctx, store.NewKey{Kind: store.KindToolkit, Name: "tools"})
@@ -66,7 +66,7 @@
 // llmclient under faults: connections reset, toolkits restarted, stalled
 // and killed, clients gone mid-call.
 //
-// # Behaviour the spec leaves open
+// # Behaviour the protocol leaves open
 //
 //   - Python toolkits send parameter names only: their schema is inferred
 //     (provider.InferSchema) and validation checks names, not values.
@@ -166,7 +166,7 @@
 //     there is no platform to take it from. The flag is stored with the
 //     tool (schema version 3); Python toolkits never send it.
 //
-// # OAuth broker (spec §3)
+// # OAuth broker (docs/protocol.md §3)
 //
 // OAuth platforms come from `atp platforms add` (stored) or Config.Platforms
 // (`atp serve --platforms FILE`, see PlatformsFile); PKCE (S256) is on

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/atpgo/atp/runtime"
+	"github.com/atpgo/atp/runtime/atpimpl"
 )
 
 // goToolkit is a toolkit as generated code builds it: typed schemas and a
@@ -19,7 +20,7 @@ func goToolkit(t *testing.T) *runtime.Toolkit {
 		&runtime.Tool{
 			Name: "greet", Description: "Greets someone.", Params: []string{"name"}, RequiredParams: []string{"name"},
 			InputSchema: json.RawMessage(`{"type":"object","properties":{"name":{"type":"string","minLength":1}},"required":["name"],"additionalProperties":false}`),
-			Run: func(ctx context.Context, call *runtime.Call, d *runtime.Decoder) (any, error) {
+			Run: func(ctx context.Context, call *runtime.Call, d *atpimpl.Decoder) (any, error) {
 				var name string
 				seen := false
 				if d.Object() {
@@ -35,19 +36,19 @@ func goToolkit(t *testing.T) *runtime.Toolkit {
 						d.Missing("name", "string")
 					}
 				}
-				if err := d.Err(); err != nil {
-					return nil, err
+				if d.Failed() {
+					return nil, nil // Invoke reports d's problems
 				}
 				return "Hello, " + name, nil
 			},
 		},
 		&runtime.Tool{
 			Name: "unlucky", Description: "Fails.", InputSchema: json.RawMessage(`{"type":"object"}`),
-			Run: func(context.Context, *runtime.Call, *runtime.Decoder) (any, error) { return nil, errors.New("no luck") },
+			Run: func(context.Context, *runtime.Call, *atpimpl.Decoder) (any, error) { return nil, errors.New("no luck") },
 		},
 		&runtime.Tool{
 			Name: "report", Description: "Returns an object with an error field, as a result.", InputSchema: json.RawMessage(`{"type":"object"}`),
-			Run: func(context.Context, *runtime.Call, *runtime.Decoder) (any, error) {
+			Run: func(context.Context, *runtime.Call, *atpimpl.Decoder) (any, error) {
 				return map[string]string{"error": "disk 3 is degraded"}, nil
 			},
 		},
@@ -60,8 +61,8 @@ func goToolkit(t *testing.T) *runtime.Toolkit {
 
 // Our Go runtime against our server, over both of its transports.
 func TestEndToEndGoRuntime(t *testing.T) {
-	for _, transport := range []string{runtime.TransportWS, runtime.TransportHTTP} {
-		t.Run(transport, func(t *testing.T) {
+	for _, transport := range []runtime.Transport{runtime.TransportWS, runtime.TransportHTTP} {
+		t.Run(string(transport), func(t *testing.T) {
 			e := newEnv(t, Config{})
 			ctx, cancel := context.WithCancel(context.Background())
 			served := make(chan error, 1)

@@ -47,7 +47,7 @@ func TestRegistrationErrors(t *testing.T) {
 			md(m)["input_schema"] = map[string]any{"type": "object", "properties": map[string]any{"x": map[string]any{"type": "string", "pattern": "("}}}
 		}), 400, "metadata.input_schema"},
 		{"malformed JSON", `{"function_id": "greet",`, 400, "invalid JSON"},
-		{"not an object", `[1,2]`, 400, "want a JSON object, got an array"},
+		{"not an object", `[1,2]`, 400, "expected a JSON object, got an array"},
 		{"too large", `{"function_id":"` + strings.Repeat("x", 5000) + `"}`, 413, "larger than the limit"},
 		{"missing key", with(func(m map[string]any) { delete(m, "api_key") }), 401, "missing API key"},
 		{"invalid key", with(func(m map[string]any) { m["api_key"] = "atp_tk_nope_nope" }), 401, "invalid API key"},

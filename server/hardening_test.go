@@ -28,7 +28,7 @@ func newServedEnv(t *testing.T, cfg Config) *testEnv {
 		cfg.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	cfg.Addr = "127.0.0.1:0"
-	srv, err := New(cfg)
+	srv, err := New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -245,7 +245,7 @@ func TestUnauthenticatedBodyLimit(t *testing.T) {
 		t.Fatalf("api_key twice: %d %s", status, raw)
 	}
 	for body, want := range map[string]string{
-		`[1,2]`:                 "want a JSON object, got an array",
+		`[1,2]`:                 "expected a JSON object, got an array",
 		`{"api_key": 12}`:       "api_key: expected a string, got number",
 		`{"function_id":"x"}`:   "missing API key",
 		`{"function_id":"x",`:   "invalid JSON",
@@ -304,7 +304,7 @@ func TestConnectionLimits(t *testing.T) {
 // Limits must be usable: a negative one is refused by New.
 func TestLimitsValidated(t *testing.T) {
 	for _, cfg := range []Config{{MaxConnsPerKey: -1}, {PongTimeout: -time.Second}, {UnauthBodyLimit: 10}} {
-		if _, err := New(cfg); err == nil || !strings.Contains(err.Error(), "must be") {
+		if _, err := New(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "expected") {
 			t.Fatalf("New(%+v) = %v, want an error", cfg, err)
 		}
 	}

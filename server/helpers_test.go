@@ -17,8 +17,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/atpgo/atp/server/store"
 	"github.com/gorilla/websocket"
+
+	"github.com/atpgo/atp/server/store"
 )
 
 // logBuffer collects a server's log output, for the redaction checks.
@@ -59,7 +60,7 @@ func newEnv(t *testing.T, cfg Config) *testEnv {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	srv, err := New(cfg)
+	srv, err := New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +163,7 @@ func sha(s string) string {
 	return h
 }
 
-// pyRegister runs ToolKitClient's start-up registration (research §1.3):
+// pyRegister runs ToolKitClient's start-up registration (docs/protocol.md §1.1):
 // verify_hash with the toolkit hash; if not up to date, verify_tool_hash
 // and register_tool per tool. It returns the statuses of the register
 // calls.
@@ -352,7 +353,7 @@ func roundTrip(t *testing.T, ws *websocket.Conn, msg map[string]any) map[string]
 	return readMsg(t, ws)
 }
 
-// checkTaskResponse checks TASK_RESPONSE's shape (spec §2.4) and returns
+// checkTaskResponse checks TASK_RESPONSE's shape (docs/protocol.md §2.4) and returns
 // the tool result.
 func checkTaskResponse(t *testing.T, m map[string]any, req map[string]any, status string) any {
 	t.Helper()

@@ -227,7 +227,7 @@ func (c *Config) checkLimits() error {
 	}
 	for _, l := range ints {
 		if l.v < l.min {
-			return fmt.Errorf("server: %s is %d: it must be at least %d", l.name, l.v, l.min)
+			return fmt.Errorf("server: %s: expected at least %d, or 0 for the default, got %d", l.name, l.min, l.v)
 		}
 	}
 	durations := []struct {
@@ -238,10 +238,12 @@ func (c *Config) checkLimits() error {
 		{"WriteTimeout", c.WriteTimeout}, {"IdleTimeout", c.IdleTimeout},
 		{"UnauthReadTimeout", c.UnauthReadTimeout}, {"PongTimeout", c.PongTimeout},
 		{"RevocationCheckInterval", c.RevocationCheckInterval},
+		// A routed call always ends: the LLM client is waiting for it.
+		{"CallTimeout", c.CallTimeout}, {"MaxCallTimeout", c.MaxCallTimeout},
 	}
 	for _, d := range durations {
 		if d.v <= 0 {
-			return fmt.Errorf("server: %s is %s: it must be positive", d.name, d.v)
+			return fmt.Errorf("server: %s: expected a positive duration, or 0 for the default, got %s", d.name, d.v)
 		}
 	}
 	return nil

@@ -9,8 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/atpgo/atp/server/store"
 	"github.com/gorilla/websocket"
+
+	"github.com/atpgo/atp/server/store"
 )
 
 // A key has at most MaxConnsPerKey WebSockets; one more is refused before
@@ -406,4 +407,28 @@ func TestUnauthenticatedLLMWebSocket(t *testing.T) {
 		t.Fatalf("a big message before auth: %v, want close 1009", err)
 	}
 	eventually(t, "the slot to come back", func() bool { return e.srv.unauth.inUse() == 0 })
+}
+
+// New refuses a limit the server cannot work with, naming it: zero is the
+// default everywhere, and a negative call timeout (no bound, in package
+// runtime) is refused, since an LLM client waits for every routed call.
+func TestNewRefusesBadLimits(t *testing.T) {
+	for _, c := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{CallTimeout: -time.Second}, "server: CallTimeout: expected a positive duration, or 0 for the default, got -1s"},
+		{Config{MaxCallTimeout: -1}, "server: MaxCallTimeout: expected a positive duration, or 0 for the default, got -1ns"},
+		{Config{WriteTimeout: -time.Second}, "server: WriteTimeout: expected a positive duration"},
+		{Config{MaxHeaderBytes: 10}, "server: MaxHeaderBytes: expected at least 1024, or 0 for the default, got 10"},
+		{Config{MaxConnsPerKey: -1}, "server: MaxConnsPerKey: expected at least 1, or 0 for the default, got -1"},
+	} {
+		srv, err := New(context.Background(), c.cfg)
+		if err == nil {
+			srv.Close()
+		}
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("New(%+v) = %v, want an error containing %q", c.cfg, err, c.want)
+		}
+	}
 }

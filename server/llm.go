@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/atpgo/atp/internal/jsontree"
 	"github.com/atpgo/atp/provider"
 	"github.com/atpgo/atp/runtime"
 	"github.com/atpgo/atp/server/store"
@@ -25,13 +26,13 @@ func (s *Server) llmReply(key store.Key, m *llmMessage) (reply any, status int) 
 	case "get_toolkit_context":
 		return s.toolkitContext(key, m)
 	case "":
-		return errorFrame{Type: "error", RequestID: m.RequestID, Error: `type: missing: want "get_toolkit_context" or "task_request"`}, http.StatusBadRequest
+		return errorFrame{Type: "error", RequestID: m.RequestID, Error: `type: missing: expected "get_toolkit_context" or "task_request"`}, http.StatusBadRequest
 	}
 	return errorFrame{Type: "error", RequestID: m.RequestID,
 		Error: fmt.Sprintf(`unknown message type %q: want "get_toolkit_context" or "task_request"`, peerText(m.Type))}, http.StatusBadRequest
 }
 
-// toolkitContext answers get_toolkit_context with CONTEXT (spec §2.3).
+// toolkitContext answers get_toolkit_context with CONTEXT (docs/protocol.md §2.3).
 func (s *Server) toolkitContext(key store.Key, m *llmMessage) (toolkitContextMessage, int) {
 	fail := func(status int, msg string) (toolkitContextMessage, int) {
 		return toolkitContextMessage{Type: "toolkit_context", RequestID: m.RequestID, Status: "error", Error: msg,
@@ -115,7 +116,7 @@ func (t *task) giveBack() {
 }
 
 // startTask checks and routes one task_request. done receives the encoded
-// TASK_RESPONSE (spec §2.4) exactly once: at once when the request fails
+// TASK_RESPONSE (docs/protocol.md §2.4) exactly once: at once when the request fails
 // before routing, else from whichever goroutine ends the call (the
 // toolkit's reply, the loss of its connection, the timeout). Every failure
 // is a TASK_RESPONSE with status "error" and a message saying what went
@@ -348,11 +349,11 @@ func toolFailure(language string, rep reply) (string, bool) {
 		}
 		return "", false
 	}
-	if strings.EqualFold(language, "Go") || jsonType(rep.result) != "object" {
+	if strings.EqualFold(language, "Go") || jsontree.KindOfText(rep.result) != "object" {
 		return "", false
 	}
 	var fields map[string]json.RawMessage
-	if json.Unmarshal(rep.result, &fields) != nil || len(fields) != 1 || jsonType(fields["error"]) != "string" {
+	if json.Unmarshal(rep.result, &fields) != nil || len(fields) != 1 || jsontree.KindOfText(fields["error"]) != "string" {
 		return "", false
 	}
 	return errorText(), true
@@ -362,7 +363,7 @@ func toolFailure(language string, rep reply) (string, bool) {
 // {}, and a JSON string holding an object (the form OpenAI gives tool-call
 // arguments in) is unwrapped.
 func normalizeParams(raw json.RawMessage) (json.RawMessage, error) {
-	switch jsonType(raw) {
+	switch jsontree.KindOfText(raw) {
 	case "nothing", "null":
 		return json.RawMessage("{}"), nil
 	case "string":
@@ -370,7 +371,7 @@ func normalizeParams(raw json.RawMessage) (json.RawMessage, error) {
 		if err := json.Unmarshal(raw, &inner); err != nil {
 			return nil, err
 		}
-		if jsonType(json.RawMessage(inner)) != "object" || !json.Valid([]byte(inner)) {
+		if jsontree.KindOfText(json.RawMessage(inner)) != "object" || !json.Valid([]byte(inner)) {
 			return nil, errors.New("params: expected object, got a string that is not a JSON object")
 		}
 		return json.RawMessage(inner), nil

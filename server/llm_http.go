@@ -8,7 +8,7 @@ import (
 	"github.com/atpgo/atp/server/store"
 )
 
-// handleProcess serves POST /api/v1/atp/llm-client/process/ (spec §2.2):
+// handleProcess serves POST /api/v1/atp/llm-client/process/ (docs/protocol.md §2.2):
 // the WebSocket's get_toolkit_context and task_request as one request each,
 // answered with the message the WebSocket would send, or as server-sent
 // events with Accept: text/event-stream.

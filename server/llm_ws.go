@@ -23,7 +23,7 @@ const maxLLMInFlight = 256
 // Python client itself gives up after 10 s).
 const authWait = 10 * time.Second
 
-// llmConn is one LLM-client WebSocket connection (spec §2.1).
+// llmConn is one LLM-client WebSocket connection (docs/protocol.md §2.1).
 type llmConn struct {
 	wsSession
 	apiKey string    // the key the connection was opened with

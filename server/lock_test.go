@@ -20,27 +20,27 @@ func TestSecondServerOnOneDatabaseRefused(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "data", "atp.db")
-	first, err := New(Config{DBPath: path, Logger: discardLogger()})
+	first, err := New(context.Background(), Config{DBPath: path, Logger: discardLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if info, err := os.Stat(LockPath(path)); err != nil || info.Mode().Perm() != 0o600 {
 		t.Fatalf("lock file: %v, %v; want mode 0600", info, err)
 	}
-	_, err = New(Config{DBPath: path, Logger: discardLogger()})
+	_, err = New(context.Background(), Config{DBPath: path, Logger: discardLogger()})
 	if !errors.Is(err, ErrDatabaseInUse) || !strings.Contains(err.Error(), LockPath(path)) ||
 		!strings.Contains(err.Error(), "process "+strconv.Itoa(os.Getpid())) || !strings.Contains(err.Error(), "--db") {
 		t.Fatalf("second server: %v, want ErrDatabaseInUse naming %s and this process", err, LockPath(path))
 	}
 	// Through another spelling of the path, and through a symbolic link.
-	if _, err := New(Config{DBPath: filepath.Join(dir, "data", ".", "atp.db"), Logger: discardLogger()}); !errors.Is(err, ErrDatabaseInUse) {
+	if _, err := New(context.Background(), Config{DBPath: filepath.Join(dir, "data", ".", "atp.db"), Logger: discardLogger()}); !errors.Is(err, ErrDatabaseInUse) {
 		t.Fatalf("second server, path spelt otherwise: %v", err)
 	}
 	link := filepath.Join(dir, "link.db")
 	if err := os.Symlink(path, link); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := New(Config{DBPath: link, Logger: discardLogger()}); !errors.Is(err, ErrDatabaseInUse) {
+	if _, err := New(context.Background(), Config{DBPath: link, Logger: discardLogger()}); !errors.Is(err, ErrDatabaseInUse) {
 		t.Fatalf("second server through a symbolic link: %v", err)
 	}
 	// Handed an open store of the same file.
@@ -49,7 +49,7 @@ func TestSecondServerOnOneDatabaseRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	if _, err := New(Config{Store: st, Logger: discardLogger()}); !errors.Is(err, ErrDatabaseInUse) {
+	if _, err := New(context.Background(), Config{Store: st, Logger: discardLogger()}); !errors.Is(err, ErrDatabaseInUse) {
 		t.Fatalf("second server on a store of the file: %v", err)
 	}
 	// What atp keys does works beside the running server, which sees it.
@@ -64,18 +64,18 @@ func TestSecondServerOnOneDatabaseRefused(t *testing.T) {
 	if err := first.Close(); err != nil {
 		t.Fatal(err)
 	}
-	next, err := New(Config{DBPath: path, Logger: discardLogger()})
+	next, err := New(context.Background(), Config{DBPath: path, Logger: discardLogger()})
 	if err != nil {
 		t.Fatalf("a server after the first closed: %v", err)
 	}
 	next.Close()
 	// In-memory servers share nothing and take no lock.
-	a, err := New(Config{Logger: discardLogger()})
+	a, err := New(context.Background(), Config{Logger: discardLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	b, err := New(Config{Logger: discardLogger()})
+	b, err := New(context.Background(), Config{Logger: discardLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +90,7 @@ func TestSecretKeyStartFailuresLeaveNothing(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "atp.db")
 	userKey := make([]byte, store.SecretKeySize)
 	userKey[0] = 1
-	srv, err := New(Config{DBPath: path, SecretKey: userKey, Logger: discardLogger()})
+	srv, err := New(context.Background(), Config{DBPath: path, SecretKey: userKey, Logger: discardLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,14 +100,14 @@ func TestSecretKeyStartFailuresLeaveNothing(t *testing.T) {
 	}
 	srv.Close()
 
-	_, err = New(Config{DBPath: path, Dev: true, Logger: discardLogger()})
+	_, err = New(context.Background(), Config{DBPath: path, Dev: true, Logger: discardLogger()})
 	if !errors.Is(err, store.ErrWrongSecretKey) || !strings.Contains(err.Error(), "first used with") {
 		t.Fatalf("dev start on a database sealed with another key: %v", err)
 	}
 	if _, err := os.Stat(DevSecretKeyPath(path)); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("the failed dev start left its key file: %v", err)
 	}
-	_, err = New(Config{DBPath: path, Logger: discardLogger()})
+	_, err = New(context.Background(), Config{DBPath: path, Logger: discardLogger()})
 	if !errors.Is(err, ErrNoSecretKey) || !strings.Contains(err.Error(), "1 OAuth platform(s)") {
 		t.Fatalf("keyless start on a database with a platform: %v", err)
 	}

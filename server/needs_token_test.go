@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/atpgo/atp/runtime"
+	"github.com/atpgo/atp/runtime/atpimpl"
 	"github.com/atpgo/atp/server/store"
 )
 
@@ -25,7 +26,7 @@ const needsTokenMessage = "tool me needs the end user's auth token: send auth_to
 func TestNeedsAuthTokenGoToolkit(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "atp.db")
-	srv, err := New(Config{DBPath: path, Logger: discardLogger()})
+	srv, err := New(context.Background(), Config{DBPath: path, Logger: discardLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,14 +41,14 @@ func TestNeedsAuthTokenGoToolkit(t *testing.T) {
 		&runtime.Tool{
 			Name: "me", Description: "The caller's profile.", InputSchema: json.RawMessage(`{"type":"object"}`),
 			NeedsAuthToken: true,
-			Run: func(_ context.Context, call *runtime.Call, _ *runtime.Decoder) (any, error) {
+			Run: func(_ context.Context, call *runtime.Call, _ *atpimpl.Decoder) (any, error) {
 				runs.Add(1)
 				return map[string]string{"token": string(call.AuthToken)}, nil
 			},
 		},
 		&runtime.Tool{
 			Name: "ping", Description: "Needs no token.", InputSchema: json.RawMessage(`{"type":"object"}`),
-			Run: func(context.Context, *runtime.Call, *runtime.Decoder) (any, error) { return "pong", nil },
+			Run: func(context.Context, *runtime.Call, *atpimpl.Decoder) (any, error) { return "pong", nil },
 		},
 	)
 	if err != nil {
@@ -111,7 +112,7 @@ func TestNeedsAuthTokenGoToolkit(t *testing.T) {
 	// After a restart, with the toolkit gone: the flag comes from the store,
 	// so a call without a token is refused for what it lacks, not because
 	// the toolkit is offline.
-	srv, err = New(Config{DBPath: path, Logger: discardLogger()})
+	srv, err = New(context.Background(), Config{DBPath: path, Logger: discardLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}

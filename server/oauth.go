@@ -18,7 +18,7 @@ import (
 	"github.com/atpgo/atp/server/store"
 )
 
-// The OAuth2 broker (spec §3). The server is the OAuth client of each
+// The OAuth2 broker (docs/protocol.md §3). The server is the OAuth client of each
 // configured platform: it sends the end user to the platform's consent
 // page, takes the code at its callback, keeps the user's tokens sealed in
 // the store (store.Vault), refreshes them before they expire and hands the
@@ -136,9 +136,9 @@ func checkPublicURL(raw string) error {
 	case err != nil:
 		return fmt.Errorf("%q is not a URL: %v", raw, err)
 	case u.Host == "" || (u.Scheme != "http" && u.Scheme != "https"):
-		return fmt.Errorf("%q: want an absolute http:// or https:// URL", raw)
+		return fmt.Errorf("%q: expected an absolute http:// or https:// URL", raw)
 	case u.RawQuery != "" || u.Fragment != "":
-		return fmt.Errorf("%q: want a base URL without query or fragment", raw)
+		return fmt.Errorf("%q: expected a base URL without query or fragment", raw)
 	}
 	return nil
 }

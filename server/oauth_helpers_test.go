@@ -1,6 +1,7 @@
 package server
 
 import (
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
@@ -17,13 +18,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	oauth2srv "github.com/go-oauth2/oauth2/v4"
-	oerrors "github.com/go-oauth2/oauth2/v4/errors"
-	"github.com/go-oauth2/oauth2/v4/manage"
-	"github.com/go-oauth2/oauth2/v4/models"
-	oserver "github.com/go-oauth2/oauth2/v4/server"
-	ostore "github.com/go-oauth2/oauth2/v4/store"
 
 	"github.com/atpgo/atp/server/store"
 )
@@ -113,11 +107,20 @@ func (c *fakeClock) nextTimer(t *testing.T) time.Time {
 	}
 }
 
-// ---- a real OAuth2 authorization server (go-oauth2/oauth2 v4) ----
+// ---- an OAuth2 authorization server ----
+//
+// A small provider written for these tests, so that they can drive the
+// broker with the server's unexported clock. It follows RFC 6749 and RFC
+// 7636 where the broker relies on them: PKCE required, S256 only; codes
+// used once; refresh tokens rotated, the old access and refresh tokens
+// removed; errors as the RFC's JSON. Module tests/interop runs the broker
+// against a real provider library (go-oauth2/oauth2) through the server's
+// exported API.
 
 const (
 	idpClientID     = "atp-test-client"
 	idpClientSecret = "client-secret-3c1f9a7e5d"
+	idpUser         = "user-42"
 )
 
 // authServer is an OAuth2 provider on loopback. Its consent is decided by
@@ -125,8 +128,6 @@ const (
 type authServer struct {
 	t    *testing.T
 	http *httptest.Server
-	mgr  *manage.Manager
-	srv  *oserver.Server
 
 	deny        atomic.Bool
 	redirectURI atomic.Value // string: the only redirect_uri accepted
@@ -137,89 +138,150 @@ type authServer struct {
 	verifiers  []string          // code_verifier of each code exchange
 	grants     map[string]int    // token requests by grant_type
 	issued     []string          // every access and refresh token handed out
+	codes      map[string]idpCode
+	access     map[string]bool   // valid access tokens
+	refresh    map[string]string // valid refresh tokens, with their access token
+	scopes     map[string]string // scope of each refresh token
+}
+
+// idpCode is an authorization code not yet exchanged.
+type idpCode struct {
+	challenge, redirectURI, scope string
 }
 
 // newAuthServer starts the provider. PKCE is required, with S256 only: an
 // authorization without it, or an exchange with the wrong verifier, fails.
 func newAuthServer(t *testing.T) *authServer {
 	t.Helper()
-	a := &authServer{t: t, challenges: map[string]string{}, methods: map[string]string{}, grants: map[string]int{}}
+	a := &authServer{t: t, challenges: map[string]string{}, methods: map[string]string{}, grants: map[string]int{},
+		codes: map[string]idpCode{}, access: map[string]bool{}, refresh: map[string]string{}, scopes: map[string]string{}}
 	a.redirectURI.Store("")
-	a.mgr = manage.NewDefaultManager()
-	a.mgr.SetAuthorizeCodeTokenCfg(&manage.Config{AccessTokenExp: time.Hour, RefreshTokenExp: 30 * 24 * time.Hour, IsGenerateRefresh: true})
-	a.mgr.SetRefreshTokenCfg(&manage.RefreshingConfig{AccessTokenExp: time.Hour, RefreshTokenExp: 30 * 24 * time.Hour,
-		IsGenerateRefresh: true, IsRemoveAccess: true, IsRemoveRefreshing: true})
-	a.mgr.MustTokenStorage(ostore.NewMemoryTokenStore())
-	a.mgr.SetValidateURIHandler(func(_, redirect string) error {
-		if redirect != a.redirectURI.Load().(string) {
-			return oerrors.ErrInvalidRedirectURI
-		}
-		return nil
-	})
-	clients := ostore.NewClientStore()
-	clients.Set(idpClientID, &models.Client{ID: idpClientID, Secret: idpClientSecret, Domain: "http://127.0.0.1"})
-	a.mgr.MapClientStorage(clients)
-
-	a.srv = oserver.NewServer(oserver.NewConfig(), a.mgr)
-	a.srv.Config.ForcePKCE = true
-	a.srv.Config.AllowedCodeChallengeMethods = []oauth2srv.CodeChallengeMethod{oauth2srv.CodeChallengeS256}
-	a.srv.SetUserAuthorizationHandler(func(w http.ResponseWriter, r *http.Request) (string, error) {
-		if a.deny.Load() {
-			return "", oerrors.ErrAccessDenied
-		}
-		return "user-42", nil
-	})
-
 	mux := http.NewServeMux()
-	mux.HandleFunc("/authorize", func(w http.ResponseWriter, r *http.Request) {
-		a.mu.Lock()
-		a.challenges[r.FormValue("state")] = r.FormValue("code_challenge")
-		a.methods[r.FormValue("state")] = r.FormValue("code_challenge_method")
-		a.mu.Unlock()
-		if err := a.srv.HandleAuthorizeRequest(w, r); err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-		}
-	})
-	mux.HandleFunc("/token", func(w http.ResponseWriter, r *http.Request) {
-		r.ParseForm()
-		a.mu.Lock()
-		a.grants[r.PostForm.Get("grant_type")]++
-		if v := r.PostForm.Get("code_verifier"); v != "" {
-			a.verifiers = append(a.verifiers, v)
-		}
-		a.mu.Unlock()
-		rec := httptest.NewRecorder()
-		a.srv.HandleTokenRequest(rec, r)
-		var tok struct{ AccessToken, RefreshToken string }
-		var m map[string]any
-		if json.Unmarshal(rec.Body.Bytes(), &m) == nil {
-			tok.AccessToken, _ = m["access_token"].(string)
-			tok.RefreshToken, _ = m["refresh_token"].(string)
-			a.mu.Lock()
-			for _, s := range []string{tok.AccessToken, tok.RefreshToken} {
-				if s != "" {
-					a.issued = append(a.issued, s)
-				}
-			}
-			a.mu.Unlock()
-		}
-		for k, v := range rec.Header() {
-			w.Header()[k] = v
-		}
-		w.WriteHeader(rec.Code)
-		w.Write(rec.Body.Bytes())
-	})
+	mux.HandleFunc("/authorize", a.authorize)
+	mux.HandleFunc("/token", a.token)
 	mux.HandleFunc("/userinfo", func(w http.ResponseWriter, r *http.Request) {
-		ti, err := a.srv.ValidationBearerToken(r)
-		if err != nil {
+		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		a.mu.Lock()
+		valid := ok && a.access[tok]
+		a.mu.Unlock()
+		if !valid {
 			http.Error(w, `{"error":"invalid_token"}`, http.StatusUnauthorized)
 			return
 		}
-		writeJSON(w, http.StatusOK, map[string]string{"sub": ti.GetUserID(), "email": ti.GetUserID() + "@example.com"})
+		writeJSON(w, http.StatusOK, map[string]string{"sub": idpUser, "email": idpUser + "@example.com"})
 	})
 	a.http = httptest.NewServer(mux)
 	t.Cleanup(a.http.Close)
 	return a
+}
+
+func idpToken() string {
+	b := make([]byte, 18)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func (a *authServer) authorize(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	state, challenge, method := q.Get("state"), q.Get("code_challenge"), q.Get("code_challenge_method")
+	a.mu.Lock()
+	a.challenges[state], a.methods[state] = challenge, method
+	a.mu.Unlock()
+	redirect := q.Get("redirect_uri")
+	switch {
+	case q.Get("client_id") != idpClientID:
+		http.Error(w, "invalid_client: unknown client_id", http.StatusBadRequest)
+		return
+	case redirect == "" || redirect != a.redirectURI.Load().(string):
+		http.Error(w, "invalid_request: redirect_uri is not registered", http.StatusBadRequest)
+		return
+	case q.Get("response_type") != "code":
+		http.Error(w, "unsupported_response_type", http.StatusBadRequest)
+		return
+	case challenge == "" || method != "S256":
+		http.Error(w, "invalid_request: PKCE with S256 is required", http.StatusBadRequest)
+		return
+	}
+	back, _ := url.Parse(redirect)
+	v := back.Query()
+	v.Set("state", state)
+	if a.deny.Load() {
+		v.Set("error", "access_denied")
+	} else {
+		code := idpToken()
+		a.mu.Lock()
+		a.codes[code] = idpCode{challenge: challenge, redirectURI: redirect, scope: q.Get("scope")}
+		a.mu.Unlock()
+		v.Set("code", code)
+	}
+	back.RawQuery = v.Encode()
+	http.Redirect(w, r, back.String(), http.StatusFound)
+}
+
+func (a *authServer) token(w http.ResponseWriter, r *http.Request) {
+	r.ParseForm()
+	grant := r.PostForm.Get("grant_type")
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.grants[grant]++
+	fail := func(status int, code string) { writeJSON(w, status, map[string]string{"error": code}) }
+	id, secret, basic := r.BasicAuth()
+	if basic {
+		id, _ = url.QueryUnescape(id)
+		secret, _ = url.QueryUnescape(secret)
+	} else {
+		id, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
+	}
+	if id != idpClientID || secret != idpClientSecret {
+		fail(http.StatusUnauthorized, "invalid_client")
+		return
+	}
+	var scope string
+	switch grant {
+	case "authorization_code":
+		code, ok := a.codes[r.PostForm.Get("code")]
+		delete(a.codes, r.PostForm.Get("code")) // used once, whatever happens
+		verifier := r.PostForm.Get("code_verifier")
+		if verifier != "" {
+			a.verifiers = append(a.verifiers, verifier)
+		}
+		sum := sha256.Sum256([]byte(verifier))
+		if !ok || code.redirectURI != r.PostForm.Get("redirect_uri") || code.challenge != base64.RawURLEncoding.EncodeToString(sum[:]) {
+			fail(http.StatusBadRequest, "invalid_grant")
+			return
+		}
+		scope = code.scope
+	case "refresh_token":
+		old := r.PostForm.Get("refresh_token")
+		access, ok := a.refresh[old]
+		if !ok {
+			fail(http.StatusBadRequest, "invalid_grant")
+			return
+		}
+		scope = a.scopes[old]
+		delete(a.refresh, old)
+		delete(a.scopes, old)
+		delete(a.access, access)
+	default:
+		fail(http.StatusBadRequest, "unsupported_grant_type")
+		return
+	}
+	access, refresh := idpToken(), idpToken()
+	a.access[access] = true
+	a.refresh[refresh] = access
+	a.scopes[refresh] = scope
+	a.issued = append(a.issued, access, refresh)
+	writeJSON(w, http.StatusOK, map[string]any{
+		"access_token": access, "refresh_token": refresh, "token_type": "Bearer", "expires_in": 3600, "scope": scope,
+	})
+}
+
+// revokeRefresh makes the provider forget a refresh token, as a user who
+// disconnects the app at the provider does.
+func (a *authServer) revokeRefresh(token string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	delete(a.refresh, token)
 }
 
 // platform is the provider as an ATP OAuth platform.

@@ -26,7 +26,7 @@ func (s *Server) oauthRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/oauth/callback/{platform}/{$}", s.handleOAuthCallback)
 	mux.HandleFunc("POST "+llm+"webhooks/register/{$}", s.handleWebhookRegister)
 	mux.HandleFunc("GET "+llm+"webhooks/{$}", s.handleWebhookList)
-	// The Python SDK deletes with GET (research §2.3); DELETE is what a
+	// The Python SDK deletes with GET (docs/protocol.md §2.2); DELETE is what a
 	// REST client tries.
 	mux.HandleFunc("GET "+llm+"webhooks/{id}/delete/{$}", s.handleWebhookDelete)
 	mux.HandleFunc("DELETE "+llm+"webhooks/{id}/{$}", s.handleWebhookDelete)
@@ -78,7 +78,7 @@ func (s *Server) knownPlatform(w http.ResponseWriter, ctx context.Context, id st
 	return p, true
 }
 
-// confirmationReply answers oauth/confirmation (spec §3.1). auth_url and
+// confirmationReply answers oauth/confirmation (docs/protocol.md §3 step 1). auth_url and
 // confirmation_url repeat authorization_url: the Python SDK's example reads
 // auth_url, its docstring names confirmation_url.
 type confirmationReply struct {
@@ -173,7 +173,7 @@ func nonNilStrings(s []string) []string {
 	return s
 }
 
-// tokensReply answers oauth/tokens once connected (spec §3.3).
+// tokensReply answers oauth/tokens once connected (docs/protocol.md §3 step 3).
 type tokensReply struct {
 	Status            string     `json:"status"`
 	IntegrationID     string     `json:"integration_id"`

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/atpgo/atp/runtime"
+	"github.com/atpgo/atp/runtime/atpimpl"
 	"github.com/atpgo/atp/server/store"
 )
 
@@ -146,7 +147,7 @@ func (e *oauthEnv) crmToolkit(calls *atomic.Int32) {
 		&runtime.Tool{
 			Name: "whoami", Description: "Says whose token the call carries.", InputSchema: json.RawMessage(`{"type":"object"}`),
 			AuthProvider: platformID, AuthType: "OAuth2", AuthWith: "access_token", NeedsAuthToken: true,
-			Run: func(ctx context.Context, call *runtime.Call, d *runtime.Decoder) (any, error) {
+			Run: func(ctx context.Context, call *runtime.Call, d *atpimpl.Decoder) (any, error) {
 				calls.Add(1)
 				tok := string(call.AuthToken)
 				sum := sha256.Sum256([]byte(tok))
@@ -155,7 +156,7 @@ func (e *oauthEnv) crmToolkit(calls *atomic.Int32) {
 		},
 		&runtime.Tool{
 			Name: "ping", Description: "Needs no token.", InputSchema: json.RawMessage(`{"type":"object"}`),
-			Run: func(ctx context.Context, call *runtime.Call, d *runtime.Decoder) (any, error) {
+			Run: func(ctx context.Context, call *runtime.Call, d *atpimpl.Decoder) (any, error) {
 				return map[string]bool{"had_token": call.AuthToken != ""}, nil
 			},
 		},
@@ -531,9 +532,7 @@ func TestOAuthRevokedRefreshToken(t *testing.T) {
 	e.registerWebhook(hooks.http.URL, eventConnectionFailed)
 	e.connect("hana")
 	_, tok := e.tokens("hana")
-	if err := e.idp.mgr.RemoveRefreshToken(context.Background(), tok["refresh_token"].(string)); err != nil {
-		t.Fatal(err)
-	}
+	e.idp.revokeRefresh(tok["refresh_token"].(string))
 	e.clock.Advance(2 * time.Hour)
 
 	m := e.call("whoami", nil, map[string]any{"external_user_id": "hana"})
@@ -747,7 +746,7 @@ func TestOAuthNeedsSecretKey(t *testing.T) {
 		t.Fatalf("confirmation without a key = %d %v", status, m)
 	}
 	idp := newAuthServer(t)
-	_, err := New(Config{DBPath: dir + "/b.db", Platforms: []store.Platform{idp.platform("p")}, Logger: discardLogger()})
+	_, err := New(context.Background(), Config{DBPath: dir + "/b.db", Platforms: []store.Platform{idp.platform("p")}, Logger: discardLogger()})
 	if err == nil || !strings.Contains(err.Error(), SecretKeyEnv) || !strings.Contains(err.Error(), "--secret-key-file") {
 		t.Fatalf("New with platforms and no key: %v", err)
 	}
@@ -775,7 +774,7 @@ func TestOAuthDevKeyAndRestart(t *testing.T) {
 	llmKey := e.llmKey
 	e.srv.Close()
 
-	srv2, err := New(Config{DBPath: db, Dev: true, clock: clk, Platforms: cfg.Platforms, Logger: discardLogger()})
+	srv2, err := New(context.Background(), Config{DBPath: db, Dev: true, clock: clk, Platforms: cfg.Platforms, Logger: discardLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -787,7 +786,7 @@ func TestOAuthDevKeyAndRestart(t *testing.T) {
 	srv2.Close()
 
 	wrong := make([]byte, store.SecretKeySize)
-	if _, err := New(Config{DBPath: db, SecretKey: wrong, Logger: discardLogger()}); err == nil || !strings.Contains(err.Error(), "not the one this database") {
+	if _, err := New(context.Background(), Config{DBPath: db, SecretKey: wrong, Logger: discardLogger()}); err == nil || !strings.Contains(err.Error(), "not the one this database") {
 		t.Fatalf("New with another key: %v", err)
 	}
 }

@@ -18,8 +18,9 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/atpgo/atp/internal/jsontree"
 	"github.com/atpgo/atp/internal/schemavalidate"
-	"github.com/atpgo/atp/runtime"
+	"github.com/atpgo/atp/runtime/atpimpl"
 	"github.com/atpgo/atp/server/store"
 	"github.com/gorilla/websocket"
 )
@@ -301,7 +302,7 @@ type ptFrame struct {
 }
 
 func decodePlatoolsFrame(data []byte, f *ptFrame) error {
-	return decodeMessage(data, func(d *runtime.Decoder, key string) {
+	return decodeMessage(data, func(d *atpimpl.Decoder, key string) {
 		switch key {
 		case "type":
 			f.Type = optString(d)
@@ -490,8 +491,8 @@ func (c *tkConn) ptRegister(raw json.RawMessage) {
 		c.sendJSONVia(errorFrame{Type: "error", Error: "tool_register failed: " + msg}, c.readFlusher())
 	}
 	var decls []ptToolDecl
-	if jsonType(raw) != "array" {
-		refuse(fmt.Sprintf("tools: expected an array of tools, got %s", jsonType(raw)))
+	if jsontree.KindOfText(raw) != "array" {
+		refuse(fmt.Sprintf("tools: expected an array of tools, got %s", jsontree.KindOfText(raw)))
 		return
 	}
 	if err := json.Unmarshal(raw, &decls); err != nil {
@@ -681,7 +682,7 @@ func ptHints(raw json.RawMessage) (json.RawMessage, error) {
 	}
 	var all map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &all); err != nil {
-		return nil, fmt.Errorf("annotations: expected an object, got %s", jsonType(raw))
+		return nil, fmt.Errorf("annotations: expected an object, got %s", jsontree.KindOfText(raw))
 	}
 	kept := map[string]bool{}
 	for _, name := range []string{"readOnlyHint", "destructiveHint", "idempotentHint"} {
@@ -691,7 +692,7 @@ func ptHints(raw json.RawMessage) (json.RawMessage, error) {
 		}
 		var b bool
 		if err := json.Unmarshal(v, &b); err != nil {
-			return nil, fmt.Errorf("annotations.%s: expected boolean, got %s", name, jsonType(v))
+			return nil, fmt.Errorf("annotations.%s: expected boolean, got %s", name, jsontree.KindOfText(v))
 		}
 		kept[name] = b
 	}
@@ -710,7 +711,7 @@ func schemaParams(schema json.RawMessage) (params, required []string) {
 		Properties json.RawMessage `json:"properties"`
 		Required   []string        `json:"required"`
 	}
-	if json.Unmarshal(schema, &root) != nil || jsonType(root.Properties) != "object" {
+	if json.Unmarshal(schema, &root) != nil || jsontree.KindOfText(root.Properties) != "object" {
 		return nil, nil
 	}
 	d := json.NewDecoder(bytes.NewReader(root.Properties))
@@ -762,7 +763,7 @@ func (r *registry) replace(ref toolkitRef, hash, language string, tools []*toolE
 func (c *tkConn) ptHeartbeat(raw json.RawMessage) {
 	via := c.readFlusher()
 	var reported map[string]json.RawMessage
-	if jsonType(raw) == "object" {
+	if jsontree.KindOfText(raw) == "object" {
 		if err := json.Unmarshal(raw, &reported); err != nil {
 			c.warns.warn(slog.LevelWarn, "platools heartbeat: tools_health could not be read; ignored", "err", peerErr(jsonError(err)))
 		}

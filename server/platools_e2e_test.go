@@ -10,6 +10,7 @@ import (
 
 	"github.com/atpgo/atp/llmclient"
 	"github.com/atpgo/atp/runtime"
+	"github.com/atpgo/atp/runtime/atpimpl"
 	"github.com/atpgo/atp/server/store"
 )
 
@@ -20,7 +21,7 @@ func platoolsToolkit(t *testing.T) *runtime.Toolkit {
 	err := tk.Add(
 		&runtime.Tool{
 			Name: "whoami", Description: "Who the call is for.", NeedsAuthToken: true, InputSchema: json.RawMessage(`{"type":"object"}`),
-			Run: func(ctx context.Context, call *runtime.Call, d *runtime.Decoder) (any, error) {
+			Run: func(ctx context.Context, call *runtime.Call, d *atpimpl.Decoder) (any, error) {
 				p := call.Platos
 				return map[string]any{"user": p.UserID, "context": p.Context, "entity": p.EntityID, "environment": p.EnvironmentID,
 					"organization": p.OrganizationID, "token_ok": string(call.AuthToken) == "tok-42", "transport": call.Transport}, nil
@@ -28,7 +29,7 @@ func platoolsToolkit(t *testing.T) *runtime.Toolkit {
 		},
 		&runtime.Tool{
 			Name: "boom", Description: "Panics.", InputSchema: json.RawMessage(`{"type":"object"}`),
-			Run: func(context.Context, *runtime.Call, *runtime.Decoder) (any, error) { panic("kaboom") },
+			Run: func(context.Context, *runtime.Call, *atpimpl.Decoder) (any, error) { panic("kaboom") },
 		},
 	)
 	if err != nil {
@@ -79,9 +80,9 @@ func TestEndToEndPlatools(t *testing.T) {
 		}
 	}()
 
-	for _, protocol := range []string{llmclient.ProtocolHTTP, llmclient.ProtocolWS} {
-		t.Run(protocol, func(t *testing.T) {
-			c, err := llmclient.New(e.llmKey, llmclient.WithBaseURL(e.base), llmclient.WithProtocol(protocol))
+	for _, protocol := range []llmclient.Transport{llmclient.TransportHTTP, llmclient.TransportWS} {
+		t.Run(string(protocol), func(t *testing.T) {
+			c, err := llmclient.New(e.llmKey, llmclient.WithBaseURL(e.base), llmclient.WithTransport(protocol))
 			if err != nil {
 				t.Fatal(err)
 			}

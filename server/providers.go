@@ -7,7 +7,7 @@ import (
 )
 
 // formatTools returns a toolkit's tools as a JSON array in the provider's
-// own tool format (spec §2.3). An unknown provider is an error that lists
+// own tool format (docs/protocol.md §2.3). An unknown provider is an error that lists
 // the supported ones.
 func formatTools(name string, tools []*toolEntry) (json.RawMessage, error) {
 	list := make([]provider.Tool, len(tools))

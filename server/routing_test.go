@@ -13,8 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/atpgo/atp/server/store"
 	"github.com/gorilla/websocket"
+
+	"github.com/atpgo/atp/server/store"
 )
 
 // Two connections of one toolkit share its calls: a call goes to the
@@ -180,7 +181,7 @@ func openFDs(t *testing.T) int {
 func TestRestartPersistence(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "data", "atp.db")
 	ctx := context.Background()
-	srv, err := New(Config{DBPath: path, Logger: discardLogger()})
+	srv, err := New(context.Background(), Config{DBPath: path, Logger: discardLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,7 +200,7 @@ func TestRestartPersistence(t *testing.T) {
 		t.Fatalf("database directory: %v, %v; want mode 0700", info.Mode(), err)
 	}
 
-	srv, err = New(Config{DBPath: path, Logger: discardLogger()})
+	srv, err = New(context.Background(), Config{DBPath: path, Logger: discardLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,7 +230,7 @@ func TestRestartPersistence(t *testing.T) {
 // Serve shuts down gracefully when its context ends: sockets get 1001,
 // waiting calls fail with a clear message, Serve returns nil.
 func TestServeGracefulShutdown(t *testing.T) {
-	srv, err := New(Config{Addr: "127.0.0.1:0", Logger: discardLogger(), CallTimeout: time.Hour})
+	srv, err := New(context.Background(), Config{Addr: "127.0.0.1:0", Logger: discardLogger(), CallTimeout: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -304,7 +305,7 @@ func TestMetrics(t *testing.T) {
 
 func TestDevKeys(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "atp.db")
-	srv, err := New(Config{DBPath: path, Dev: true, Logger: discardLogger()})
+	srv, err := New(context.Background(), Config{DBPath: path, Dev: true, Logger: discardLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -318,7 +319,7 @@ func TestDevKeys(t *testing.T) {
 		}
 	}
 	srv.Close()
-	srv, err = New(Config{DBPath: path, Dev: true, Logger: discardLogger()})
+	srv, err = New(context.Background(), Config{DBPath: path, Dev: true, Logger: discardLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -427,7 +428,7 @@ func TestLLMBackpressure(t *testing.T) {
 	}
 }
 
-// A toolkit may connect before it registers (spec §1.1): the connection of
+// A toolkit may connect before it registers (docs/protocol.md §1.1): the connection of
 // a key not yet bound joins its toolkit when the first registration binds
 // the key.
 func TestConnectBeforeRegistering(t *testing.T) {

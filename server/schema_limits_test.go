@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"path/filepath"
@@ -130,7 +131,7 @@ func mustJSON(t *testing.T, v any) []byte {
 
 func TestSchemaLimitsConfig(t *testing.T) {
 	for _, cfg := range []Config{{MaxSchemaBytes: -1}, {MaxSchemaDepth: -1}, {MaxSchemaEnum: -1}, {MaxSchemaProperties: -1}} {
-		if _, err := New(cfg); err == nil || !strings.Contains(err.Error(), "want a positive limit") {
+		if _, err := New(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "expected a positive limit") {
 			t.Errorf("New(%+v) = %v, want a refusal of the negative limit", cfg, err)
 		}
 	}

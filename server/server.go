@@ -42,7 +42,10 @@ type Config struct {
 	Dev bool
 
 	// CallTimeout bounds a routed call when the task_request names no
-	// timeout of its own (default 120s, what the Python client waits).
+	// timeout of its own. As everywhere in this module, zero means the
+	// default: 120s here, what the Python client waits. A negative value,
+	// which in package runtime means no bound, is refused: a routed call
+	// must end, since an LLM client is waiting for it.
 	CallTimeout time.Duration
 	// MaxCallTimeout caps a task_request's own timeout_ms (default 10m).
 	MaxCallTimeout time.Duration
@@ -414,8 +417,10 @@ type DevKey struct {
 }
 
 // New opens the store (migrating it), loads the registered toolkits and
-// returns a server ready to serve.
-func New(cfg Config) (*Server, error) {
+// returns a server ready to serve. ctx bounds that work (a migration of a
+// large database, a store that does not answer); New keeps no reference
+// to it: Serve's ctx decides how long the server runs.
+func New(ctx context.Context, cfg Config) (*Server, error) {
 	cfg.setDefaults()
 	if cfg.FrameLimit < 1024 || cfg.BodyLimit < 1024 {
 		return nil, fmt.Errorf("server: BodyLimit %d and FrameLimit %d must be at least 1024 bytes", cfg.BodyLimit, cfg.FrameLimit)
@@ -429,7 +434,7 @@ func New(cfg Config) (*Server, error) {
 	}{{"MaxSchemaBytes", cfg.MaxSchemaBytes}, {"MaxSchemaDepth", cfg.MaxSchemaDepth},
 		{"MaxSchemaEnum", cfg.MaxSchemaEnum}, {"MaxSchemaProperties", cfg.MaxSchemaProperties}} {
 		if l.v < 0 {
-			return nil, fmt.Errorf("server: %s is %d: want a positive limit, or 0 for the default", l.name, l.v)
+			return nil, fmt.Errorf("server: %s: expected a positive limit, or 0 for the default, got %d", l.name, l.v)
 		}
 	}
 	log := slog.New(newRedactingHandler(cfg.Logger.Handler()))
@@ -446,7 +451,6 @@ func New(cfg Config) (*Server, error) {
 		keyConns:    newKeyCounts(),
 		keyRequests: newKeyCounts(),
 	}
-	ctx := context.Background()
 	if s.store == nil {
 		if cfg.DBPath != "" && cfg.DBPath != store.Memory && !store.IsPostgres(cfg.DBPath) {
 			// Before opening: a second server must not even migrate the
@@ -550,7 +554,7 @@ func (s *Server) Handler() http.Handler { return s.handler }
 
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
-	// Toolkit side (spec §1).
+	// Toolkit side (docs/protocol.md §1).
 	mux.HandleFunc("POST /api/v1/toolkit/verify_hash", s.handleVerifyHash)
 	mux.HandleFunc("POST /api/v1/toolkit/verify_tool_hash", s.handleVerifyToolHash)
 	mux.HandleFunc("POST /api/v1/register_tool", s.handleRegisterTool)
@@ -564,11 +568,11 @@ func (s *Server) routes() http.Handler {
 		mux.HandleFunc("GET "+p, s.handlePlatools)
 	}
 	mux.HandleFunc("POST /api/v1/toolkit/{key}/inbox/release", s.handleInboxRelease)
-	// LLM side (spec §2).
+	// LLM side (docs/protocol.md §2).
 	mux.HandleFunc("GET /ws/v1/atp/llm-client/{key}/{$}", s.handleLLMWS)
 	mux.HandleFunc("GET /ws/v1/atp/llm-client/{key}", s.handleLLMWS)
 	mux.HandleFunc("POST /api/v1/atp/llm-client/process/{$}", s.handleProcess)
-	s.oauthRoutes(mux) // OAuth broker and webhooks (spec §2.2, §3)
+	s.oauthRoutes(mux) // OAuth broker and webhooks (docs/protocol.md §2.2, §3)
 	// Operations.
 	mux.HandleFunc("GET /healthz", s.handleHealth)
 	mux.HandleFunc("GET /metrics", s.handleMetrics)

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/atpgo/atp/internal/jsontree"
 	"github.com/atpgo/atp/internal/schemavalidate"
 	"github.com/atpgo/atp/provider"
 	"github.com/atpgo/atp/server/store"
@@ -178,7 +179,7 @@ func (s *Server) handleVerifyToolHash(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]bool{"up_to_date": upToDate})
 }
 
-// registerRequest is the register_tool body (spec §1.1).
+// registerRequest is the register_tool body (docs/protocol.md §1.1).
 type registerRequest struct {
 	FunctionID          string `json:"function_id"`
 	APIKey              string `json:"api_key"`
@@ -260,7 +261,7 @@ func (s *Server) handleRegisterTool(w http.ResponseWriter, r *http.Request) {
 func checkRegistration(req *registerRequest, lim schemavalidate.Limits) (store.Tool, *schemavalidate.Validator, error) {
 	md := &req.Metadata
 	if !toolNamePattern.MatchString(req.FunctionID) {
-		return store.Tool{}, nil, fmt.Errorf("function_id: invalid tool name %q: want a letter or '_' then up to 63 letters, digits, '_' or '-'", req.FunctionID)
+		return store.Tool{}, nil, fmt.Errorf("function_id: invalid tool name %q: expected a letter or '_' then up to 63 letters, digits, '_' or '-'", req.FunctionID)
 	}
 	if req.AppName == "" {
 		return store.Tool{}, nil, errors.New("app_name: missing: name the toolkit the tool belongs to")
@@ -317,7 +318,7 @@ func checkRegistration(req *registerRequest, lim schemavalidate.Limits) (store.T
 		return store.Tool{}, nil, fmt.Errorf("%s: %w", inputField, limitHint(err))
 	}
 	if !isJSONNull(md.OutputSchema) {
-		if t := jsonType(md.OutputSchema); t != "object" && t != "boolean" {
+		if t := jsontree.KindOfText(md.OutputSchema); t != "object" && t != "boolean" {
 			return store.Tool{}, nil, fmt.Errorf("metadata.output_schema: expected a JSON Schema (object or boolean), got %s", t)
 		}
 		tool.OutputSchema = compactJSON(md.OutputSchema)
@@ -376,7 +377,7 @@ func limitHint(err error) error {
 // checkRootSchema checks that a params schema describes an object: tool
 // params are always a JSON object, and every provider wants an object root.
 func checkRootSchema(raw json.RawMessage) error {
-	if t := jsonType(raw); t != "object" {
+	if t := jsontree.KindOfText(raw); t != "object" {
 		return fmt.Errorf("expected a JSON Schema object, got %s", t)
 	}
 	var root struct {
@@ -395,28 +396,6 @@ func isJSONNull(raw json.RawMessage) bool {
 	return len(raw) == 0 || string(raw) == "null"
 }
 
-// jsonType names the type of a JSON value.
-func jsonType(raw json.RawMessage) string {
-	for _, c := range raw {
-		switch c {
-		case ' ', '\t', '\n', '\r':
-			continue
-		case '{':
-			return "object"
-		case '[':
-			return "array"
-		case '"':
-			return "string"
-		case 't', 'f':
-			return "boolean"
-		case 'n':
-			return "null"
-		}
-		return "number"
-	}
-	return "nothing"
-}
-
 func compactJSON(raw json.RawMessage) json.RawMessage {
 	var b bytes.Buffer
 	if err := json.Compact(&b, raw); err != nil {
@@ -425,7 +404,7 @@ func compactJSON(raw json.RawMessage) json.RawMessage {
 	return b.Bytes()
 }
 
-// ---- HTTP inbox (spec §1.3) ----
+// ---- HTTP inbox (docs/protocol.md §1.3) ----
 
 func (s *Server) handleInbox(w http.ResponseWriter, r *http.Request) {
 	k, ok := s.pathKeyAuth(w, r, store.KindToolkit)

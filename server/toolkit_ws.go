@@ -11,7 +11,7 @@ import (
 	"github.com/gorilla/websocket"
 )
 
-// tkConn is one toolkit WebSocket connection (spec §1.2).
+// tkConn is one toolkit WebSocket connection (docs/protocol.md §1.2).
 type tkConn struct {
 	wsSession
 	key store.Key

@@ -120,12 +120,12 @@ func (s *Server) handleWebhookRegister(w http.ResponseWriter, r *http.Request) {
 		events = []string{eventConnectionSuccess} // the Python SDK's default
 	}
 	if len(events) == 0 {
-		writeError(w, http.StatusBadRequest, "events: empty: want one or more of "+strings.Join(webhookEvents, ", "))
+		writeError(w, http.StatusBadRequest, "events: empty: expected one or more of "+strings.Join(webhookEvents, ", "))
 		return
 	}
 	for i, e := range events {
 		if !slices.Contains(webhookEvents, e) {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("events[%d]: unknown event %q: want %s", i, e, strings.Join(webhookEvents, " or ")))
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("events[%d]: unknown event %q: expected %s", i, e, strings.Join(webhookEvents, " or ")))
 			return
 		}
 	}

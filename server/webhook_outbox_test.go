@@ -52,7 +52,7 @@ func newSecretKey() []byte {
 
 func mustNew(t *testing.T, cfg Config) *Server {
 	t.Helper()
-	srv, err := New(cfg)
+	srv, err := New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

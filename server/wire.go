@@ -11,12 +11,13 @@ import (
 	"sync"
 	"unicode/utf8"
 
-	"github.com/atpgo/atp/runtime"
+	"github.com/atpgo/atp/internal/jsontree"
+	"github.com/atpgo/atp/runtime/atpimpl"
 )
 
-// ---- toolkit side (spec §1) ----
+// ---- toolkit side (docs/protocol.md §1) ----
 
-// appendToolRequest appends the atp_tool_request frame of spec §1.2. The id
+// appendToolRequest appends the atp_tool_request frame of docs/protocol.md §1.2. The id
 // is the hub's (safe characters), the tool name was checked against the tool
 // name pattern at registration, and params were checked to be JSON.
 func appendToolRequest(b []byte, c *call) []byte {
@@ -26,7 +27,7 @@ func appendToolRequest(b []byte, c *call) []byte {
 }
 
 // appendFlatRequest appends {"request_id","tool_name","params","auth_token"},
-// the request as the inbox hands it out (spec §1.3) and the payload of the
+// the request as the inbox hands it out (docs/protocol.md §1.3) and the payload of the
 // WebSocket frame.
 func appendFlatRequest(b []byte, c *call) []byte {
 	b = append(b, `{"request_id":"`...)
@@ -80,7 +81,7 @@ func requestIDString(raw json.RawMessage) string {
 	return string(raw)
 }
 
-// ---- LLM side (spec §2) ----
+// ---- LLM side (docs/protocol.md §2) ----
 
 // llmMessage is any message an LLM client sends, over the WebSocket or in a
 // process/ body.
@@ -95,7 +96,7 @@ type llmMessage struct {
 	// TimeoutMs bounds this call (extension); 0 means the server's default.
 	TimeoutMs int64 `json:"timeout_ms"`
 	// ExternalUserID names the end user whose stored OAuth token the call
-	// needs (extension, spec §3.4; issue 5).
+	// needs (extension, docs/protocol.md §3 step 4).
 	ExternalUserID string      `json:"external_user_id"`
 	Payload        taskPayload `json:"payload"`
 }
@@ -109,7 +110,7 @@ type taskPayload struct {
 	TimeoutMs      int64           `json:"timeout_ms"`
 }
 
-// toolkitContextMessage answers get_toolkit_context (spec §2.1, §2.3). On a
+// toolkitContextMessage answers get_toolkit_context (docs/protocol.md §2.1, §2.3). On a
 // failure status is "error" and error says why: the Python client returns
 // the payload, so the payload carries the error too rather than leaving the
 // client to time out.
@@ -121,7 +122,7 @@ type toolkitContextMessage struct {
 	Payload   any             `json:"payload"`
 }
 
-// toolkitContext is CONTEXT (spec §2.3).
+// toolkitContext is CONTEXT (docs/protocol.md §2.3).
 type toolkitContext struct {
 	ToolkitID   string          `json:"toolkit_id"`
 	ToolkitName string          `json:"toolkit_name"`
@@ -146,10 +147,10 @@ type errorFrame struct {
 func decodeJSON(data []byte, v any) error {
 	data = bytes.TrimSpace(data)
 	if len(data) == 0 {
-		return errors.New("empty body: want a JSON object")
+		return errors.New("empty body: expected a JSON object")
 	}
 	if data[0] != '{' {
-		return fmt.Errorf("want a JSON object, got %s", describeJSONStart(data))
+		return fmt.Errorf("expected a JSON object, got %s", describeJSONStart(data))
 	}
 	if err := json.Unmarshal(data, v); err != nil {
 		return jsonError(err)
@@ -186,30 +187,11 @@ func jsonError(err error) error {
 		if field == "" {
 			field = "body"
 		}
-		return fmt.Errorf("%s: expected %s, got %s", field, jsonKind(typ.Type.Kind().String()), typ.Value)
+		return fmt.Errorf("%s: expected %s, got %s", field, jsontree.KindOfGo(typ.Type.Kind()), typ.Value)
 	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
 		return errors.New("invalid JSON: unexpected end of input")
 	}
 	return fmt.Errorf("invalid JSON: %s", strings.TrimPrefix(err.Error(), "json: "))
-}
-
-// jsonKind names a Go kind the way a JSON user would.
-func jsonKind(goKind string) string {
-	switch goKind {
-	case "string":
-		return "string"
-	case "bool":
-		return "boolean"
-	case "slice", "array":
-		return "array"
-	case "map", "struct":
-		return "object"
-	case "int", "int8", "int16", "int32", "int64", "uint", "uint8", "uint16", "uint32", "uint64":
-		return "integer"
-	case "float32", "float64":
-		return "number"
-	}
-	return "a different value"
 }
 
 // writeJSON writes v with status.
@@ -231,24 +213,25 @@ func writeError(w http.ResponseWriter, status int, msg string) {
 // ---- the hot-path decoders ----
 //
 // Every routed call decodes an LLM message and a toolkit reply. They are
-// read with the runtime's single-pass Decoder (the one generated code uses)
-// instead of encoding/json's reflection: it is several times faster on these
-// small messages, and its problems already name the field, what was
-// expected and what was got.
+// read with the single-pass Decoder of runtime/atpimpl (the one generated
+// code uses; the server is one of the first-party users its package doc
+// names, released with it) instead of encoding/json's reflection: it is
+// several times faster on these small messages, and its problems already
+// name the field, what was expected and what was got.
 
-var decoders = sync.Pool{New: func() any { return new(runtime.Decoder) }}
+var decoders = sync.Pool{New: func() any { return new(atpimpl.Decoder) }}
 
 // decodeMessage reads a JSON object member by member, calling member for
 // each key (which must consume the value), and returns the problems found.
-func decodeMessage(data []byte, member func(d *runtime.Decoder, key string)) error {
+func decodeMessage(data []byte, member func(d *atpimpl.Decoder, key string)) error {
 	data = bytes.TrimSpace(data)
 	if len(data) == 0 {
-		return errors.New("empty message: want a JSON object")
+		return errors.New("empty message: expected a JSON object")
 	}
 	if data[0] != '{' {
-		return fmt.Errorf("want a JSON object, got %s", describeJSONStart(data))
+		return fmt.Errorf("expected a JSON object, got %s", describeJSONStart(data))
 	}
-	d := decoders.Get().(*runtime.Decoder)
+	d := decoders.Get().(*atpimpl.Decoder)
 	defer func() { d.Reset(nil); decoders.Put(d) }()
 	d.Reset(data)
 	if d.Object() {
@@ -268,14 +251,14 @@ func decodeMessage(data []byte, member func(d *runtime.Decoder, key string)) err
 }
 
 // optString reads a string or null ("").
-func optString(d *runtime.Decoder) string {
+func optString(d *atpimpl.Decoder) string {
 	if d.Null() {
 		return ""
 	}
 	return d.String()
 }
 
-func optInt(d *runtime.Decoder) int64 {
+func optInt(d *atpimpl.Decoder) int64 {
 	if d.Null() {
 		return 0
 	}
@@ -284,7 +267,7 @@ func optInt(d *runtime.Decoder) int64 {
 
 // decodeLLMMessage reads any message of an LLM client.
 func decodeLLMMessage(data []byte, m *llmMessage) error {
-	return decodeMessage(data, func(d *runtime.Decoder, key string) {
+	return decodeMessage(data, func(d *atpimpl.Decoder, key string) {
 		switch key {
 		case "type":
 			m.Type = optString(d)
@@ -342,7 +325,7 @@ func decodeToolReply(data []byte, r *toolReply) error {
 	if !utf8.Valid(data) {
 		data = bytes.ToValidUTF8(data, []byte("\uFFFD"))
 	}
-	return decodeMessage(data, func(d *runtime.Decoder, key string) {
+	return decodeMessage(data, func(d *atpimpl.Decoder, key string) {
 		switch key {
 		case "type":
 			r.Type = optString(d)

@@ -14,6 +14,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/atpgo/atp/internal/jsontree"
 )
 
 var callCommand = &command{
@@ -33,7 +35,7 @@ The LLM key comes from --key or $ATP_API_KEY, the URL from --url or $ATP_URL
 // defaultServerURL is where atp serve listens by default.
 const defaultServerURL = "http://127.0.0.1:7777"
 
-// processPath is the LLM client's HTTP endpoint (spec §2.2).
+// processPath is the LLM client's HTTP endpoint (docs/protocol.md §2.2).
 const processPath = "/api/v1/atp/llm-client/process/"
 
 // serverFlags are the flags that say which server and key to use.
@@ -59,7 +61,7 @@ func (sf serverFlags) resolve(e *env) (endpoint, key string, err error) {
 	}
 	u, err := url.Parse(base)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return "", "", usagef("--url: want http://host:port or https://host, got %q", base)
+		return "", "", usagef("--url: expected http://host:port or https://host, got %q", base)
 	}
 	key = *sf.key
 	if key == "" {
@@ -190,7 +192,7 @@ func runCall(ctx context.Context, e *env, args []string) error {
 		return usagef("invalid --params JSON: %v", err)
 	}
 	if _, ok := p.(map[string]any); !ok {
-		return usagef("--params must be a JSON object, got %s", jsonKind(p))
+		return usagef("--params: expected a JSON object, got %s", jsontree.KindOfText([]byte(*params)))
 	}
 	if *authToken == "" {
 		*authToken = e.getenv("ATP_AUTH_TOKEN")

@@ -18,7 +18,7 @@ import (
 // connected over WebSocket, and returns its URL and an LLM key.
 func liveServer(t *testing.T) (url, llmKey string) {
 	t.Helper()
-	srv, err := server.New(server.Config{Addr: "127.0.0.1:0", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	srv, err := server.New(context.Background(), server.Config{Addr: "127.0.0.1:0", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,9 +155,9 @@ func TestCallAndContextUsage(t *testing.T) {
 		{[]string{"call", "--tool", "x"}, "--toolkit is required"},
 		{[]string{"call", "--toolkit", "t"}, "--tool is required"},
 		{[]string{"call", "--toolkit", "t", "--tool", "x", "--params", "{"}, "invalid --params JSON"},
-		{[]string{"call", "--toolkit", "t", "--tool", "x", "--params", `"s"`}, "--params must be a JSON object, got a string"},
+		{[]string{"call", "--toolkit", "t", "--tool", "x", "--params", `"s"`}, "--params: expected a JSON object, got string"},
 		{[]string{"call", "--toolkit", "t", "--tool", "x", "--auth-token", "a", "--external-user-id", "u"}, "--auth-token and --external-user-id exclude each other"},
-		{[]string{"call", "--toolkit", "t", "--tool", "x", "--url", "ftp://h"}, `--url: want http://host:port or https://host, got "ftp://h"`},
+		{[]string{"call", "--toolkit", "t", "--tool", "x", "--url", "ftp://h"}, `--url: expected http://host:port or https://host, got "ftp://h"`},
 		{[]string{"call", "--toolkit", "t", "--tool", "x", "--timeout", "-1s"}, "--timeout must not be negative"},
 		{[]string{"call", "--toolkit", "t", "--tool", "x", "extra"}, `unexpected argument "extra"`},
 		{[]string{"context"}, "--toolkit is required"},

@@ -1,11 +1,14 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"os"
 	"path/filepath"
 	"runtime"
+
+	"github.com/atpgo/atp/server/store"
 )
 
 // dbFlag adds --db to fs.
@@ -58,4 +61,20 @@ func describeDefaultDB(e *env) string {
 		return "none: " + err.Error()
 	}
 	return p
+}
+
+// openForList parses the flags of a list command (--json, --db, no
+// arguments) and opens the store, which the caller closes.
+func openForList(ctx context.Context, e *env, name, synopsis, jsonUsage string, args []string) (st *store.Store, asJSON bool, err error) {
+	fs := newFlags(e, name, synopsis)
+	j := fs.Bool("json", false, jsonUsage)
+	db := dbFlag(fs, e)
+	if err := parseFlags(fs, args); err != nil {
+		return nil, false, err
+	}
+	if fs.NArg() > 0 {
+		return nil, false, usagef("unexpected argument %q", fs.Arg(0))
+	}
+	st, err = openStore(ctx, e, *db)
+	return st, *j, err
 }

@@ -24,7 +24,7 @@ const keysSynopsis = `atp keys create --kind toolkit|llm --name N [--owner O] [-
 
 func runKeys(ctx context.Context, e *env, args []string) error {
 	if len(args) == 0 {
-		return usagef("missing subcommand: want create, list, rotate or revoke\nUsage: %s", keysSynopsis)
+		return usagef("missing subcommand: expected create, list, rotate or revoke\nUsage: %s", keysSynopsis)
 	}
 	switch args[0] {
 	case "create":
@@ -39,7 +39,7 @@ func runKeys(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintf(e.stderr, "Usage: %s\n", keysSynopsis)
 		return nil
 	}
-	return usagef("unknown subcommand %q: want create, list, rotate or revoke", args[0])
+	return usagef("unknown subcommand %q: expected create, list, rotate or revoke", args[0])
 }
 
 // keyJSON is a key in --json output. APIKey is set only by create.
@@ -86,7 +86,7 @@ func keysCreate(ctx context.Context, e *env, args []string) error {
 	case fs.NArg() > 0:
 		return usagef("unexpected argument %q", fs.Arg(0))
 	case *kind != string(store.KindToolkit) && *kind != string(store.KindLLM):
-		return usagef("--kind: want toolkit or llm, got %q", *kind)
+		return usagef("--kind: expected toolkit or llm, got %q", *kind)
 	case *name == "":
 		return usagef("--name is required")
 	case *toolkit != "" && *kind != string(store.KindToolkit):
@@ -158,7 +158,7 @@ func keysRotate(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	if len(ids) != 1 {
-		return usagef("want exactly one key id (see atp keys list), got %d arguments", len(ids))
+		return usagef("expected exactly one key id (see atp keys list), got %d arguments", len(ids))
 	}
 	id := ids[0]
 	if _, pasted, _, ok := store.ParseKey(id); ok {
@@ -191,16 +191,7 @@ func keysRotate(ctx context.Context, e *env, args []string) error {
 }
 
 func keysList(ctx context.Context, e *env, args []string) error {
-	fs := newFlags(e, "keys list", "atp keys list [--json]")
-	asJSON := fs.Bool("json", false, "print the keys as a JSON array")
-	db := dbFlag(fs, e)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return usagef("unexpected argument %q", fs.Arg(0))
-	}
-	st, err := openStore(ctx, e, *db)
+	st, asJSON, err := openForList(ctx, e, "keys list", "atp keys list [--json]", "print the keys as a JSON array", args)
 	if err != nil {
 		return err
 	}
@@ -209,7 +200,7 @@ func keysList(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if *asJSON {
+	if asJSON {
 		out := make([]keyJSON, 0, len(keys))
 		for _, k := range keys {
 			out = append(out, toJSON(k))
@@ -244,7 +235,7 @@ func keysRevoke(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	if fs.NArg() != 1 {
-		return usagef("want exactly one key id (see atp keys list), got %d arguments", fs.NArg())
+		return usagef("expected exactly one key id (see atp keys list), got %d arguments", fs.NArg())
 	}
 	id := fs.Arg(0)
 	if _, _, _, ok := store.ParseKey(id); ok {

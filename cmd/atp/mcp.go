@@ -53,7 +53,7 @@ func runMCP(ctx context.Context, e *env, args []string) error {
 	if *addr != "" {
 		host, _, err := net.SplitHostPort(*addr)
 		if err != nil {
-			return usagef("--http: want host:port, got %q: %v", *addr, err)
+			return usagef("--http: expected host:port, got %q: %v", *addr, err)
 		}
 		if !isLoopback(host) && *token == "" {
 			return usagef("--http %s listens beyond loopback: set a bearer token (--token or $%s), or listen on 127.0.0.1", *addr, harness.TokenEnv)

@@ -10,16 +10,10 @@ import (
 	"strings"
 	"testing"
 
-	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
+	mcpclient "github.com/mark3labs/mcp-go/client"
+	"github.com/mark3labs/mcp-go/client/transport"
+	mcpgo "github.com/mark3labs/mcp-go/mcp"
 )
-
-type bearerTransport struct{ token string }
-
-func (b bearerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	r = r.Clone(r.Context())
-	r.Header.Set("Authorization", "Bearer "+b.token)
-	return http.DefaultTransport.RoundTrip(r)
-}
 
 // atp mcp --http serves the packages' tools to a real MCP client, behind
 // the bearer token, and stops cleanly on interrupt.
@@ -59,12 +53,22 @@ func TestMCPCommandHTTP(t *testing.T) {
 		t.Fatalf("without the token: %d", resp.StatusCode)
 	}
 
-	client := sdk.NewClient(&sdk.Implementation{Name: "atp-test", Version: "1.0.0"}, nil)
-	cs, err := client.Connect(ctx, &sdk.StreamableClientTransport{Endpoint: url, HTTPClient: &http.Client{Transport: bearerTransport{"mcp-secret"}}, MaxRetries: -1}, nil)
+	// An MCP client (mcp-go's; the official SDKs' clients are run against
+	// package mcp in module tests/interop).
+	cs, err := mcpclient.NewStreamableHttpClient(url, transport.WithHTTPHeaders(map[string]string{"Authorization": "Bearer mcp-secret"}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	list, err := cs.ListTools(ctx, nil)
+	if err := cs.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.Initialize(ctx, mcpgo.InitializeRequest{Params: mcpgo.InitializeParams{
+		ProtocolVersion: mcpgo.LATEST_PROTOCOL_VERSION,
+		ClientInfo:      mcpgo.Implementation{Name: "atp-test", Version: "1.0.0"},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	list, err := cs.ListTools(ctx, mcpgo.ListToolsRequest{})
 	if err != nil || len(list.Tools) != 6 {
 		t.Fatalf("tools/list: %v, %d tools", err, len(list.Tools))
 	}
@@ -77,11 +81,11 @@ func TestMCPCommandHTTP(t *testing.T) {
 		{"whoami", nil, "10"}, // len("user-token"), from ATP_AUTH_TOKEN
 		{"increment", map[string]any{"by": 4}, "4"},
 	} {
-		res, err := cs.CallTool(ctx, &sdk.CallToolParams{Name: c.tool, Arguments: c.args})
+		res, err := cs.CallTool(ctx, mcpgo.CallToolRequest{Params: mcpgo.CallToolParams{Name: c.tool, Arguments: c.args}})
 		if err != nil || res.IsError || len(res.Content) == 0 {
 			t.Fatalf("%s: %v %+v", c.tool, err, res)
 		}
-		if tc, ok := res.Content[0].(*sdk.TextContent); !ok || tc.Text != c.text {
+		if tc, ok := mcpgo.AsTextContent(res.Content[0]); !ok || tc.Text != c.text {
 			t.Errorf("%s: %+v, want %s", c.tool, res.Content[0], c.text)
 		}
 	}
@@ -106,7 +110,7 @@ func TestMCPCommandUsage(t *testing.T) {
 		want string
 	}{
 		{[]string{"mcp", "--http", "0.0.0.0:0"}, "--http 0.0.0.0:0 listens beyond loopback: set a bearer token (--token or $ATP_MCP_TOKEN)"},
-		{[]string{"mcp", "--http", "nonsense"}, `--http: want host:port, got "nonsense"`},
+		{[]string{"mcp", "--http", "nonsense"}, `--http: expected host:port, got "nonsense"`},
 		{[]string{"mcp", "--token", "x"}, "--token applies to --http only"},
 	} {
 		if code, _, stderr := te.atp(c.args...); code != exitUsage || !strings.Contains(stderr, c.want) {

@@ -30,7 +30,7 @@ const platformsSynopsis = `atp platforms add --id ID --client-id ID [--client-se
 
 func runPlatforms(ctx context.Context, e *env, args []string) error {
 	if len(args) == 0 {
-		return usagef("missing subcommand: want add, list or remove\nUsage: %s", platformsSynopsis)
+		return usagef("missing subcommand: expected add, list or remove\nUsage: %s", platformsSynopsis)
 	}
 	switch args[0] {
 	case "add":
@@ -43,7 +43,7 @@ func runPlatforms(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintf(e.stderr, "Usage: %s\n", platformsSynopsis)
 		return nil
 	}
-	return usagef("unknown subcommand %q: want add, list or remove", args[0])
+	return usagef("unknown subcommand %q: expected add, list or remove", args[0])
 }
 
 // keyValues is a repeatable k=v flag.
@@ -54,7 +54,7 @@ func (kv keyValues) String() string { return fmt.Sprint(map[string]string(kv)) }
 func (kv keyValues) Set(s string) error {
 	k, v, ok := strings.Cut(s, "=")
 	if !ok || k == "" {
-		return fmt.Errorf("want key=value, got %q", s)
+		return fmt.Errorf("expected key=value, got %q", s)
 	}
 	kv[k] = v
 	return nil
@@ -222,16 +222,7 @@ type platformJSON struct {
 }
 
 func platformsList(ctx context.Context, e *env, args []string) error {
-	fs := newFlags(e, "platforms list", "atp platforms list [--json] [--db PATH]")
-	asJSON := fs.Bool("json", false, "print the platforms as a JSON array")
-	db := dbFlag(fs, e)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return usagef("unexpected argument %q", fs.Arg(0))
-	}
-	st, err := openStore(ctx, e, *db)
+	st, asJSON, err := openForList(ctx, e, "platforms list", "atp platforms list [--json] [--db PATH]", "print the platforms as a JSON array", args)
 	if err != nil {
 		return err
 	}
@@ -240,7 +231,7 @@ func platformsList(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if *asJSON {
+	if asJSON {
 		out := make([]platformJSON, 0, len(ps))
 		for _, p := range ps {
 			out = append(out, platformJSON{ID: p.ID, Name: p.DisplayName(), ClientID: p.ClientID, AuthURL: p.AuthURL, TokenURL: p.TokenURL,
@@ -284,7 +275,7 @@ func platformsRemove(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	if fs.NArg() != 1 {
-		return usagef("want exactly one platform id (see atp platforms list), got %d arguments", fs.NArg())
+		return usagef("expected exactly one platform id (see atp platforms list), got %d arguments", fs.NArg())
 	}
 	st, err := openStore(ctx, e, *db)
 	if err != nil {

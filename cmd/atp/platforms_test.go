@@ -138,12 +138,12 @@ func TestPlatformsErrors(t *testing.T) {
 		{hubspotArgs("--client-secret", "a", "--client-secret-env", "B"), exitUsage, "give the client secret once"},
 		{hubspotArgs("--client-secret-env", "UNSET"), exitFailure, "environment variable UNSET is not set"},
 		{hubspotArgs("--no-pkce"), exitUsage, "--client-secret: missing"},
-		{append(hubspotArgs("--client-secret", "s"), "--token-url", "http://example.com/token"), exitUsage, "--token-url: \"http://example.com/token\": want https"},
+		{append(hubspotArgs("--client-secret", "s"), "--token-url", "http://example.com/token"), exitUsage, "--token-url: \"http://example.com/token\": expected https"},
 		{append(hubspotArgs("--client-secret", "s"), "--id", "hub spot"), exitUsage, "--id: platform id"},
-		{hubspotArgs("--client-secret", "s", "--auth-param", "novalue"), exitUsage, "want key=value"},
+		{hubspotArgs("--client-secret", "s", "--auth-param", "novalue"), exitUsage, "expected key=value"},
 		{hubspotArgs("--client-secret", "s", "--auth-param", "state=x"), exitUsage, `--auth-param: "state" is set by the server`},
 		{hubspotArgs("--client-secret", "s", "--auth-style", "basic"), exitUsage, "--auth-style:"},
-		{[]string{"platforms", "remove"}, exitUsage, "want exactly one platform id"},
+		{[]string{"platforms", "remove"}, exitUsage, "expected exactly one platform id"},
 	} {
 		code, _, errOut := te.atp(c.args...)
 		if code != c.code || !strings.Contains(errOut, c.want) {

@@ -17,7 +17,7 @@ import (
 // wire (runtime.TransportPlatools), as it reaches an ATP v1 one.
 func TestCallPlatoolsToolkit(t *testing.T) {
 	discard := slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv, err := server.New(server.Config{Addr: "127.0.0.1:0", Logger: discard})
+	srv, err := server.New(context.Background(), server.Config{Addr: "127.0.0.1:0", Logger: discard})
 	if err != nil {
 		t.Fatal(err)
 	}

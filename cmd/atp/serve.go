@@ -41,7 +41,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		return usagef("unexpected argument %q", fs.Arg(0))
 	}
 	if *callTimeout <= 0 {
-		return usagef("--call-timeout must be positive, got %s", *callTimeout)
+		return usagef("--call-timeout: expected a positive duration, got %s", *callTimeout)
 	}
 	path, err := resolveDB(e, *db)
 	if err != nil {
@@ -87,7 +87,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	srv, err := server.New(cfg)
+	srv, err := server.New(ctx, cfg)
 	if err != nil {
 		ln.Close()
 		return err

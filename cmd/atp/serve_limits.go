@@ -73,13 +73,13 @@ func addLimitFlags(fs *flag.FlagSet) *limitFlags {
 func (f *limitFlags) apply(cfg *server.Config) error {
 	for _, l := range f.ints {
 		if *l.v <= 0 {
-			return usagef("--%s must be positive, got %d", l.name, *l.v)
+			return usagef("--%s: expected a positive number, got %d", l.name, *l.v)
 		}
 		l.set(cfg, *l.v)
 	}
 	for _, l := range f.durations {
 		if *l.v <= 0 {
-			return usagef("--%s must be positive, got %s", l.name, *l.v)
+			return usagef("--%s: expected a positive duration, got %s", l.name, *l.v)
 		}
 		l.set(cfg, *l.v)
 	}

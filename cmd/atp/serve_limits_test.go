@@ -53,7 +53,7 @@ func TestSchemaLimitFlags(t *testing.T) {
 		t.Fatalf("set: %+v, %v", cfg, err)
 	}
 	for _, flag := range []string{"--max-schema-bytes", "--max-schema-depth", "--max-schema-enum", "--max-schema-properties"} {
-		if _, err := parse(flag, "0"); err == nil || !strings.Contains(err.Error(), flag+" must be positive, got 0") {
+		if _, err := parse(flag, "0"); err == nil || !strings.Contains(err.Error(), flag+": expected a positive number, got 0") {
 			t.Errorf("%s 0: %v", flag, err)
 		}
 	}

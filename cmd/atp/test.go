@@ -16,6 +16,7 @@ import (
 
 	"github.com/atpgo/atp/internal/doctor"
 	"github.com/atpgo/atp/internal/harness"
+	"github.com/atpgo/atp/internal/jsontree"
 	"github.com/atpgo/atp/internal/model"
 	"github.com/atpgo/atp/runtime"
 )
@@ -89,7 +90,7 @@ func runTest(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	if *timeout <= 0 {
-		return usagef("--timeout must be positive, got %s", *timeout)
+		return usagef("--timeout: expected a positive duration, got %s", *timeout)
 	}
 	if *authToken == "" {
 		*authToken = e.getenv("ATP_AUTH_TOKEN")
@@ -210,7 +211,7 @@ func callCase(tool, params, file string) ([]*testCase, error) {
 		return nil, usagef("invalid --params JSON: more than one value")
 	}
 	if _, ok := v.(map[string]any); !ok {
-		return nil, usagef("--params must be a JSON object, got %s", jsonKind(v))
+		return nil, usagef("--params: expected a JSON object, got %s", jsontree.KindOfText(raw))
 	}
 	return []*testCase{{Tool: tool, Params: raw, where: "--tool", fresh: true}}, nil
 }
@@ -404,22 +405,6 @@ func brief(raw json.RawMessage) string {
 		s = string([]rune(s)[:119]) + "…"
 	}
 	return s
-}
-
-func jsonKind(v any) string {
-	switch v.(type) {
-	case nil:
-		return "null"
-	case []any:
-		return "an array"
-	case string:
-		return "a string"
-	case float64:
-		return "a number"
-	case bool:
-		return "a boolean"
-	}
-	return "an object"
 }
 
 // percentiles returns the nearest-rank p50 and p95 of the latencies of the

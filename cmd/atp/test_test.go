@@ -187,14 +187,14 @@ func TestTestCommandBadArguments(t *testing.T) {
 		want string
 	}{
 		{[]string{"test", "./...", "--tool", "greet", "--params", "{name:"}, "invalid --params JSON: invalid character 'n'"},
-		{[]string{"test", "./...", "--tool", "greet", "--params", "[1, 2]"}, "--params must be a JSON object, got an array"},
+		{[]string{"test", "./...", "--tool", "greet", "--params", "[1, 2]"}, "--params: expected a JSON object, got array"},
 		{[]string{"test", "./...", "--tool", "greet", "--params", "{} {}"}, "invalid --params JSON: more than one value"},
 		{[]string{"test", "./...", "--params", "{}"}, "--params needs --tool"},
 		{[]string{"test", "./...", "--tool", "greet", "--params", "{}", "--file", "x.yaml"}, "--params and --file exclude each other"},
 		{[]string{"test", "./...", "--tool", "nope", "--params", "{}"}, "--tool: unknown tool \"nope\"\nthe packages' tools are: count, crash, greet, increment, shout, whoami"},
 		{[]string{"test", "./...", "--file", "missing.yaml"}, "reading the tests file: open missing.yaml: no such file or directory"},
-		{[]string{"test", "./...", "--file", "typo.yaml"}, "typo.yaml:4: tests[0]: unknown field \"expect_eror\" (did you mean expect_error?): want one of name, tool, params"},
-		{[]string{"test", "./...", "--file", "typo.yaml"}, "typo.yaml:6: tests[1]: params: want an object (a mapping), got a list"},
+		{[]string{"test", "./...", "--file", "typo.yaml"}, "typo.yaml:4: tests[0]: unknown field \"expect_eror\" (did you mean expect_error?): expected one of name, tool, params"},
+		{[]string{"test", "./...", "--file", "typo.yaml"}, "typo.yaml:6: tests[1]: params: expected an object (a mapping), got a list"},
 		{[]string{"test", "./...", "--file", "unknown.yaml"}, "unknown.yaml:4: unknown tool \"frobnicate\""},
 		{[]string{"test", "./...", "--file", "unknown.yaml", "--tool", "add"}, "no case of unknown.yaml calls tool \"add\""},
 		{[]string{"test", "./...", "--file", "empty.yaml"}, "empty.yaml:1: tests is empty"},
@@ -204,7 +204,7 @@ func TestTestCommandBadArguments(t *testing.T) {
 		{[]string{"test", "./nope/...", "--tool", "greet"}, "no such package: ./nope/... (there is no directory nope)"},
 		{[]string{"test", "example.com/toolmod/nope", "--tool", "greet"}, "no such package: loading example.com/toolmod/nope"},
 		{[]string{"test", "--bogus"}, "atp test: flag provided but not defined: -bogus\n\nUsage: atp test [packages]"},
-		{[]string{"test", "./...", "--tool", "greet", "--params", "{}", "--timeout", "0s"}, "--timeout must be positive"},
+		{[]string{"test", "./...", "--tool", "greet", "--params", "{}", "--timeout", "0s"}, "--timeout: expected a positive duration"},
 	} {
 		code, _, stderr := te.atp(c.args...)
 		if code != exitUsage || !strings.Contains(stderr, c.want) {

@@ -94,11 +94,11 @@ func readTestFile(path string) (*testFile, error) {
 		return nil, fmt.Errorf("%s: %v", path, err)
 	}
 	if len(doc.Content) == 0 {
-		return nil, fmt.Errorf("%s: the file is empty: want a mapping with a tests list", path)
+		return nil, fmt.Errorf("%s: the file is empty: expected a mapping with a tests list", path)
 	}
 	root := doc.Content[0]
 	if root.Kind != yaml.MappingNode {
-		return nil, fmt.Errorf("%s:%d: want a mapping with a tests list, got %s", path, root.Line, kindName(root))
+		return nil, fmt.Errorf("%s:%d: expected a mapping with a tests list, got %s", path, root.Line, kindName(root))
 	}
 	var tests *yaml.Node
 	tf := &testFile{}
@@ -109,7 +109,7 @@ func readTestFile(path string) (*testFile, error) {
 			tests = v
 		case "shared_receiver":
 			if v.Kind != yaml.ScalarNode || v.Tag != "!!bool" || v.Decode(&tf.SharedReceiver) != nil {
-				return nil, fmt.Errorf("%s:%d: shared_receiver: want true or false, got %s", path, v.Line, describeNode(v))
+				return nil, fmt.Errorf("%s:%d: shared_receiver: expected true or false, got %s", path, v.Line, describeNode(v))
 			}
 		default:
 			hint := ""
@@ -120,10 +120,10 @@ func readTestFile(path string) (*testFile, error) {
 		}
 	}
 	if tests == nil {
-		return nil, fmt.Errorf("%s: no tests key: want tests: [{tool, params, expect_success | expect_error}]", path)
+		return nil, fmt.Errorf("%s: no tests key: expected tests: [{tool, params, expect_success | expect_error}]", path)
 	}
 	if tests.Kind != yaml.SequenceNode {
-		return nil, fmt.Errorf("%s:%d: tests: want a list, got %s", path, tests.Line, kindName(tests))
+		return nil, fmt.Errorf("%s:%d: tests: expected a list, got %s", path, tests.Line, kindName(tests))
 	}
 	if len(tests.Content) == 0 {
 		return nil, fmt.Errorf("%s:%d: tests is empty", path, tests.Line)
@@ -156,12 +156,12 @@ func decodeCase(n *yaml.Node) (*testCase, []lineError) {
 		errs = append(errs, lineError{at.Line, fmt.Sprintf(format, args...)})
 	}
 	if n.Kind != yaml.MappingNode {
-		bad(n, "want a mapping {tool, params, ...}, got %s", kindName(n))
+		bad(n, "expected a mapping {tool, params, ...}, got %s", kindName(n))
 		return c, errs
 	}
 	str := func(k, v *yaml.Node) string {
 		if v.Kind != yaml.ScalarNode || v.Tag == "!!null" {
-			bad(v, "%s: want a string, got %s", k.Value, kindName(v))
+			bad(v, "%s: expected a string, got %s", k.Value, kindName(v))
 			return ""
 		}
 		return v.Value
@@ -187,7 +187,7 @@ func decodeCase(n *yaml.Node) (*testCase, []lineError) {
 			if v.Kind == yaml.ScalarNode && v.Tag == "!!bool" {
 				var b bool
 				if v.Decode(&b) != nil {
-					bad(v, "expect_error: want true, false or a substring of the error, got %s", describeNode(v))
+					bad(v, "expect_error: expected true, false or a substring of the error, got %s", describeNode(v))
 				}
 				if b {
 					c.ExpectAnyError = true
@@ -201,7 +201,7 @@ func decodeCase(n *yaml.Node) (*testCase, []lineError) {
 		case "expect_success":
 			var b bool
 			if v.Kind != yaml.ScalarNode || v.Decode(&b) != nil {
-				bad(v, "expect_success: want true or false, got %s", describeNode(v))
+				bad(v, "expect_success: expected true or false, got %s", describeNode(v))
 			}
 			c.ExpectSuccess = &b
 		case "params":
@@ -209,7 +209,7 @@ func decodeCase(n *yaml.Node) (*testCase, []lineError) {
 			if err != nil {
 				bad(v, "params: %v", err)
 			} else if v.Kind != yaml.MappingNode && v.Tag != "!!null" {
-				bad(v, "params: want an object (a mapping), got %s", kindName(v))
+				bad(v, "params: expected an object (a mapping), got %s", kindName(v))
 			}
 			c.Params = raw
 		case "expect_result":
@@ -223,7 +223,7 @@ func decodeCase(n *yaml.Node) (*testCase, []lineError) {
 			if s := didyoumean.Suggest(k.Value, testCaseFields); s != "" {
 				hint = fmt.Sprintf(" (did you mean %s?)", s)
 			}
-			bad(k, "unknown field %q%s: want one of %s", k.Value, hint, strings.Join(testCaseFields, ", "))
+			bad(k, "unknown field %q%s: expected one of %s", k.Value, hint, strings.Join(testCaseFields, ", "))
 		}
 	}
 	if c.Tool == "" && !seen["tool"] {

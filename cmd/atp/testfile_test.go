@@ -74,10 +74,10 @@ func TestReadTestFileProblems(t *testing.T) {
 	for _, want := range []string{
 		"tests.yaml:2: tests[0]: expect_success: true and expect_error contradict each other",
 		"tests.yaml:5: tests[1]: tool is missing",
-		"tests.yaml:7: tests[2]: expect_success: want true or false, got the string \"maybe\"",
+		"tests.yaml:7: tests[2]: expect_success: expected true or false, got the string \"maybe\"",
 		"tests.yaml:8: tests[3]: expect_result goes with a call that succeeds",
-		"tests.yaml:11: tests[4]: tool: want a string, got a list",
-		"tests.yaml:12: tests[5]: want a mapping {tool, params, ...}, got the string \"just a string\"",
+		"tests.yaml:11: tests[4]: tool: expected a string, got a list",
+		"tests.yaml:12: tests[5]: expected a mapping {tool, params, ...}, got the string \"just a string\"",
 		"tests.yaml:14: tests[6]: tool is given twice",
 		"tests.yaml:16: tests[7]: params: line 16: .inf is not a JSON number",
 	} {
@@ -87,12 +87,12 @@ func TestReadTestFileProblems(t *testing.T) {
 	}
 	for content, want := range map[string]string{
 		"":            "the file is empty",
-		"- tool: a\n": "want a mapping with a tests list, got a list",
+		"- tool: a\n": "expected a mapping with a tests list, got a list",
 		"cases: []\n": `unknown key "cases": the file holds tests and, optionally, shared_receiver`,
 		"test: []\n":  `unknown key "test" (did you mean tests?)`,
-		"shared_receiver: yes please\ntests: [{tool: a}]\n": `shared_receiver: want true or false, got the string "yes please"`,
-		"tests: {a: 1}\n": "tests: want a list, got a mapping",
-		"tests:\n":        "tests: want a list, got null",
+		"shared_receiver: yes please\ntests: [{tool: a}]\n": `shared_receiver: expected true or false, got the string "yes please"`,
+		"tests: {a: 1}\n": "tests: expected a list, got a mapping",
+		"tests:\n":        "tests: expected a list, got null",
 		"tests: [\n":      "yaml:",
 	} {
 		if _, err := readTestFile(writeTests(t, content)); err == nil || !strings.Contains(err.Error(), want) {

@@ -6,14 +6,15 @@ import (
 	"context"
 	"encoding/json"
 	"github.com/atpgo/atp/runtime"
+	"github.com/atpgo/atp/runtime/atpimpl"
 	"regexp"
 	"time"
 )
 
 // A compile error on the next line means that the atpgen which wrote this file and
-// the github.com/atpgo/atp/runtime package it is built with do not match: run go
+// the github.com/atpgo/atp/runtime packages it is built with do not match: run go
 // generate with the atpgen of your github.com/atpgo/atp version.
-const _ = runtime.SupportPackageIsVersion1
+const _ = atpimpl.SupportPackageIsVersion2
 
 // If this line fails to compile, the signature of (*Client).CreateCompany changed after atpgen ran: run go generate.
 var _ func(*Client, context.Context, runtime.AuthToken, CompanyInput) (*Company, error) = (*Client).CreateCompany
@@ -37,7 +38,7 @@ func (r *Client) ATPTools() []*runtime.Tool {
 			AuthWith:       "access_token",
 			NeedsAuthToken: true,
 			Timeout:        30 * time.Second,
-			Run: func(ctx context.Context, call *runtime.Call, d *runtime.Decoder) (any, error) {
+			Run: func(ctx context.Context, call *runtime.Call, d *atpimpl.Decoder) (any, error) {
 				var in CompanyInput
 				atpDecodeCompanyInput(d, &in)
 				if d.Failed() {
@@ -59,7 +60,7 @@ func (r *Client) ATPTools() []*runtime.Tool {
 			NeedsAuthToken: true,
 			Hints:          runtime.Hints{ReadOnly: true, Idempotent: true},
 			Timeout:        30 * time.Second,
-			Run: func(ctx context.Context, call *runtime.Call, d *runtime.Decoder) (any, error) {
+			Run: func(ctx context.Context, call *runtime.Call, d *atpimpl.Decoder) (any, error) {
 				var in ContactQuery
 				atpDecodeContactQuery(d, &in)
 				if d.Failed() {
@@ -247,8 +248,8 @@ const atpClientGetContactsOutputSchema = `{
   }
 }`
 
-// atpDecodeAddress reads a Address object from d into v, recording every problem in d.
-func atpDecodeAddress(d *runtime.Decoder, v *Address) {
+// atpDecodeAddress reads an object of type Address from d into v, recording every problem in d.
+func atpDecodeAddress(d *atpimpl.Decoder, v *Address) {
 	if !d.Object() {
 		return
 	}
@@ -256,25 +257,19 @@ func atpDecodeAddress(d *runtime.Decoder, v *Address) {
 	for d.Next() {
 		switch string(d.Key()) {
 		case "street":
-			if seen[0] {
-				d.Duplicate()
+			if d.Repeated(&seen[0]) {
 				continue
 			}
-			seen[0] = true
 			v.Street = d.String()
 		case "city":
-			if seen[1] {
-				d.Duplicate()
+			if d.Repeated(&seen[1]) {
 				continue
 			}
-			seen[1] = true
 			v.City = d.String()
 		case "country":
-			if seen[2] {
-				d.Duplicate()
+			if d.Repeated(&seen[2]) {
 				continue
 			}
-			seen[2] = true
 			v.Country = d.String()
 			d.Pattern(v.Country, atpPattern1, `^[A-Z]{2}$`)
 		default:
@@ -289,8 +284,8 @@ func atpDecodeAddress(d *runtime.Decoder, v *Address) {
 	}
 }
 
-// atpDecodeCompanyInput reads a CompanyInput object from d into v, recording every problem in d.
-func atpDecodeCompanyInput(d *runtime.Decoder, v *CompanyInput) {
+// atpDecodeCompanyInput reads an object of type CompanyInput from d into v, recording every problem in d.
+func atpDecodeCompanyInput(d *atpimpl.Decoder, v *CompanyInput) {
 	if !d.Object() {
 		return
 	}
@@ -298,46 +293,36 @@ func atpDecodeCompanyInput(d *runtime.Decoder, v *CompanyInput) {
 	for d.Next() {
 		switch string(d.Key()) {
 		case "name":
-			if seen[0] {
-				d.Duplicate()
+			if d.Repeated(&seen[0]) {
 				continue
 			}
-			seen[0] = true
 			v.Name = d.String()
 			d.MinLength(v.Name, 1)
 			d.MaxLength(v.Name, 200)
 		case "domain":
-			if seen[1] {
-				d.Duplicate()
+			if d.Repeated(&seen[1]) {
 				continue
 			}
-			seen[1] = true
 			v.Domain = d.String()
 			d.Format(v.Domain, "hostname")
 		case "industry":
-			if seen[2] {
-				d.Duplicate()
+			if d.Repeated(&seen[2]) {
 				continue
 			}
-			seen[2] = true
 			v.Industry = Industry(d.String())
 			d.Enum(string(v.Industry), "software", "finance", "healthcare", "retail")
 		case "employees":
-			if seen[3] {
-				d.Duplicate()
+			if d.Repeated(&seen[3]) {
 				continue
 			}
-			seen[3] = true
 			v.Employees = int(d.Int(0))
 			if v.Employees < 0 {
-				d.Fail("integer >= 0", runtime.GotInt(int64(v.Employees)))
+				d.Fail("integer >= 0", atpimpl.GotInt(int64(v.Employees)))
 			}
 		case "tags":
-			if seen[4] {
-				d.Duplicate()
+			if d.Repeated(&seen[4]) {
 				continue
 			}
-			seen[4] = true
 			if d.Array() {
 				s := make([]string, 0)
 				for d.NextItem() {
@@ -347,11 +332,9 @@ func atpDecodeCompanyInput(d *runtime.Decoder, v *CompanyInput) {
 				d.MaxItems(len(s), 10)
 			}
 		case "address":
-			if seen[5] {
-				d.Duplicate()
+			if d.Repeated(&seen[5]) {
 				continue
 			}
-			seen[5] = true
 			if !d.Null() {
 				p := new(Address)
 				atpDecodeAddress(d, p)
@@ -366,8 +349,8 @@ func atpDecodeCompanyInput(d *runtime.Decoder, v *CompanyInput) {
 	}
 }
 
-// atpDecodeContactQuery reads a ContactQuery object from d into v, recording every problem in d.
-func atpDecodeContactQuery(d *runtime.Decoder, v *ContactQuery) {
+// atpDecodeContactQuery reads an object of type ContactQuery from d into v, recording every problem in d.
+func atpDecodeContactQuery(d *atpimpl.Decoder, v *ContactQuery) {
 	if !d.Object() {
 		return
 	}
@@ -375,31 +358,25 @@ func atpDecodeContactQuery(d *runtime.Decoder, v *ContactQuery) {
 	for d.Next() {
 		switch string(d.Key()) {
 		case "company_id":
-			if seen[0] {
-				d.Duplicate()
+			if d.Repeated(&seen[0]) {
 				continue
 			}
-			seen[0] = true
 			v.CompanyID = d.String()
 		case "limit":
-			if seen[1] {
-				d.Duplicate()
+			if d.Repeated(&seen[1]) {
 				continue
 			}
-			seen[1] = true
 			v.Limit = int(d.Int(0))
 			if v.Limit < 1 {
-				d.Fail("integer >= 1", runtime.GotInt(int64(v.Limit)))
+				d.Fail("integer >= 1", atpimpl.GotInt(int64(v.Limit)))
 			}
 			if v.Limit > 100 {
-				d.Fail("integer <= 100", runtime.GotInt(int64(v.Limit)))
+				d.Fail("integer <= 100", atpimpl.GotInt(int64(v.Limit)))
 			}
 		case "since":
-			if seen[2] {
-				d.Duplicate()
+			if d.Repeated(&seen[2]) {
 				continue
 			}
-			seen[2] = true
 			if !d.Null() {
 				p := new(time.Time)
 				*p = d.Time()

@@ -6,12 +6,13 @@ import (
 	"context"
 	"encoding/json"
 	"github.com/atpgo/atp/runtime"
+	"github.com/atpgo/atp/runtime/atpimpl"
 )
 
 // A compile error on the next line means that the atpgen which wrote this file and
-// the github.com/atpgo/atp/runtime package it is built with do not match: run go
+// the github.com/atpgo/atp/runtime packages it is built with do not match: run go
 // generate with the atpgen of your github.com/atpgo/atp version.
-const _ = runtime.SupportPackageIsVersion1
+const _ = atpimpl.SupportPackageIsVersion2
 
 // If this line fails to compile, the signature of Add changed after atpgen ran: run go generate.
 var _ func(float64, float64) float64 = Add
@@ -30,7 +31,7 @@ func ATPTools() []*runtime.Tool {
 			InputSchema:    json.RawMessage(atpAddInputSchema),
 			OutputSchema:   json.RawMessage(atpAddOutputSchema),
 			Hints:          runtime.Hints{ReadOnly: true, Idempotent: true},
-			Run: func(ctx context.Context, call *runtime.Call, d *runtime.Decoder) (any, error) {
+			Run: func(ctx context.Context, call *runtime.Call, d *atpimpl.Decoder) (any, error) {
 				var (
 					a float64
 					b float64
@@ -40,18 +41,14 @@ func ATPTools() []*runtime.Tool {
 					for d.Next() {
 						switch string(d.Key()) {
 						case "a":
-							if seen[0] {
-								d.Duplicate()
+							if d.Repeated(&seen[0]) {
 								continue
 							}
-							seen[0] = true
 							a = d.Float(64)
 						case "b":
-							if seen[1] {
-								d.Duplicate()
+							if d.Repeated(&seen[1]) {
 								continue
 							}
-							seen[1] = true
 							b = d.Float(64)
 						default:
 							d.Unknown("a, b")
@@ -79,7 +76,7 @@ func ATPTools() []*runtime.Tool {
 			InputSchema:    json.RawMessage(atpGreetInputSchema),
 			OutputSchema:   json.RawMessage(atpGreetOutputSchema),
 			Hints:          runtime.Hints{ReadOnly: true, Idempotent: true},
-			Run: func(ctx context.Context, call *runtime.Call, d *runtime.Decoder) (any, error) {
+			Run: func(ctx context.Context, call *runtime.Call, d *atpimpl.Decoder) (any, error) {
 				var (
 					name  string
 					times int
@@ -89,24 +86,20 @@ func ATPTools() []*runtime.Tool {
 					for d.Next() {
 						switch string(d.Key()) {
 						case "name":
-							if seen[0] {
-								d.Duplicate()
+							if d.Repeated(&seen[0]) {
 								continue
 							}
-							seen[0] = true
 							name = d.String()
 						case "times":
-							if seen[1] {
-								d.Duplicate()
+							if d.Repeated(&seen[1]) {
 								continue
 							}
-							seen[1] = true
 							times = int(d.Int(0))
 							if times < 1 {
-								d.Fail("integer >= 1", runtime.GotInt(int64(times)))
+								d.Fail("integer >= 1", atpimpl.GotInt(int64(times)))
 							}
 							if times > 5 {
-								d.Fail("integer <= 5", runtime.GotInt(int64(times)))
+								d.Fail("integer <= 5", atpimpl.GotInt(int64(times)))
 							}
 						default:
 							d.Unknown("name, times")

@@ -51,7 +51,7 @@ func run(ctx context.Context, w io.Writer) error {
 	}
 	defer os.RemoveAll(dir)
 	dbPath := filepath.Join(dir, "atp.db")
-	srv, err := server.New(server.Config{Addr: "127.0.0.1:0", DBPath: dbPath, Dev: true, Logger: quiet})
+	srv, err := server.New(ctx, server.Config{Addr: "127.0.0.1:0", DBPath: dbPath, Dev: true, Logger: quiet})
 	if err != nil {
 		return err
 	}
@@ -181,7 +181,7 @@ func run(ctx context.Context, w io.Writer) error {
 	return nil
 }
 
-// agentClient speaks the LLM-client HTTP endpoint of ATP v1 (spec §2.2), as
+// agentClient speaks the LLM-client HTTP endpoint of ATP v1 (docs/protocol.md §2.2), as
 // the Python SDK's LLMClient and our llmclient package do.
 type agentClient struct{ base, key string }
 

@@ -19,7 +19,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/atpgo/atp/gen"
+	"github.com/atpgo/atp/internal/gen"
 	"github.com/atpgo/atp/internal/model"
 	"github.com/atpgo/atp/internal/parse"
 )

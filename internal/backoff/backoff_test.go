@@ -30,3 +30,27 @@ func TestDelay(t *testing.T) {
 		}
 	}
 }
+
+func TestNormalize(t *testing.T) {
+	got, err := Policy{}.Normalize("B", time.Second, time.Minute)
+	if err != nil || got != (Policy{Base: time.Second, Max: time.Minute, Jitter: 0.5}) {
+		t.Errorf("zero policy = %+v, %v", got, err)
+	}
+	got, err = Policy{Base: 2 * time.Minute, Jitter: -1}.Normalize("B", time.Second, time.Minute)
+	if err != nil || got != (Policy{Base: 2 * time.Minute, Max: 2 * time.Minute, Jitter: 0}) {
+		t.Errorf("large base, no jitter = %+v, %v", got, err)
+	}
+	for _, c := range []struct {
+		p    Policy
+		want string
+	}{
+		{Policy{Base: -1}, "B.Base: expected a positive duration or 0 for the default, got -1ns"},
+		{Policy{Max: -1}, "B.Max: expected a positive duration or 0 for the default, got -1ns"},
+		{Policy{Jitter: 1.5}, "B.Jitter: expected a fraction at most 1, got 1.5"},
+		{Policy{Base: time.Minute, Max: time.Second}, "B.Max (1s) is less than B.Base (1m0s)"},
+	} {
+		if _, err := c.p.Normalize("B", time.Second, time.Minute); err == nil || err.Error() != c.want {
+			t.Errorf("Normalize(%+v) = %v, want %q", c.p, err, c.want)
+		}
+	}
+}

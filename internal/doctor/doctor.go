@@ -29,7 +29,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/atpgo/atp/gen"
+	"github.com/atpgo/atp/internal/gen"
 	"github.com/atpgo/atp/internal/model"
 	"github.com/atpgo/atp/internal/parse"
 	"github.com/atpgo/atp/provider"
@@ -67,7 +67,7 @@ func ParseSeverity(s string) (Severity, error) {
 	case "info":
 		return Info, nil
 	}
-	return "", fmt.Errorf("unknown severity %q: want error, warning or info", s)
+	return "", fmt.Errorf("unknown severity %q: expected error, warning or info", s)
 }
 
 // The finding codes.
@@ -133,7 +133,7 @@ var destructiveWords = []string{
 }
 
 // geminiPropertyName is Gemini's rule for the property names of
-// FunctionDeclaration.parameters (provider-schemas.md §4.2).
+// FunctionDeclaration.parameters (see Sources in package provider's doc).
 var geminiPropertyName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)
 
 // Finding is one thing doctor found.

@@ -245,7 +245,7 @@ func TestFromProblemsAndSeverity(t *testing.T) {
 			t.Errorf("ParseSeverity(%q) = %q, %v", in, got, err)
 		}
 	}
-	if _, err := ParseSeverity("fatal"); err == nil || !strings.Contains(err.Error(), `unknown severity "fatal": want error, warning or info`) {
+	if _, err := ParseSeverity("fatal"); err == nil || !strings.Contains(err.Error(), `unknown severity "fatal": expected error, warning or info`) {
 		t.Errorf("ParseSeverity(fatal): %v", err)
 	}
 	if !(Error.Rank() > Warning.Rank() && Warning.Rank() > Info.Rank() && Info.Rank() > Severity("x").Rank()) {

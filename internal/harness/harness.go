@@ -46,7 +46,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/atpgo/atp/gen"
+	"github.com/atpgo/atp/internal/gen"
 	"github.com/atpgo/atp/internal/model"
 )
 

@@ -3,16 +3,18 @@ package harness
 import (
 	"context"
 	"os"
-	"os/exec"
 	"slices"
 	"strings"
 	"testing"
 
-	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
+	mcpclient "github.com/mark3labs/mcp-go/client"
+	mcpgo "github.com/mark3labs/mcp-go/mcp"
 )
 
-// An MCP harness over stdio, driven by the MCP SDK's client: it lists the
-// tools and calls them, with the end user's token from the environment.
+// An MCP harness over stdio, driven by an MCP client (mcp-go's; the
+// official SDKs' clients are run against package mcp in module
+// tests/interop): it lists the tools and calls them, with the end user's
+// token from the environment.
 func TestMCPStdio(t *testing.T) {
 	setup(t)
 	ctx := context.Background()
@@ -22,19 +24,22 @@ func TestMCPStdio(t *testing.T) {
 	}
 	defer h.Close()
 
-	cmd := exec.Command(h.Path)
-	cmd.Env = append(os.Environ(), AuthTokenEnv+"=s3cret")
-	cmd.Stderr = &syncBuffer{}
-	client := sdk.NewClient(&sdk.Implementation{Name: "harness-test", Version: "1.0.0"}, nil)
-	cs, err := client.Connect(ctx, &sdk.CommandTransport{Command: cmd}, nil)
+	cs, err := mcpclient.NewStdioMCPClient(h.Path, append(os.Environ(), AuthTokenEnv+"=s3cret"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cs.Close()
-	if got := cs.InitializeResult().ServerInfo.Name; got != "fixture" {
+	initRes, err := cs.Initialize(ctx, mcpgo.InitializeRequest{Params: mcpgo.InitializeParams{
+		ProtocolVersion: mcpgo.LATEST_PROTOCOL_VERSION,
+		ClientInfo:      mcpgo.Implementation{Name: "harness-test", Version: "1.0.0"},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := initRes.ServerInfo.Name; got != "fixture" {
 		t.Errorf("server name %q", got)
 	}
-	list, err := cs.ListTools(ctx, nil)
+	list, err := cs.ListTools(ctx, mcpgo.ListToolsRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,13 +66,13 @@ func TestMCPStdio(t *testing.T) {
 		{"count", map[string]any{"word": "go"}, "1", false},
 		{"count", map[string]any{"word": "go"}, "2", false},
 	} {
-		res, err := cs.CallTool(ctx, &sdk.CallToolParams{Name: c.tool, Arguments: c.args})
+		res, err := cs.CallTool(ctx, mcpgo.CallToolRequest{Params: mcpgo.CallToolParams{Name: c.tool, Arguments: c.args}})
 		if err != nil {
 			t.Fatalf("%s: %v", c.tool, err)
 		}
 		text := ""
 		if len(res.Content) > 0 {
-			if tc, ok := res.Content[0].(*sdk.TextContent); ok {
+			if tc, ok := mcpgo.AsTextContent(res.Content[0]); ok {
 				text = tc.Text
 			}
 		}

@@ -217,7 +217,7 @@ func handle(tkp **runtime.Toolkit, logger *slog.Logger, line []byte) response {
 		opts = append(opts, runtime.WithAuthToken(req.AuthToken))
 	}
 	if req.TimeoutMs > 0 {
-		opts = append(opts, runtime.WithDefaultTimeout(time.Duration(req.TimeoutMs)*time.Millisecond))
+		opts = append(opts, runtime.WithCallTimeout(time.Duration(req.TimeoutMs)*time.Millisecond))
 	}
 	start := time.Now()
 	res, err := tk.Invoke(context.Background(), req.Tool, req.Params, opts...)

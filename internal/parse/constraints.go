@@ -271,7 +271,7 @@ func (pl *pkgLoader) constraints(kvs []tagKV, loc tagLocator, t *model.Type, wha
 				continue
 			}
 			if !jsonNumberRE.MatchString(val) {
-				bad(valPos, "jsonschema keyword %s wants a number, got %q", key, val)
+				bad(valPos, "jsonschema keyword %s: expected a number, got %q", key, val)
 				continue
 			}
 			switch key {
@@ -285,7 +285,7 @@ func (pl *pkgLoader) constraints(kvs []tagKV, loc tagLocator, t *model.Type, wha
 				dst.ExclusiveMaximum = val
 			case "multipleOf":
 				if r, _ := new(big.Rat).SetString(val); r == nil || r.Sign() <= 0 {
-					bad(valPos, "jsonschema keyword multipleOf wants a number greater than 0, got %s", val)
+					bad(valPos, "jsonschema keyword multipleOf: expected a number greater than 0, got %s", val)
 					continue
 				}
 				dst.MultipleOf = val
@@ -310,7 +310,7 @@ func (pl *pkgLoader) constraints(kvs []tagKV, loc tagLocator, t *model.Type, wha
 			}
 			n, err := strconv.Atoi(val)
 			if err != nil || n < 0 {
-				bad(valPos, "jsonschema keyword %s wants a whole number of 0 or more, got %q", key, val)
+				bad(valPos, "jsonschema keyword %s: expected a whole number of 0 or more, got %q", key, val)
 				continue
 			}
 			switch key {
@@ -456,39 +456,39 @@ func literal(val string, vi valueInfo) (lit, why string) {
 		lit = jsonString(val)
 	case vkTime:
 		if _, err := time.Parse(time.RFC3339, val); err != nil {
-			return "", "want an RFC 3339 date-time such as 2024-01-02T15:04:05Z"
+			return "", "expected an RFC 3339 date-time such as 2024-01-02T15:04:05Z"
 		}
 		lit = jsonString(val)
 	case vkDuration:
 		if _, err := time.ParseDuration(val); err != nil {
-			return "", "want a Go duration such as 1h30m"
+			return "", "expected a Go duration such as 1h30m"
 		}
 		lit = jsonString(val)
 	case vkBytes:
 		if _, err := base64.StdEncoding.DecodeString(val); err != nil {
-			return "", "want standard base64"
+			return "", "expected standard base64"
 		}
 		lit = jsonString(val)
 	case vkBool:
 		if val != "true" && val != "false" {
-			return "", "want true or false"
+			return "", "expected true or false"
 		}
 		lit = val
 	case vkInt:
 		n, err := strconv.ParseInt(val, 10, bitsOr64(vi.bits))
 		if err != nil {
-			return "", "want a whole number in its range"
+			return "", "expected a whole number in its range"
 		}
 		lit = strconv.FormatInt(n, 10)
 	case vkUint:
 		n, err := strconv.ParseUint(val, 10, bitsOr64(vi.bits))
 		if err != nil {
-			return "", "want a whole number of 0 or more in its range"
+			return "", "expected a whole number of 0 or more in its range"
 		}
 		lit = strconv.FormatUint(n, 10)
 	case vkFloat:
 		if !jsonNumberRE.MatchString(val) {
-			return "", "want a JSON number"
+			return "", "expected a JSON number"
 		}
 		if _, err := strconv.ParseFloat(val, bitsOr64(vi.bits)); err != nil {
 			return "", "out of range"
@@ -497,7 +497,7 @@ func literal(val string, vi valueInfo) (lit, why string) {
 	default:
 		var buf bytes.Buffer
 		if err := json.Compact(&buf, []byte(val)); err != nil {
-			return "", "want a JSON value (quote strings, escape commas as \\,)"
+			return "", "expected a JSON value (quote strings, escape commas as \\,)"
 		}
 		lit = buf.String()
 	}

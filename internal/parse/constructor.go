@@ -67,7 +67,7 @@ func (pl *pkgLoader) buildConstructors(decls []toolDecl, marked map[string]bool)
 			if fd.Type.Results != nil {
 				at = fd.Type.Results.Pos()
 			}
-			pl.errorAt(at, "constructor %s returns %s: want *T or (*T, error), T a non-generic type of package %s whose methods are tools", name, pl.tupleString(res), pl.pkg.Name)
+			pl.errorAt(at, "constructor %s returns %s: expected *T or (*T, error), T a non-generic type of package %s whose methods are tools", name, pl.tupleString(res), pl.pkg.Name)
 			continue
 		}
 		if !ast.IsExported(name) {

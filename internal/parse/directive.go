@@ -382,20 +382,20 @@ func (l *loader) parseToolDirective(c *ast.Comment) (opts toolOptions, ok bool) 
 			opts.auth = val
 		case "auth_type":
 			if val != "OAuth2" && val != "apiKey" {
-				bad(valPos, "invalid auth_type %q: want OAuth2 or apiKey", val)
+				bad(valPos, "invalid auth_type %q: expected OAuth2 or apiKey", val)
 				continue
 			}
 			opts.authType = val
 		case "auth_with":
 			if val != "access_token" && val != "api_key" {
-				bad(valPos, "invalid auth_with %q: want access_token or api_key", val)
+				bad(valPos, "invalid auth_with %q: expected access_token or api_key", val)
 				continue
 			}
 			opts.authWith = val
 		case "timeout":
 			dur, err := time.ParseDuration(val)
 			if err != nil || dur <= 0 {
-				bad(valPos, "invalid timeout %q: want a positive Go duration such as 30s or 2m", val)
+				bad(valPos, "invalid timeout %q: expected a positive Go duration such as 30s or 2m", val)
 				continue
 			}
 			opts.timeout = dur

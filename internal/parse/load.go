@@ -130,10 +130,10 @@ func isAtpgenFile(f *ast.File) bool {
 }
 
 // generatedSymbolError matches the type errors that only say that a symbol
-// atpgen generates is missing: user code may call ATPTools, or use a
-// generated decoder (atpDecode<Type>) or schema (atp<Tool>InputSchema,
-// ...OutputSchema), whose stale definitions parseFile dropped.
-var generatedSymbolError = regexp.MustCompile(`\bATPTools\b.*\b(undefined|has no field or method)\b|^undefined: (\w+\.)?ATPTools$|^undefined: atp(Decode\w+|\w+(Input|Output)Schema)$`)
+// atpgen generates is missing: user code may call ATPTools, or a package's
+// own code an atp-prefixed decoder (atpDecodeWeatherIn), whose stale
+// definition parseFile dropped.
+var generatedSymbolError = regexp.MustCompile(`\bATPTools\b.*\b(undefined|has no field or method)\b|^undefined: (\w+\.)?(ATPTools|atp[A-Z]\w*)$`)
 
 // packageErrors turns the errors go/packages found in p into problems. Of
 // a dependency, only the go command's errors are kept (a missing module, a

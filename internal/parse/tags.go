@@ -35,7 +35,7 @@ func parseStructTag(tag string) ([]tagKV, error) {
 			i++
 		}
 		if i == start || i+1 >= len(tag) || tag[i] != ':' || tag[i+1] != '"' {
-			return out, fmt.Errorf("malformed struct tag at %q: want key:\"value\" pairs separated by spaces", tag[start:])
+			return out, fmt.Errorf("malformed struct tag at %q: expected key:\"value\" pairs separated by spaces", tag[start:])
 		}
 		key := tag[start:i]
 		i++ // ':'

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/atpgo/atp/internal/jsontree"
 )
 
 // kind is what a compiled node reads the value as.
@@ -29,7 +31,7 @@ const (
 // node is a compiled schema. Nodes form a graph: a $ref points at the node of
 // its target, so recursive schemas are cycles and every node is compiled once.
 type node struct {
-	src  *value // the schema, for the JSON pointer of Compile errors and notes
+	src  *jsontree.Value // the schema, for the JSON pointer of Compile errors and notes
 	kind kind
 	// nullable: null is valid too (type ["T","null"] or anyOf [T, {"type":"null"}]).
 	nullable bool
@@ -185,10 +187,10 @@ func cut(s string, max int) string {
 func (e *compileError) Unwrap() error { return e.err }
 
 type compiler struct {
-	root  *value
-	nodes map[*value]*node // by schema: each is compiled once
-	order []*node          // the nodes in the order they were made
-	notes []string         // keywords accepted but not evaluated
+	root  *jsontree.Value
+	nodes map[*jsontree.Value]*node // by schema: each is compiled once
+	order []*node                   // the nodes in the order they were made
+	notes []string                  // keywords accepted but not evaluated
 	// moreNotes counts the notes past maxNotes, which are not kept.
 	moreNotes int
 	// steps counts the compiler's units of work (values parsed, members
@@ -204,16 +206,16 @@ const maxNotes = 100
 // maxPointerBytes cuts the JSON pointers in errors and notes.
 const maxPointerBytes = 200
 
-func (c *compiler) fail(at *value, keyword string, format string, args ...any) error {
-	return &compileError{ptr: at.pointer(maxPointerBytes), keyword: keyword, err: fmt.Errorf(format, args...)}
+func (c *compiler) fail(at *jsontree.Value, keyword string, format string, args ...any) error {
+	return &compileError{ptr: at.Pointer(maxPointerBytes), keyword: keyword, err: fmt.Errorf(format, args...)}
 }
 
-func (c *compiler) note(src *value, keyword, why string) {
+func (c *compiler) note(src *jsontree.Value, keyword, why string) {
 	if len(c.notes) >= maxNotes {
 		c.moreNotes++
 		return
 	}
-	at := src.pointer(maxPointerBytes)
+	at := src.Pointer(maxPointerBytes)
 	if at == "" {
 		at = "root"
 	}
@@ -261,20 +263,20 @@ var typedKeywords = []string{
 // anyNode is {}: the items of an array without items, a required name
 // without a property.
 var anyNode = func() *node {
-	n := newNode(&value{kind: '{'})
+	n := newNode(&jsontree.Value{Kind: '{'})
 	n.expected = "any value"
 	n.target = n
 	return n
 }()
 
-func newNode(src *value) *node {
+func newNode(src *jsontree.Value) *node {
 	return &node{src: src, minProps: -1, maxProps: -1, minItems: -1, maxItems: -1, minLen: -1, maxLen: -1, fixedLen: -1}
 }
 
 // compileRef returns the node of the schema at the JSON pointer ptr of the
 // document, compiling it once.
 func (c *compiler) compileRef(ptr string) (*node, error) {
-	v, err := c.root.resolve(ptr, &c.steps)
+	v, err := c.root.Resolve(ptr, &c.steps)
 	if err != nil {
 		return nil, err
 	}
@@ -284,7 +286,7 @@ func (c *compiler) compileRef(ptr string) (*node, error) {
 // compileAt compiles the subschema v, once. The node is registered before
 // it is filled in, so that a schema that refers to itself gets the node
 // being built.
-func (c *compiler) compileAt(v *value) (*node, error) {
+func (c *compiler) compileAt(v *jsontree.Value) (*node, error) {
 	c.steps++
 	if n, ok := c.nodes[v]; ok {
 		return n, nil
@@ -316,9 +318,9 @@ var typeNames = map[string]typeSet{
 	"number": tNumber, "boolean": tBoolean, "null": tNull,
 }
 
-func parseType(raw *value) (typeSet, error) {
+func parseType(raw *jsontree.Value) (typeSet, error) {
 	var names []string
-	if raw.kind == '"' {
+	if raw.Kind == '"' {
 		s, err := jsonString(raw)
 		if err != nil {
 			return 0, err
@@ -327,10 +329,10 @@ func parseType(raw *value) (typeSet, error) {
 	} else {
 		els, err := arrayElements(raw)
 		if err != nil {
-			return 0, fmt.Errorf("want a type name or an array of them: %w", err)
+			return 0, fmt.Errorf("expected a type name or an array of them: %w", err)
 		}
 		if len(els) == 0 {
-			return 0, fmt.Errorf("want at least one type name")
+			return 0, fmt.Errorf("expected at least one type name")
 		}
 		for _, el := range els {
 			s, err := jsonString(el)
@@ -344,7 +346,7 @@ func parseType(raw *value) (typeSet, error) {
 	for _, name := range names {
 		t, ok := typeNames[name]
 		if !ok {
-			return 0, fmt.Errorf("unknown type %q (want object, array, string, integer, number, boolean or null)", name)
+			return 0, fmt.Errorf("unknown type %q (expected object, array, string, integer, number, boolean or null)", name)
 		}
 		set |= t
 	}
@@ -352,26 +354,26 @@ func parseType(raw *value) (typeSet, error) {
 }
 
 // fill compiles the schema raw into n.
-func (c *compiler) fill(n *node, raw *value) error {
+func (c *compiler) fill(n *node, raw *jsontree.Value) error {
 	ptr := raw
-	switch raw.kind {
+	switch raw.Kind {
 	case 't', 'f':
-		if raw.kind == 'f' {
+		if raw.Kind == 'f' {
 			n.kind = kindNever
 		}
 		return nil
 	case '{':
 	default:
-		return c.fail(ptr, "", "want a schema (an object or a boolean), got %s", raw.kindName())
+		return c.fail(ptr, "", "expected a schema (an object or a boolean), got %s", raw.KindName())
 	}
 	ms, err := objectMembers(raw)
 	if err != nil {
 		return c.fail(ptr, "", "%v", err)
 	}
-	kw := make(map[string]*value, len(ms))
+	kw := make(map[string]*jsontree.Value, len(ms))
 	for _, m := range ms {
 		c.steps++
-		kw[m.key] = m.val
+		kw[m.Key] = m.Val
 	}
 
 	// Definitions are compiled even when nothing refers to them, so that a
@@ -383,7 +385,7 @@ func (c *compiler) fill(n *node, raw *value) error {
 				return c.fail(ptr, defs, "%v", err)
 			}
 			for _, d := range dm {
-				if _, err := c.compileAt(d.val); err != nil {
+				if _, err := c.compileAt(d.Val); err != nil {
 					return err
 				}
 			}
@@ -397,14 +399,14 @@ func (c *compiler) fill(n *node, raw *value) error {
 		}
 		n.ref = target
 		for _, m := range ms {
-			if m.key != "$ref" && !annotations[m.key] && !strings.HasPrefix(m.key, "x-") && m.key != "$defs" && m.key != "definitions" {
-				c.note(ptr, m.key, "keywords beside $ref are not evaluated")
+			if m.Key != "$ref" && !annotations[m.Key] && !strings.HasPrefix(m.Key, "x-") && m.Key != "$defs" && m.Key != "definitions" {
+				c.note(ptr, m.Key, "keywords beside $ref are not evaluated")
 			}
 		}
 		return nil
 	}
 
-	if v, ok := kw["x-atp-inferred"]; ok && ptr.parent == nil {
+	if v, ok := kw["x-atp-inferred"]; ok && ptr.Parent == nil {
 		if b, err := jsonBool(v); err != nil {
 			return c.fail(ptr, "x-atp-inferred", "%v", err)
 		} else if b {
@@ -438,8 +440,8 @@ func (c *compiler) fill(n *node, raw *value) error {
 			n.nullable = true
 			n.nullableOf = branch
 			for _, m := range ms {
-				if m.key != "anyOf" && !annotations[m.key] && !strings.HasPrefix(m.key, "x-") && m.key != "$defs" && m.key != "definitions" {
-					c.note(ptr, m.key, "keywords beside a nullable anyOf are not evaluated")
+				if m.Key != "anyOf" && !annotations[m.Key] && !strings.HasPrefix(m.Key, "x-") && m.Key != "$defs" && m.Key != "definitions" {
+					c.note(ptr, m.Key, "keywords beside a nullable anyOf are not evaluated")
 				}
 			}
 			return nil
@@ -479,7 +481,7 @@ func (c *compiler) fill(n *node, raw *value) error {
 	}
 
 	for _, m := range ms {
-		key, val := m.key, m.val
+		key, val := m.Key, m.Val
 		switch {
 		case annotations[key], strings.HasPrefix(key, "x-"),
 			key == "type", key == "nullable", key == "$defs", key == "definitions":
@@ -499,7 +501,7 @@ func (c *compiler) fill(n *node, raw *value) error {
 }
 
 // refTarget compiles the target of the local $ref of the schema ptr.
-func (c *compiler) refTarget(raw, ptr *value) (*node, error) {
+func (c *compiler) refTarget(raw, ptr *jsontree.Value) (*node, error) {
 	ref, err := jsonString(raw)
 	if err != nil {
 		return nil, c.fail(ptr, "$ref", "%v", err)
@@ -527,7 +529,7 @@ func (c *compiler) refTarget(raw, ptr *value) (*node, error) {
 
 // nullableBranch reports whether an anyOf is [X, {"type":"null"}] (in either
 // order) and compiles X.
-func (c *compiler) nullableBranch(raw *value) (*node, bool, error) {
+func (c *compiler) nullableBranch(raw *jsontree.Value) (*node, bool, error) {
 	els, err := arrayElements(raw)
 	if err != nil {
 		return nil, false, c.fail(raw, "", "%v", err)
@@ -549,7 +551,7 @@ func (c *compiler) nullableBranch(raw *value) (*node, bool, error) {
 }
 
 // isNullSchema reports whether raw is {"type":"null"} (with annotations).
-func isNullSchema(raw *value) bool {
+func isNullSchema(raw *jsontree.Value) bool {
 	ms, err := objectMembers(raw)
 	if err != nil {
 		return false
@@ -557,13 +559,13 @@ func isNullSchema(raw *value) bool {
 	isNull := false
 	for _, m := range ms {
 		switch {
-		case m.key == "type":
-			t, err := parseType(m.val)
+		case m.Key == "type":
+			t, err := parseType(m.Val)
 			if err != nil || t != tNull {
 				return false
 			}
 			isNull = true
-		case annotations[m.key], strings.HasPrefix(m.key, "x-"):
+		case annotations[m.Key], strings.HasPrefix(m.Key, "x-"):
 		default:
 			return false
 		}
@@ -572,28 +574,28 @@ func isNullSchema(raw *value) bool {
 }
 
 // keyword compiles one assertion keyword into n.
-func (c *compiler) keyword(n *node, key string, val *value, kw map[string]*value) error {
+func (c *compiler) keyword(n *node, key string, val *jsontree.Value, kw map[string]*jsontree.Value) error {
 	var err error
 	switch key {
 	case "properties":
-		var ms []member
+		var ms []jsontree.Member
 		if ms, err = objectMembers(val); err != nil {
 			break
 		}
 		n.propIndex = make(map[string]int, len(ms))
 		names := make([]string, len(ms))
 		for i, m := range ms {
-			p, err := c.compileAt(m.val)
+			p, err := c.compileAt(m.Val)
 			if err != nil {
 				return err
 			}
-			n.props = append(n.props, property{name: m.key, node: p})
-			n.propIndex[m.key] = i
-			names[i] = m.key
+			n.props = append(n.props, property{name: m.Key, node: p})
+			n.propIndex[m.Key] = i
+			names[i] = m.Key
 		}
 		n.allowed = strings.Join(names, ", ")
 	case "required":
-		var els []*value
+		var els []*jsontree.Value
 		if els, err = arrayElements(val); err != nil {
 			break
 		}
@@ -611,8 +613,8 @@ func (c *compiler) keyword(n *node, key string, val *value, kw map[string]*value
 			n.extraReq = append(n.extraReq, s) // sorted out in finish, once properties are known
 		}
 	case "additionalProperties":
-		if val.kind == 't' || val.kind == 'f' {
-			n.closed = val.kind == 'f'
+		if val.Kind == 't' || val.Kind == 'f' {
+			n.closed = val.Kind == 'f'
 			break
 		}
 		n.additional, err = c.compileAt(val)
@@ -625,7 +627,7 @@ func (c *compiler) keyword(n *node, key string, val *value, kw map[string]*value
 	case "patternProperties":
 		// Keys matching a pattern are not "additional": without evaluating
 		// the patterns, a closed object would reject valid keys.
-		if ap, ok := kw["additionalProperties"]; ok && ap.kind != 't' {
+		if ap, ok := kw["additionalProperties"]; ok && ap.Kind != 't' {
 			return c.fail(n.src, key, "not supported together with additionalProperties")
 		}
 		c.note(n.src, key, "patternProperties is not evaluated")
@@ -640,21 +642,21 @@ func (c *compiler) keyword(n *node, key string, val *value, kw map[string]*value
 	case "maxProperties":
 		n.maxProps, err = jsonCount(val)
 	case "items":
-		if val.kind == '[' { // draft 7 tuple form
+		if val.Kind == '[' { // draft 7 tuple form
 			err = c.prefixItems(n, val)
 			break
 		}
-		if val.kind == 'f' {
+		if val.Kind == 'f' {
 			n.noExtra = true
 			break
 		}
 		n.items, err = c.compileAt(val)
 	case "additionalItems": // draft 7: items after a tuple
-		if items, ok := kw["items"]; !ok || items.kind != '[' {
+		if items, ok := kw["items"]; !ok || items.Kind != '[' {
 			c.note(n.src, key, "additionalItems without a tuple items is ignored")
 			break
 		}
-		if val.kind == 'f' {
+		if val.Kind == 'f' {
 			n.noExtra = true
 			break
 		}
@@ -704,18 +706,18 @@ func (c *compiler) keyword(n *node, key string, val *value, kw map[string]*value
 			break
 		}
 		if num.f <= 0 {
-			err = fmt.Errorf("want a number above 0, got %s", num.text)
+			err = fmt.Errorf("expected a number above 0, got %s", num.text)
 			break
 		}
 		n.multiple = newMultipleOf(num)
 	case "enum":
-		var els []*value
+		var els []*jsontree.Value
 		if els, err = arrayElements(val); err != nil {
 			break
 		}
 		c.setEnum(n, els)
 	case "const":
-		c.setEnum(n, []*value{val})
+		c.setEnum(n, []*jsontree.Value{val})
 	default:
 		// An unknown keyword is an annotation, as JSON Schema says.
 		c.note(n.src, key, "unknown keyword, ignored")
@@ -730,7 +732,7 @@ func (c *compiler) keyword(n *node, key string, val *value, kw map[string]*value
 	return nil
 }
 
-func (c *compiler) prefixItems(n *node, val *value) error {
+func (c *compiler) prefixItems(n *node, val *jsontree.Value) error {
 	els, err := arrayElements(val)
 	if err != nil {
 		return c.fail(n.src, "prefixItems", "%v", err)
@@ -747,7 +749,7 @@ func (c *compiler) prefixItems(n *node, val *value) error {
 
 // finish resolves what needs every keyword: required against properties,
 // integer bounds against Go's integer ranges, and the inferred root.
-func (c *compiler) finish(n *node, kw map[string]*value) error {
+func (c *compiler) finish(n *node, kw map[string]*jsontree.Value) error {
 	if n.kind == kindObject || n.kind == kindAny || n.inferred {
 		req := n.extraReq
 		n.extraReq = nil
@@ -993,7 +995,7 @@ func (n *node) integerRange() {
 }
 
 // setEnum records the allowed values of enum or const, each once.
-func (c *compiler) setEnum(n *node, els []*value) {
+func (c *compiler) setEnum(n *node, els []*jsontree.Value) {
 	n.hasEnum = true
 	if n.enumSeen == nil {
 		n.enumSeen = make(map[string]struct{}, len(els))
@@ -1010,7 +1012,7 @@ func (c *compiler) setEnum(n *node, els []*value) {
 }
 
 // enumOfStrings reads {"enum": ["a", "b"]} (annotations allowed).
-func enumOfStrings(raw *value) ([]string, bool) {
+func enumOfStrings(raw *jsontree.Value) ([]string, bool) {
 	ms, err := objectMembers(raw)
 	if err != nil {
 		return nil, false
@@ -1019,8 +1021,8 @@ func enumOfStrings(raw *value) ([]string, bool) {
 	found := false
 	for _, m := range ms {
 		switch {
-		case m.key == "enum":
-			els, err := arrayElements(m.val)
+		case m.Key == "enum":
+			els, err := arrayElements(m.Val)
 			if err != nil {
 				return nil, false
 			}
@@ -1032,8 +1034,8 @@ func enumOfStrings(raw *value) ([]string, bool) {
 				out = append(out, s)
 			}
 			found = true
-		case m.key == "type" && m.val.kind == '"' && m.val.str == "string",
-			annotations[m.key], strings.HasPrefix(m.key, "x-"):
+		case m.Key == "type" && m.Val.Kind == '"' && m.Val.Str == "string",
+			annotations[m.Key], strings.HasPrefix(m.Key, "x-"):
 		default:
 			return nil, false
 		}

@@ -3,7 +3,7 @@
 // as the toolkit's generated decoder would.
 //
 // It gets the words right by construction: instead of being a general JSON
-// Schema validator, it interprets the schema by driving a runtime.Decoder
+// Schema validator, it interprets the schema by driving an atpimpl.Decoder
 // with the calls atpgen's generated code makes for the Go type behind the
 // schema (Object/Next/Unknown/Duplicate/Missing, String/Int/Float/...,
 // Enum/MinLength/Pattern/Format/..., Fail with the generator's "expected"
@@ -97,7 +97,7 @@
 // also bound the schema itself (Limits: bytes, nesting depth, values per
 // enum, properties per object) and fail with a *LimitError that names the
 // limit, what the schema has and where. Problems never list a long enum:
-// past ten values they say "one of 20000 values", as the runtime's Decoder
+// past ten values they say "one of 20000 values", as atpimpl's Decoder
 // and atpgen's generated code do.
 //
 // # Python toolkits

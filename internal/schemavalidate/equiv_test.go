@@ -10,6 +10,7 @@ import (
 	"github.com/atpgo/atp/internal/schemavalidate"
 	"github.com/atpgo/atp/internal/schemavalidate/internal/equivtools"
 	"github.com/atpgo/atp/runtime"
+	"github.com/atpgo/atp/runtime/atpimpl"
 	"github.com/atpgo/atp/tests/weather"
 )
 
@@ -283,7 +284,7 @@ func BenchmarkValidate(b *testing.B) {
 	})
 	b.Run("generated", func(b *testing.B) {
 		tool, _ := p.tk.Tool("get_forecast")
-		var d runtime.Decoder
+		var d atpimpl.Decoder
 		call := &runtime.Call{}
 		b.ReportAllocs()
 		for b.Loop() {

@@ -3,6 +3,8 @@ package schemavalidate
 import (
 	"fmt"
 	"strconv"
+
+	"github.com/atpgo/atp/internal/jsontree"
 )
 
 // Limits bound what a schema may hold, so that no schema a toolkit sends
@@ -75,58 +77,37 @@ func CheckLimits(schema []byte, lim Limits) error {
 // check walks the tree for the keywords whose size is limited. Every
 // "enum" and "properties" counts, wherever it is (also in keywords this
 // package does not evaluate, which providers still get).
-func (lim Limits) check(v *value, steps *int) error {
+func (lim Limits) check(v *jsontree.Value, steps *int) error {
 	if lim.MaxEnum <= 0 && lim.MaxProperties <= 0 {
 		return nil
 	}
-	stack := []*value{v}
+	stack := []*jsontree.Value{v}
 	for len(stack) > 0 {
 		*steps++
 		v := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
-		switch v.kind {
+		switch v.Kind {
 		case '[':
-			stack = append(stack, v.elems...)
+			stack = append(stack, v.Elems...)
 		case '{':
-			for _, m := range v.members {
-				stack = append(stack, m.val)
+			for _, m := range v.Members {
+				stack = append(stack, m.Val)
 				n, limit, name := 0, 0, ""
 				switch {
-				case m.key == "enum" && m.val.kind == '[':
-					n, limit, name = len(m.val.elems), lim.MaxEnum, LimitEnum
-				case m.key == "properties" && m.val.kind == '{':
-					n, limit, name = len(m.val.members), lim.MaxProperties, LimitProperties
-				case m.key == "required" && m.val.kind == '[':
-					n, limit, name = len(m.val.elems), lim.MaxProperties, LimitProperties
+				case m.Key == "enum" && m.Val.Kind == '[':
+					n, limit, name = len(m.Val.Elems), lim.MaxEnum, LimitEnum
+				case m.Key == "properties" && m.Val.Kind == '{':
+					n, limit, name = len(m.Val.Members), lim.MaxProperties, LimitProperties
+				case m.Key == "required" && m.Val.Kind == '[':
+					n, limit, name = len(m.Val.Elems), lim.MaxProperties, LimitProperties
 				}
 				if limit > 0 && n > limit {
-					return &LimitError{Limit: name, Max: limit, Got: n, Pointer: v.pointer(maxPointerBytes), Keyword: m.key}
+					return &LimitError{Limit: name, Max: limit, Got: n, Pointer: v.Pointer(maxPointerBytes), Keyword: m.Key}
 				}
 			}
 		}
 	}
 	return nil
-}
-
-// jsonDepth returns the nesting depth of objects and arrays in the valid
-// JSON doc, in one pass.
-func jsonDepth(doc []byte) int {
-	depth, deepest, inString := 0, 0, false
-	for i := 0; i < len(doc); i++ {
-		switch c := doc[i]; {
-		case inString && c == '\\':
-			i++
-		case c == '"':
-			inString = !inString
-		case inString:
-		case c == '{' || c == '[':
-			depth++
-			deepest = max(deepest, depth)
-		case c == '}' || c == ']':
-			depth--
-		}
-	}
-	return deepest
 }
 
 // String words the limits for a log line.

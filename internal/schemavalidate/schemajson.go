@@ -9,72 +9,74 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/atpgo/atp/internal/jsontree"
 )
 
 // objectMembers returns the members of the object v in order. It fails when
 // v is not an object or repeats a key (a schema with a repeated key means
 // different things to different parsers).
-func objectMembers(v *value) ([]member, error) {
-	if v.kind != '{' {
-		return nil, fmt.Errorf("want an object, got %s", v.kindName())
+func objectMembers(v *jsontree.Value) ([]jsontree.Member, error) {
+	if v.Kind != '{' {
+		return nil, fmt.Errorf("expected an object, got %s", v.KindName())
 	}
-	if v.dup != "" {
-		return nil, fmt.Errorf("key %q appears twice", v.dup)
+	if v.Dup != "" {
+		return nil, fmt.Errorf("key %q appears twice", v.Dup)
 	}
-	return v.members, nil
+	return v.Members, nil
 }
 
 // arrayElements returns the elements of the array v.
-func arrayElements(v *value) ([]*value, error) {
-	if v.kind != '[' {
-		return nil, fmt.Errorf("want an array, got %s", v.kindName())
+func arrayElements(v *jsontree.Value) ([]*jsontree.Value, error) {
+	if v.Kind != '[' {
+		return nil, fmt.Errorf("expected an array, got %s", v.KindName())
 	}
-	return v.elems, nil
+	return v.Elems, nil
 }
 
 // jsonString returns the string v.
-func jsonString(v *value) (string, error) {
-	if v.kind != '"' {
-		return "", fmt.Errorf("want a string, got %s", v.kindName())
+func jsonString(v *jsontree.Value) (string, error) {
+	if v.Kind != '"' {
+		return "", fmt.Errorf("expected a string, got %s", v.KindName())
 	}
-	return v.str, nil
+	return v.Str, nil
 }
 
 // jsonBool returns the boolean v.
-func jsonBool(v *value) (bool, error) {
-	switch v.kind {
+func jsonBool(v *jsontree.Value) (bool, error) {
+	switch v.Kind {
 	case 't':
 		return true, nil
 	case 'f':
 		return false, nil
 	}
-	return false, fmt.Errorf("want true or false, got %s", v.kindName())
+	return false, fmt.Errorf("expected true or false, got %s", v.KindName())
 }
 
 // jsonNumber returns the text and value of the number v.
-func jsonNumber(v *value) (number, error) {
-	if v.kind != '0' {
-		return number{}, fmt.Errorf("want a number, got %s", v.kindName())
+func jsonNumber(v *jsontree.Value) (number, error) {
+	if v.Kind != '0' {
+		return number{}, fmt.Errorf("expected a number, got %s", v.KindName())
 	}
-	text := string(v.raw)
+	text := string(v.Raw)
 	// A number beyond float64 is still a number: ParseFloat's ±Inf for it
 	// compares the right way with every value.
 	f, err := strconv.ParseFloat(text, 64)
 	if err != nil && !errors.Is(err, strconv.ErrRange) {
-		return number{}, fmt.Errorf("want a number, got %s", text)
+		return number{}, fmt.Errorf("expected a number, got %s", text)
 	}
 	return number{text: text, f: f}, nil
 }
 
 // jsonCount reads v as a non-negative integer, as minLength, maxItems and
 // the like take. 2.0 counts as 2, as JSON Schema says.
-func jsonCount(v *value) (int, error) {
+func jsonCount(v *jsontree.Value) (int, error) {
 	n, err := jsonNumber(v)
 	if err != nil {
-		return 0, fmt.Errorf("want a non-negative integer: %w", err)
+		return 0, fmt.Errorf("expected a non-negative integer: %w", err)
 	}
 	if n.f < 0 || n.f != float64(int64(n.f)) || n.f > 1<<31 {
-		return 0, fmt.Errorf("want a non-negative integer, got %s", n.text)
+		return 0, fmt.Errorf("expected a non-negative integer, got %s", n.text)
 	}
 	return int(n.f), nil
 }
@@ -86,36 +88,20 @@ type number struct {
 	f    float64
 }
 
-// unescapePointerToken undoes the ~1 and ~0 escapes of a JSON pointer token.
-func unescapePointerToken(s string) string {
-	if !strings.Contains(s, "~") {
-		return s
-	}
-	return strings.NewReplacer("~1", "/", "~0", "~").Replace(s)
-}
-
-// escapePointerToken escapes a key for use in a JSON pointer.
-func escapePointerToken(s string) string {
-	if !strings.ContainsAny(s, "~/") {
-		return s
-	}
-	return strings.NewReplacer("~", "~0", "/", "~1").Replace(s)
-}
-
 // canonical writes v so that equal values (in JSON Schema's sense: 1 equals
 // 1.0, key order does not matter) have equal text. Of a repeated key the
 // last value counts, as JSON decoders keep it.
-func appendCanonical(b []byte, v *value, steps *int) []byte {
+func appendCanonical(b []byte, v *jsontree.Value, steps *int) []byte {
 	*steps++
-	switch v.kind {
+	switch v.Kind {
 	case '{':
-		keys := make([]string, 0, len(v.members))
-		last := make(map[string]*value, len(v.members))
-		for _, m := range v.members {
-			if _, ok := last[m.key]; !ok {
-				keys = append(keys, m.key)
+		keys := make([]string, 0, len(v.Members))
+		last := make(map[string]*jsontree.Value, len(v.Members))
+		for _, m := range v.Members {
+			if _, ok := last[m.Key]; !ok {
+				keys = append(keys, m.Key)
 			}
-			last[m.key] = m.val
+			last[m.Key] = m.Val
 		}
 		slices.Sort(keys)
 		b = append(b, '{')
@@ -130,7 +116,7 @@ func appendCanonical(b []byte, v *value, steps *int) []byte {
 		return append(b, '}')
 	case '[':
 		b = append(b, '[')
-		for i, el := range v.elems {
+		for i, el := range v.Elems {
 			if i > 0 {
 				b = append(b, ',')
 			}
@@ -138,9 +124,9 @@ func appendCanonical(b []byte, v *value, steps *int) []byte {
 		}
 		return append(b, ']')
 	case '0':
-		return append(b, canonicalNumber(string(v.raw))...)
+		return append(b, canonicalNumber(string(v.Raw))...)
 	case '"':
-		return strconv.AppendQuote(b, v.str)
+		return strconv.AppendQuote(b, v.Str)
 	case 't':
 		return append(b, "true"...)
 	case 'f':
@@ -156,7 +142,7 @@ func canonicalJSON(raw json.RawMessage) (string, error) {
 		return "", errors.New("not valid JSON")
 	}
 	var steps int
-	v, _, err := parse(raw, 0, &steps)
+	v, _, err := jsontree.Parse(raw, 0, &steps)
 	if err != nil {
 		return "", err
 	}
@@ -165,13 +151,13 @@ func canonicalJSON(raw json.RawMessage) (string, error) {
 
 // compactText returns v's text without insignificant whitespace, as the
 // schema spells it.
-func compactText(v *value) string {
-	if v.kind != '{' && v.kind != '[' {
-		return string(v.raw)
+func compactText(v *jsontree.Value) string {
+	if v.Kind != '{' && v.Kind != '[' {
+		return string(v.Raw)
 	}
 	var b bytes.Buffer
-	if err := json.Compact(&b, v.raw); err != nil {
-		return string(v.raw) // cannot happen: the document is valid JSON
+	if err := json.Compact(&b, v.Raw); err != nil {
+		return string(v.Raw) // cannot happen: the document is valid JSON
 	}
 	return b.String()
 }

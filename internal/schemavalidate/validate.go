@@ -9,7 +9,9 @@ import (
 	"strconv"
 	"sync"
 
+	"github.com/atpgo/atp/internal/jsontree"
 	"github.com/atpgo/atp/runtime"
+	"github.com/atpgo/atp/runtime/atpimpl"
 )
 
 // Validator checks params against one compiled schema. It is safe for
@@ -22,7 +24,7 @@ type Validator struct {
 
 // decoders are shared by every Validator: a server holds one per tool, and a
 // Decoder keeps no state between calls.
-var decoders = sync.Pool{New: func() any { return new(runtime.Decoder) }}
+var decoders = sync.Pool{New: func() any { return new(atpimpl.Decoder) }}
 
 // Compile prepares a schema for validation. It fails on a schema it cannot
 // interpret, naming the keyword and its JSON pointer: malformed JSON, a
@@ -44,7 +46,7 @@ func CompileLimited(schema json.RawMessage, lim Limits) (*Validator, error) {
 		return nil, err
 	}
 	c.root = root
-	c.nodes = map[*value]*node{}
+	c.nodes = map[*jsontree.Value]*node{}
 	rootNode, err := c.compileAt(root)
 	if err != nil {
 		return nil, err
@@ -75,19 +77,19 @@ func CompileLimited(schema json.RawMessage, lim Limits) (*Validator, error) {
 }
 
 // parse checks schema against lim and returns its tree.
-func (c *compiler) parse(schema json.RawMessage, lim Limits) (*value, error) {
+func (c *compiler) parse(schema json.RawMessage, lim Limits) (*jsontree.Value, error) {
 	if lim.MaxBytes > 0 && len(schema) > lim.MaxBytes {
 		return nil, &LimitError{Limit: LimitBytes, Max: lim.MaxBytes, Got: len(schema)}
 	}
 	if !json.Valid(schema) {
 		return nil, &compileError{err: fmt.Errorf("not valid JSON")}
 	}
-	root, tooDeep, err := parse(schema, lim.MaxDepth, &c.steps)
+	root, tooDeep, err := jsontree.Parse(schema, lim.MaxDepth, &c.steps)
 	if err != nil {
 		return nil, &compileError{err: err}
 	}
 	if tooDeep != nil {
-		return nil, &LimitError{Limit: LimitDepth, Max: lim.MaxDepth, Got: jsonDepth(schema), Pointer: tooDeep.pointer(maxPointerBytes)}
+		return nil, &LimitError{Limit: LimitDepth, Max: lim.MaxDepth, Got: jsontree.Depth(schema), Pointer: tooDeep.Pointer(maxPointerBytes)}
 	}
 	if err := lim.check(root, &c.steps); err != nil {
 		return nil, err
@@ -159,15 +161,19 @@ func (c *compiler) resolveTarget(n *node) error {
 }
 
 // Validate returns the problems with params (nil when they are valid), in
-// the order and words of the runtime's Decoder. Empty params and null count
+// the order and words of atpimpl's Decoder. Empty params and null count
 // as {}.
 func (v *Validator) Validate(params []byte) []runtime.Problem {
-	d := decoders.Get().(*runtime.Decoder)
+	d := decoders.Get().(*atpimpl.Decoder)
 	d.Reset(params)
 	v.value(d, v.root)
 	var problems []runtime.Problem
 	if ps := d.Problems(); len(ps) > 0 {
-		problems = slices.Clone(ps) // the caller's to keep: d goes back to the pool
+		// A copy, the caller's to keep: d goes back to the pool.
+		problems = make([]runtime.Problem, len(ps))
+		for i, p := range ps {
+			problems[i] = runtime.Problem(p)
+		}
 	}
 	d.Reset(nil) // the pool keeps no reference to params
 	decoders.Put(d)
@@ -176,14 +182,14 @@ func (v *Validator) Validate(params []byte) []runtime.Problem {
 
 // value reads one value described by n, as generated code for the Go type
 // behind n would.
-func (v *Validator) value(d *runtime.Decoder, n *node) {
+func (v *Validator) value(d *atpimpl.Decoder, n *node) {
 	if n.nullChain && d.Null() {
 		return // null is valid somewhere on the way to the target
 	}
 	v.read(d, n.target)
 }
 
-func (v *Validator) read(d *runtime.Decoder, n *node) {
+func (v *Validator) read(d *atpimpl.Decoder, n *node) {
 	switch n.kind {
 	case kindObject:
 		v.object(d, n)
@@ -221,7 +227,7 @@ func (v *Validator) read(d *runtime.Decoder, n *node) {
 
 // object reads an object member by member: known properties by their
 // schema, others by additionalProperties, each property at most once.
-func (v *Validator) object(d *runtime.Decoder, n *node) {
+func (v *Validator) object(d *atpimpl.Decoder, n *node) {
 	if !d.Object() {
 		return
 	}
@@ -336,7 +342,7 @@ func (s *seenSet) set(i int) {
 // array of fixed length (minItems == maxItems) is a Go array to generated
 // code: items past the length are skipped, and a wrong length gets one
 // problem.
-func (v *Validator) array(d *runtime.Decoder, n *node) {
+func (v *Validator) array(d *atpimpl.Decoder, n *node) {
 	if !d.Array() {
 		return
 	}
@@ -372,7 +378,7 @@ func (v *Validator) array(d *runtime.Decoder, n *node) {
 	}
 	if n.fixedLen >= 0 {
 		if count != n.fixedLen {
-			d.Fail(n.fixedWords, runtime.GotInt(int64(count)))
+			d.Fail(n.fixedWords, atpimpl.GotInt(int64(count)))
 			return
 		}
 	} else {
@@ -399,7 +405,7 @@ var neverNode = func() *node {
 // readString reads a string and checks it; it returns the string, or ""
 // for one read as bytes, a time or a duration (which uniqueItems does not
 // compare, see isScalar).
-func readString(d *runtime.Decoder, n *node) string {
+func readString(d *atpimpl.Decoder, n *node) string {
 	switch {
 	case n.base64:
 		d.Bytes()
@@ -432,11 +438,11 @@ func readString(d *runtime.Decoder, n *node) string {
 
 // readInteger reads an integer and checks it; with words set it returns the
 // integer's text, for uniqueItems.
-func readInteger(d *runtime.Decoder, n *node, words bool) string {
+func readInteger(d *atpimpl.Decoder, n *node, words bool) string {
 	if n.unsigned {
 		u := d.Uint(n.bits)
 		if n.enumInts != nil && (u > math.MaxInt64 || !containsInt(n.enumInts, int64(u))) {
-			d.Fail(n.expected, runtime.GotUint(u))
+			d.Fail(n.expected, atpimpl.GotUint(u))
 		}
 		for k := range n.bounds {
 			switch b := &n.bounds[k]; {
@@ -444,22 +450,22 @@ func readInteger(d *runtime.Decoder, n *node, words bool) string {
 			case b.intVal == nil:
 				b.checkFloat(d, float64(u))
 			case !b.allowsUint(u):
-				d.Fail(intBoundWords(boundOps[k], b.intVal), runtime.GotUint(u))
+				d.Fail(intBoundWords(boundOps[k], b.intVal), atpimpl.GotUint(u))
 			}
 		}
 		if m := &n.multiple; m.set && m.i == 0 {
 			d.MultipleOf(m.num.text)
 		} else if m.set && !m.ofUint(u) {
-			d.Fail(multipleWords+m.num.text, runtime.GotUint(u))
+			d.Fail(multipleWords+m.num.text, atpimpl.GotUint(u))
 		}
 		if words {
-			return runtime.GotUint(u)
+			return atpimpl.GotUint(u)
 		}
 		return ""
 	}
 	i := d.Int(n.bits)
 	if n.enumInts != nil && !containsInt(n.enumInts, i) {
-		d.Fail(n.expected, runtime.GotInt(i))
+		d.Fail(n.expected, atpimpl.GotInt(i))
 	}
 	for k := range n.bounds {
 		switch b := &n.bounds[k]; {
@@ -467,25 +473,25 @@ func readInteger(d *runtime.Decoder, n *node, words bool) string {
 		case b.intVal == nil:
 			b.checkFloat(d, float64(i))
 		case !b.allowsInt(i):
-			d.Fail(intBoundWords(boundOps[k], b.intVal), runtime.GotInt(i))
+			d.Fail(intBoundWords(boundOps[k], b.intVal), atpimpl.GotInt(i))
 		}
 	}
 	if m := &n.multiple; m.set && m.i == 0 {
 		d.MultipleOf(m.num.text)
 	} else if m.set && !m.ofInt(i) {
-		d.Fail(multipleWords+m.num.text, runtime.GotInt(i))
+		d.Fail(multipleWords+m.num.text, atpimpl.GotInt(i))
 	}
 	if words {
-		return runtime.GotInt(i)
+		return atpimpl.GotInt(i)
 	}
 	return ""
 }
 
 // readNumber reads a number and checks it; it returns the number.
-func readNumber(d *runtime.Decoder, n *node) float64 {
+func readNumber(d *atpimpl.Decoder, n *node) float64 {
 	f := d.Float(64)
 	if n.enumNums != nil && !containsFloat(n.enumNums, f) {
-		d.Fail(n.expected, runtime.GotFloat(f))
+		d.Fail(n.expected, atpimpl.GotFloat(f))
 	}
 	for k := range n.bounds {
 		if b := &n.bounds[k]; b.set {
@@ -499,7 +505,7 @@ func readNumber(d *runtime.Decoder, n *node) float64 {
 }
 
 // readBool reads a boolean and checks it; it returns the boolean.
-func readBool(d *runtime.Decoder, n *node) bool {
+func readBool(d *atpimpl.Decoder, n *node) bool {
 	b := d.Bool()
 	if n.enumBools != nil && !containsBool(n.enumBools, b) {
 		d.Fail(n.expected, strconv.FormatBool(b))
@@ -574,7 +580,7 @@ func describe(raw json.RawMessage) string {
 	case '"':
 		var s string
 		_ = json.Unmarshal(raw, &s)
-		return runtime.GotString(s)
+		return atpimpl.GotString(s)
 	case '{':
 		return "object"
 	case '[':
@@ -624,7 +630,7 @@ func (u *uniqueItems) add(key, got string) {
 }
 
 // checkEnum is d.Enum(s, allowed...), with a set to find s in a long list.
-func checkEnum(d *runtime.Decoder, s string, allowed []string, set map[string]struct{}) {
+func checkEnum(d *atpimpl.Decoder, s string, allowed []string, set map[string]struct{}) {
 	if set != nil {
 		if _, ok := set[s]; ok {
 			return
@@ -635,20 +641,20 @@ func checkEnum(d *runtime.Decoder, s string, allowed []string, set map[string]st
 
 // readKey reads a scalar item (n resolves to a string, number or boolean
 // node) and returns a key that is equal for equal Go values, and its words.
-func readKey(d *runtime.Decoder, n *node) (key, got string) {
+func readKey(d *atpimpl.Decoder, n *node) (key, got string) {
 	switch n = n.target; n.kind {
 	case kindString:
 		s := readString(d, n)
-		return "s" + s, runtime.GotString(s)
+		return "s" + s, atpimpl.GotString(s)
 	case kindInteger:
 		got = readInteger(d, n, true)
 		return got, got
 	case kindNumber:
 		f := readNumber(d, n)
 		if f == 0 {
-			return "0", runtime.GotFloat(f) // -0 == 0 in Go
+			return "0", atpimpl.GotFloat(f) // -0 == 0 in Go
 		}
-		return runtime.GotFloat(f), runtime.GotFloat(f)
+		return atpimpl.GotFloat(f), atpimpl.GotFloat(f)
 	default: // kindBoolean
 		b := readBool(d, n)
 		return strconv.FormatBool(b), strconv.FormatBool(b)
@@ -657,7 +663,7 @@ func readKey(d *runtime.Decoder, n *node) (key, got string) {
 
 // checkFloat checks a number against the bound with the Decoder's float
 // comparisons, as generated code does for floats and for fractional bounds.
-func (b *bound) checkFloat(d *runtime.Decoder, v float64) {
+func (b *bound) checkFloat(d *atpimpl.Decoder, v float64) {
 	if b.isMin {
 		d.MinimumFloat(v, b.num.f, b.exc)
 	} else {

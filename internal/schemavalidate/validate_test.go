@@ -42,7 +42,7 @@ func runCases(t *testing.T, schema string, cases []validateCase) {
 }
 
 // weatherSchema is the reference input's schema in the shape atpgen writes
-// (gen/schema.go): pointers as anyOf with null, enums on the type, closed
+// (internal/gen/schema.go): pointers as anyOf with null, enums on the type, closed
 // objects.
 const weatherSchema = `{
   "type": "object",
@@ -422,26 +422,26 @@ func TestCompileErrors(t *testing.T) {
 		schema, want string
 	}{
 		{`{`, `schema at root: not valid JSON`},
-		{`[]`, `schema at root: want a schema (an object or a boolean), got array`},
-		{`{"type":"strin"}`, `schema at root: type: unknown type "strin" (want object, array, string, integer, number, boolean or null)`},
-		{`{"type":5}`, `schema at root: type: want a type name or an array of them: want an array, got number`},
+		{`[]`, `schema at root: expected a schema (an object or a boolean), got array`},
+		{`{"type":"strin"}`, `schema at root: type: unknown type "strin" (expected object, array, string, integer, number, boolean or null)`},
+		{`{"type":5}`, `schema at root: type: expected a type name or an array of them: expected an array, got number`},
 		{`{"properties":{"a":{"pattern":"(?<=a)b"}}}`, "schema at /properties/a: pattern: Go cannot compile \"(?<=a)b\": error parsing regexp: invalid named capture: `(?<=a)b`"},
-		{`{"properties":{"a":{"minLength":-1}}}`, `schema at /properties/a: minLength: want a non-negative integer, got -1`},
-		{`{"properties":{"a":{"maxItems":1.5}}}`, `schema at /properties/a: maxItems: want a non-negative integer, got 1.5`},
-		{`{"properties":{"a":{"minimum":"1"}}}`, `schema at /properties/a: minimum: want a number, got string`},
-		{`{"properties":{"a":{"multipleOf":0}}}`, `schema at /properties/a: multipleOf: want a number above 0, got 0`},
+		{`{"properties":{"a":{"minLength":-1}}}`, `schema at /properties/a: minLength: expected a non-negative integer, got -1`},
+		{`{"properties":{"a":{"maxItems":1.5}}}`, `schema at /properties/a: maxItems: expected a non-negative integer, got 1.5`},
+		{`{"properties":{"a":{"minimum":"1"}}}`, `schema at /properties/a: minimum: expected a number, got string`},
+		{`{"properties":{"a":{"multipleOf":0}}}`, `schema at /properties/a: multipleOf: expected a number above 0, got 0`},
 		{`{"properties":{"a":{"$ref":"other.json#/x"}}}`, `schema at /properties/a: $ref: only local references (#/...) are supported, got "other.json#/x"`},
 		{`{"properties":{"a":{"$ref":"#/$defs/Nope"}}}`, `schema at /properties/a: $ref: cannot resolve "#/$defs/Nope": no "$defs"`},
 		{`{"properties":{"a":{"$ref":"#anchor"}}}`, `schema at /properties/a: $ref: anchors are not supported, got "#anchor"`},
 		{`{"$defs":{"A":{"$ref":"#/$defs/B"},"B":{"$ref":"#/$defs/A"}}}`, `schema at /$defs/A: $ref: the reference leads back to itself`},
 		{`{"$defs":{"A":{"type":"string","pattern":"["}}}`, "schema at /$defs/A: pattern: Go cannot compile \"[\": error parsing regexp: missing closing ]: `[`"},
 		{`{"properties":{"a":{"type":"string","type":"integer"}}}`, `schema at /properties/a: key "type" appears twice`},
-		{`{"properties":[]}`, `schema at root: properties: want an object, got array`},
-		{`{"required":"a"}`, `schema at root: required: want an array, got string`},
+		{`{"properties":[]}`, `schema at root: properties: expected an object, got array`},
+		{`{"required":"a"}`, `schema at root: required: expected an array, got string`},
 		{`{"type":"object","patternProperties":{"^x":{}},"additionalProperties":false}`, `schema at root: patternProperties: not supported together with additionalProperties`},
 		{`{"type":"object","required":["a"],"additionalProperties":false}`, `schema at root: required: "a" is required but not in properties, and additionalProperties is false: no value is valid`},
-		{`{"items":{"uniqueItems":"yes"}}`, `schema at /items: uniqueItems: want true or false, got string`},
-		{`{"x-atp-inferred":"yes"}`, `schema at root: x-atp-inferred: want true or false, got string`},
+		{`{"items":{"uniqueItems":"yes"}}`, `schema at /items: uniqueItems: expected true or false, got string`},
+		{`{"x-atp-inferred":"yes"}`, `schema at root: x-atp-inferred: expected true or false, got string`},
 	} {
 		_, err := Compile(json.RawMessage(tc.schema))
 		if err == nil || err.Error() != tc.want {

@@ -9,12 +9,12 @@ import (
 
 // This file holds the words that problems use which generated code, not the
 // runtime, chooses: the "expected" of Missing and of the Fail calls that
-// check enums and integer bounds. They are copied from atpgen (gen/types.go,
+// check enums and integer bounds. They are copied from atpgen (internal/gen/types.go,
 // expected) so that a call the server rejects reads exactly as the toolkit
 // would have rejected it; the equivalence tests hold the two together.
 
 // goDurationPattern is the pattern atpgen gives time.Duration properties
-// (gen/numbers.go): a string schema with exactly this pattern is read with
+// (internal/gen/numbers.go): a string schema with exactly this pattern is read with
 // Decoder.Duration, as the generated decoder does.
 const goDurationPattern = `^[-+]?(0|(([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h))+)$`
 
@@ -58,7 +58,7 @@ func (n *node) expectedWord() string { return n.target.expected }
 
 // maxListed is how many allowed values a problem lists: past it, a problem
 // says how many there are ("one of 20000 values"), so that a huge enum is
-// never echoed back on every call. atpgen (gen/types.go) and the runtime's
+// never echoed back on every call. atpgen (internal/gen/types.go) and the runtime's
 // Decoder.Enum word enums the same way.
 const maxListed = 10
 
@@ -71,7 +71,7 @@ func oneOf(lits []string) string {
 }
 
 // The words of the checks that generated code makes with Fail
-// (gen/decode.go): Fail(expected, got) reads "expected <expected>, got
+// (internal/gen/decode.go): Fail(expected, got) reads "expected <expected>, got
 // <got>".
 const (
 	// uniqueWords and repeatedWords: "expected array of unique items, got

@@ -14,6 +14,7 @@ import (
 	atpmcp "github.com/atpgo/atp/mcp"
 	"github.com/atpgo/atp/mcp/gosdk"
 	"github.com/atpgo/atp/runtime"
+	"github.com/atpgo/atp/runtime/atpimpl"
 )
 
 var quiet = slog.New(slog.DiscardHandler)
@@ -101,7 +102,7 @@ func TestAddTools(t *testing.T) {
 	if err := tk.Add(&runtime.Tool{
 		Name:        "work",
 		InputSchema: json.RawMessage(`{"type":"object","properties":{}}`),
-		Run: func(_ context.Context, call *runtime.Call, _ *runtime.Decoder) (any, error) {
+		Run: func(_ context.Context, call *runtime.Call, _ *atpimpl.Decoder) (any, error) {
 			call.Progress(1, 1, "all of it")
 			return map[string]int{"done": 1}, nil
 		},
@@ -140,7 +141,7 @@ func TestAddToolsErrors(t *testing.T) {
 	}
 	tk := runtime.NewToolkit("bad")
 	tk.Add(&runtime.Tool{Name: "scalar", InputSchema: json.RawMessage(`{"type":"string"}`),
-		Run: func(context.Context, *runtime.Call, *runtime.Decoder) (any, error) { return nil, nil }})
+		Run: func(context.Context, *runtime.Call, *atpimpl.Decoder) (any, error) { return nil, nil }})
 	if _, err := gosdk.AddTools(srv, tk); err == nil || !strings.Contains(err.Error(), `tool "scalar"`) {
 		t.Errorf("bad schema: %v", err)
 	}

@@ -133,16 +133,16 @@ func hashSecret(secret string) []byte {
 // not stored anywhere and cannot be shown again.
 func (s *Store) CreateKey(ctx context.Context, nk NewKey) (Key, string, error) {
 	if nk.Kind != KindToolkit && nk.Kind != KindLLM {
-		return Key{}, "", fmt.Errorf("key kind %q: want %q or %q", nk.Kind, KindToolkit, KindLLM)
+		return Key{}, "", fmt.Errorf("key kind %q: expected %q or %q", nk.Kind, KindToolkit, KindLLM)
 	}
 	if strings.TrimSpace(nk.Name) == "" || len(nk.Name) > 200 {
-		return Key{}, "", fmt.Errorf("key name %q: want 1 to 200 characters", nk.Name)
+		return Key{}, "", fmt.Errorf("key name %q: expected 1 to 200 characters", nk.Name)
 	}
 	if nk.Owner == "" {
 		nk.Owner = DefaultOwner
 	}
 	if !ownerPattern.MatchString(nk.Owner) {
-		return Key{}, "", fmt.Errorf("owner %q: want 1 to 64 letters, digits, '_', '.', '@' or '-', starting with a letter or digit", nk.Owner)
+		return Key{}, "", fmt.Errorf("owner %q: expected 1 to 64 letters, digits, '_', '.', '@' or '-', starting with a letter or digit", nk.Owner)
 	}
 	if nk.Toolkit != "" {
 		if nk.Kind != KindToolkit {
@@ -211,7 +211,7 @@ func (s *Store) RotateKey(ctx context.Context, id, name string) (old, rotated Ke
 			name = old.Name
 		}
 		if strings.TrimSpace(name) == "" || len(name) > 200 {
-			return fmt.Errorf("key name %q: want 1 to 200 characters", name)
+			return fmt.Errorf("key name %q: expected 1 to 200 characters", name)
 		}
 		rotated, apiKey, err = s.insertKey(ctx, tx, NewKey{Kind: old.Kind, Name: name, Owner: old.Owner, Toolkit: old.Toolkit})
 		return err

@@ -85,7 +85,7 @@ var platformIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
 // rule atpgen applies to auth=.
 func ValidPlatformID(id string) error {
 	if !platformIDPattern.MatchString(id) {
-		return fmt.Errorf("platform id %q: want 1 to 64 letters, digits, '_', '.' or '-', starting with a letter or digit", id)
+		return fmt.Errorf("platform id %q: expected 1 to 64 letters, digits, '_', '.' or '-', starting with a letter or digit", id)
 	}
 	return nil
 }
@@ -117,7 +117,7 @@ func (p *Platform) Validate() error {
 	switch p.AuthStyle {
 	case "", "header", "params":
 	default:
-		return fmt.Errorf("auth_style: %q: want header, params or nothing (find out on first use)", p.AuthStyle)
+		return fmt.Errorf("auth_style: %q: expected header, params or nothing (find out on first use)", p.AuthStyle)
 	}
 	for k := range p.AuthParams {
 		switch k {
@@ -140,9 +140,9 @@ func checkEndpointURL(raw string) error {
 	}
 	switch {
 	case u.Host == "" || (u.Scheme != "https" && u.Scheme != "http"):
-		return fmt.Errorf("%q: want an absolute https:// URL", raw)
+		return fmt.Errorf("%q: expected an absolute https:// URL", raw)
 	case u.Scheme == "http" && !IsLoopbackHost(u.Hostname()):
-		return fmt.Errorf("%q: want https (plain http is only allowed on a loopback host)", raw)
+		return fmt.Errorf("%q: expected https (plain http is only allowed on a loopback host)", raw)
 	}
 	return nil
 }
@@ -430,6 +430,7 @@ const refreshPoll = 250 * time.Millisecond
 func (v *Vault) LockRefresh(ctx context.Context, owner, platform, user string, lease time.Duration) (unlock func(), err error) {
 	holder := "rfl_" + randomText(10)
 	wait := 10 * time.Millisecond
+	held := false // an attempt found another holder
 	for {
 		var n int64
 		err := v.s.tx(ctx, func(tx handle) error {
@@ -451,11 +452,17 @@ func (v *Vault) LockRefresh(ctx context.Context, owner, platform, user string, l
 			return err
 		})
 		if err != nil {
+			if held && ctx.Err() != nil {
+				// The context ended during a retry: as much a wait for the
+				// holder as one that ends between retries.
+				return nil, fmt.Errorf("lock token refresh: another server is refreshing the token of user %q: %w", user, ctx.Err())
+			}
 			return nil, fmt.Errorf("lock token refresh: %w", err)
 		}
 		if n > 0 {
 			break
 		}
+		held = true
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():

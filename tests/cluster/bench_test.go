@@ -52,7 +52,7 @@ func dialBench(b *testing.B, n int, ns *natsNode) *websocket.Conn {
 		if ns != nil {
 			cfg.NATSURL = "nats://" + ns.addr()
 		}
-		srv, err := server.New(cfg)
+		srv, err := server.New(context.Background(), cfg)
 		if err != nil {
 			b.Fatal(err)
 		}

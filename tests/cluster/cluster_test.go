@@ -19,6 +19,7 @@ import (
 	"github.com/atpgo/atp/internal/pgtest"
 	"github.com/atpgo/atp/llmclient"
 	"github.com/atpgo/atp/runtime"
+	"github.com/atpgo/atp/runtime/atpimpl"
 	"github.com/atpgo/atp/server"
 	"github.com/atpgo/atp/server/store"
 )
@@ -30,7 +31,7 @@ func opsToolkit(running *atomic.Int64, release <-chan struct{}) *runtime.Toolkit
 	err := tk.Add(
 		&runtime.Tool{Name: "echo", Description: "Returns n.", Params: []string{"n"}, RequiredParams: []string{"n"},
 			InputSchema: json.RawMessage(`{"type":"object","properties":{"n":{"type":"integer"}},"required":["n"],"additionalProperties":false}`),
-			Run: func(ctx context.Context, call *runtime.Call, d *runtime.Decoder) (any, error) {
+			Run: func(ctx context.Context, call *runtime.Call, d *atpimpl.Decoder) (any, error) {
 				var n int64
 				if d.Object() {
 					for d.Next() {
@@ -41,21 +42,21 @@ func opsToolkit(running *atomic.Int64, release <-chan struct{}) *runtime.Toolkit
 						}
 					}
 				}
-				if err := d.Err(); err != nil {
-					return nil, err
+				if d.Failed() {
+					return nil, nil // Invoke reports d's problems
 				}
 				return map[string]int64{"n": n}, nil
 			}},
 		&runtime.Tool{Name: "hold", Description: "Waits to be released.",
 			InputSchema: json.RawMessage(`{"type":"object","properties":{},"additionalProperties":false}`),
-			Run: func(ctx context.Context, call *runtime.Call, d *runtime.Decoder) (any, error) {
+			Run: func(ctx context.Context, call *runtime.Call, d *atpimpl.Decoder) (any, error) {
 				if d.Object() {
 					for d.Next() {
 						d.Unknown("")
 					}
 				}
-				if err := d.Err(); err != nil {
-					return nil, err
+				if d.Failed() {
+					return nil, nil
 				}
 				running.Add(1)
 				defer running.Add(-1)
@@ -327,7 +328,7 @@ func TestReplicasFailover(t *testing.T) {
 	}
 
 	// ---- the replica an llmclient is on dies ----
-	agent, err := llmclient.New(llmKey, llmclient.WithBaseURL("http://"+rs.lb.addr()), llmclient.WithProtocol(llmclient.ProtocolWS),
+	agent, err := llmclient.New(llmKey, llmclient.WithBaseURL("http://"+rs.lb.addr()), llmclient.WithTransport(llmclient.TransportWS),
 		llmclient.WithBackoff(llmclient.Backoff{Base: 20 * time.Millisecond, Max: 200 * time.Millisecond}))
 	if err != nil {
 		t.Fatal(err)
@@ -458,7 +459,7 @@ func TestNATSWithoutJetStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	_, err = server.New(server.Config{Store: st, SecretKey: make([]byte, 32), NATSURL: ns.ClientURL(), Logger: discard()})
+	_, err = server.New(context.Background(), server.Config{Store: st, SecretKey: make([]byte, 32), NATSURL: ns.ClientURL(), Logger: discard()})
 	if err == nil || !strings.Contains(err.Error(), "no JetStream (start nats-server with -js)") {
 		t.Fatalf("New on a NATS without JetStream: %v", err)
 	}

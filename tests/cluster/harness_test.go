@@ -237,7 +237,7 @@ func (rs *replicaSet) start(name string) *replica {
 	cfg := rs.cfg
 	cfg.NATSURL = "nats://" + r.nats.addr()
 	cfg.Logger = slog.New(slog.NewTextHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	srv, err := server.New(cfg)
+	srv, err := server.New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

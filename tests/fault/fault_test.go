@@ -45,6 +45,7 @@ import (
 
 	"github.com/atpgo/atp/llmclient"
 	"github.com/atpgo/atp/runtime"
+	"github.com/atpgo/atp/runtime/atpimpl"
 	"github.com/atpgo/atp/server"
 	"github.com/atpgo/atp/server/store"
 )
@@ -187,7 +188,7 @@ func echoTool(ex *executions, running *atomic.Int32) *runtime.Tool {
 		InputSchema: json.RawMessage(`{"type":"object","properties":{"id":{"type":"string","minLength":1},` +
 			`"sleep_ms":{"type":"integer","minimum":0,"maximum":5000},"pad":{"type":"integer","minimum":0,"maximum":1048576}},` +
 			`"required":["id"],"additionalProperties":false}`),
-		Run: func(ctx context.Context, _ *runtime.Call, d *runtime.Decoder) (any, error) {
+		Run: func(ctx context.Context, _ *runtime.Call, d *atpimpl.Decoder) (any, error) {
 			var id string
 			var sleep, pad int64
 			seen := false
@@ -208,8 +209,8 @@ func echoTool(ex *executions, running *atomic.Int32) *runtime.Tool {
 					d.Missing("id", "string")
 				}
 			}
-			if err := d.Err(); err != nil {
-				return nil, err
+			if d.Failed() {
+				return nil, nil // the toolkit answers with the problems
 			}
 			ex.record(id)
 			running.Add(1)
@@ -235,7 +236,7 @@ type kitInstance struct {
 	t         *testing.T
 	name      string // for the log: "fault_ws#1"
 	kit       string
-	transport string
+	transport runtime.Transport
 	key       string
 	px        *proxy
 	retired   []*proxy // proxies of earlier lives, killed
@@ -308,7 +309,7 @@ func (k *kitInstance) release() {
 type clientSlot struct {
 	t        *testing.T
 	name     string
-	protocol string
+	protocol llmclient.Transport
 	key      string
 	px       *proxy
 
@@ -335,7 +336,7 @@ func (s *clientSlot) release() {
 }
 
 func (s *clientSlot) newClient() *llmclient.Client {
-	c, err := llmclient.New(s.key, llmclient.WithBaseURL(s.px.url()), llmclient.WithProtocol(s.protocol),
+	c, err := llmclient.New(s.key, llmclient.WithBaseURL(s.px.url()), llmclient.WithTransport(s.protocol),
 		llmclient.WithLogger(discard()),
 		llmclient.WithBackoff(llmclient.Backoff{Base: 20 * time.Millisecond, Max: 200 * time.Millisecond, MaxAttempts: 8}))
 	if err != nil {
@@ -408,7 +409,7 @@ var resultErrors = []struct {
 
 // classify reads one call's answer; cause is the cause of the call's
 // context, protocol the agent's transport.
-func classify(o *outcome, res *llmclient.Result, err, cause error, protocol string) {
+func classify(o *outcome, res *llmclient.Result, err, cause error, protocol llmclient.Transport) {
 	if err != nil {
 		classifyErr(o, err, cause, protocol)
 		return
@@ -433,7 +434,7 @@ func classify(o *outcome, res *llmclient.Result, err, cause error, protocol stri
 
 // classifyErr reads a Go error from Call: the call got no answer from the
 // server, for one of the reasons the faults cause.
-func classifyErr(o *outcome, err, cause error, protocol string) {
+func classifyErr(o *outcome, err, cause error, protocol llmclient.Transport) {
 	var apiErr *llmclient.APIError
 	var netErr net.Error
 	o.verdict = mayHaveRun
@@ -449,11 +450,11 @@ func classifyErr(o *outcome, err, cause error, protocol string) {
 		o.class = "agent connection lost"
 	case errors.As(err, &apiErr) && (apiErr.StatusCode == http.StatusTooManyRequests || apiErr.StatusCode == http.StatusServiceUnavailable):
 		o.verdict, o.class = notRun, "refused by a limit"
-	case protocol == llmclient.ProtocolWS && (strings.Contains(err.Error(), ": connect to ") || errors.As(err, &netErr)):
+	case protocol == llmclient.TransportWS && (strings.Contains(err.Error(), ": connect to ") || errors.As(err, &netErr)):
 		// The WebSocket could not be opened, or the request could not be
 		// written on it, attempt after attempt: it never left.
 		o.verdict, o.class = notRun, "agent could not send"
-	case protocol == llmclient.ProtocolHTTP && (errors.As(err, &netErr) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF)):
+	case protocol == llmclient.TransportHTTP && (errors.As(err, &netErr) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF)):
 		// An HTTP request whose connection was reset under it.
 		o.class = "agent connection reset"
 	default:
@@ -490,8 +491,8 @@ func (e *env) report(format string, args ...any) {
 func (e *env) startPeers() {
 	e.addKits(kitWS, runtime.TransportWS, 3)
 	e.addKits(kitInbox, runtime.TransportHTTP, 2)
-	e.addSlots(llmclient.ProtocolHTTP, 2)
-	e.addSlots(llmclient.ProtocolWS, 2)
+	e.addSlots(llmclient.TransportHTTP, 2)
+	e.addSlots(llmclient.TransportWS, 2)
 	for _, k := range e.kits {
 		k.start()
 	}
@@ -577,7 +578,7 @@ func (e *env) key(nk store.NewKey) string {
 	return k
 }
 
-func (e *env) addKits(kit, transport string, n int) {
+func (e *env) addKits(kit string, transport runtime.Transport, n int) {
 	key := e.key(store.NewKey{Kind: store.KindToolkit, Name: kit, Toolkit: kit})
 	for i := range n {
 		k := &kitInstance{t: e.t, name: fmt.Sprintf("%s#%d", kit, i), kit: kit, transport: transport, key: key,
@@ -590,7 +591,7 @@ func (e *env) addKits(kit, transport string, n int) {
 	}
 }
 
-func (e *env) addSlots(protocol string, n int) {
+func (e *env) addSlots(protocol llmclient.Transport, n int) {
 	for i := range n {
 		name := fmt.Sprintf("%s-agent#%d", protocol, i)
 		s := &clientSlot{t: e.t, name: name, protocol: protocol,
@@ -839,7 +840,7 @@ func TestCallsUnderFaults(t *testing.T) {
 	// Baseline before the server, for the check after it has stopped.
 	goroutines0 := goruntime.NumGoroutine()
 	drops := newPongDrops()
-	srv, err := server.New(server.Config{
+	srv, err := server.New(context.Background(), server.Config{
 		Addr:              "127.0.0.1:0",
 		DBPath:            filepath.Join(t.TempDir(), "atp.db"),
 		CallTimeout:       callTimeout,

@@ -6,13 +6,14 @@ import (
 	"context"
 	"encoding/json"
 	"github.com/atpgo/atp/runtime"
+	"github.com/atpgo/atp/runtime/atpimpl"
 	"time"
 )
 
 // A compile error on the next line means that the atpgen which wrote this file and
-// the github.com/atpgo/atp/runtime package it is built with do not match: run go
+// the github.com/atpgo/atp/runtime packages it is built with do not match: run go
 // generate with the atpgen of your github.com/atpgo/atp version.
-const _ = runtime.SupportPackageIsVersion1
+const _ = atpimpl.SupportPackageIsVersion2
 
 // If this line fails to compile, the signature of GetForecast changed after atpgen ran: run go generate.
 var _ func(context.Context, WeatherIn) (Forecast, error) = GetForecast
@@ -28,7 +29,7 @@ func ATPTools() []*runtime.Tool {
 			InputSchema:    json.RawMessage(atpGetForecastInputSchema),
 			OutputSchema:   json.RawMessage(atpGetForecastOutputSchema),
 			Hints:          runtime.Hints{ReadOnly: true, Idempotent: true},
-			Run: func(ctx context.Context, call *runtime.Call, d *runtime.Decoder) (any, error) {
+			Run: func(ctx context.Context, call *runtime.Call, d *atpimpl.Decoder) (any, error) {
 				var in WeatherIn
 				atpDecodeWeatherIn(d, &in)
 				if d.Failed() {
@@ -117,8 +118,8 @@ const atpGetForecastOutputSchema = `{
   "additionalProperties": false
 }`
 
-// atpDecodeLocation reads a Location object from d into v, recording every problem in d.
-func atpDecodeLocation(d *runtime.Decoder, v *Location) {
+// atpDecodeLocation reads an object of type Location from d into v, recording every problem in d.
+func atpDecodeLocation(d *atpimpl.Decoder, v *Location) {
 	if !d.Object() {
 		return
 	}
@@ -126,18 +127,14 @@ func atpDecodeLocation(d *runtime.Decoder, v *Location) {
 	for d.Next() {
 		switch string(d.Key()) {
 		case "city":
-			if seen[0] {
-				d.Duplicate()
+			if d.Repeated(&seen[0]) {
 				continue
 			}
-			seen[0] = true
 			v.City = d.String()
 		case "country":
-			if seen[1] {
-				d.Duplicate()
+			if d.Repeated(&seen[1]) {
 				continue
 			}
-			seen[1] = true
 			v.Country = d.String()
 		default:
 			d.Unknown("city, country")
@@ -148,8 +145,8 @@ func atpDecodeLocation(d *runtime.Decoder, v *Location) {
 	}
 }
 
-// atpDecodeWeatherIn reads a WeatherIn object from d into v, recording every problem in d.
-func atpDecodeWeatherIn(d *runtime.Decoder, v *WeatherIn) {
+// atpDecodeWeatherIn reads an object of type WeatherIn from d into v, recording every problem in d.
+func atpDecodeWeatherIn(d *atpimpl.Decoder, v *WeatherIn) {
 	if !d.Object() {
 		return
 	}
@@ -157,33 +154,25 @@ func atpDecodeWeatherIn(d *runtime.Decoder, v *WeatherIn) {
 	for d.Next() {
 		switch string(d.Key()) {
 		case "location":
-			if seen[0] {
-				d.Duplicate()
+			if d.Repeated(&seen[0]) {
 				continue
 			}
-			seen[0] = true
 			atpDecodeLocation(d, &v.Location)
 		case "days":
-			if seen[1] {
-				d.Duplicate()
+			if d.Repeated(&seen[1]) {
 				continue
 			}
-			seen[1] = true
 			v.Days = int(d.Int(0))
 		case "units":
-			if seen[2] {
-				d.Duplicate()
+			if d.Repeated(&seen[2]) {
 				continue
 			}
-			seen[2] = true
 			v.Units = Units(d.String())
 			d.Enum(string(v.Units), "celsius", "fahrenheit")
 		case "tags":
-			if seen[3] {
-				d.Duplicate()
+			if d.Repeated(&seen[3]) {
 				continue
 			}
-			seen[3] = true
 			if d.Array() {
 				s := make([]string, 0)
 				for d.NextItem() {
@@ -192,11 +181,9 @@ func atpDecodeWeatherIn(d *runtime.Decoder, v *WeatherIn) {
 				v.Tags = s
 			}
 		case "since":
-			if seen[4] {
-				d.Duplicate()
+			if d.Repeated(&seen[4]) {
 				continue
 			}
-			seen[4] = true
 			if !d.Null() {
 				p := new(time.Time)
 				*p = d.Time()

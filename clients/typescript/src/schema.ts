@@ -177,7 +177,7 @@ function kindWord(v: RawValue): string {
 }
 
 function members(v: RawValue): [string, RawValue][] {
-  if (v.kind !== "object") throw new Inner(`want an object, got ${kindWord(v)}`);
+  if (v.kind !== "object") throw new Inner(`expected an object, got ${kindWord(v)}`);
   const seen = new Set<string>();
   for (const [k] of v.members!) {
     if (seen.has(k)) throw new Inner(`key ${JSON.stringify(k)} appears twice`);
@@ -187,22 +187,22 @@ function members(v: RawValue): [string, RawValue][] {
 }
 
 function elements(v: RawValue): RawValue[] {
-  if (v.kind !== "array") throw new Inner(`want an array, got ${kindWord(v)}`);
+  if (v.kind !== "array") throw new Inner(`expected an array, got ${kindWord(v)}`);
   return v.items!;
 }
 
 function str(v: RawValue): string {
-  if (v.kind !== "string") throw new Inner(`want a string, got ${kindWord(v)}`);
+  if (v.kind !== "string") throw new Inner(`expected a string, got ${kindWord(v)}`);
   return v.str!;
 }
 
 function bool(v: RawValue): boolean {
-  if (v.kind !== "boolean") throw new Inner(`want true or false, got ${kindWord(v)}`);
+  if (v.kind !== "boolean") throw new Inner(`expected true or false, got ${kindWord(v)}`);
   return v.bool!;
 }
 
 function num(v: RawValue): { text: string; f: number } {
-  if (v.kind !== "number") throw new Inner(`want a number, got ${kindWord(v)}`);
+  if (v.kind !== "number") throw new Inner(`expected a number, got ${kindWord(v)}`);
   return { text: v.text, f: Number(v.text) };
 }
 
@@ -211,9 +211,9 @@ function countOf(v: RawValue): number {
   try {
     n = num(v);
   } catch (e) {
-    throw new Inner(`want a non-negative integer: ${(e as Error).message}`);
+    throw new Inner(`expected a non-negative integer: ${(e as Error).message}`);
   }
-  if (n.f < 0 || !Number.isInteger(n.f) || n.f > 2 ** 31) throw new Inner(`want a non-negative integer, got ${n.text}`);
+  if (n.f < 0 || !Number.isInteger(n.f) || n.f > 2 ** 31) throw new Inner(`expected a non-negative integer, got ${n.text}`);
   return n.f;
 }
 
@@ -343,7 +343,7 @@ class Compiler {
       if (!raw.bool) n.kind = Kind.Never;
       return;
     }
-    if (raw.kind !== "object") throw this.fail(ptr, "", `want a schema (an object or a boolean), got ${raw.kind}`);
+    if (raw.kind !== "object") throw this.fail(ptr, "", `expected a schema (an object or a boolean), got ${raw.kind}`);
     let ms: [string, RawValue][];
     try {
       ms = members(raw);
@@ -633,7 +633,7 @@ class Compiler {
       }
       case "multipleOf": {
         const v = num(val);
-        if (!(v.f > 0)) throw new Inner(`want a number above 0, got ${v.text}`);
+        if (!(v.f > 0)) throw new Inner(`expected a number above 0, got ${v.text}`);
         const iv = exactInt(v.text);
         n.multiple = { set: true, text: v.text, i: iv !== null && iv >= minInt64 && iv <= maxInt64 ? iv : 0n };
         return;
@@ -734,15 +734,15 @@ function parseType(raw: RawValue): number {
     try {
       els = elements(raw);
     } catch (e) {
-      throw new Inner(`want a type name or an array of them: ${(e as Error).message}`);
+      throw new Inner(`expected a type name or an array of them: ${(e as Error).message}`);
     }
-    if (els.length === 0) throw new Inner("want at least one type name");
+    if (els.length === 0) throw new Inner("expected at least one type name");
     names = els.map(str);
   }
   let set = 0;
   for (const name of names) {
     const t = (T as Record<string, number>)[name];
-    if (t === undefined) throw new Inner(`unknown type ${JSON.stringify(name)} (want object, array, string, integer, number, boolean or null)`);
+    if (t === undefined) throw new Inner(`unknown type ${JSON.stringify(name)} (expected object, array, string, integer, number, boolean or null)`);
     set |= t;
   }
   return set;

@@ -156,17 +156,17 @@ function resolve(tk: Toolkit, o: ServeOptions): ResolvedOptions {
   try {
     u = new URL(o.url);
   } catch {
-    throw fail(red.str(`url ${JSON.stringify(o.url)} is not a URL with a scheme; want http://, https://, ws:// or wss://`));
+    throw fail(red.str(`url ${JSON.stringify(o.url)} is not a URL with a scheme: expected http://, https://, ws:// or wss://`));
   }
-  if (!["http:", "https:", "ws:", "wss:"].includes(u.protocol)) throw fail(`url: scheme ${JSON.stringify(u.protocol.slice(0, -1))} not supported; want http, https, ws or wss`);
+  if (!["http:", "https:", "ws:", "wss:"].includes(u.protocol)) throw fail(`url: scheme ${JSON.stringify(u.protocol.slice(0, -1))} not supported: expected http, https, ws or wss`);
   if (u.username || u.password) throw fail("url must not hold a user name or password; the API key authenticates");
   const transport = o.transport ?? "ws";
-  if (!["ws", "http", "platools"].includes(transport)) throw fail(`transport: got ${JSON.stringify(transport)}, want "ws", "http" or "platools"`);
+  if (!["ws", "http", "platools"].includes(transport)) throw fail(`transport: expected "ws", "http" or "platools", got ${JSON.stringify(transport)}`);
   if (tk.list().length === 0) throw fail("the toolkit has no tools; add them before serve");
   const num = (name: keyof ServeOptions, def: number, allowNegative = false): number => {
     const v = o[name];
     if (v === undefined || v === 0) return def;
-    if (typeof v !== "number" || Number.isNaN(v) || (!allowNegative && v < 0)) throw fail(`${name}: got ${String(v)}, want a positive number or 0 for the default`);
+    if (typeof v !== "number" || Number.isNaN(v) || (!allowNegative && v < 0)) throw fail(`${name}: expected a positive number or 0 for the default, got ${String(v)}`);
     return v;
   };
   const b = o.backoff ?? {};
@@ -174,10 +174,10 @@ function resolve(tk: Toolkit, o: ServeOptions): ResolvedOptions {
   const maxMs = b.maxMs || Math.max(60_000, baseMs);
   if (baseMs < 0 || maxMs < 0) throw fail("backoff: baseMs and maxMs must be positive");
   if (maxMs < baseMs) throw fail(`backoff.maxMs (${maxMs}) is less than backoff.baseMs (${baseMs})`);
-  if ((b.jitter ?? 0) > 1) throw fail(`backoff.jitter: got ${b.jitter}, want a fraction at most 1`);
+  if ((b.jitter ?? 0) > 1) throw fail(`backoff.jitter: expected a fraction at most 1, got ${b.jitter}`);
   const jitter = b.jitter === undefined || b.jitter === 0 ? 0.5 : b.jitter < 0 ? 0 : b.jitter;
   const inboxWait = o.inboxWaitSeconds ?? 25;
-  if (!Number.isInteger(inboxWait)) throw fail(`inboxWaitSeconds: got ${inboxWait}, want whole seconds`);
+  if (!Number.isInteger(inboxWait)) throw fail(`inboxWaitSeconds: expected whole seconds, got ${inboxWait}`);
   const dt = o.defaultTimeoutMs ?? 60_000;
   return {
     url: o.url,

@@ -129,11 +129,11 @@ export class Tool {
   constructor(spec: ToolSpec<ZodLike | undefined, unknown>) {
     if (typeof spec !== "object" || spec === null) throw new TypeError("tool: expected a ToolSpec object");
     if (typeof spec.name !== "string" || !/^[a-zA-Z_][a-zA-Z0-9_-]{0,63}$/.test(spec.name)) {
-      throw new TypeError(`invalid tool name ${JSON.stringify(spec.name)}: want a letter or _ then up to 63 letters, digits, _ or -`);
+      throw new TypeError(`invalid tool name ${JSON.stringify(spec.name)}: expected a letter or _ then up to 63 letters, digits, _ or -`);
     }
     if (typeof spec.handler !== "function") throw new TypeError(`tool ${spec.name} has no handler function`);
     if (spec.input && spec.inputSchema) throw new TypeError(`tool ${spec.name}: give input (zod) or inputSchema (JSON Schema), not both`);
-    if (spec.timeoutMs !== undefined && !(spec.timeoutMs >= 0)) throw new TypeError(`tool ${spec.name}: timeoutMs: got ${spec.timeoutMs}, want a positive number of milliseconds or 0`);
+    if (spec.timeoutMs !== undefined && !(spec.timeoutMs >= 0)) throw new TypeError(`tool ${spec.name}: timeoutMs: expected a positive number of milliseconds or 0, got ${spec.timeoutMs}`);
     this.name = spec.name;
     this.description = spec.description ?? "";
     this.zod = spec.input;

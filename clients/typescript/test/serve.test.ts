@@ -504,8 +504,8 @@ test("options are checked before anything is sent", async () => {
     [{ url: "ftp://example.com", apiKey: "k" }, /scheme "ftp" not supported/],
     [{ url: "example.com/atp", apiKey: "k" }, /not a URL with a scheme/],
     [{ url: "https://u:p@example.com", apiKey: "k" }, /must not hold a user name or password/],
-    [{ url: "http://127.0.0.1:1", apiKey: "k", transport: "grpc" as "ws" }, /transport: got "grpc"/],
-    [{ url: "http://127.0.0.1:1", apiKey: "k", maxInFlight: -1 }, /maxInFlight: got -1/],
+    [{ url: "http://127.0.0.1:1", apiKey: "k", transport: "grpc" as "ws" }, /transport: expected "ws", "http" or "platools", got "grpc"/],
+    [{ url: "http://127.0.0.1:1", apiKey: "k", maxInFlight: -1 }, /maxInFlight: expected a positive number or 0 for the default, got -1/],
     [{ url: "http://127.0.0.1:1", apiKey: "k", backoff: { baseMs: 60_000, maxMs: 1000 } }, /backoff.maxMs \(1000\) is less than backoff.baseMs \(60000\)/],
     [{ url: "http://127.0.0.1:1", apiKey: "k", inboxWaitSeconds: 1.5 }, /whole seconds/],
   ];

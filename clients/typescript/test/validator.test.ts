@@ -44,7 +44,7 @@ test("schemas the validator cannot read are refused with the keyword and pointer
   const bad: [string, string][] = [
     [`{`, "schema at root: not valid JSON"],
     [`{"type":"strin"}`, `schema at root: type: unknown type "strin"`],
-    [`{"properties":{"a":{"minLength":-1}}}`, "schema at /properties/a: minLength: want a non-negative integer, got -1"],
+    [`{"properties":{"a":{"minLength":-1}}}`, "schema at /properties/a: minLength: expected a non-negative integer, got -1"],
     [`{"properties":{"a":{"$ref":"#/$defs/missing"}}}`, `schema at /properties/a: $ref: cannot resolve "#/$defs/missing"`],
     [`{"$ref":"#"}`, "schema at root: $ref: the reference leads back to itself"],
     [`{"properties":{"a":{"pattern":"("}}}`, "schema at /properties/a: pattern: JavaScript cannot compile"],

@@ -19,8 +19,12 @@ func New(token string) (http.Handler, error) {
 	}
 	r := chi.NewRouter()
 	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok")) })
+	tools, err := tk.Handler(runtime.WithBearerToken(token))
+	if err != nil {
+		return nil, err
+	}
 	// chi takes an http.Handler as it is; Mount leaves the path whole and
 	// the handler finds its route at the path's end.
-	r.Mount("/api/atp", tk.Handler(runtime.WithBearerToken(token)))
+	r.Mount("/api/atp", tools)
 	return r, nil
 }

@@ -26,6 +26,10 @@ func New(token string) (http.Handler, error) {
 	// http.Handler. Any registers every method, so that the handler itself
 	// answers 405 with Allow for the ones a route does not take.
 	api := e.Group("/api")
-	api.Any("/atp/*", echo.WrapHandler(tk.Handler(runtime.WithBearerToken(token))))
+	tools, err := tk.Handler(runtime.WithBearerToken(token))
+	if err != nil {
+		return nil, err
+	}
+	api.Any("/atp/*", echo.WrapHandler(tools))
 	return e, nil
 }

@@ -24,6 +24,10 @@ func New(token string) (http.Handler, error) {
 	// Any registers every method, so that the handler itself answers 405
 	// with Allow for the ones a route does not take.
 	api := r.Group("/api")
-	api.Any("/atp/*route", gin.WrapH(tk.Handler(runtime.WithBearerToken(token))))
+	tools, err := tk.Handler(runtime.WithBearerToken(token))
+	if err != nil {
+		return nil, err
+	}
+	api.Any("/atp/*route", gin.WrapH(tools))
 	return r, nil
 }

@@ -18,8 +18,12 @@ func New(token string) (http.Handler, error) {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok")) })
+	tools, err := tk.Handler(runtime.WithBearerToken(token))
+	if err != nil {
+		return nil, err
+	}
 	// The handler routes on the end of the path, so it needs no
 	// http.StripPrefix (which would work as well).
-	mux.Handle("/api/atp/", tk.Handler(runtime.WithBearerToken(token)))
+	mux.Handle("/api/atp/", tools)
 	return mux, nil
 }

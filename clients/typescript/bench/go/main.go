@@ -22,6 +22,7 @@ import (
 
 	"github.com/atpgo/atp/llmclient"
 	"github.com/atpgo/atp/runtime"
+	"github.com/atpgo/atp/runtime/atpimpl"
 )
 
 const echoSchema = `{"type":"object","properties":{"msg":{"type":"string"}},"required":["msg"],"additionalProperties":false}`
@@ -54,7 +55,7 @@ func run(url, goKey, nodeToolkit string, rounds, serial, parallel int) error {
 	tk.Add(&runtime.Tool{
 		Name: "echo", Description: "Echoes msg.", Params: []string{"msg"}, RequiredParams: []string{"msg"},
 		InputSchema: json.RawMessage(echoSchema),
-		Run: func(ctx context.Context, call *runtime.Call, d *runtime.Decoder) (any, error) {
+		Run: func(ctx context.Context, call *runtime.Call, d *atpimpl.Decoder) (any, error) {
 			var msg string
 			if d.Object() {
 				for d.Next() {
@@ -86,7 +87,7 @@ func run(url, goKey, nodeToolkit string, rounds, serial, parallel int) error {
 	case <-time.After(30 * time.Second):
 		return fmt.Errorf("the Go toolkit did not connect")
 	}
-	c, err := llmclient.New(os.Getenv("ATP_API_KEY"), llmclient.WithBaseURL(url), llmclient.WithProtocol(llmclient.ProtocolWS))
+	c, err := llmclient.New(os.Getenv("ATP_API_KEY"), llmclient.WithBaseURL(url), llmclient.WithTransport(llmclient.TransportWS))
 	if err != nil {
 		return err
 	}

@@ -7,7 +7,7 @@
 // the tools the model was offered, the calls it asked for, and the messages
 // to send back to the model.
 //
-//	go run ./examples/crm/cmd/agent [-protocol ws] [-openai FILE] [-anthropic FILE] [-v]
+//	go run ./examples/crm/cmd/agent [-transport ws] [-openai FILE] [-anthropic FILE] [-v]
 //
 // The recorded responses are testdata/*.json, embedded in the program;
 // -openai and -anthropic read other files. The tools act with the end
@@ -65,13 +65,13 @@ type recorded struct {
 }
 
 type options struct {
-	protocol  string
+	transport llmclient.Transport
 	responses []recorded
 	log       *slog.Logger
 }
 
 func main() {
-	protocol := flag.String("protocol", llmclient.ProtocolHTTP, `how llmclient talks to the server: "http" or "ws"`)
+	transport := flag.String("transport", string(llmclient.TransportHTTP), `how llmclient talks to the server: "http" or "ws"`)
 	openAIFile := flag.String("openai", "", "an OpenAI Responses API response (JSON) to replay instead of the recorded one")
 	anthropicFile := flag.String("anthropic", "", "an Anthropic Messages API response (JSON) to replay instead of the recorded one")
 	verbose := flag.Bool("v", false, "log the server's, the toolkit's and the client's events to stderr")
@@ -81,7 +81,7 @@ func main() {
 	if *verbose {
 		level = slog.LevelInfo
 	}
-	opts := options{protocol: *protocol, log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))}
+	opts := options{transport: llmclient.Transport(*transport), log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))}
 	var err error
 	opts.responses, err = loadResponses(*openAIFile, *anthropicFile)
 	if err == nil {
@@ -123,7 +123,7 @@ func run(ctx context.Context, w io.Writer, opts options) (err error) {
 
 	// The ATP server, with an in-memory store and a toolkit key and an LLM
 	// key made for the demo.
-	srv, err := server.New(server.Config{Addr: "127.0.0.1:0", Dev: true, Logger: opts.log})
+	srv, err := server.New(ctx, server.Config{Addr: "127.0.0.1:0", Dev: true, Logger: opts.log})
 	if err != nil {
 		return err
 	}
@@ -167,7 +167,7 @@ func run(ctx context.Context, w io.Writer, opts options) (err error) {
 	}
 
 	// The agent.
-	c, err := llmclient.New(llmKey, llmclient.WithBaseURL(srv.URL()), llmclient.WithProtocol(opts.protocol), llmclient.WithLogger(opts.log))
+	c, err := llmclient.New(llmKey, llmclient.WithBaseURL(srv.URL()), llmclient.WithTransport(opts.transport), llmclient.WithLogger(opts.log))
 	if err != nil {
 		return err
 	}
@@ -213,7 +213,7 @@ func replay(ctx context.Context, w io.Writer, c *llmclient.Client, r recorded) e
 
 	// The calls run concurrently through the server; each carries the
 	// user's token to the tool.
-	msgs, err := c.CallTools(ctx, "crm", r.provider, r.data, llmclient.WithAuthToken(userToken), llmclient.WithTimeout(30*time.Second))
+	msgs, err := c.CallTools(ctx, "crm", r.provider, r.data, llmclient.WithAuthToken(userToken), llmclient.WithCallTimeout(30*time.Second))
 	if err != nil {
 		return err
 	}

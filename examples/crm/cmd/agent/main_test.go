@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/atpgo/atp/llmclient"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/output.golden")
@@ -29,7 +31,7 @@ func TestAgent(t *testing.T) {
 				t.Fatal(err)
 			}
 			var out, logs bytes.Buffer
-			err = run(ctx, &out, options{protocol: protocol, responses: responses, log: slog.New(slog.NewTextHandler(&logs, nil))})
+			err = run(ctx, &out, options{transport: llmclient.Transport(protocol), responses: responses, log: slog.New(slog.NewTextHandler(&logs, nil))})
 			if err != nil {
 				t.Fatalf("run: %v\nlogs:\n%s", err, logs.String())
 			}
@@ -64,7 +66,7 @@ func TestAgentBadResponse(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
-	if err := run(ctx, &out, options{protocol: "http", responses: responses, log: slog.New(slog.DiscardHandler)}); err != nil {
+	if err := run(ctx, &out, options{transport: llmclient.TransportHTTP, responses: responses, log: slog.New(slog.DiscardHandler)}); err != nil {
 		t.Fatalf("run: %v", err)
 	}
 	for _, want := range []string{
@@ -84,7 +86,7 @@ func TestAgentBadResponse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = run(ctx, &out, options{protocol: "http", responses: responses, log: slog.New(slog.DiscardHandler)})
+	err = run(ctx, &out, options{transport: llmclient.TransportHTTP, responses: responses, log: slog.New(slog.DiscardHandler)})
 	if err == nil || !strings.Contains(err.Error(), "OpenAI Responses API ("+unreadable+")") {
 		t.Errorf("err = %v", err)
 	}

@@ -84,7 +84,7 @@ func configFromEnv(getenv func(string) string) (runtime.ServeConfig, error) {
 	cfg := runtime.ServeConfig{
 		URL:       need("ATP_URL", "the ATP server's base URL, e.g. http://127.0.0.1:7777"),
 		APIKey:    need("ATP_API_KEY", "the toolkit's API key from the ATP server"),
-		Transport: getenv("ATP_TRANSPORT"),
+		Transport: runtime.Transport(getenv("ATP_TRANSPORT")),
 	}
 	if len(missing) == 2 {
 		missing = append(missing, errors.New("(or, for a Platos platform, set PLATOS_URL and PLATOS_SECRET)"))

@@ -10,7 +10,7 @@ import (
 func TestConfigFromEnv(t *testing.T) {
 	for _, c := range []struct {
 		env       map[string]string
-		transport string
+		transport runtime.Transport
 		wantErr   []string
 	}{
 		{map[string]string{"ATP_URL": "http://a", "ATP_API_KEY": "k"}, "", nil},

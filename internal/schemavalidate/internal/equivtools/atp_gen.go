@@ -6,15 +6,16 @@ import (
 	"context"
 	"encoding/json"
 	"github.com/atpgo/atp/runtime"
+	"github.com/atpgo/atp/runtime/atpimpl"
 	"regexp"
 	"slices"
 	"time"
 )
 
 // A compile error on the next line means that the atpgen which wrote this file and
-// the github.com/atpgo/atp/runtime package it is built with do not match: run go
+// the github.com/atpgo/atp/runtime packages it is built with do not match: run go
 // generate with the atpgen of your github.com/atpgo/atp version.
-const _ = runtime.SupportPackageIsVersion1
+const _ = atpimpl.SupportPackageIsVersion2
 
 // If this line fails to compile, the signature of Greet changed after atpgen ran: run go generate.
 var _ func(string, int, *bool) string = Greet
@@ -41,7 +42,7 @@ func ATPTools() []*runtime.Tool {
 			RequiredParams: []string{"name", "times"},
 			InputSchema:    json.RawMessage(atpGreetInputSchema),
 			OutputSchema:   json.RawMessage(atpGreetOutputSchema),
-			Run: func(ctx context.Context, call *runtime.Call, d *runtime.Decoder) (any, error) {
+			Run: func(ctx context.Context, call *runtime.Call, d *atpimpl.Decoder) (any, error) {
 				var (
 					name  string
 					times int
@@ -52,31 +53,25 @@ func ATPTools() []*runtime.Tool {
 					for d.Next() {
 						switch string(d.Key()) {
 						case "name":
-							if seen[0] {
-								d.Duplicate()
+							if d.Repeated(&seen[0]) {
 								continue
 							}
-							seen[0] = true
 							name = d.String()
 						case "times":
-							if seen[1] {
-								d.Duplicate()
+							if d.Repeated(&seen[1]) {
 								continue
 							}
-							seen[1] = true
 							times = int(d.Int(0))
 							if times < 1 {
-								d.Fail("integer >= 1", runtime.GotInt(int64(times)))
+								d.Fail("integer >= 1", atpimpl.GotInt(int64(times)))
 							}
 							if times > 3 {
-								d.Fail("integer <= 3", runtime.GotInt(int64(times)))
+								d.Fail("integer <= 3", atpimpl.GotInt(int64(times)))
 							}
 						case "loud":
-							if seen[2] {
-								d.Duplicate()
+							if d.Repeated(&seen[2]) {
 								continue
 							}
-							seen[2] = true
 							if !d.Null() {
 								p := new(bool)
 								*p = d.Bool()
@@ -105,7 +100,7 @@ func ATPTools() []*runtime.Tool {
 			Description: "Guess takes the ambiguous shapes.",
 			Params:      []string{"ratio", "extra", "offset", "stamp", "two"},
 			InputSchema: json.RawMessage(atpGuessInputSchema),
-			Run: func(ctx context.Context, call *runtime.Call, d *runtime.Decoder) (any, error) {
+			Run: func(ctx context.Context, call *runtime.Call, d *atpimpl.Decoder) (any, error) {
 				var in Ambiguous
 				atpDecodeAmbiguous(d, &in)
 				if d.Failed() {
@@ -122,7 +117,7 @@ func ATPTools() []*runtime.Tool {
 			Params:         []string{"tier", "level", "region", "grade", "color", "small", "count", "share", "ok", "when", "wait", "blob", "tags", "triple", "labels", "home", "tree", "extra", "raw", "nullable", "nested"},
 			RequiredParams: []string{"tier", "level", "region", "grade", "color", "small", "count", "share", "ok", "when", "wait", "blob", "tags", "triple", "labels", "home", "tree", "extra", "raw", "nullable", "nested"},
 			InputSchema:    json.RawMessage(atpNeedInputSchema),
-			Run: func(ctx context.Context, call *runtime.Call, d *runtime.Decoder) (any, error) {
+			Run: func(ctx context.Context, call *runtime.Call, d *atpimpl.Decoder) (any, error) {
 				var in Needs
 				atpDecodeNeeds(d, &in)
 				if d.Failed() {
@@ -137,7 +132,7 @@ func ATPTools() []*runtime.Tool {
 			Name:        "ping",
 			Description: "Ping takes nothing.",
 			InputSchema: json.RawMessage(atpPingInputSchema),
-			Run: func(ctx context.Context, call *runtime.Call, d *runtime.Decoder) (any, error) {
+			Run: func(ctx context.Context, call *runtime.Call, d *atpimpl.Decoder) (any, error) {
 				// The tool takes no params: any member is unknown.
 				if d.Object() {
 					for d.Next() {
@@ -159,7 +154,7 @@ func ATPTools() []*runtime.Tool {
 			RequiredParams: []string{"name", "home"},
 			InputSchema:    json.RawMessage(atpTakeInputSchema),
 			OutputSchema:   json.RawMessage(atpTakeOutputSchema),
-			Run: func(ctx context.Context, call *runtime.Call, d *runtime.Decoder) (any, error) {
+			Run: func(ctx context.Context, call *runtime.Call, d *atpimpl.Decoder) (any, error) {
 				var in Everything
 				atpDecodeEverything(d, &in)
 				if d.Failed() {
@@ -832,8 +827,8 @@ const atpTakeOutputSchema = `{
   "type": "string"
 }`
 
-// atpDecodeAddress reads a Address object from d into v, recording every problem in d.
-func atpDecodeAddress(d *runtime.Decoder, v *Address) {
+// atpDecodeAddress reads an object of type Address from d into v, recording every problem in d.
+func atpDecodeAddress(d *atpimpl.Decoder, v *Address) {
 	if !d.Object() {
 		return
 	}
@@ -841,25 +836,19 @@ func atpDecodeAddress(d *runtime.Decoder, v *Address) {
 	for d.Next() {
 		switch string(d.Key()) {
 		case "street":
-			if seen[0] {
-				d.Duplicate()
+			if d.Repeated(&seen[0]) {
 				continue
 			}
-			seen[0] = true
 			v.Street = d.String()
 		case "city":
-			if seen[1] {
-				d.Duplicate()
+			if d.Repeated(&seen[1]) {
 				continue
 			}
-			seen[1] = true
 			v.City = d.String()
 		case "country":
-			if seen[2] {
-				d.Duplicate()
+			if d.Repeated(&seen[2]) {
 				continue
 			}
-			seen[2] = true
 			v.Country = d.String()
 			d.Pattern(v.Country, atpPattern1, `^[A-Z]{2}$`)
 		default:
@@ -874,8 +863,8 @@ func atpDecodeAddress(d *runtime.Decoder, v *Address) {
 	}
 }
 
-// atpDecodeAmbiguous reads a Ambiguous object from d into v, recording every problem in d.
-func atpDecodeAmbiguous(d *runtime.Decoder, v *Ambiguous) {
+// atpDecodeAmbiguous reads an object of type Ambiguous from d into v, recording every problem in d.
+func atpDecodeAmbiguous(d *atpimpl.Decoder, v *Ambiguous) {
 	if !d.Object() {
 		return
 	}
@@ -883,43 +872,33 @@ func atpDecodeAmbiguous(d *runtime.Decoder, v *Ambiguous) {
 	for d.Next() {
 		switch string(d.Key()) {
 		case "ratio":
-			if seen[0] {
-				d.Duplicate()
+			if d.Repeated(&seen[0]) {
 				continue
 			}
-			seen[0] = true
 			v.Ratio = float32(d.Float(32))
 		case "extra":
-			if seen[1] {
-				d.Duplicate()
+			if d.Repeated(&seen[1]) {
 				continue
 			}
-			seen[1] = true
 			v.Extra = d.Any()
 		case "offset":
-			if seen[2] {
-				d.Duplicate()
+			if d.Repeated(&seen[2]) {
 				continue
 			}
-			seen[2] = true
 			v.Offset = int(d.Int(0))
 			if v.Offset < 0 {
-				d.Fail("integer >= 0", runtime.GotInt(int64(v.Offset)))
+				d.Fail("integer >= 0", atpimpl.GotInt(int64(v.Offset)))
 			}
 		case "stamp":
-			if seen[3] {
-				d.Duplicate()
+			if d.Repeated(&seen[3]) {
 				continue
 			}
-			seen[3] = true
 			v.Stamp = d.String()
 			d.Format(v.Stamp, "date-time")
 		case "two":
-			if seen[4] {
-				d.Duplicate()
+			if d.Repeated(&seen[4]) {
 				continue
 			}
-			seen[4] = true
 			if d.Array() {
 				s := make([]int, 0)
 				for d.NextItem() {
@@ -935,8 +914,8 @@ func atpDecodeAmbiguous(d *runtime.Decoder, v *Ambiguous) {
 	}
 }
 
-// atpDecodeEverything reads a Everything object from d into v, recording every problem in d.
-func atpDecodeEverything(d *runtime.Decoder, v *Everything) {
+// atpDecodeEverything reads an object of type Everything from d into v, recording every problem in d.
+func atpDecodeEverything(d *atpimpl.Decoder, v *Everything) {
 	if !d.Object() {
 		return
 	}
@@ -944,235 +923,183 @@ func atpDecodeEverything(d *runtime.Decoder, v *Everything) {
 	for d.Next() {
 		switch string(d.Key()) {
 		case "requested_by":
-			if seen[0] {
-				d.Duplicate()
+			if d.Repeated(&seen[0]) {
 				continue
 			}
-			seen[0] = true
 			v.Audit.RequestedBy = d.String()
 			d.MinLength(v.Audit.RequestedBy, 2)
 		case "name":
-			if seen[1] {
-				d.Duplicate()
+			if d.Repeated(&seen[1]) {
 				continue
 			}
-			seen[1] = true
 			v.Name = d.String()
 			d.MinLength(v.Name, 1)
 			d.MaxLength(v.Name, 8)
 		case "email":
-			if seen[2] {
-				d.Duplicate()
+			if d.Repeated(&seen[2]) {
 				continue
 			}
-			seen[2] = true
 			v.Email = d.String()
 			d.Format(v.Email, "email")
 		case "color":
-			if seen[3] {
-				d.Duplicate()
+			if d.Repeated(&seen[3]) {
 				continue
 			}
-			seen[3] = true
 			v.Color = d.String()
 			d.Enum(v.Color, "red", "green")
 		case "tier":
-			if seen[4] {
-				d.Duplicate()
+			if d.Repeated(&seen[4]) {
 				continue
 			}
-			seen[4] = true
 			v.Tier = Tier(d.String())
 			d.Enum(string(v.Tier), "free", "pro")
 		case "level":
-			if seen[5] {
-				d.Duplicate()
+			if d.Repeated(&seen[5]) {
 				continue
 			}
-			seen[5] = true
 			v.Level = Level(d.Int(0))
 			switch v.Level {
 			case 1, 2:
 			default:
-				d.Fail("one of 1, 2", runtime.GotInt(int64(v.Level)))
+				d.Fail("one of 1, 2", atpimpl.GotInt(int64(v.Level)))
 			}
 		case "region":
-			if seen[6] {
-				d.Duplicate()
+			if d.Repeated(&seen[6]) {
 				continue
 			}
-			seen[6] = true
 			v.Region = Region(d.String())
 			d.Enum(string(v.Region), "af", "an", "as", "eu", "na", "oc", "sa", "me", "ca", "cb", "se", "ne")
 		case "grade":
-			if seen[7] {
-				d.Duplicate()
+			if d.Repeated(&seen[7]) {
 				continue
 			}
-			seen[7] = true
 			v.Grade = Grade(d.Int(0))
 			switch v.Grade {
 			case 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11:
 			default:
-				d.Fail("one of 11 values", runtime.GotInt(int64(v.Grade)))
+				d.Fail("one of 11 values", atpimpl.GotInt(int64(v.Grade)))
 			}
 		case "small":
-			if seen[8] {
-				d.Duplicate()
+			if d.Repeated(&seen[8]) {
 				continue
 			}
-			seen[8] = true
 			v.Small = int8(d.Int(8))
 		case "short":
-			if seen[9] {
-				d.Duplicate()
+			if d.Repeated(&seen[9]) {
 				continue
 			}
-			seen[9] = true
 			v.Short = int16(d.Int(16))
 			if v.Short < 0 {
-				d.Fail("integer >= 0", runtime.GotInt(int64(v.Short)))
+				d.Fail("integer >= 0", atpimpl.GotInt(int64(v.Short)))
 			}
 		case "byte":
-			if seen[10] {
-				d.Duplicate()
+			if d.Repeated(&seen[10]) {
 				continue
 			}
-			seen[10] = true
 			v.Byte = uint8(d.Uint(8))
 		case "count":
-			if seen[11] {
-				d.Duplicate()
+			if d.Repeated(&seen[11]) {
 				continue
 			}
-			seen[11] = true
 			v.Count = uint(d.Uint(0))
 		case "page":
-			if seen[12] {
-				d.Duplicate()
+			if d.Repeated(&seen[12]) {
 				continue
 			}
-			seen[12] = true
 			v.Page = int(d.Int(0))
 			if v.Page < 1 {
-				d.Fail("integer >= 1", runtime.GotInt(int64(v.Page)))
+				d.Fail("integer >= 1", atpimpl.GotInt(int64(v.Page)))
 			}
 			if v.Page > 100 {
-				d.Fail("integer <= 100", runtime.GotInt(int64(v.Page)))
+				d.Fail("integer <= 100", atpimpl.GotInt(int64(v.Page)))
 			}
 		case "odd":
-			if seen[13] {
-				d.Duplicate()
+			if d.Repeated(&seen[13]) {
 				continue
 			}
-			seen[13] = true
 			v.Odd = int32(d.Int(32))
 			if v.Odd <= 0 {
-				d.Fail("integer > 0", runtime.GotInt(int64(v.Odd)))
+				d.Fail("integer > 0", atpimpl.GotInt(int64(v.Odd)))
 			}
 			if v.Odd >= 10 {
-				d.Fail("integer < 10", runtime.GotInt(int64(v.Odd)))
+				d.Fail("integer < 10", atpimpl.GotInt(int64(v.Odd)))
 			}
 		case "step":
-			if seen[14] {
-				d.Duplicate()
+			if d.Repeated(&seen[14]) {
 				continue
 			}
-			seen[14] = true
 			v.Step = int(d.Int(0))
 			if v.Step%5 != 0 {
-				d.Fail("multiple of 5", runtime.GotInt(int64(v.Step)))
+				d.Fail("multiple of 5", atpimpl.GotInt(int64(v.Step)))
 			}
 		case "half":
-			if seen[15] {
-				d.Duplicate()
+			if d.Repeated(&seen[15]) {
 				continue
 			}
-			seen[15] = true
 			v.Half = d.Float(64)
 			d.MultipleOf("0.5")
 		case "share":
-			if seen[16] {
-				d.Duplicate()
+			if d.Repeated(&seen[16]) {
 				continue
 			}
-			seen[16] = true
 			v.Share = d.Float(64)
 			d.MinimumFloat(v.Share, 0, false)
 			d.MaximumFloat(v.Share, 1, false)
 		case "frac":
-			if seen[17] {
-				d.Duplicate()
+			if d.Repeated(&seen[17]) {
 				continue
 			}
-			seen[17] = true
 			v.Frac = int(d.Int(0))
 			d.MinimumFloat(float64(v.Frac), 1.5, false)
 		case "ok":
-			if seen[18] {
-				d.Duplicate()
+			if d.Repeated(&seen[18]) {
 				continue
 			}
-			seen[18] = true
 			v.OK = d.Bool()
 		case "maybe":
-			if seen[19] {
-				d.Duplicate()
+			if d.Repeated(&seen[19]) {
 				continue
 			}
-			seen[19] = true
 			if !d.Null() {
 				p := new(int)
 				*p = int(d.Int(0))
 				v.Maybe = p
 			}
 		case "nullable":
-			if seen[20] {
-				d.Duplicate()
+			if d.Repeated(&seen[20]) {
 				continue
 			}
-			seen[20] = true
 			if !d.Null() {
 				v.Nullable = d.String()
 			}
 		case "when":
-			if seen[21] {
-				d.Duplicate()
+			if d.Repeated(&seen[21]) {
 				continue
 			}
-			seen[21] = true
 			v.When = d.Time()
 		case "since":
-			if seen[22] {
-				d.Duplicate()
+			if d.Repeated(&seen[22]) {
 				continue
 			}
-			seen[22] = true
 			if !d.Null() {
 				p := new(time.Time)
 				*p = d.Time()
 				v.Since = p
 			}
 		case "wait":
-			if seen[23] {
-				d.Duplicate()
+			if d.Repeated(&seen[23]) {
 				continue
 			}
-			seen[23] = true
 			v.Wait = d.Duration()
 		case "blob":
-			if seen[24] {
-				d.Duplicate()
+			if d.Repeated(&seen[24]) {
 				continue
 			}
-			seen[24] = true
 			v.Blob = d.Bytes()
 		case "tags":
-			if seen[25] {
-				d.Duplicate()
+			if d.Repeated(&seen[25]) {
 				continue
 			}
-			seen[25] = true
 			if d.Array() {
 				problems := len(d.Problems())
 				s := make([]string, 0)
@@ -1185,18 +1112,16 @@ func atpDecodeEverything(d *runtime.Decoder, v *Everything) {
 					// uniqueItems: the arrays LLMs send are short, so a quadratic scan beats a map.
 					for j, x := range s {
 						if slices.Contains(s[:j], x) {
-							d.Fail("array of unique items", "repeated item "+runtime.GotString(x))
+							d.Fail("array of unique items", "repeated item "+atpimpl.GotString(x))
 							break
 						}
 					}
 				}
 			}
 		case "scores":
-			if seen[26] {
-				d.Duplicate()
+			if d.Repeated(&seen[26]) {
 				continue
 			}
-			seen[26] = true
 			if d.Array() {
 				problems := len(d.Problems())
 				s := make([]int, 0)
@@ -1208,18 +1133,16 @@ func atpDecodeEverything(d *runtime.Decoder, v *Everything) {
 					// uniqueItems: the arrays LLMs send are short, so a quadratic scan beats a map.
 					for j, x := range s {
 						if slices.Contains(s[:j], x) {
-							d.Fail("array of unique items", "repeated item "+runtime.GotInt(int64(x)))
+							d.Fail("array of unique items", "repeated item "+atpimpl.GotInt(int64(x)))
 							break
 						}
 					}
 				}
 			}
 		case "triple":
-			if seen[27] {
-				d.Duplicate()
+			if d.Repeated(&seen[27]) {
 				continue
 			}
-			seen[27] = true
 			if d.Array() {
 				i := 0
 				for d.NextItem() {
@@ -1231,15 +1154,13 @@ func atpDecodeEverything(d *runtime.Decoder, v *Everything) {
 					i++
 				}
 				if i != 3 {
-					d.Fail("array of exactly 3 items", runtime.GotInt(int64(i)))
+					d.Fail("array of exactly 3 items", atpimpl.GotInt(int64(i)))
 				}
 			}
 		case "pair":
-			if seen[28] {
-				d.Duplicate()
+			if d.Repeated(&seen[28]) {
 				continue
 			}
-			seen[28] = true
 			if d.Array() {
 				problems := len(d.Problems())
 				i := 0
@@ -1252,24 +1173,22 @@ func atpDecodeEverything(d *runtime.Decoder, v *Everything) {
 					i++
 				}
 				if i != 2 {
-					d.Fail("array of exactly 2 items", runtime.GotInt(int64(i)))
+					d.Fail("array of exactly 2 items", atpimpl.GotInt(int64(i)))
 				}
 				if len(d.Problems()) == problems {
 					// uniqueItems: the arrays LLMs send are short, so a quadratic scan beats a map.
 					for j, x := range v.Pair[:] {
 						if slices.Contains(v.Pair[:][:j], x) {
-							d.Fail("array of unique items", "repeated item "+runtime.GotString(x))
+							d.Fail("array of unique items", "repeated item "+atpimpl.GotString(x))
 							break
 						}
 					}
 				}
 			}
 		case "levels":
-			if seen[29] {
-				d.Duplicate()
+			if d.Repeated(&seen[29]) {
 				continue
 			}
-			seen[29] = true
 			if d.Array() {
 				s := make([]Level, 0)
 				for d.NextItem() {
@@ -1277,18 +1196,16 @@ func atpDecodeEverything(d *runtime.Decoder, v *Everything) {
 					switch e {
 					case 1, 2:
 					default:
-						d.Fail("one of 1, 2", runtime.GotInt(int64(e)))
+						d.Fail("one of 1, 2", atpimpl.GotInt(int64(e)))
 					}
 					s = append(s, e)
 				}
 				v.Levels = s
 			}
 		case "labels":
-			if seen[30] {
-				d.Duplicate()
+			if d.Repeated(&seen[30]) {
 				continue
 			}
-			seen[30] = true
 			if d.Object() {
 				m := make(map[string]int)
 				for d.Next() {
@@ -1302,11 +1219,9 @@ func atpDecodeEverything(d *runtime.Decoder, v *Everything) {
 				v.Labels = m
 			}
 		case "by_tier":
-			if seen[31] {
-				d.Duplicate()
+			if d.Repeated(&seen[31]) {
 				continue
 			}
-			seen[31] = true
 			if d.Object() {
 				m := make(map[Tier]string)
 				for d.Next() {
@@ -1321,29 +1236,23 @@ func atpDecodeEverything(d *runtime.Decoder, v *Everything) {
 				v.ByTier = m
 			}
 		case "home":
-			if seen[32] {
-				d.Duplicate()
+			if d.Repeated(&seen[32]) {
 				continue
 			}
-			seen[32] = true
 			atpDecodeAddress(d, &v.Home)
 		case "work":
-			if seen[33] {
-				d.Duplicate()
+			if d.Repeated(&seen[33]) {
 				continue
 			}
-			seen[33] = true
 			if !d.Null() {
 				p := new(Address)
 				atpDecodeAddress(d, p)
 				v.Work = p
 			}
 		case "offices":
-			if seen[34] {
-				d.Duplicate()
+			if d.Repeated(&seen[34]) {
 				continue
 			}
-			seen[34] = true
 			if d.Array() {
 				s := make([]Address, 0)
 				for d.NextItem() {
@@ -1354,29 +1263,23 @@ func atpDecodeEverything(d *runtime.Decoder, v *Everything) {
 				v.Offices = s
 			}
 		case "tree":
-			if seen[35] {
-				d.Duplicate()
+			if d.Repeated(&seen[35]) {
 				continue
 			}
-			seen[35] = true
 			if !d.Null() {
 				p := new(Node)
 				atpDecodeNode(d, p)
 				v.Tree = p
 			}
 		case "raw":
-			if seen[36] {
-				d.Duplicate()
+			if d.Repeated(&seen[36]) {
 				continue
 			}
-			seen[36] = true
 			v.Raw = d.Raw()
 		case "nested":
-			if seen[37] {
-				d.Duplicate()
+			if d.Repeated(&seen[37]) {
 				continue
 			}
-			seen[37] = true
 			if d.Object() {
 				m := make(map[string][]bool)
 				for d.Next() {
@@ -1409,8 +1312,8 @@ func atpDecodeEverything(d *runtime.Decoder, v *Everything) {
 	}
 }
 
-// atpDecodeNeeds reads a Needs object from d into v, recording every problem in d.
-func atpDecodeNeeds(d *runtime.Decoder, v *Needs) {
+// atpDecodeNeeds reads an object of type Needs from d into v, recording every problem in d.
+func atpDecodeNeeds(d *atpimpl.Decoder, v *Needs) {
 	if !d.Object() {
 		return
 	}
@@ -1418,108 +1321,82 @@ func atpDecodeNeeds(d *runtime.Decoder, v *Needs) {
 	for d.Next() {
 		switch string(d.Key()) {
 		case "tier":
-			if seen[0] {
-				d.Duplicate()
+			if d.Repeated(&seen[0]) {
 				continue
 			}
-			seen[0] = true
 			v.Tier = Tier(d.String())
 			d.Enum(string(v.Tier), "free", "pro")
 		case "level":
-			if seen[1] {
-				d.Duplicate()
+			if d.Repeated(&seen[1]) {
 				continue
 			}
-			seen[1] = true
 			v.Level = Level(d.Int(0))
 			switch v.Level {
 			case 1, 2:
 			default:
-				d.Fail("one of 1, 2", runtime.GotInt(int64(v.Level)))
+				d.Fail("one of 1, 2", atpimpl.GotInt(int64(v.Level)))
 			}
 		case "region":
-			if seen[2] {
-				d.Duplicate()
+			if d.Repeated(&seen[2]) {
 				continue
 			}
-			seen[2] = true
 			v.Region = Region(d.String())
 			d.Enum(string(v.Region), "af", "an", "as", "eu", "na", "oc", "sa", "me", "ca", "cb", "se", "ne")
 		case "grade":
-			if seen[3] {
-				d.Duplicate()
+			if d.Repeated(&seen[3]) {
 				continue
 			}
-			seen[3] = true
 			v.Grade = Grade(d.Int(0))
 			switch v.Grade {
 			case 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11:
 			default:
-				d.Fail("one of 11 values", runtime.GotInt(int64(v.Grade)))
+				d.Fail("one of 11 values", atpimpl.GotInt(int64(v.Grade)))
 			}
 		case "color":
-			if seen[4] {
-				d.Duplicate()
+			if d.Repeated(&seen[4]) {
 				continue
 			}
-			seen[4] = true
 			v.Color = d.String()
 			d.Enum(v.Color, "red", "green")
 		case "small":
-			if seen[5] {
-				d.Duplicate()
+			if d.Repeated(&seen[5]) {
 				continue
 			}
-			seen[5] = true
 			v.Small = int8(d.Int(8))
 		case "count":
-			if seen[6] {
-				d.Duplicate()
+			if d.Repeated(&seen[6]) {
 				continue
 			}
-			seen[6] = true
 			v.Count = uint32(d.Uint(32))
 		case "share":
-			if seen[7] {
-				d.Duplicate()
+			if d.Repeated(&seen[7]) {
 				continue
 			}
-			seen[7] = true
 			v.Share = d.Float(64)
 		case "ok":
-			if seen[8] {
-				d.Duplicate()
+			if d.Repeated(&seen[8]) {
 				continue
 			}
-			seen[8] = true
 			v.OK = d.Bool()
 		case "when":
-			if seen[9] {
-				d.Duplicate()
+			if d.Repeated(&seen[9]) {
 				continue
 			}
-			seen[9] = true
 			v.When = d.Time()
 		case "wait":
-			if seen[10] {
-				d.Duplicate()
+			if d.Repeated(&seen[10]) {
 				continue
 			}
-			seen[10] = true
 			v.Wait = d.Duration()
 		case "blob":
-			if seen[11] {
-				d.Duplicate()
+			if d.Repeated(&seen[11]) {
 				continue
 			}
-			seen[11] = true
 			v.Blob = d.Bytes()
 		case "tags":
-			if seen[12] {
-				d.Duplicate()
+			if d.Repeated(&seen[12]) {
 				continue
 			}
-			seen[12] = true
 			if d.Array() {
 				s := make([]string, 0)
 				for d.NextItem() {
@@ -1528,11 +1405,9 @@ func atpDecodeNeeds(d *runtime.Decoder, v *Needs) {
 				v.Tags = s
 			}
 		case "triple":
-			if seen[13] {
-				d.Duplicate()
+			if d.Repeated(&seen[13]) {
 				continue
 			}
-			seen[13] = true
 			if d.Array() {
 				i := 0
 				for d.NextItem() {
@@ -1544,15 +1419,13 @@ func atpDecodeNeeds(d *runtime.Decoder, v *Needs) {
 					i++
 				}
 				if i != 3 {
-					d.Fail("array of exactly 3 items", runtime.GotInt(int64(i)))
+					d.Fail("array of exactly 3 items", atpimpl.GotInt(int64(i)))
 				}
 			}
 		case "labels":
-			if seen[14] {
-				d.Duplicate()
+			if d.Repeated(&seen[14]) {
 				continue
 			}
-			seen[14] = true
 			if d.Object() {
 				m := make(map[string]int)
 				for d.Next() {
@@ -1566,48 +1439,36 @@ func atpDecodeNeeds(d *runtime.Decoder, v *Needs) {
 				v.Labels = m
 			}
 		case "home":
-			if seen[15] {
-				d.Duplicate()
+			if d.Repeated(&seen[15]) {
 				continue
 			}
-			seen[15] = true
 			atpDecodeAddress(d, &v.Home)
 		case "tree":
-			if seen[16] {
-				d.Duplicate()
+			if d.Repeated(&seen[16]) {
 				continue
 			}
-			seen[16] = true
 			atpDecodeNode(d, &v.Tree)
 		case "extra":
-			if seen[17] {
-				d.Duplicate()
+			if d.Repeated(&seen[17]) {
 				continue
 			}
-			seen[17] = true
 			v.Extra = d.Any()
 		case "raw":
-			if seen[18] {
-				d.Duplicate()
+			if d.Repeated(&seen[18]) {
 				continue
 			}
-			seen[18] = true
 			v.Raw = d.Raw()
 		case "nullable":
-			if seen[19] {
-				d.Duplicate()
+			if d.Repeated(&seen[19]) {
 				continue
 			}
-			seen[19] = true
 			if !d.Null() {
 				v.Nullable = d.String()
 			}
 		case "nested":
-			if seen[20] {
-				d.Duplicate()
+			if d.Repeated(&seen[20]) {
 				continue
 			}
-			seen[20] = true
 			if d.Object() {
 				m := make(map[string][]Tier)
 				for d.Next() {
@@ -1699,8 +1560,8 @@ func atpDecodeNeeds(d *runtime.Decoder, v *Needs) {
 	}
 }
 
-// atpDecodeNode reads a Node object from d into v, recording every problem in d.
-func atpDecodeNode(d *runtime.Decoder, v *Node) {
+// atpDecodeNode reads an object of type Node from d into v, recording every problem in d.
+func atpDecodeNode(d *atpimpl.Decoder, v *Node) {
 	if !d.Object() {
 		return
 	}
@@ -1708,18 +1569,14 @@ func atpDecodeNode(d *runtime.Decoder, v *Node) {
 	for d.Next() {
 		switch string(d.Key()) {
 		case "label":
-			if seen[0] {
-				d.Duplicate()
+			if d.Repeated(&seen[0]) {
 				continue
 			}
-			seen[0] = true
 			v.Label = d.String()
 		case "children":
-			if seen[1] {
-				d.Duplicate()
+			if d.Repeated(&seen[1]) {
 				continue
 			}
-			seen[1] = true
 			if d.Array() {
 				s := make([]*Node, 0)
 				for d.NextItem() {

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/atpgo/atp/runtime"
+	"github.com/atpgo/atp/runtime/atpimpl"
 )
 
 // Fixture is one tool as the Node test builds it, and its hash.
@@ -89,7 +90,7 @@ func TestHashesFile(t *testing.T) {
 			Name: f.Name, Description: f.Description, Params: f.Params, RequiredParams: f.RequiredParams,
 			AuthProvider: f.AuthProvider, NeedsAuthToken: f.NeedsAuthToken, Hints: f.Hints,
 			Timeout: time.Duration(f.TimeoutMs) * time.Millisecond,
-			Run:     func(context.Context, *runtime.Call, *runtime.Decoder) (any, error) { return nil, nil },
+			Run:     func(context.Context, *runtime.Call, *atpimpl.Decoder) (any, error) { return nil, nil },
 		}
 		if f.AuthProvider != "" {
 			tool.AuthType, tool.AuthWith = "OAuth2", "access_token"

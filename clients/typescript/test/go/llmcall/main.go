@@ -36,7 +36,7 @@ func main() {
 func run(url, toolkit, provider, calls, protocol, user string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	c, err := llmclient.New(os.Getenv("ATP_API_KEY"), llmclient.WithBaseURL(url), llmclient.WithProtocol(protocol))
+	c, err := llmclient.New(os.Getenv("ATP_API_KEY"), llmclient.WithBaseURL(url), llmclient.WithTransport(llmclient.Transport(protocol)))
 	if err != nil {
 		return err
 	}
