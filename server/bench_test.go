@@ -13,7 +13,9 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/nats-io/nats.go"
 
+	"github.com/atpgo/atp/internal/natstest"
 	"github.com/atpgo/atp/runtime/atpimpl"
 	"github.com/atpgo/atp/server/store"
 )
@@ -28,11 +30,26 @@ import (
 //
 // Targets, the README's "routed call" figures: routed p50 at most 2.5x
 // the echo's; routed throughput at 64 in flight at least 40% of the echo's.
+//
+// Beside them, the same call across two replicas of a cluster (needs
+// ATP_TEST_NATS): the LLM client on one replica, the toolkit on the other,
+// the call forwarded over NATS and back.
+//
+//	replicas/single, replicas/inflight64: as above.
+//	nats/single: the floor of that: one request-reply of nats.go through
+//	the same NATS server, a 16-byte payload echoed.
+//
+// Targets, the README's "Running more than one replica" figures: across
+// replicas, p50 at most 1.5x the routed p50; throughput at 64 in flight at
+// least 50% of the routed one.
 func BenchmarkRoutedCall(b *testing.B) {
 	b.Run("echo/single", func(b *testing.B) { benchSingle(b, dialEcho(b)) })
 	b.Run("routed/single", func(b *testing.B) { benchSingle(b, dialRouted(b)) })
+	b.Run("replicas/single", func(b *testing.B) { benchSingle(b, dialReplicas(b)) })
+	b.Run("nats/single", benchNATSRequest)
 	b.Run("echo/inflight64", func(b *testing.B) { benchInFlight(b, dialEcho(b), 64) })
 	b.Run("routed/inflight64", func(b *testing.B) { benchInFlight(b, dialRouted(b), 64) })
+	b.Run("replicas/inflight64", func(b *testing.B) { benchInFlight(b, dialReplicas(b), 64) })
 }
 
 // taskFrame is a task_request as the Python client sends it, with request
@@ -85,8 +102,55 @@ func dialRouted(b *testing.B) *benchConn {
 	}
 	hs := httptest.NewServer(srv.Handler())
 	b.Cleanup(func() { srv.Close(); hs.Close() })
-	wsBase := "ws" + strings.TrimPrefix(hs.URL, "http")
+	return dialVia(b, srv, hs.URL, hs.URL)
+}
+
+// dialReplicas starts two replicas of a cluster on one store and the test
+// NATS, connects the toolkit to the first and the LLM client to the
+// second.
+func dialReplicas(b *testing.B) *benchConn {
+	url, prefix := natstest.Prefix(b)
+	st, err := store.Open(b.Context(), store.Memory)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Close() })
+	secret := make([]byte, 32)
+	var urls [2]string
+	var first, second *Server
+	for i := range urls {
+		srv, err := New(b.Context(), Config{Logger: discardLogger(), Store: st, SecretKey: secret, NATSURL: url, ClusterPrefix: prefix})
+		if err != nil {
+			b.Fatal(err)
+		}
+		hs := httptest.NewServer(srv.Handler())
+		b.Cleanup(func() { srv.Close(); hs.Close() })
+		urls[i] = hs.URL
+		if i == 0 {
+			first = srv
+		} else {
+			second = srv
+		}
+	}
+	c := dialVia(b, first, urls[0], urls[1])
+	ref := toolkitRef{"default", "bench"}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(second.cluster.holders(ref)) == 0 {
+		if time.Now().After(deadline) {
+			b.Fatal("the second replica never saw the toolkit's connection on the first")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return c
+}
+
+// dialVia registers and connects a minimal toolkit that speaks the wire
+// protocol (echoes params) at tkURL, and returns an authenticated LLM
+// connection at llmURL. srv makes the keys.
+func dialVia(b *testing.B, srv *Server, tkURL, llmURL string) *benchConn {
 	tkKey, llmKey := benchKey(b, srv, "toolkit"), benchKey(b, srv, "llm")
+	hs := struct{ URL string }{tkURL}
+	wsBase := "ws" + strings.TrimPrefix(tkURL, "http")
 	body, _ := json.Marshal(map[string]any{
 		"function_id": "echo", "api_key": tkKey, "app_name": "bench", "programming_language": "Go",
 		"code_hash": "c", "toolkit_hash": "h",
@@ -146,7 +210,7 @@ func dialRouted(b *testing.B) *benchConn {
 		}
 	}()
 
-	llm, _, err := websocket.DefaultDialer.Dial(wsBase+"/ws/v1/atp/llm-client/"+llmKey+"/", nil)
+	llm, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(llmURL, "http")+"/ws/v1/atp/llm-client/"+llmKey+"/", nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -241,4 +305,44 @@ func benchInFlight(b *testing.B, c *benchConn, inFlight int) {
 
 func newKeyOf(kind string) store.NewKey {
 	return store.NewKey{Kind: store.KeyKind(kind), Name: "bench " + kind}
+}
+
+// benchNATSRequest measures one nats.go request-reply through the test
+// NATS server, between two connections of this process.
+func benchNATSRequest(b *testing.B) {
+	url, prefix := natstest.Prefix(b)
+	responder, err := nats.Connect(url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer responder.Close()
+	requester, err := nats.Connect(url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer requester.Close()
+	subj := prefix + ".echo"
+	if _, err := responder.Subscribe(subj, func(m *nats.Msg) { m.Respond(m.Data) }); err != nil {
+		b.Fatal(err)
+	}
+	responder.Flush()
+	payload := []byte("0123456789abcdef")
+	for range 200 {
+		if _, err := requester.Request(subj, payload, 5*time.Second); err != nil {
+			b.Fatal(err)
+		}
+	}
+	lat := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for range b.N {
+		start := time.Now()
+		if _, err := requester.Request(subj, payload, 5*time.Second); err != nil {
+			b.Fatal(err)
+		}
+		lat = append(lat, time.Since(start))
+	}
+	b.StopTimer()
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds())/1e3, "p50-µs")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds())/1e3, "p99-µs")
 }

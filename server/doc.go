@@ -126,6 +126,19 @@
 //     connection for the same toolkit and environment closes the older
 //     with 1000 "superseded by new connection".
 //
+// # Replicas
+//
+// With Config.NATSURL the server is one replica of several on one
+// PostgreSQL database and one NATS (cluster.go): any replica takes any
+// request. A call for a toolkit whose connection another replica holds is
+// forwarded to it over NATS and answered as on one server; inbox calls
+// wait in a JetStream work queue and are delivered once, by whichever
+// replica the toolkit polls; revocations, registrations and inbox releases
+// reach every replica at once. A replica gone (a crash, lost NATS) fails
+// the calls in flight through it at once, saying so. Newer Platools
+// connections supersede older ones on the same replica only. Per-key and
+// per-toolkit limits are per replica.
+//
 // # Extensions on the LLM side
 //
 // Old clients ignore them.

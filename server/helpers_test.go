@@ -51,6 +51,7 @@ type testEnv struct {
 	logs   *logBuffer
 	tkKey  string
 	llmKey string
+	nats   *tcpProxy // a replica's way to NATS (newReplicas), nil otherwise
 }
 
 func newEnv(t *testing.T, cfg Config) *testEnv {

@@ -36,6 +36,16 @@ type call struct {
 	// inboxKey is the key of the inbox poll that took the call, "" while
 	// it waits in the queue or is on a WebSocket.
 	inboxKey string
+
+	// On a replica of a cluster (cluster_route.go). timeout is the
+	// caller's, for the replica it is forwarded to. replica is the replica
+	// it was forwarded to ("" : it is here); origin is, for a call another
+	// replica forwarded here, that replica; hops counts its reroutes.
+	// replica and hops are guarded by hub.mu.
+	timeout time.Duration
+	replica string
+	origin  string
+	hops    int
 }
 
 // reply is how a call ended: the toolkit's result, or a failure of the
@@ -82,6 +92,12 @@ type hub struct {
 	seq      atomic.Uint64
 	llmConns int
 	closed   bool
+
+	// cluster routes calls to the connections and inboxes of other
+	// replicas (cluster.go); nil on a single server. forwarded counts, by
+	// replica, the calls forwarded there and not ended.
+	cluster   *cluster
+	forwarded map[string]int
 }
 
 // route is the live state of one toolkit: its WebSocket connections and its
@@ -97,6 +113,9 @@ type route struct {
 	lastPoll time.Time
 	pending  int  // calls routed here and not ended: queued, taken by a poll, or on a connection
 	leased   bool // a lease check is due (checkLease)
+	// remote counts, by replica, the calls of this toolkit forwarded
+	// there (cluster only).
+	remote map[string]int
 }
 
 // waiter is an inbox long-poll. Its channel is buffered and receives at
@@ -160,6 +179,9 @@ func (h *hub) dispatch(c *call, via *flusher) error {
 	if h.closed {
 		h.mu.Unlock()
 		return errShutdown
+	}
+	if h.cluster != nil {
+		return h.dispatchCluster(c, via) // cluster_route.go
 	}
 	r := h.routes[c.ref]
 	if r == nil {
@@ -231,7 +253,7 @@ func (h *hub) armLease(ref toolkitRef, r *route) {
 		return
 	}
 	r.leased = true
-	fired, stop := h.until(r.lastPoll.Add(h.onlineWindow))
+	fired, stop := h.until(h.leaseEnd(ref, r))
 	go func() {
 		defer stop()
 		select {
@@ -257,7 +279,7 @@ func (h *hub) checkLease(ref toolkitRef) {
 		h.mu.Unlock()
 		return
 	}
-	if h.inboxOnline(r) {
+	if h.inboxOnlineRef(ref, r) {
 		h.armLease(ref, r)
 		h.mu.Unlock()
 		return
@@ -268,7 +290,7 @@ func (h *hub) checkLease(ref toolkitRef) {
 		delete(h.pending, c.id)
 		r.pending--
 	}
-	since := h.now().Sub(r.lastPoll).Round(time.Millisecond)
+	since := h.now().Sub(h.lastPollRef(ref, r)).Round(time.Millisecond)
 	h.tidy(ref, r)
 	h.mu.Unlock()
 	fail(calls, fmt.Sprintf("toolkit %q stopped polling its inbox: its last poll ended %s ago, past its %s lease (--inbox-lease); the call was never delivered",
@@ -313,6 +335,8 @@ func (h *hub) forget(c *call) {
 	}
 	if c.conn != nil {
 		delete(c.conn.calls, c.id)
+	} else if c.replica != "" {
+		h.unforward(c, r)
 	} else if r != nil && c.inboxKey == "" {
 		for i, q := range r.queue {
 			if q == c {
@@ -495,6 +519,7 @@ func (h *hub) addConn(c *tkConn) error {
 	}
 	r := h.route(c.ref)
 	r.conns = append(r.conns, c)
+	h.changed()
 	return nil
 }
 
@@ -520,6 +545,7 @@ func (h *hub) drainConn(c *tkConn) {
 		if i := slices.Index(r.conns, c); i >= 0 {
 			r.conns = slices.Delete(r.conns, i, i+1)
 			r.draining++
+			h.changed()
 		}
 	}
 }
@@ -539,6 +565,7 @@ func (h *hub) bind(keyID string, ref toolkitRef) {
 		c.ref = ref
 		r.conns = append(r.conns, c)
 	}
+	h.changed()
 }
 
 // removeConn takes a closed connection out of routing and returns the
@@ -566,6 +593,7 @@ func (h *hub) removeConn(c *tkConn) []*call {
 		}
 		r.pending -= len(calls)
 		h.tidy(c.ref, r)
+		h.changed()
 	}
 	return calls
 }

@@ -187,12 +187,18 @@ func (s *Server) startTask(ctx context.Context, key store.Key, m *llmMessage, vi
 	}
 	t.budget, t.size = b, len(params)
 	c := s.hub.newCall(k.ref, t.tool, params, authToken, t.deliver)
+	c.timeout = timeout
 	c.agent, c.user = key.ID, m.Payload.ExternalUserID
 	if c.user == "" {
 		c.user = m.ExternalUserID
 	}
 	t.call = c
+	var routeErr *routeError
 	switch err := s.hub.dispatch(c, via); {
+	case err != nil && errors.As(err, &routeErr):
+		t.giveBack()
+		t.fail(routeErr.reason, routeErr.msg, nil, nil, via)
+		return noCall
 	case errors.Is(err, errDraining):
 		t.giveBack()
 		t.fail(reasonOffline, fmt.Sprintf("toolkit %q is offline: its connections are shutting down (finishing the calls they have) and it has no other; the call was not sent", t.toolkit), nil, nil, via)

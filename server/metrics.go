@@ -149,6 +149,9 @@ func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
 	if l := s.conns.Load(); l != nil {
 		writeGauge(w, "atp_open_connections", "Open TCP connections (limit: --max-connections).", l.openConns())
 	}
+	if s.cluster != nil {
+		s.cluster.writeMetrics(w) // this replica's part of the cluster
+	}
 	writeGauge(w, "atp_unauthenticated_in_progress", "Requests and LLM WebSockets not authenticated yet (limit: --max-unauth-requests).", s.unauth.inUse())
 	// The outbox is the database's, shared by every server on it.
 	if s.oauth.vault != nil {

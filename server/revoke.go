@@ -17,11 +17,10 @@ import (
 //   - the store, written by another process (atp keys revoke): the
 //     revocations watcher compares the store's count of revoked keys every
 //     Config.RevocationCheckInterval (one cheap query) and, when it moved,
-//     ends the keys it has not ended yet.
-//
-// A server of several replicas would add a third source (a message on a
-// bus such as NATS, published by the replica that revoked) calling endKey
-// the same way.
+//     ends the keys it has not ended yet;
+//   - on a replica of a cluster, a message on NATS (cluster_events.go),
+//     published by the replica that revoked, or that first saw the
+//     revocation in the store.
 
 // revocations watches the store for keys revoked by other processes.
 type revocations struct {
@@ -41,6 +40,18 @@ func (s *Server) watchRevocations(ctx context.Context) (*revocations, error) {
 		return nil, err
 	}
 	rv := &revocations{s: s, stopCh: make(chan struct{}), done: make(chan struct{}), count: n, ended: map[string]bool{}}
+	if s.cfg.NATSURL != "" && n > 0 {
+		// Keys revoked before the start hold nothing here. Counted as
+		// ended, they are not announced to the other replicas (check) as
+		// if they had just been revoked.
+		ids, err := s.store.RevokedKeyIDs(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, id := range ids {
+			rv.ended[id] = true
+		}
+	}
 	go rv.run()
 	return rv, nil
 }
@@ -83,6 +94,11 @@ func (rv *revocations) check() error {
 	rv.count = n
 	rv.mu.Unlock()
 	for _, id := range ids {
+		if !rv.isEnded(id) && rv.s.cluster != nil {
+			// Revoked by another process: the replicas whose own look
+			// comes later hear of it now.
+			rv.s.cluster.publishRevoked(id)
+		}
 		rv.s.endKey(id)
 	}
 	return nil
@@ -120,6 +136,9 @@ func (s *Server) RevokeKey(ctx context.Context, id string) error {
 		return err
 	}
 	s.endKey(id)
+	if s.cluster != nil {
+		s.cluster.publishRevoked(id)
+	}
 	return nil
 }
 

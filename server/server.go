@@ -236,6 +236,37 @@ type Config struct {
 	// larger tool_error message is cut.
 	PlatoolsMaxResultBytes int
 
+	// Replicas (cluster.go). With NATSURL set, the server is one replica
+	// of a cluster: every replica runs on the same PostgreSQL database
+	// (DBPath) and the same NATS, and any replica takes any request. A
+	// call that arrives on one replica for a toolkit whose WebSocket
+	// another holds goes there over NATS; HTTP-inbox calls wait in a
+	// JetStream work queue that the replica the toolkit polls next takes
+	// them from; revocations and registrations reach every replica. NATS
+	// carries calls with their params and users' tokens: keep it private
+	// to the replicas (TLS and credentials go in the URL or the NATS
+	// server's configuration). Without NATSURL nothing of this runs.
+
+	// NATSURL is the NATS server (nats://host:4222; a comma-separated list
+	// for a NATS cluster; user:password@ in it when NATS asks for them).
+	// It needs JetStream (nats-server -js). New fails when it does not
+	// answer; later losses are reconnected to, without end.
+	NATSURL string
+	// ClusterPrefix starts every NATS subject and stream name the
+	// replicas use (default "atp"): clusters with different prefixes
+	// share one NATS without seeing each other. Letters, digits, '_' and
+	// '-', at most 32.
+	ClusterPrefix string
+	// PresenceTTL is how long a replica that has stopped announcing which
+	// toolkits it holds still counts as holding them (default 3s); each
+	// replica announces every PresenceTTL/3, and at once on a change.
+	PresenceTTL time.Duration
+	// ReplicaProbeInterval is how often a replica that has calls in
+	// flight on another replica checks that this one is still on NATS
+	// (default 250ms): a replica gone (a crash, a lost machine) fails
+	// those calls within about this long, rather than at their timeout.
+	ReplicaProbeInterval time.Duration
+
 	// clock is the broker's and webhooks' time; tests replace it.
 	clock clock
 	// webhookPoll is how often the webhook worker looks in the outbox
@@ -285,6 +316,9 @@ func (c *Config) setDefaults() {
 	setDefault(&c.MaxPeerWarnings, 10)
 	setDefault(&c.PlatoolsRegistersPerMinute, 6)
 	setDefault(&c.PlatoolsMaxResultBytes, 256<<10)
+	setDefault(&c.ClusterPrefix, "atp")
+	setDefault(&c.PresenceTTL, 3*time.Second)
+	setDefault(&c.ReplicaProbeInterval, 250*time.Millisecond)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -337,6 +371,7 @@ type Server struct {
 	conns       atomic.Pointer[limitListener]
 
 	revocations *revocations // revoke.go
+	cluster     *cluster     // cluster.go: nil unless Config.NATSURL
 	health      healthCheck
 	// anonWarns rate-limits the warnings that requests without a key can
 	// cause, as peerWarnings does for one connection's.
@@ -468,6 +503,14 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		s.closeStore()
 		return nil, err
 	}
+	if cfg.NATSURL != "" {
+		if s.cluster, err = newCluster(ctx, s); err != nil {
+			s.revocations.stop()
+			s.oauth.close()
+			s.closeStore()
+			return nil, err
+		}
+	}
 	return s, nil
 }
 
@@ -552,6 +595,15 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 	if err := s.health.check(s.store); err != nil {
 		body["status"], body["database"] = "unavailable", err.Error()
 		status = http.StatusServiceUnavailable
+	}
+	if cl := s.cluster; cl != nil {
+		// A replica without NATS cannot reach the toolkits of the others:
+		// a load balancer should send their calls elsewhere.
+		body["replica"], body["replicas"], body["nats"] = cl.id, cl.replicas(), "ok"
+		if err := cl.health(); err != nil {
+			body["status"], body["nats"] = "unavailable", err.Error()
+			status = http.StatusServiceUnavailable
+		}
 	}
 	writeJSON(w, status, body)
 }
@@ -653,6 +705,9 @@ func (s *Server) shutdownSessions() {
 		live = append(live, c)
 	}
 	s.mu.Unlock()
+	if s.cluster != nil {
+		s.cluster.leave() // the others stop routing here before the calls here fail
+	}
 	s.hub.close()
 	for _, c := range live {
 		c.shutdown()
@@ -677,6 +732,9 @@ func (s *Server) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
 	s.waitHandlers(ctx)
+	if s.cluster != nil {
+		s.cluster.close()
+	}
 	s.oauth.close()
 	return s.closeStore()
 }

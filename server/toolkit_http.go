@@ -244,6 +244,9 @@ func (s *Server) handleRegisterTool(w http.ResponseWriter, r *http.Request) {
 	ref := toolkitRef{k.Owner, req.AppName}
 	s.registry.put(ref, req.ToolkitHash, req.ProgrammingLanguage, &toolEntry{Tool: tool, validator: compiledValidator(validator)})
 	s.hub.bind(k.ID, ref)
+	if s.cluster != nil {
+		s.cluster.toolkitChanged(ref, k.ID)
+	}
 	s.log.Info("tool registered", "owner", k.Owner, "toolkit", req.AppName, "tool", tool.Name,
 		"language", req.ProgrammingLanguage, "inferred_schema", tool.Inferred)
 	// The exchange token is opaque to the SDK, which only keeps it for the
@@ -424,7 +427,17 @@ func (s *Server) handleInbox(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, struct{}{})
 		return
 	}
-	c := s.hub.poll(r.Context().Done(), toolkitRef{k.Owner, k.Toolkit}, k.ID, wait)
+	var c *call
+	if s.cluster != nil {
+		// The replicas share the toolkit's inbox (cluster_inbox.go).
+		if c, err = s.cluster.poll(r.Context().Done(), toolkitRef{k.Owner, k.Toolkit}, k.ID, wait); err != nil {
+			w.Header().Set("Retry-After", "1")
+			writeError(w, http.StatusServiceUnavailable, "inbox: "+err.Error())
+			return
+		}
+	} else {
+		c = s.hub.poll(r.Context().Done(), toolkitRef{k.Owner, k.Toolkit}, k.ID, wait)
+	}
 	if s.keyRevoked(k.ID) {
 		// Revoked while polling: the call it may have taken has been failed
 		// (hub.revokeKey) and must not reach the toolkit.
@@ -442,7 +455,11 @@ func (s *Server) handleInbox(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil || r.Context().Err() != nil {
 		// The poller is gone: give the call to the next poll.
-		s.hub.requeue(c)
+		if s.cluster != nil {
+			s.cluster.release(c, k.ID)
+		} else {
+			s.hub.requeue(c)
+		}
 	}
 }
 
@@ -488,6 +505,9 @@ func (s *Server) handleInboxRespond(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := requestIDString(rep.RequestID)
+	if k.Toolkit != "" && s.cluster != nil && s.cluster.respondElsewhere(w, toolkitRef{k.Owner, k.Toolkit}, id, reply{result: result, isError: rep.IsError}) {
+		return // the call waits on another replica
+	}
 	if k.Toolkit == "" || !s.hub.complete(toolkitRef{k.Owner, k.Toolkit}, id, reply{result: result, isError: rep.IsError}) {
 		s.metrics.lateReplies.Add(1)
 		writeJSON(w, http.StatusGone, map[string]any{"ok": false, "error": fmt.Sprintf("request %q is not waiting for a reply from this toolkit: it timed out, was answered already, or is unknown", id)})
@@ -507,6 +527,10 @@ func (s *Server) handleInboxRelease(w http.ResponseWriter, r *http.Request) {
 	n := 0
 	if k.Toolkit != "" {
 		n = s.hub.release(toolkitRef{k.Owner, k.Toolkit}, k.ID)
+		if s.cluster != nil {
+			// The poll may be held by another replica.
+			s.cluster.publishRelease(toolkitRef{k.Owner, k.Toolkit}, k.ID)
+		}
 	}
 	writeJSON(w, http.StatusOK, map[string]int{"released": n})
 }

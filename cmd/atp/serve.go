@@ -22,7 +22,7 @@ var serveCommand = &command{
 }
 
 func runServe(ctx context.Context, e *env, args []string) error {
-	fs := newFlags(e, "serve", "atp serve [--addr 127.0.0.1:7777] [--db PATH|postgres://...] [--dev] [--secret-key-file F] [--platforms FILE] [--public-url URL] [--json] [limit flags, see README's Limits]")
+	fs := newFlags(e, "serve", "atp serve [--addr 127.0.0.1:7777] [--db PATH|postgres://...] [--nats nats://...] [--dev] [--secret-key-file F] [--platforms FILE] [--public-url URL] [--json] [limit flags, see README's Limits]")
 	addr := fs.String("addr", "127.0.0.1:7777", "`host:port` to listen on (port 0 picks a free one)")
 	db := dbFlag(fs, e)
 	dev := fs.Bool("dev", false, "development mode: on an empty database, create a toolkit key and an LLM key and print them")
@@ -33,6 +33,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	privateHooks := fs.Bool("allow-private-webhooks", false, "development: let webhooks go to loopback, private and other non-public addresses (refused by default)")
 	oauth := addOAuthFlags(fs)
 	limits := addLimitFlags(fs)
+	cluster := addClusterFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -68,6 +69,9 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if err := oauth.apply(e, &cfg); err != nil {
 		return err
 	}
+	if err := cluster.apply(e, &cfg); err != nil {
+		return err
+	}
 	if err := limits.apply(&cfg); err != nil {
 		return err
 	}
@@ -91,12 +95,16 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	defer srv.Close()
 	url := "http://" + ln.Addr().String()
 	if *asJSON {
-		if err := writeStartJSON(e, srv, url, path); err != nil {
+		if err := writeStartJSON(e, srv, url, path, cfg.NATSURL); err != nil {
 			return err
 		}
 		return srv.Serve(ctx, ln)
 	}
-	fmt.Fprintf(e.stdout, "ATP server on %s (database %s)\n", url, store.Describe(path))
+	if id := srv.ReplicaID(); id != "" {
+		fmt.Fprintf(e.stdout, "ATP server on %s (database %s; replica %s, NATS %s)\n", url, store.Describe(path), id, server.RedactNATSURL(cfg.NATSURL))
+	} else {
+		fmt.Fprintf(e.stdout, "ATP server on %s (database %s)\n", url, store.Describe(path))
+	}
 	if keys := srv.DevKeys(); len(keys) > 0 {
 		fmt.Fprintln(e.stdout, "\nDev mode created these keys. They are shown once: copy them now.")
 		for _, k := range keys {
@@ -109,7 +117,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 
 // writeStartJSON prints atp serve --json's start-up line: one JSON object
 // on stdout, with the dev keys (shown this once) when dev mode made them.
-func writeStartJSON(e *env, srv *server.Server, url, dbPath string) error {
+func writeStartJSON(e *env, srv *server.Server, url, dbPath, natsURL string) error {
 	type devKey struct {
 		Kind   string `json:"kind"`
 		ID     string `json:"id"`
@@ -118,8 +126,13 @@ func writeStartJSON(e *env, srv *server.Server, url, dbPath string) error {
 	start := struct {
 		URL      string   `json:"url"`
 		Database string   `json:"database"`
+		NATS     string   `json:"nats,omitempty"`
+		Replica  string   `json:"replica,omitempty"`
 		DevKeys  []devKey `json:"dev_keys,omitempty"`
-	}{URL: url, Database: store.Describe(dbPath)}
+	}{URL: url, Database: store.Describe(dbPath), Replica: srv.ReplicaID()}
+	if natsURL != "" {
+		start.NATS = server.RedactNATSURL(natsURL)
+	}
 	for _, k := range srv.DevKeys() {
 		start.DevKeys = append(start.DevKeys, devKey{string(k.Key.Kind), k.Key.ID, k.APIKey})
 	}
