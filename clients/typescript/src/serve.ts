@@ -233,6 +233,9 @@ export class Endpoints {
   inboxRespond(): string {
     return this.httpBase + "/api/v1/toolkit/" + this.key + "/inbox/respond" + this.query;
   }
+  inboxRelease(): string {
+    return this.httpBase + "/api/v1/toolkit/" + this.key + "/inbox/release" + this.query;
+  }
 }
 
 /** Go's url.PathEscape. */
@@ -278,7 +281,9 @@ export interface Request {
   /** The request id as JSON text, echoed as received. */
   idText: string;
   tool: string;
-  params: string;
+  /** The params as received: bytes where the transport has them, so that
+   * the validator sees text that is not UTF-8 as the Go decoders do. */
+  params: Uint8Array | string;
   authToken: string;
   received: number;
   platos?: Record<string, unknown>;
@@ -485,18 +490,21 @@ export async function serve(tk: Toolkit, options: ServeOptions): Promise<void> {
 /** parseFrame reads an ATP v1 server frame with the Decoder, as the Go
  * runtime does: problems are worded like params problems
  * ("payload.tool_name: expected string, got 7"); unknown members are
- * skipped. */
+ * skipped. The params are kept as bytes (a copy), for their own decoder,
+ * which reports invalid UTF-8 in them at their path: the envelope is read
+ * leniently. */
 export function parseFrame(d: Decoder, data: Uint8Array): {
   messageType: string;
   idText: string | null;
   tool: string;
-  params: string | null;
+  params: Uint8Array | null;
   authToken: string;
   message: string;
   problems: Problem[];
 } {
-  const f = { messageType: "", idText: null as string | null, tool: "", params: null as string | null, authToken: "", message: "", problems: [] as Problem[] };
+  const f = { messageType: "", idText: null as string | null, tool: "", params: null as Uint8Array | null, authToken: "", message: "", problems: [] as Problem[] };
   d.reset(data.length === 0 ? " " : data);
+  d.setLenientUTF8(true);
   if (d.object()) {
     while (d.next()) {
       switch (d.key()) {
@@ -514,7 +522,7 @@ export function parseFrame(d: Decoder, data: Uint8Array): {
                 f.tool = d.string();
                 break;
               case "params":
-                f.params = d.raw();
+                f.params = d.rawBytes()?.slice() ?? null;
                 break;
               case "auth_token": {
                 // Never quote a malformed token: it may still be a secret.
