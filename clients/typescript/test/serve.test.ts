@@ -112,7 +112,7 @@ test("tool requests are answered with result, is_error and latency_ms", () =>
 test("every failure is answered once, as an error result the caller can read", () =>
   withFake(async (f) => {
     const tk = newToolkit();
-    const run = start(f, tk, { defaultTimeoutMs: 30 });
+    const run = start(f, tk, { callTimeout: 30 });
     const c = await f.conns.next();
     const expectError = async (id: string, ...want: string[]) => {
       const r = await c.response();
@@ -510,6 +510,8 @@ test("options are checked before anything is sent", async () => {
     [{ url: "http://127.0.0.1:1", apiKey: "k", maxInFlight: -1 }, /maxInFlight: expected a positive number or 0 for the default, got -1/],
     [{ url: "http://127.0.0.1:1", apiKey: "k", backoff: { baseMs: 60_000, maxMs: 1000 } }, /backoff.maxMs \(1000\) is less than backoff.baseMs \(60000\)/],
     [{ url: "http://127.0.0.1:1", apiKey: "k", inboxWaitSeconds: 1.5 }, /whole seconds/],
+    [{ url: "http://127.0.0.1:1", apiKey: "k", callTimeout: Number.NaN }, /callTimeout: expected milliseconds, 0 for the default or negative for no bound, got NaN/],
+    [{ url: "http://127.0.0.1:1", apiKey: "k", backoff: { baseMs: -1 } }, /backoff.baseMs: expected a positive number or 0 for the default, got -1/],
   ];
   for (const [o, want] of cases) await assert.rejects(serve(tk, o as ServeOptions), want);
   await assert.rejects(serve(new Toolkit("empty"), { url: "http://127.0.0.1:1", apiKey: "k" }), /no tools/);
