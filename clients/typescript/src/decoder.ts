@@ -1,10 +1,13 @@
-// A port of the Go runtime's Decoder (runtime/decoder*.go): a strict,
+// A port of the Go runtime's Decoder (runtime/atpimpl): a strict,
 // one-pass JSON reader over UTF-8 bytes that tracks the JSON path of the
 // value it is at and collects every problem, worded exactly as the Go
 // decoders word them. The schema validator drives it the way atpgen's
 // generated code drives the Go one, so that an LLM reading errors from a Go
 // toolkit and from a Node toolkit reads the same sentences. Byte offsets in
-// syntax errors are UTF-8 offsets, as in Go.
+// syntax errors are UTF-8 offsets, as in Go. It reads bytes, not a string, so
+// that it sees what JSON.parse would hide: text that is not UTF-8 is a
+// problem ("name: invalid UTF-8 in string", "invalid UTF-8 in key"), since
+// such params would reach a tool altered.
 
 import { checkFormat, parseGoDuration, parseRFC3339 } from "./formats.js";
 
@@ -24,6 +27,15 @@ const maxDepth = 1000;
 const maxProblems = 50;
 const maxGotRunes = 40;
 const maxExactExponent = 400;
+/** How many allowed values an enum's problem lists: past it, the problem
+ * says how many there are ("expected one of 20000 values"). */
+export const maxListed = 10;
+/** How many names an unknown field's problem lists. */
+const maxListedFields = 20;
+
+/** The problems of text that is not UTF-8 (RFC 8259 requires it). */
+const invalidUTF8String = "invalid UTF-8 in string";
+const invalidUTF8Key = "invalid UTF-8 in key";
 
 const enum FrameKind {
   Object,
@@ -73,13 +85,22 @@ export class Decoder {
   private lastNumber: string | null = null;
   /** The value just read already has a problem: checks on it stay silent. */
   private valueBad = false;
+  /** The string scanString just checked holds bytes that are not UTF-8. */
+  private scanInvalid = false;
+  /** The string readString just read holds bytes that are not UTF-8. */
+  private strInvalid = false;
+  /** The key nextKey just read holds bytes that are not UTF-8. */
+  private keyInvalid = false;
+  /** Turns the invalid UTF-8 problems off: see setLenientUTF8. */
+  private lenientUTF8 = false;
 
   constructor(data?: Uint8Array | string) {
     this.reset(data ?? new Uint8Array());
   }
 
-  /** Prepares the decoder for data, dropping all state and problems. Empty
-   * data and "null" decode as an empty object. */
+  /** Prepares the decoder for data, dropping all state, problems and
+   * settings (coercion, lenient UTF-8). Empty data and "null" decode as an
+   * empty object. */
   reset(data: Uint8Array | string): void {
     this.data = typeof data === "string" ? utf8.encode(data) : data;
     this.pos = 0;
@@ -93,10 +114,22 @@ export class Decoder {
     this.rootDone = false;
     this.lastNumber = null;
     this.valueBad = false;
+    this.scanInvalid = false;
+    this.strInvalid = false;
+    this.keyInvalid = false;
+    this.coerce = false;
+    this.lenientUTF8 = false;
   }
 
   setCoercion(on: boolean): void {
     this.coerce = on;
+  }
+
+  /** setLenientUTF8 turns off the problems about invalid UTF-8 (such bytes
+   * read as U+FFFD), for reading an envelope whose nested params are
+   * checked again by their own decoder. Call it after reset. */
+  setLenientUTF8(on: boolean): void {
+    this.lenientUTF8 = on;
   }
 
   failed(): boolean {
@@ -219,6 +252,20 @@ export class Decoder {
   }
 
   next(): boolean {
+    for (;;) {
+      const ok = this.nextKey();
+      if (!ok || !this.keyInvalid || this.lenientUTF8) return ok;
+      // The member is dropped: its key cannot name anything, and its
+      // value needs no problem of its own.
+      this.report(invalidUTF8Key);
+      this.skipQuietly();
+    }
+  }
+
+  /** nextKey is next for one member; keyInvalid tells a key that is not
+   * UTF-8. */
+  private nextKey(): boolean {
+    this.keyInvalid = false;
     if (this.syntax) return false;
     const n = this.frames.length;
     if (n === 0 || this.frames[n - 1]!.kind !== FrameKind.Object) {
@@ -266,6 +313,7 @@ export class Decoder {
     const s = this.readString();
     if (s === null) return false;
     f.key = s;
+    this.keyInvalid = this.strInvalid;
     this.skipWS();
     if (this.pos >= d.length || d[this.pos] !== 0x3a) {
       this.syntaxChar(this.pos, "after object key");
@@ -347,6 +395,16 @@ export class Decoder {
     }
   }
 
+  /** skipQuietly skips the pending value of a member that already has its
+   * problem: invalid UTF-8 inside it would only repeat that the member is
+   * refused. */
+  private skipQuietly(): void {
+    const lenient = this.lenientUTF8;
+    this.lenientUTF8 = true;
+    this.skipPending();
+    this.lenientUTF8 = lenient;
+  }
+
   private skipPending(): void {
     const n = this.frames.length;
     if (!this.syntax && n > 0 && this.frames[n - 1]!.state === FrameState.Value) {
@@ -363,7 +421,10 @@ export class Decoder {
       if (this.push(FrameKind.Array)) while (this.nextItem()) {}
     } else if (c === 0x22) {
       const end = this.scanString(this.pos);
-      if (end >= 0) this.pos = end;
+      if (end >= 0) {
+        this.pos = end;
+        if (this.scanInvalid && !this.lenientUTF8) this.report(invalidUTF8String);
+      }
     } else if (c === 0x2d || isDigit(c)) {
       const end = this.scanNumberAt(this.pos);
       if (end >= 0) this.pos = end;
@@ -381,9 +442,21 @@ export class Decoder {
       this.wrongType("string");
       return "";
     }
+    return this.text() ?? "";
+  }
+
+  /** text reads the string at pos for a method that returns or parses its
+   * value, and ends the value. Text that is not UTF-8 is the value's
+   * problem: it returns null then, as after a syntax error. */
+  private text(): string | null {
     const s = this.readString();
-    if (s === null) return "";
+    if (s === null) return null;
     this.endValue();
+    if (this.strInvalid && !this.lenientUTF8) {
+      this.valueBad = true;
+      this.report(invalidUTF8String);
+      return null;
+    }
     return s;
   }
 
@@ -497,9 +570,8 @@ export class Decoder {
       this.wrongType("base64 string");
       return null;
     }
-    const s = this.readString();
+    const s = this.text();
     if (s === null) return null;
-    this.endValue();
     const out = decodeStdBase64(s);
     if (!out) {
       this.badValue("base64 string", gotString(s));
@@ -516,9 +588,8 @@ export class Decoder {
       this.wrongType(expected);
       return false;
     }
-    const s = this.readString();
+    const s = this.text();
     if (s === null) return false;
-    this.endValue();
     if (!parseRFC3339(s)) {
       this.badValue(expected, gotString(s));
       return false;
@@ -534,9 +605,8 @@ export class Decoder {
       this.wrongType(expected);
       return false;
     }
-    const s = this.readString();
+    const s = this.text();
     if (s === null) return false;
-    this.endValue();
     if (parseGoDuration(s) === null) {
       this.badValue(expected, gotString(s));
       return false;
@@ -545,8 +615,16 @@ export class Decoder {
   }
 
   /** Returns the next value's text, whatever valid JSON it is; null after
-   * a syntax error. */
+   * a syntax error. Bytes that are not UTF-8 read as U+FFFD: see
+   * rawBytes. */
   raw(): string | null {
+    const b = this.rawBytes();
+    return b === null ? null : utf8Decoder.decode(b);
+  }
+
+  /** Returns the next value's bytes as received (a view of the input),
+   * whatever valid JSON it is; null after a syntax error. */
+  rawBytes(): Uint8Array | null {
     if (!this.beginValue("Raw")) return null;
     this.skipWS();
     const start = this.pos;
@@ -554,19 +632,23 @@ export class Decoder {
     const end = this.pos;
     this.endValue();
     if (this.syntax) return null;
-    return new TextDecoder().decode(this.data.subarray(start, end));
+    return this.data.subarray(start, end);
   }
 
   // ---- problems ----
 
+  /** unknown records that the current member is not a known field, naming
+   * the allowed ones (a comma-separated list, cut after twenty names), and
+   * skips its value. */
   unknown(allowed: string): void {
-    this.report(allowed === "" ? "unknown field (no fields are allowed)" : "unknown field (allowed: " + allowed + ")");
-    this.skipPending();
+    if (allowed === "") this.report("unknown field (no fields are allowed)");
+    else if (this.canReport()) this.report("unknown field (allowed: " + shortList(allowed) + ")");
+    this.skipQuietly();
   }
 
   duplicate(): void {
     this.report("duplicate field");
-    this.skipPending();
+    this.skipQuietly();
   }
 
   missing(name: string, expected: string): void {
@@ -580,10 +662,13 @@ export class Decoder {
     if (!this.valueBad) this.report("expected " + expected + ", got " + got);
   }
 
-  enum(s: string, allowed: readonly string[]): void {
+  /** enum records a problem unless s is one of allowed (a set finds it in
+   * a long list). */
+  enum(s: string, allowed: readonly string[], set?: ReadonlySet<string>): void {
     if (this.valueBad) return;
-    if (allowed.includes(s)) return;
-    this.report("expected one of " + allowed.map((a) => quoteJSON(a, -1)).join(", ") + ", got " + quoteJSON(s, maxGotRunes));
+    if (set ? set.has(s) : allowed.includes(s)) return;
+    const words = allowed.length > maxListed ? allowed.length + " values" : allowed.map((a) => quoteJSON(a, -1)).join(", ");
+    this.report("expected one of " + words + ", got " + quoteJSON(s, maxGotRunes));
   }
 
   minLength(s: string, n: number): void {
@@ -681,12 +766,13 @@ export class Decoder {
     if (c === 0x22) {
       const s = this.readString();
       if (s !== null) return gotString(s);
-    } else if (c === 0x7b) {
+    } else if (c === 0x7b || c === 0x5b) {
+      // The value has its problem already: strings inside it need none.
+      const lenient = this.lenientUTF8;
+      this.lenientUTF8 = true;
       this.skipValue();
-      return "object";
-    } else if (c === 0x5b) {
-      this.skipValue();
-      return "array";
+      this.lenientUTF8 = lenient;
+      return c === 0x7b ? "object" : "array";
     } else if (c === 0x2d || isDigit(c)) {
       const start = this.pos;
       const end = this.scanNumberAt(start);
@@ -762,9 +848,11 @@ export class Decoder {
   }
 
   /** Checks the string whose quote is at i; returns the index after its
-   * closing quote, or -1 after a syntax error. */
+   * closing quote, or -1 after a syntax error. scanInvalid tells bytes that
+   * are not UTF-8. */
   private scanString(i: number): number {
     const d = this.data;
+    this.scanInvalid = false;
     i++;
     for (;;) {
       while (i < d.length && d[i]! >= 0x20 && d[i]! < 0x80 && d[i] !== 0x22 && d[i] !== 0x5c) i++;
@@ -800,7 +888,9 @@ export class Decoder {
         this.syntaxChar(i, "in string literal");
         return -1;
       } else {
-        i += utf8Size(d, i);
+        const [r, size] = decodeRune(d, i);
+        if (r === 0xfffd && size === 1) this.scanInvalid = true; // the value gets U+FFFD
+        i += size;
       }
     }
   }
@@ -810,6 +900,7 @@ export class Decoder {
   private readString(): string | null {
     const start = this.pos + 1;
     const end = this.scanString(this.pos);
+    this.strInvalid = this.scanInvalid;
     if (end < 0) return null;
     this.pos = end;
     return unescape(this.data, start, end - 1);
@@ -860,11 +951,19 @@ function latin(d: Uint8Array, start: number, end: number): string {
   return s;
 }
 
-/** The length of the UTF-8 sequence at i, or 1 for an invalid byte (which
- * decodes as U+FFFD), as Go's utf8.DecodeRune counts. */
-function utf8Size(d: Uint8Array, i: number): number {
-  const r = decodeRune(d, i);
-  return r[1];
+const utf8Decoder = new TextDecoder();
+
+/** shortList cuts a comma-separated list of field names after twenty:
+ * "a, b, ..., t, and 980 more", so that an object with a thousand
+ * properties does not put them all in every problem. */
+export function shortList(names: string): string {
+  let i = 0;
+  for (let n = 0; n < maxListedFields; n++) {
+    const j = names.indexOf(", ", i);
+    if (j < 0) return names;
+    i = j + 2;
+  }
+  return names.slice(0, i) + "and " + names.slice(i).split(", ").length + " more";
 }
 
 /** Decodes one rune at i as Go's utf8.DecodeRune: [rune, size], with
@@ -1202,6 +1301,30 @@ function quoteRune(r: number): string {
     return "'\\U" + r.toString(16).padStart(8, "0") + "'";
   }
   return "'" + String.fromCodePoint(r) + "'";
+}
+
+/** Go's strconv.Quote (fmt's %q), as the Go validator quotes what it
+ * cites from a schema: printable characters as they are, the others
+ * escaped (\n, \x01, \u00a0). */
+export function goStrconvQuote(s: string): string {
+  let b = '"';
+  for (const ch of s) {
+    let r = ch.codePointAt(0)!;
+    if (r >= 0xd800 && r < 0xe000) r = 0xfffd; // a lone surrogate: Go reads U+FFFD
+    if (r === 0x22 || r === 0x5c) b += "\\" + String.fromCodePoint(r);
+    else if (isPrintRune(r)) b += String.fromCodePoint(r);
+    else if (r === 7) b += "\\a";
+    else if (r === 8) b += "\\b";
+    else if (r === 12) b += "\\f";
+    else if (r === 10) b += "\\n";
+    else if (r === 13) b += "\\r";
+    else if (r === 9) b += "\\t";
+    else if (r === 11) b += "\\v";
+    else if (r < 0x20 || r === 0x7f) b += "\\x" + r.toString(16).padStart(2, "0");
+    else if (r < 0x10000) b += "\\u" + r.toString(16).padStart(4, "0");
+    else b += "\\U" + r.toString(16).padStart(8, "0");
+  }
+  return b + '"';
 }
 
 function isPrintRune(r: number): boolean {

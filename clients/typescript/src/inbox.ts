@@ -1,11 +1,14 @@
-import { setMaxListeners } from "node:events";
 // The HTTP inbox transport: GET .../inbox?wait=N (the long-poll extension:
 // a server that holds polls says so with ATP-Inbox-Wait), answers POSTed to
 // .../inbox/respond. Calls outlive failed polls: their answers do not depend
-// on the poll that brought them.
+// on the poll that brought them. On shutdown a held poll is not cut (a
+// request the server writes into it at that moment would be lost): the
+// toolkit asks the server to release it (POST .../inbox/release) and reads
+// it to the end, running the request it brings.
 
+import { setMaxListeners } from "node:events";
 import { Decoder, type Problem } from "./decoder.js";
-import { describeFetchError, readCapped, Registrar } from "./register.js";
+import { describeFetchError, readCapped, readCappedBytes, Registrar } from "./register.js";
 import {
   type Answer, backoffDelay, Endpoints, errDrainTimeout, errShuttingDown, idString, PermanentError, type Request, requestIdInPrefix,
   type ResolvedOptions, refusal, type Runner, type State, statusLine, quoteBody, type Transport, validId,
@@ -15,6 +18,9 @@ import type { Toolkit } from "./toolkit.js";
 const minHeldPollMs = 10;
 const respondAttempts = 3;
 const registerTimeoutMs = 15_000;
+/** Bounds the release request, and the wait for the last poll to come
+ * back once the server has released it. */
+const releaseWaitMs = 2000;
 
 export class InboxTransport implements Transport {
   setState: (s: State) => void = () => {};
@@ -86,9 +92,44 @@ export class InboxTransport implements Transport {
     }
   }
 
+  /** poll asks the inbox for one request; null when there is none, and
+   * whether the server held the poll open (so the next can go at once).
+   *
+   * The poll does not end with o.signal: cut mid-reply, it would lose a
+   * request the server had just written into it, which would then wait
+   * for its timeout. On abort the poller asks the server to release its
+   * polls and reads this one to its end, request included. It cuts the
+   * poll only when the release fails (an old server), or when the poll is
+   * not back within releaseWaitMs of a release. */
   private async poll(): Promise<{ req: Request | null; held: boolean }> {
     const o = this.o;
-    const signal = AbortSignal.any([o.signal, AbortSignal.timeout(o.inboxWaitSeconds * 1000 + registerTimeoutMs)]);
+    const cut = new AbortController();
+    const signal = AbortSignal.any([cut.signal, AbortSignal.timeout(o.inboxWaitSeconds * 1000 + registerTimeoutMs)]);
+    let done = false;
+    let late: NodeJS.Timeout | undefined;
+    const onAbort = () => {
+      void this.release().then((released) => {
+        if (done) return;
+        if (!released) {
+          cut.abort(new Error("the server could not release the poll"));
+          return;
+        }
+        late = setTimeout(() => cut.abort(new Error("the released poll did not come back")), releaseWaitMs);
+      });
+    };
+    if (o.signal.aborted) onAbort();
+    else o.signal.addEventListener("abort", onAbort, { once: true });
+    try {
+      return await this.pollOnce(signal);
+    } finally {
+      done = true;
+      clearTimeout(late);
+      o.signal.removeEventListener("abort", onAbort);
+    }
+  }
+
+  private async pollOnce(signal: AbortSignal): Promise<{ req: Request | null; held: boolean }> {
+    const o = this.o;
     const start = Date.now();
     let res: Response;
     try {
@@ -96,12 +137,13 @@ export class InboxTransport implements Transport {
     } catch (e) {
       throw new Error(`inbox poll: ${describeFetchError(e)}`, { cause: e });
     }
-    let body: string;
+    let raw: Buffer;
     try {
-      body = await readCapped(res, o.readLimit);
+      raw = await readCappedBytes(res, o.readLimit);
     } catch (e) {
       throw new Error(`inbox poll: read reply: ${describeFetchError(e)}`);
     }
+    const body = raw.toString("utf8"); // for messages; the request is read from raw
     const received = Date.now();
     if (res.status !== 200) {
       if (res.status === 404) {
@@ -111,17 +153,16 @@ export class InboxTransport implements Transport {
     }
     const applied = Number.parseInt(res.headers.get("ATP-Inbox-Wait") ?? "", 10);
     const held = applied > 0 && received - start >= minHeldPollMs;
-    if (Buffer.byteLength(body) > o.readLimit) {
-      const id = requestIdInPrefix(body, true);
+    if (raw.length > o.readLimit) {
+      const id = requestIdInPrefix(raw.subarray(0, o.readLimit).toString("utf8"), true);
       o.logger.warn("atp: refused an inbox request larger than readLimit", { limit: o.readLimit, request_id_found: validId(id) });
       if (validId(id)) {
         void this.answer({ idText: id, tool: "", params: "", authToken: "", received }, this.runner.errorAnswer(new Error(`request refused: it is larger than the toolkit's read limit of ${o.readLimit} bytes`)));
       }
       return { req: null, held };
     }
-    const trimmed = body.trim();
-    if (["", "{}", "null", "[]", '""'].includes(trimmed)) return { req: null, held };
-    const f = parseFlat(this.dec, Buffer.from(trimmed, "utf8"));
+    if (["", "{}", "null", "[]", '""'].includes(body.trim())) return { req: null, held };
+    const f = parseFlat(this.dec, raw);
     if (f.problems.length > 0) {
       const problems = f.problems.map((p) => (p.path === "" ? "params: " + p.message : p.path + ": " + p.message)).join("; ");
       if (validId(f.idText)) {
@@ -137,6 +178,23 @@ export class InboxTransport implements Transport {
       return { req: null, held };
     }
     return { req: { idText: f.idText, tool: f.tool, params: f.params ?? "", authToken: f.authToken, received }, held };
+  }
+
+  /** release asks the server to end the key's held polls at once; it
+   * reports whether the server did (an old server answers 404). */
+  private async release(): Promise<boolean> {
+    try {
+      const res = await fetch(this.ep.inboxRelease(), { method: "POST", headers: { Accept: "application/json" }, signal: AbortSignal.timeout(releaseWaitMs) });
+      await readCapped(res, 64 << 10);
+      if (res.status >= 200 && res.status <= 299) {
+        this.o.logger.debug("atp: the server released the inbox polls");
+        return true;
+      }
+      this.o.logger.debug("atp: the server could not release the inbox polls; cutting the poll", { status: res.status });
+    } catch (e) {
+      this.o.logger.debug("atp: inbox release failed; cutting the poll", { err: describeFetchError(e) });
+    }
+    return false;
   }
 
   /** answer posts a result, retrying failures that may pass. */
@@ -196,10 +254,12 @@ export class InboxTransport implements Transport {
 }
 
 /** parseFlat reads the flat request object of an inbox reply with the
- * Decoder, keeping the params' text as sent. */
-function parseFlat(d: Decoder, data: Uint8Array): { idText: string | null; tool: string; params: string | null; authToken: string; problems: Problem[] } {
-  const f = { idText: null as string | null, tool: "", params: null as string | null, authToken: "", problems: [] as Problem[] };
+ * Decoder, keeping the params' bytes as sent: their own decoder reports
+ * invalid UTF-8 in them, so the envelope is read leniently. */
+function parseFlat(d: Decoder, data: Uint8Array): { idText: string | null; tool: string; params: Uint8Array | null; authToken: string; problems: Problem[] } {
+  const f = { idText: null as string | null, tool: "", params: null as Uint8Array | null, authToken: "", problems: [] as Problem[] };
   d.reset(data);
+  d.setLenientUTF8(true);
   if (d.object()) {
     while (d.next()) {
       switch (d.key()) {
@@ -210,7 +270,7 @@ function parseFlat(d: Decoder, data: Uint8Array): { idText: string | null; tool:
           f.tool = d.string();
           break;
         case "params":
-          f.params = d.raw();
+          f.params = d.rawBytes()?.slice() ?? null;
           break;
         case "auth_token": {
           const raw = d.raw();

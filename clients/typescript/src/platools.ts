@@ -1,6 +1,9 @@
 // The Platools SDK wire (the Platos platform's tool gateway), so that the
 // same toolkit can serve there: {base}/ws/sdk with "Authorization: Bearer
-// <secret>"; a complete tool_register on open; tool_call in, tool_result or
+// <secret>"; the platform greets (welcome) and the toolkit declares every
+// tool at once (tool_register; without a welcome within a second, anyway);
+// the session counts as connected once the platform confirms
+// (tools_registered) or sends a call; tool_call in, tool_result or
 // tool_error out; a heartbeat every 30 s carrying each tool's real health.
 // Close 1008 (after an error frame) and 4001 (secret rotated) stop serving;
 // a close 1000 "superseded by new connection" means another instance took
@@ -8,11 +11,11 @@
 
 import { setMaxListeners } from "node:events";
 import WebSocket from "ws";
-import { Decoder } from "./decoder.js";
+import { Decoder, type Problem, problemString } from "./decoder.js";
 import { keepEarly, takeEarly } from "./ws.js";
 import {
-  type Answer, errConnectionLost, errDrainTimeout, errShuttingDown, PermanentError, type Request, type ResolvedOptions, type Runner,
-  type State, quoteBody, statusLine, SteppedAside, type Transport,
+  type Answer, errConnectionLost, errDrainTimeout, errShuttingDown, idString, PermanentError, type Request, type ResolvedOptions, type Runner,
+  type State, quoteBody, statusLine, SteppedAside, type Transport, validId,
 } from "./serve.js";
 import type { Tool, Toolkit } from "./toolkit.js";
 
@@ -80,7 +83,11 @@ export class PlatoolsTransport implements Transport {
       if (t.hints.idempotent) annotations["idempotentHint"] = true;
       return (
         `{"name":${JSON.stringify(t.name)},"description":${JSON.stringify(t.description)},"input_schema":${t.inputSchema}` +
-        `,"output_schema":${t.outputSchema ?? "null"},"auth":${JSON.stringify(t.needsAuthToken ? "user" : "none")},"roles":[],"annotations":${JSON.stringify(annotations)}}`
+        `,"output_schema":${t.outputSchema ?? "null"},"auth":${JSON.stringify(t.needsAuthToken ? "user" : "none")},"roles":[],"annotations":${JSON.stringify(annotations)}` +
+        // An extension, as from the Go runtime: the OAuth platform whose
+        // end-user token the tool needs, so that atp serve can inject it.
+        (t.authProvider ? `,"auth_provider":${JSON.stringify(t.authProvider)}` : "") +
+        "}"
       );
     });
     return `{"type":"tool_register","tools":[${tools.join(",")}]}`;
@@ -96,7 +103,15 @@ export class PlatoolsTransport implements Transport {
     const o = this.o;
     const url = platoolsURL(o.url);
     const ws = await new Promise<WebSocket>((resolve, reject) => {
-      const ws = new WebSocket(url, { headers: { Authorization: "Bearer " + o.apiKey }, handshakeTimeout: 15_000, maxPayload: Math.max(o.readLimit * 4, 10 << 20), perMessageDeflate: false });
+      // skipUTF8Validation: a frame that is not UTF-8 fails its call (at
+      // the path of the bad text), not the connection (1007).
+      const ws = new WebSocket(url, {
+        headers: { Authorization: "Bearer " + o.apiKey },
+        handshakeTimeout: 15_000,
+        maxPayload: Math.max(o.readLimit * 4, 10 << 20),
+        perMessageDeflate: false,
+        skipUTF8Validation: true,
+      });
       keepEarly(ws);
       const onAbort = () => ws.terminate();
       o.signal.addEventListener("abort", onAbort, { once: true });
@@ -122,11 +137,24 @@ export class PlatoolsTransport implements Transport {
         reject(new Error(`platools dial: ${(e as NodeJS.ErrnoException).code ?? ""} ${e.message}`.replace(/\s+/g, " ").trim()));
       });
     });
-    const connectedAt = o.clock.now();
-    o.logger.info("atp: connected", { url: platoolsURL(o.url) });
-    this.setState({ kind: "connected" });
     const early = takeEarly(ws);
-    return { connectedAt, reason: await new PlatoolsSession(this, ws, early).run() };
+    // The session counts as connected once the platform has the tools
+    // (tools_registered) or sends a call, not when the socket opens.
+    let connectedAt = 0;
+    let over = false;
+    const routable = (evidence: string) => {
+      if (connectedAt !== 0 || over) return;
+      connectedAt = o.clock.now();
+      o.logger.info("atp: connected", { url, on: evidence });
+      this.setState({ kind: "connected" });
+    };
+    let reason: Error | null;
+    try {
+      reason = await new PlatoolsSession(this, ws, early, routable).run();
+    } finally {
+      over = true; // no late report says a finished session is connected
+    }
+    return { connectedAt, reason };
   }
 
   // for the session
@@ -161,21 +189,178 @@ export class PlatoolsTransport implements Transport {
 }
 
 
+/** The parts of a platform frame the toolkit reads. */
+interface PtFrame {
+  type: string;
+  /** call_id as JSON text, echoed as received. */
+  callId: string | null;
+  tool: string;
+  params: Uint8Array | null;
+  /** The other members of informational frames (welcome, ...), as JSON
+   * text, at most maxFrameMembers. */
+  other: Map<string, string>;
+  problems: Problem[];
+}
+
+const maxFrameMembers = 32;
+
+/** parsePlatoolsFrame reads a frame in one pass with the Decoder, as the Go
+ * runtime does; the params are kept as bytes for their own decoder, which
+ * reports invalid UTF-8 in them, so the envelope is read leniently. */
+function parsePlatoolsFrame(d: Decoder, data: Uint8Array): PtFrame {
+  const f: PtFrame = { type: "", callId: null, tool: "", params: null, other: new Map(), problems: [] };
+  d.reset(data.length === 0 ? " " : data);
+  d.setLenientUTF8(true);
+  if (d.object()) {
+    while (d.next()) {
+      const key = d.key();
+      switch (key) {
+        case "type":
+          f.type = d.string();
+          break;
+        case "call_id":
+          f.callId = d.raw();
+          break;
+        case "tool_name":
+          f.tool = d.string();
+          break;
+        case "params":
+          f.params = d.rawBytes()?.slice() ?? null;
+          break;
+        default:
+          if (f.other.size < maxFrameMembers) {
+            const raw = d.raw();
+            if (raw !== null) f.other.set(key, raw);
+          } else d.skip();
+      }
+    }
+  }
+  f.problems = d.failed() ? d.getProblems() : [];
+  return f;
+}
+
+/** member returns an informational member as text for a log line: a string
+ * unquoted, anything else as its JSON, cut to n characters. */
+function member(f: PtFrame, name: string, n: number): string {
+  const raw = f.other.get(name);
+  if (raw === undefined || raw === "null") return "";
+  let s = raw;
+  if (raw.startsWith('"')) {
+    try {
+      s = JSON.parse(raw) as string;
+    } catch {
+      // kept as sent
+    }
+  }
+  return s.length > n ? s.slice(0, n) + "…" : s;
+}
+
+/** The members of the __platos envelope passed on in Call.platos; the
+ * tokens (userToken, entityToken) and later additions are not. */
+const platosMembers = new Set(["organizationId", "projectId", "environmentId", "entityId", "userId", "agentId", "threadId", "callId", "timestamp", "nonce", "signature"]);
+
+/** splitPlatos takes the platform's members out of a call's params: the
+ * __platos envelope (the end user's token among them) and _context. It
+ * returns the params without them, as bytes (every other member's value as
+ * sent), for the tool's validator, which never sees them. Params that are
+ * not a JSON object are returned as they are: the validator words what is
+ * wrong with them. It throws for an envelope that cannot be read, never
+ * quoting the token. */
+export function splitPlatos(d: Decoder, params: Uint8Array): { rest: Uint8Array; platos?: Record<string, unknown>; context?: Record<string, unknown>; token: string } {
+  const text = Buffer.from(params.buffer, params.byteOffset, params.byteLength);
+  if (!text.includes('"__platos"') && !text.includes('"_context"')) return { rest: params, token: "" };
+  d.reset(params);
+  d.setLenientUTF8(true);
+  if (!d.object()) return { rest: params, token: "" };
+  const parts: Uint8Array[] = [Buffer.from("{")];
+  let first = true;
+  let platos: Record<string, unknown> | undefined;
+  let context: Record<string, unknown> | undefined;
+  let token = "";
+  const parse = (raw: string | null): unknown => {
+    if (raw === null) return null;
+    try {
+      return JSON.parse(raw) as unknown;
+    } catch {
+      return null; // a syntax error, recorded by the decoder
+    }
+  };
+  while (d.next()) {
+    const key = d.key();
+    if (key === "__platos") {
+      platos ??= {};
+      if (d.null() || !d.object()) continue; // not an object: recorded as a problem
+      while (d.next()) {
+        const k = d.key();
+        if (k === "userToken") {
+          const raw = d.raw();
+          if (raw !== null && raw.startsWith('"')) token = parse(raw) as string;
+          else if (raw !== null && raw !== "null") d.fail("string", "another JSON type"); // never quote a token
+          continue;
+        }
+        if (!platosMembers.has(k)) {
+          d.skip();
+          continue;
+        }
+        const v = parse(d.raw());
+        if (v !== null) platos[k] = v;
+      }
+      continue;
+    }
+    if (key === "_context") {
+      platos ??= {};
+      const v = parse(d.raw());
+      if (v !== null) context = v as Record<string, unknown>;
+      continue;
+    }
+    parts.push(Buffer.from((first ? "" : ",") + JSON.stringify(key) + ":"));
+    first = false;
+    const raw = d.rawBytes();
+    if (raw !== null) parts.push(raw);
+  }
+  if (d.failed()) {
+    for (const p of d.getProblems()) {
+      if (p.path.startsWith("__platos") || p.path.startsWith("_context")) throw new Error("params." + problemString(p));
+    }
+    // The problem is in the params themselves (bad JSON): pass them on
+    // without the envelope only when it could be taken out whole.
+    return { rest: params, token: "" };
+  }
+  parts.push(Buffer.from("}"));
+  return { rest: new Uint8Array(Buffer.concat(parts)), platos, ...(context !== undefined ? { context } : {}), token };
+}
+
+/** maxRegisterWait caps the retry_after_ms of register_throttled, so that a
+ * platform cannot make the toolkit wait for ever before it declares its
+ * tools again; defaultRegisterWait is the wait when it names none. */
+const maxRegisterWaitMs = 10 * 60_000;
+const defaultRegisterWaitMs = 10_000;
+
+/** How long the toolkit waits for the platform's welcome before it
+ * declares its tools anyway. */
+export const welcomeGraceMs = 1000;
+
 class PlatoolsSession {
   private readonly o: ResolvedOptions;
   private draining = false;
   private running = 0;
   private onIdle: (() => void) | undefined;
   private readonly lost = new AbortController();
+  /** Ends the session's waits on the clock (welcome grace, throttling). */
+  private readonly ended = new AbortController();
+  private registered = false;
+  /** Ends the wait for the welcome. */
+  private readonly grace = new AbortController();
+  private throttle: AbortController | null = null;
   private lastError = "";
   private lastSeen = Date.now();
   private readonly closed: Promise<{ code: number; reason: string }>;
-  private registerTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly t: PlatoolsTransport,
     private readonly ws: WebSocket,
     private readonly early: Buffer[],
+    private readonly routable: (evidence: string) => void,
   ) {
     this.o = t.options;
     // Every running call listens on it.
@@ -187,6 +372,16 @@ class PlatoolsSession {
     if (this.ws.readyState === WebSocket.OPEN) this.ws.send(frame);
   }
 
+  /** register sends the complete tool declaration, once per connection
+   * unless the platform asks for it again (register_throttled). */
+  private register(): void {
+    if (this.registered || this.ended.signal.aborted) return;
+    this.registered = true;
+    this.grace.abort();
+    this.o.logger.debug("atp: platools: declaring the tools", { tools: this.t.toolkit.list().length });
+    this.send(this.t.registerFrame());
+  }
+
   async run(): Promise<Error | null> {
     const { ws, o } = this;
     ws.on("message", (data: Buffer) => {
@@ -196,7 +391,16 @@ class PlatoolsSession {
     ws.on("pong", () => (this.lastSeen = Date.now()));
     ws.on("ping", () => (this.lastSeen = Date.now()));
     ws.on("error", () => {});
-    this.send(this.t.registerFrame());
+    // The platform greets first (welcome), and the tools are declared
+    // then. One that does not greet gets the declaration anyway, late.
+    o.clock.sleep(welcomeGraceMs, AbortSignal.any([this.grace.signal, this.ended.signal])).then(
+      () => {
+        if (this.registered) return;
+        o.logger.warn("atp: platools: no welcome from the platform; declaring the tools anyway", { after: `${welcomeGraceMs / 1000}s` });
+        this.register();
+      },
+      () => {},
+    );
     for (const data of this.early.splice(0)) this.onMessage(data);
     const heartbeat = setInterval(() => {
       this.send(this.t.heartbeatFrame());
@@ -234,124 +438,118 @@ class PlatoolsSession {
     } finally {
       clearInterval(heartbeat);
       clearInterval(watchdog);
-      clearTimeout(this.registerTimer);
+      this.ended.abort();
     }
   }
 
   private onMessage(data: Buffer): void {
     const log = this.o.logger;
-    let m: Record<string, unknown>;
-    try {
-      m = JSON.parse(data.toString("utf8")) as Record<string, unknown>;
-      if (m === null || typeof m !== "object" || Array.isArray(m)) throw new Error("not an object");
-    } catch {
-      log.warn("atp: platools: ignoring a frame that is not a JSON object", { bytes: data.length });
+    const f = parsePlatoolsFrame(this.t.decoder, data);
+    if (f.problems.length > 0) {
+      const problems = f.problems.map(problemString).join("; ");
+      if (f.type === "tool_call" && validId(f.callId)) {
+        log.warn("atp: platools: malformed tool_call", { call_id: idString(f.callId), problems });
+        this.sendError(f.callId, `malformed tool_call: ${problems}`);
+        return;
+      }
+      log.warn("atp: platools: ignoring malformed frame", { bytes: data.length, problems });
       return;
     }
-    switch (m["type"]) {
+    switch (f.type) {
+      case "tool_call":
+        this.toolCall(f);
+        return;
       case "welcome":
         log.info("atp: platools: welcome", {
-          sdk_connection_id: m["sdk_connection_id"],
-          organization_id: m["organization_id"] ?? m["org_id"],
-          entity_id: m["entity_id"],
-          environment_id: m["environment_id"],
+          sdk_connection_id: member(f, "sdk_connection_id", 128),
+          organization_id: member(f, "organization_id", 128) || member(f, "org_id", 128),
+          entity_id: member(f, "entity_id", 128),
+          environment_id: member(f, "environment_id", 128),
         });
+        this.register();
         return;
-      case "tools_registered":
-        log.info("atp: platools: tools registered", { count: m["count"], new_tools: m["new_tools"], updated: m["updated"], pruned: m["pruned"] });
+      case "tools_registered": {
+        // new_tools is a count from the Platos platform and the list of
+        // the new tools' names from atp serve.
+        const nt = f.other.get("new_tools");
+        let newTools = member(f, "new_tools", 32);
+        if (nt?.startsWith("[")) {
+          try {
+            newTools = String((JSON.parse(nt) as unknown[]).length);
+          } catch {
+            // kept as sent
+          }
+        }
+        log.info("atp: platools: tools registered", { count: member(f, "count", 32), new: newTools, updated: member(f, "updated", 32), pruned: member(f, "pruned", 32) });
+        this.routable("the platform registered the tools");
         return;
+      }
       case "register_throttled": {
-        const after = typeof m["retry_after_ms"] === "number" ? (m["retry_after_ms"] as number) : 10_000;
-        log.warn("atp: platools: tool_register throttled; sending it again later", { error: m["error"], retry_after_ms: after });
-        clearTimeout(this.registerTimer);
-        this.registerTimer = setTimeout(() => this.send(this.t.registerFrame()), Math.max(0, after));
+        const n = Number(f.other.get("retry_after_ms"));
+        const wait = f.other.has("retry_after_ms") && Number.isFinite(n) ? Math.trunc(Math.max(0, Math.min(n, maxRegisterWaitMs))) : defaultRegisterWaitMs;
+        log.warn("atp: platools: tool_register throttled; declaring the tools again later", { error: member(f, "error", 256), in_ms: wait });
+        this.throttle?.abort();
+        const t = new AbortController();
+        this.throttle = t;
+        this.o.clock.sleep(wait, AbortSignal.any([t.signal, this.ended.signal])).then(
+          () => this.send(this.t.registerFrame()),
+          () => {},
+        );
         return;
       }
       case "heartbeat_ack":
         return;
       case "tool_health_alert":
-        log.warn("atp: platools: tool health alert", { tool: m["tool"], status: m["status"], details: m["details"] });
+        log.warn("atp: platools: the platform reports a tool's health", { tool: member(f, "tool", 64), status: member(f, "status", 32), details: member(f, "details", 512) });
         return;
       case "error":
-        this.lastError = typeof m["error"] === "string" ? (m["error"] as string) : JSON.stringify(m["error"]);
+        this.lastError = member(f, "error", 1024);
         log.error("atp: platools: the platform reported an error", { error: this.lastError });
         return;
-      case "tool_call":
-        this.toolCall(data);
+      case "":
+        log.warn("atp: platools: ignoring a frame without type", { bytes: data.length });
         return;
       default:
-        log.warn("atp: platools: ignoring unknown frame type", { type: String(m["type"]).slice(0, 64) });
+        log.warn("atp: platools: ignoring an unknown frame type", { type: f.type.slice(0, 64), bytes: data.length });
     }
   }
 
-  private toolCall(data: Buffer): void {
+  /** toolCall runs a tool_call on a call slot, or answers it at once when
+   * it runs nothing. */
+  private toolCall(f: PtFrame): void {
     const o = this.o;
     const received = Date.now();
-    const d = this.t.decoder;
-    d.reset(data);
-    let callId: unknown;
-    let tool = "";
-    let params: string | null = null;
-    if (d.object()) {
-      while (d.next()) {
-        switch (d.key()) {
-          case "call_id": {
-            const raw = d.raw();
-            callId = raw === null ? undefined : JSON.parse(raw);
-            break;
-          }
-          case "tool_name":
-            tool = d.string();
-            break;
-          case "params":
-            params = d.raw();
-            break;
-          default:
-            d.skip();
-        }
-      }
-    }
-    if (callId === undefined || callId === null) {
-      o.logger.warn("atp: platools: ignoring tool_call without call_id", { tool: tool.slice(0, 64) });
+    this.routable("a tool call");
+    if (!validId(f.callId)) {
+      o.logger.warn("atp: platools: ignoring a tool_call without call_id", { tool: f.tool.slice(0, 64) });
       return;
     }
-    if (d.failed()) {
-      const problems = d.getProblems().map((p) => (p.path === "" ? "params: " + p.message : p.path + ": " + p.message)).join("; ");
-      this.send(JSON.stringify({ type: "tool_error", call_id: callId, error: `malformed tool_call: ${problems}`, traceback: null }));
-      return;
-    }
+    const callId = f.callId;
+    const tool = f.tool;
     if (!this.t.toolkit.get(tool)) {
-      this.send(JSON.stringify({ type: "tool_error", call_id: callId, error: `unknown tool: ${tool}`, traceback: null }));
+      // The SDKs' exact words: the platform may match on them.
+      this.sendError(callId, `unknown tool: ${tool}`);
       return;
     }
-    // The envelope and the context are not params: pop them.
-    let platos: Record<string, unknown> | undefined;
-    let context: Record<string, unknown> | undefined;
-    let paramsText = params ?? "{}";
+    let split: ReturnType<typeof splitPlatos>;
     try {
-      const v = JSON.parse(paramsText) as Record<string, unknown> | null;
-      if (v && typeof v === "object" && !Array.isArray(v) && ("__platos" in v || "_context" in v)) {
-        platos = (v["__platos"] as Record<string, unknown> | undefined) ?? undefined;
-        context = (v["_context"] as Record<string, unknown> | undefined) ?? undefined;
-        delete v["__platos"];
-        delete v["_context"];
-        paramsText = JSON.stringify(v);
-      }
-    } catch {
-      // Not JSON: the validator words it.
+      split = splitPlatos(this.t.decoder, f.params ?? new Uint8Array());
+    } catch (e) {
+      o.logger.warn("atp: platools: malformed tool_call", { call_id: idString(callId), tool, err: (e as Error).message });
+      this.sendError(callId, `malformed tool_call: ${(e as Error).message}`);
+      return;
     }
-    const userToken = typeof platos?.["userToken"] === "string" ? (platos["userToken"] as string) : "";
     const req: Request = {
-      idText: JSON.stringify(callId),
+      idText: callId,
       tool,
-      params: paramsText,
-      authToken: userToken,
+      params: split.rest,
+      authToken: split.token,
       received,
-      ...(platos ? { platos } : {}),
-      ...(context ? { context } : {}),
+      ...(split.platos ? { platos: split.platos } : {}),
+      ...(split.context !== undefined ? { context: split.context } : {}),
     };
     if (this.draining) {
-      this.answer(req, callId, this.t.run.errorAnswer(new Error(errShuttingDown)), received);
+      this.answer(req, this.t.run.errorAnswer(new Error(errShuttingDown)));
       return;
     }
     const r = this.t.run;
@@ -365,7 +563,7 @@ class PlatoolsSession {
           else if (this.lost.signal.aborted) a = r.errorAnswer(this.lost.signal.reason as Error);
           else a = await r.run(req, "platools", this.lost.signal);
           this.t.recordHealth(tool, Date.now() - received, a);
-          this.answer(req, callId, a, received);
+          this.answer(req, a);
         } finally {
           r.slots.release();
         }
@@ -376,25 +574,33 @@ class PlatoolsSession {
     })();
   }
 
-  private answer(_req: Request, callId: unknown, a: Answer, received: number): void {
-    const latency = Date.now() - received;
+  /** answer sends the one tool_result or tool_error of a call. */
+  private answer(req: Request, a: Answer): void {
+    const latency = Date.now() - req.received;
     if (!a.isError) {
-      this.send(`{"type":"tool_result","call_id":${JSON.stringify(callId)},"result":${a.result},"latency_ms":${latency}}`);
+      this.send(`{"type":"tool_result","call_id":${req.idText},"result":${a.result},"latency_ms":${latency}}`);
       return;
     }
     let error = "the tool call failed";
-    let problems: unknown;
+    let problems: Problem[] | undefined;
     try {
-      const body = JSON.parse(a.result) as { error?: string; problems?: unknown };
+      const body = JSON.parse(a.result) as { error?: string; problems?: Problem[] };
       error = body.error ?? error;
       problems = body.problems;
     } catch {
       // errorAnswer always writes {"error": ...}
     }
-    const traceback = a.traceback ?? null;
     // problems (invalid params, field by field) is an extension the Go
     // runtime sends too; atp serve passes it on to the LLM client.
-    this.send(JSON.stringify({ type: "tool_error", call_id: callId, error, traceback, ...(problems ? { problems } : {}) }));
+    this.sendError(req.idText, error, problems, a.traceback);
+  }
+
+  private sendError(callId: string, error: string, problems?: Problem[], traceback?: string): void {
+    this.send(
+      `{"type":"tool_error","call_id":${callId},"error":${JSON.stringify(error)},"traceback":${traceback ? JSON.stringify(traceback) : "null"}` +
+        (problems && problems.length > 0 ? `,"problems":${JSON.stringify(problems)}` : "") +
+        "}",
+    );
   }
 
   private async drain(): Promise<void> {

@@ -1,7 +1,9 @@
 // An order-keeping JSON tree that remembers each value's text: the schema
 // compiler needs the members of "properties" in document order (they are
 // listed in "unknown field (allowed: ...)") and the literal text of numbers
-// and enum values, both of which JSON.parse loses.
+// and enum values, both of which JSON.parse loses. Each value knows its
+// parent, so that its JSON Pointer, which only errors and notes need, is
+// built on demand.
 
 export type RawKind = "object" | "array" | "string" | "number" | "boolean" | "null";
 
@@ -13,6 +15,44 @@ export interface RawValue {
   items?: RawValue[];
   str?: string;
   bool?: boolean;
+  /** The object or array that holds the value, and the key or index it
+   * has there (none for the root). */
+  parent?: RawValue;
+  token?: string;
+}
+
+/** escapePointer escapes a key for a JSON Pointer. */
+export function escapePointer(s: string): string {
+  return s.replace(/~/g, "~0").replace(/\//g, "~1");
+}
+
+/** unescapePointer undoes escapePointer. */
+export function unescapePointer(s: string): string {
+  return s.replace(/~1/g, "/").replace(/~0/g, "~");
+}
+
+/** pointer returns v's JSON Pointer ("" for the root), cut after max
+ * UTF-8 bytes (on a character boundary, with "…") when max >= 0. */
+export function pointer(v: RawValue, max: number): string {
+  const toks: string[] = [];
+  for (let cur = v; cur.parent; cur = cur.parent) toks.push(cur.token!);
+  let b = "";
+  for (let i = toks.length - 1; i >= 0; i--) {
+    b += "/" + escapePointer(toks[i]!);
+    if (max >= 0 && Buffer.byteLength(b) > max) return cutBytes(b, max);
+  }
+  return b;
+}
+
+/** cutBytes returns s cut to at most max UTF-8 bytes on a character
+ * boundary, with "…" when it was cut. */
+export function cutBytes(s: string, max: number): string {
+  if (s.length <= max / 3) return s; // a UTF-16 unit is at most 3 UTF-8 bytes
+  const b = Buffer.from(s, "utf8");
+  if (b.length <= max) return s;
+  let m = max;
+  while (m > 0 && (b[m]! & 0xc0) === 0x80) m--;
+  return b.subarray(0, m).toString("utf8") + "…";
 }
 
 export class RawJSONError extends Error {}
@@ -54,10 +94,12 @@ class RawParser {
       case "{": {
         this.pos++;
         const members: [string, RawValue][] = [];
+        const v: RawValue = { kind: "object", text: "", members };
         this.ws();
         if (s[this.pos] === "}") {
           this.pos++;
-          return { kind: "object", text: s.slice(start, this.pos), members };
+          v.text = s.slice(start, this.pos);
+          return v;
         }
         for (;;) {
           this.ws();
@@ -67,7 +109,10 @@ class RawParser {
           if (s[this.pos] !== ":") this.fail("expected ':'");
           this.pos++;
           this.ws();
-          members.push([k, this.value(depth + 1)]);
+          const m = this.value(depth + 1);
+          m.parent = v;
+          m.token = k;
+          members.push([k, m]);
           this.ws();
           if (s[this.pos] === ",") {
             this.pos++;
@@ -75,7 +120,8 @@ class RawParser {
           }
           if (s[this.pos] === "}") {
             this.pos++;
-            return { kind: "object", text: s.slice(start, this.pos), members };
+            v.text = s.slice(start, this.pos);
+            return v;
           }
           this.fail("expected ',' or '}'");
         }
@@ -83,14 +129,19 @@ class RawParser {
       case "[": {
         this.pos++;
         const items: RawValue[] = [];
+        const v: RawValue = { kind: "array", text: "", items };
         this.ws();
         if (s[this.pos] === "]") {
           this.pos++;
-          return { kind: "array", text: s.slice(start, this.pos), items };
+          v.text = s.slice(start, this.pos);
+          return v;
         }
         for (;;) {
           this.ws();
-          items.push(this.value(depth + 1));
+          const el = this.value(depth + 1);
+          el.parent = v;
+          el.token = String(items.length);
+          items.push(el);
           this.ws();
           if (s[this.pos] === ",") {
             this.pos++;
@@ -98,7 +149,8 @@ class RawParser {
           }
           if (s[this.pos] === "]") {
             this.pos++;
-            return { kind: "array", text: s.slice(start, this.pos), items };
+            v.text = s.slice(start, this.pos);
+            return v;
           }
           this.fail("expected ',' or ']'");
         }

@@ -107,7 +107,13 @@ export class Registrar {
 }
 
 export async function readCapped(res: Response, max: number): Promise<string> {
-  if (!res.body) return "";
+  return (await readCappedBytes(res, max)).toString("utf8");
+}
+
+/** readCappedBytes reads a reply body up to max+1 bytes (one more than
+ * allowed, so that the caller can tell it was larger). */
+export async function readCappedBytes(res: Response, max: number): Promise<Buffer> {
+  if (!res.body) return Buffer.alloc(0);
   const chunks: Uint8Array[] = [];
   let n = 0;
   for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
@@ -115,7 +121,7 @@ export async function readCapped(res: Response, max: number): Promise<string> {
     n += chunk.length;
     if (n > max) break;
   }
-  return Buffer.concat(chunks).subarray(0, max + 1).toString("utf8");
+  return Buffer.concat(chunks).subarray(0, max + 1);
 }
 
 /** describeFetchError words a fetch failure with its cause (fetch's own

@@ -7,8 +7,8 @@
 // (only ever in the direction of accepting more), are those of the Go
 // package; see the package README.
 
-import { Decoder, type Problem, gotFloat, gotInt, gotString, parseDecimal } from "./decoder.js";
-import { compactText, parseRaw, type RawValue } from "./rawjson.js";
+import { Decoder, goStrconvQuote, type Problem, gotFloat, gotInt, gotString, maxListed, parseDecimal } from "./decoder.js";
+import { compactText, cutBytes, parseRaw, pointer, type RawValue, unescapePointer } from "./rawjson.js";
 
 const enum Kind {
   Any,
@@ -64,7 +64,11 @@ class Node {
   minProps = -1;
   maxProps = -1;
   keyEnum: string[] | null = null;
+  /** keyEnum, when it is long. */
+  keySet: Set<string> | undefined;
   inferred = false;
+  /** Finds a name in extraReq, when there are many. */
+  extraIndex: Map<string, number> | null = null;
 
   prefix: Node[] = [];
   items: Node | null = null;
@@ -83,6 +87,8 @@ class Node {
   format = "";
   base64 = false;
   enumStrings: string[] | null = null;
+  /** enumStrings, when they are many. */
+  enumSet: Set<string> | undefined;
   hasEnum = false;
 
   bits = 64;
@@ -94,6 +100,8 @@ class Node {
   enumBools: boolean[] | null = null;
 
   enumRaw: string[] | null = null;
+  /** Dedupes enumRaw while the enum is read. */
+  enumSeen: Set<string> | null = null;
   enumVals: RawValue[] = [];
   enumLits: string[] = [];
 
@@ -101,7 +109,16 @@ class Node {
   goTime = false;
   goDuration = false;
 
-  constructor(readonly ptr: string) {}
+  /** The node that reads the value, through $ref and nullable wrappers
+   * (the node itself for most); set once every node is compiled. */
+  target: Node | null = null;
+  /** null is valid at the node or on its way to target. */
+  nullChain = false;
+  /** On the chain resolveTarget follows. */
+  resolving = false;
+
+  /** src is the schema, for the JSON Pointer of errors and notes. */
+  constructor(readonly src: RawValue) {}
 }
 
 const bMinimum = 0;
@@ -114,11 +131,20 @@ const boundIndex: Record<string, number> = { minimum: bMinimum, exclusiveMinimum
 /** The pattern atpgen gives time.Duration properties. */
 const goDurationPattern = "^[-+]?(0|(([0-9]+(\\.[0-9]*)?|\\.[0-9]+)(ns|us|µs|μs|ms|s|m|h))+)$";
 
+/** What an error quotes from a schema (a pattern, a name) is cut after
+ * this many bytes, so that a huge schema cannot make the error huge. */
+const maxErrorBytes = 300;
+/** JSON pointers in errors and notes are cut after this many bytes. */
+const maxPointerBytes = 200;
+/** Notes kept: a hostile schema could otherwise have one per keyword. */
+const maxNotes = 100;
+
 /** SchemaError is a schema the validator cannot interpret; the message names
  * the keyword and its JSON pointer. */
 export class SchemaError extends Error {
   constructor(ptr: string, keyword: string, msg: string) {
     const at = ptr === "" ? "root" : ptr;
+    msg = cutBytes(msg, maxErrorBytes);
     super(keyword === "" ? `schema at ${at}: ${msg}` : `schema at ${at}: ${keyword}: ${msg}`);
     this.name = "SchemaError";
   }
@@ -160,15 +186,17 @@ const typedKeywords = [
 const T = { object: 1, array: 2, string: 4, integer: 8, number: 16, boolean: 32, null: 64 } as const;
 
 const anyNode = (() => {
-  const n = new Node("");
+  const n = new Node({ kind: "object", text: "{}", members: [] });
   n.expected = "any value";
+  n.target = n;
   return n;
 })();
 
 const neverNode = (() => {
-  const n = new Node("");
+  const n = new Node({ kind: "boolean", text: "false", bool: false });
   n.kind = Kind.Never;
   n.expected = "no value";
+  n.target = n;
   return n;
 })();
 
@@ -180,7 +208,7 @@ function members(v: RawValue): [string, RawValue][] {
   if (v.kind !== "object") throw new Inner(`expected an object, got ${kindWord(v)}`);
   const seen = new Set<string>();
   for (const [k] of v.members!) {
-    if (seen.has(k)) throw new Inner(`key ${JSON.stringify(k)} appears twice`);
+    if (seen.has(k)) throw new Inner(`key ${goStrconvQuote(k)} appears twice`);
     seen.add(k);
   }
   return v.members!;
@@ -217,31 +245,48 @@ function countOf(v: RawValue): number {
   return n.f;
 }
 
-function escapePointer(s: string): string {
-  return s.replace(/~/g, "~0").replace(/\//g, "~1");
-}
-
-function unescapePointer(s: string): string {
-  return s.replace(/~1/g, "/").replace(/~0/g, "~");
-}
-
+/** resolvePointer finds the value at the JSON pointer ptr ("" or "/a/b")
+ * in doc; of a repeated key the last member counts, as JSON decoders
+ * keep it. */
 function resolvePointer(doc: RawValue, ptr: string): RawValue {
   if (ptr === "") return doc;
-  if (ptr[0] !== "/") throw new Inner(`JSON pointer ${JSON.stringify(ptr)} does not start with /`);
+  if (ptr[0] !== "/") throw new Inner(`JSON pointer ${goStrconvQuote(ptr)} does not start with /`);
   let cur = doc;
   for (const raw of ptr.slice(1).split("/")) {
     const tok = unescapePointer(raw);
     if (cur.kind === "object") {
-      const m = members(cur).find(([k]) => k === tok);
-      if (!m) throw new Inner(`no ${JSON.stringify(tok)}`);
-      cur = m[1];
+      let found: RawValue | undefined;
+      for (const [k, v] of cur.members!) if (k === tok) found = v;
+      if (!found) throw new Inner(`no ${goStrconvQuote(tok)}`);
+      cur = found;
     } else if (cur.kind === "array") {
-      const i = /^\d+$/.test(tok) ? Number(tok) : -1;
-      if (i < 0 || i >= cur.items!.length) throw new Inner(`no element ${JSON.stringify(tok)}`);
+      const i = /^[+-]?\d+$/.test(tok) ? Number(tok) : -1;
+      if (!(i >= 0 && i < cur.items!.length)) throw new Inner(`no element ${goStrconvQuote(tok)}`);
       cur = cur.items![i]!;
-    } else throw new Inner(`cannot go into a ${cur.kind} with ${JSON.stringify(tok)}`);
+    } else throw new Inner(`cannot go into a ${cur.kind} with ${goStrconvQuote(tok)}`);
   }
   return cur;
+}
+
+/** goPathUnescape is Go's url.PathUnescape: %XX escapes decoded, an
+ * escape that is not one is an error worded as Go words it. */
+function goPathUnescape(s: string): string {
+  if (!s.includes("%")) return s;
+  const bytes = Buffer.from(s, "utf8");
+  const out: number[] = [];
+  const hex = (c: number | undefined) => c !== undefined && /[0-9A-Fa-f]/.test(String.fromCharCode(c));
+  for (let i = 0; i < bytes.length; i++) {
+    if (bytes[i] !== 0x25) {
+      out.push(bytes[i]!);
+      continue;
+    }
+    if (i + 2 >= bytes.length || !hex(bytes[i + 1]) || !hex(bytes[i + 2])) {
+      throw new Inner(`invalid URL escape ${goStrconvQuote(bytes.subarray(i, i + 3).toString("utf8"))}`);
+    }
+    out.push(Number.parseInt(String.fromCharCode(bytes[i + 1]!, bytes[i + 2]!), 16));
+    i += 2;
+  }
+  return Buffer.from(out).toString("utf8");
 }
 
 /** canonical is a text equal for equal JSON values (1 equals 1.0; key order
@@ -310,35 +355,48 @@ const minInt64 = -(1n << 63n);
 const maxInt64 = (1n << 63n) - 1n;
 
 class Compiler {
-  nodes = new Map<string, Node>();
+  /** The node of each subschema: each is compiled once. */
+  nodes = new Map<RawValue, Node>();
+  /** The nodes in the order they were made, which follows the document:
+   * errors and notes do not depend on map order. */
+  order: Node[] = [];
   notes: string[] = [];
+  /** Notes past maxNotes, which are not kept. */
+  moreNotes = 0;
   constructor(readonly doc: RawValue) {}
 
-  fail(ptr: string, keyword: string, msg: string): SchemaError {
-    return new SchemaError(ptr, keyword, msg);
+  fail(at: RawValue, keyword: string, msg: string): SchemaError {
+    return new SchemaError(pointer(at, maxPointerBytes), keyword, msg);
   }
 
-  note(ptr: string, keyword: string, why: string): void {
-    this.notes.push(`${keyword} at ${ptr === "" ? "root" : ptr}: ${why}`);
+  note(src: RawValue, keyword: string, why: string): void {
+    if (this.notes.length >= maxNotes) {
+      this.moreNotes++;
+      return;
+    }
+    const at = pointer(src, maxPointerBytes);
+    this.notes.push(`${keyword} at ${at === "" ? "root" : at}: ${why}`);
   }
 
   compileRef(ptr: string): Node {
-    const n = this.nodes.get(ptr);
-    if (n) return n;
-    return this.compileAt(resolvePointer(this.doc, ptr), ptr);
+    return this.compileAt(resolvePointer(this.doc, ptr));
   }
 
-  compileAt(raw: RawValue, ptr: string): Node {
-    const have = this.nodes.get(ptr);
+  /** compileAt compiles the subschema raw, once. The node is registered
+   * before it is filled in, so that a schema that refers to itself gets
+   * the node being built. */
+  compileAt(raw: RawValue): Node {
+    const have = this.nodes.get(raw);
     if (have) return have;
-    const n = new Node(ptr);
-    this.nodes.set(ptr, n);
+    const n = new Node(raw);
+    this.nodes.set(raw, n);
+    this.order.push(n);
     this.fill(n, raw);
     return n;
   }
 
   fill(n: Node, raw: RawValue): void {
-    const ptr = n.ptr;
+    const ptr = raw;
     if (raw.kind === "boolean") {
       if (!raw.bool) n.kind = Kind.Never;
       return;
@@ -351,7 +409,6 @@ class Compiler {
       throw this.fail(ptr, "", (e as Error).message);
     }
     const kw = new Map<string, RawValue>(ms);
-    const at = (key: string) => ptr + "/" + escapePointer(key);
 
     for (const defs of ["$defs", "definitions"]) {
       const d = kw.get(defs);
@@ -362,7 +419,7 @@ class Compiler {
       } catch (e) {
         throw this.fail(ptr, defs, (e as Error).message);
       }
-      for (const [k, v] of dm) this.compileAt(v, at(defs) + "/" + escapePointer(k));
+      for (const [, v] of dm) this.compileAt(v);
     }
 
     const isAside = (k: string) => k !== "$defs" && k !== "definitions" && !annotations.has(k) && !k.startsWith("x-");
@@ -375,7 +432,7 @@ class Compiler {
     }
 
     const inf = kw.get("x-atp-inferred");
-    if (inf && ptr === "") {
+    if (inf && raw.parent === undefined) {
       try {
         if (bool(inf)) n.inferred = true;
       } catch (e) {
@@ -405,7 +462,7 @@ class Compiler {
 
     const any = kw.get("anyOf");
     if (any) {
-      const branch = this.nullableBranch(any, at("anyOf"));
+      const branch = this.nullableBranch(any);
       if (branch) {
         n.nullable = true;
         n.nullableOf = branch;
@@ -453,66 +510,65 @@ class Compiler {
         this.note(ptr, key, widening[key]!);
         continue;
       }
-      this.keyword(n, key, val, at(key), kw);
+      this.keyword(n, key, val, kw);
     }
     this.finish(n, kw);
   }
 
-  refTarget(raw: RawValue, ptr: string): Node {
+  refTarget(raw: RawValue, ptr: RawValue): Node {
     let ref: string;
     try {
       ref = str(raw);
     } catch (e) {
       throw this.fail(ptr, "$ref", (e as Error).message);
     }
-    if (!ref.startsWith("#")) throw this.fail(ptr, "$ref", `only local references (#/...) are supported, got ${JSON.stringify(ref)}`);
+    if (!ref.startsWith("#")) throw this.fail(ptr, "$ref", `only local references (#/...) are supported, got ${goStrconvQuote(ref)}`);
     let frag: string;
     try {
-      frag = decodeURIComponent(ref.slice(1));
+      frag = goPathUnescape(ref.slice(1));
     } catch (e) {
-      throw this.fail(ptr, "$ref", `bad reference ${JSON.stringify(ref)}: ${(e as Error).message}`);
+      throw this.fail(ptr, "$ref", `bad reference ${goStrconvQuote(ref)}: ${(e as Error).message}`);
     }
-    if (frag !== "" && frag[0] !== "/") throw this.fail(ptr, "$ref", `anchors are not supported, got ${JSON.stringify(ref)}`);
+    if (frag !== "" && frag[0] !== "/") throw this.fail(ptr, "$ref", `anchors are not supported, got ${goStrconvQuote(ref)}`);
     try {
       return this.compileRef(frag);
     } catch (e) {
-      if (e instanceof SchemaError) throw e;
-      throw this.fail(ptr, "$ref", `cannot resolve ${JSON.stringify(ref)}: ${(e as Error).message}`);
+      if (e instanceof SchemaError) throw e; // a problem in the target, reported where it is
+      throw this.fail(ptr, "$ref", `cannot resolve ${goStrconvQuote(ref)}: ${(e as Error).message}`);
     }
   }
 
-  nullableBranch(raw: RawValue, ptr: string): Node | null {
+  nullableBranch(raw: RawValue): Node | null {
     let els: RawValue[];
     try {
       els = elements(raw);
     } catch (e) {
-      throw this.fail(ptr, "", (e as Error).message);
+      throw this.fail(raw, "", (e as Error).message);
     }
     if (els.length !== 2) return null;
     for (let i = 0; i < 2; i++) {
       if (!isNullSchema(els[i]!)) continue;
-      const other = 1 - i;
-      return this.compileAt(els[other]!, `${ptr}/${other}`);
+      return this.compileAt(els[1 - i]!);
     }
     return null;
   }
 
-  keyword(n: Node, key: string, val: RawValue, ptr: string, kw: Map<string, RawValue>): void {
+  keyword(n: Node, key: string, val: RawValue, kw: Map<string, RawValue>): void {
     try {
-      this.keywordInner(n, key, val, ptr, kw);
+      this.keywordInner(n, key, val, kw);
     } catch (e) {
       if (e instanceof SchemaError) throw e;
-      throw this.fail(n.ptr, key, (e as Error).message);
+      throw this.fail(n.src, key, (e as Error).message);
     }
   }
 
-  keywordInner(n: Node, key: string, val: RawValue, ptr: string, kw: Map<string, RawValue>): void {
+  keywordInner(n: Node, key: string, val: RawValue, kw: Map<string, RawValue>): void {
     switch (key) {
       case "properties": {
         const ms = members(val);
         const names: string[] = [];
         ms.forEach(([k, v], i) => {
-          const p = this.compileAt(v, ptr + "/" + escapePointer(k));
+          const p = this.compileAt(v);
           n.props.push({ name: k, node: p, required: false });
           n.propIndex.set(k, i);
           names.push(k);
@@ -520,18 +576,23 @@ class Compiler {
         n.allowed = names.join(", ");
         return;
       }
-      case "required":
+      case "required": {
+        // Sorted out in finish, once properties are known.
+        const seen = new Set<string>();
         for (const el of elements(val)) {
           const s = str(el);
-          if (!n.extraReq.includes(s)) n.extraReq.push(s);
+          if (seen.has(s)) continue;
+          seen.add(s);
+          n.extraReq.push(s);
         }
         return;
+      }
       case "additionalProperties":
         if (val.kind === "boolean") {
           n.closed = !val.bool;
           return;
         }
-        n.additional = this.compileAt(val, ptr);
+        n.additional = this.compileAt(val);
         if (n.additional.kind === Kind.Never && !n.additional.ref && !n.additional.nullableOf && !n.additional.nullable) {
           n.closed = true;
           n.additional = null;
@@ -539,14 +600,16 @@ class Compiler {
         return;
       case "patternProperties": {
         const ap = kw.get("additionalProperties");
-        if (ap && ap.text !== "true") throw this.fail(n.ptr, key, "not supported together with additionalProperties");
-        this.note(n.ptr, key, "patternProperties is not evaluated");
+        if (ap && ap.text !== "true") throw this.fail(n.src, key, "not supported together with additionalProperties");
+        this.note(n.src, key, "patternProperties is not evaluated");
         return;
       }
       case "propertyNames": {
         const names = enumOfStrings(val);
-        if (names) n.keyEnum = names;
-        else this.note(n.ptr, key, "propertyNames other than an enum of strings is not evaluated");
+        if (names) {
+          n.keyEnum = names;
+          n.keySet = stringSet(names);
+        } else this.note(n.src, key, "propertyNames other than an enum of strings is not evaluated");
         return;
       }
       case "minProperties":
@@ -557,30 +620,30 @@ class Compiler {
         return;
       case "items":
         if (val.kind === "array") {
-          this.prefixItems(n, val, ptr);
+          this.prefixItems(n, val);
           return;
         }
         if (val.kind === "boolean" && val.bool === false) {
           n.noExtra = true;
           return;
         }
-        n.items = this.compileAt(val, ptr);
+        n.items = this.compileAt(val);
         return;
       case "additionalItems": {
         const it = kw.get("items");
         if (!it || it.kind !== "array") {
-          this.note(n.ptr, key, "additionalItems without a tuple items is ignored");
+          this.note(n.src, key, "additionalItems without a tuple items is ignored");
           return;
         }
         if (val.text === "false") {
           n.noExtra = true;
           return;
         }
-        n.items = this.compileAt(val, ptr);
+        n.items = this.compileAt(val);
         return;
       }
       case "prefixItems":
-        this.prefixItems(n, val, ptr);
+        this.prefixItems(n, val);
         return;
       case "minItems":
         n.minItems = countOf(val);
@@ -602,7 +665,7 @@ class Compiler {
         try {
           n.pattern = new RegExp(s, "u");
         } catch (e) {
-          throw this.fail(n.ptr, key, `JavaScript cannot compile ${JSON.stringify(s)}: ${(e as Error).message}`);
+          throw this.fail(n.src, key, `JavaScript cannot compile ${goStrconvQuote(s)}: ${(e as Error).message}`);
         }
         n.patternSrc = s;
         return;
@@ -613,7 +676,7 @@ class Compiler {
       case "contentEncoding": {
         const s = str(val);
         if (s === "base64") n.base64 = true;
-        else this.note(n.ptr, key, `content encoding ${JSON.stringify(s)} is not checked`);
+        else this.note(n.src, key, `content encoding ${goStrconvQuote(s)} is not checked`);
         return;
       }
       case "minimum":
@@ -645,30 +708,32 @@ class Compiler {
         this.setEnum(n, [val]);
         return;
       default:
-        this.note(n.ptr, key, "unknown keyword, ignored");
+        this.note(n.src, key, "unknown keyword, ignored");
     }
   }
 
-  prefixItems(n: Node, val: RawValue, ptr: string): void {
+  prefixItems(n: Node, val: RawValue): void {
     let els: RawValue[];
     try {
       els = elements(val);
     } catch (e) {
-      throw this.fail(n.ptr, "prefixItems", (e as Error).message);
+      throw this.fail(n.src, "prefixItems", (e as Error).message);
     }
-    els.forEach((el, i) => n.prefix.push(this.compileAt(el, `${ptr}/${i}`)));
+    for (const el of els) n.prefix.push(this.compileAt(el));
   }
 
+  /** setEnum records the allowed values of enum or const, each once. */
   setEnum(n: Node, els: RawValue[]): void {
     n.hasEnum = true;
     n.enumRaw ??= [];
+    n.enumSeen ??= new Set();
     for (const el of els) {
       const c = canonical(el);
-      if (!n.enumRaw.includes(c)) {
-        n.enumRaw.push(c);
-        n.enumVals.push(el);
-        n.enumLits.push(compactText(el.text));
-      }
+      if (n.enumSeen.has(c)) continue;
+      n.enumSeen.add(c);
+      n.enumRaw.push(c);
+      n.enumVals.push(el);
+      n.enumLits.push(compactText(el.text));
     }
   }
 
@@ -681,6 +746,7 @@ class Compiler {
         if (i !== undefined) n.props[i]!.required = true;
         else n.extraReq.push(name);
       }
+      if (n.extraReq.length > 8) n.extraIndex = new Map(n.extraReq.map((name, j) => [name, j]));
       n.props.forEach((p, i) => {
         if (p.required) n.required.push(i);
       });
@@ -690,17 +756,18 @@ class Compiler {
       if (!kw.has("additionalProperties")) n.closed = true;
     }
     if (n.kind === Kind.Object && n.extraReq.length > 0 && n.closed) {
-      throw this.fail(n.ptr, "required", `${JSON.stringify(n.extraReq[0])} is required but not in properties, and additionalProperties is false: no value is valid`);
+      throw this.fail(n.src, "required", `${goStrconvQuote(n.extraReq[0]!)} is required but not in properties, and additionalProperties is false: no value is valid`);
     }
     if (n.hasEnum) {
       typedEnum(n);
+      if (n.enumStrings) n.enumSet = stringSet(n.enumStrings);
       if (n.enumRaw !== null && n.kind !== Kind.Any) {
-        this.note(n.ptr, "enum", "an enum of objects or arrays is not evaluated");
+        this.note(n.src, "enum", "an enum of objects or arrays is not evaluated");
         n.enumRaw = null;
       }
     }
     if (n.kind === Kind.Any) {
-      for (const key of typedKeywords) if (kw.has(key)) this.note(n.ptr, key, "the schema has no single type, so this keyword is not evaluated");
+      for (const key of typedKeywords) if (kw.has(key)) this.note(n.src, key, "the schema has no single type, so this keyword is not evaluated");
     }
     if (n.kind === Kind.Integer) integerRange(n);
     if (n.kind === Kind.Array && n.minItems >= 0 && n.minItems === n.maxItems && n.prefix.length === 0 && !n.noExtra) {
@@ -714,16 +781,46 @@ class Compiler {
     }
   }
 
-  checkRefLoop(n: Node): void {
-    const seen = new Set<Node>();
-    for (let cur: Node = n; ; ) {
-      if (seen.has(cur)) throw this.fail(n.ptr, "$ref", "the reference leads back to itself");
-      seen.add(cur);
+  /** resolveTarget sets n.target, the node that reads n's value through
+   * $ref and nullable wrappers, and fails when following them comes back
+   * to a node without reading any value: such a schema has no meaning. A
+   * chain is followed once: the nodes on it get their target from its
+   * end. */
+  resolveTarget(n: Node): void {
+    const chain: Node[] = [];
+    let cur = n;
+    while (cur.target === null) {
+      if (cur.resolving) {
+        for (const m of chain) m.resolving = false;
+        throw this.fail(n.src, "$ref", "the reference leads back to itself");
+      }
+      cur.resolving = true;
+      chain.push(cur);
       if (cur.ref) cur = cur.ref;
       else if (cur.nullableOf) cur = cur.nullableOf;
-      else return;
+      else {
+        cur.target = cur;
+        cur.nullChain = cur.nullable;
+      }
+    }
+    // cur ends the chain: from the back, each node gets its target and
+    // whether null is valid somewhere between it and the target.
+    let nul = cur.nullChain;
+    for (let i = chain.length - 1; i >= 0; i--) {
+      const m = chain[i]!;
+      m.resolving = false;
+      if (m === cur) continue;
+      nul = nul || m.nullable;
+      m.target = cur.target;
+      m.nullChain = nul;
     }
   }
+}
+
+/** stringSet returns a set of a long list, for lookups; undefined for a
+ * short one, which a scan searches as fast. */
+function stringSet(list: string[]): Set<string> | undefined {
+  return list.length > 16 ? new Set(list) : undefined;
 }
 
 function parseType(raw: RawValue): number {
@@ -742,7 +839,7 @@ function parseType(raw: RawValue): number {
   let set = 0;
   for (const name of names) {
     const t = (T as Record<string, number>)[name];
-    if (t === undefined) throw new Inner(`unknown type ${JSON.stringify(name)} (expected object, array, string, integer, number, boolean or null)`);
+    if (t === undefined || !Object.hasOwn(T, name)) throw new Inner(`unknown type ${goStrconvQuote(name)} (expected object, array, string, integer, number, boolean or null)`);
     set |= t;
   }
   return set;
@@ -880,13 +977,12 @@ function integerRange(n: Node): void {
   }
 }
 
-function resolve(n: Node): Node {
-  while (n.ref || n.nullableOf) n = (n.ref ?? n.nullableOf)!;
-  return n;
-}
-
-function expectedWords(n0: Node): string {
-  const n = resolve(n0);
+/** expectedWords describes the value n (a target: see resolveTarget)
+ * wants, as atpgen's generated code does for the Go type behind it. Past
+ * ten values an enum is worded by its size ("one of 20000 values"), so
+ * that a huge enum is never echoed back on every call. */
+function expectedWords(n: Node): string {
+  if (n.enumLits.length > maxListed) return "one of " + n.enumLits.length + " values";
   if (n.enumLits.length > 0) return "one of " + n.enumLits.join(", ");
   switch (n.kind) {
     case Kind.Object:
@@ -913,8 +1009,8 @@ function expectedWords(n0: Node): string {
 }
 
 function isScalar(n: Node): boolean {
-  while (n.ref) n = n.ref;
-  if (n.nullable || n.nullableOf) return false;
+  if (n.nullChain) return false;
+  n = n.target!;
   switch (n.kind) {
     case Kind.String:
       return !n.base64 && !n.goTime && !n.goDuration;
@@ -948,18 +1044,19 @@ export class Validator {
       throw new SchemaError("", "", "not valid JSON");
     }
     const c = new Compiler(doc);
-    const root = c.compileAt(doc, "");
-    const ptrs = [...c.nodes.keys()].sort(compareUTF8);
-    for (const p of ptrs) c.checkRefLoop(c.nodes.get(p)!);
-    for (const p of ptrs) {
-      const n = c.nodes.get(p)!;
-      n.expected = expectedWords(n);
+    const root = c.compileAt(doc);
+    // In the order the nodes were made, which follows the document.
+    for (const n of c.order) c.resolveTarget(n);
+    for (const n of c.order) {
+      n.enumSeen = null; // only needed while compiling
+      n.expected = expectedWords(n.target!);
       if (n.unique) {
         if (n.items && n.prefix.length === 0 && isScalar(n.items)) n.uniqueScalars = true;
-        else c.note(n.ptr, "uniqueItems", "only items that are strings, numbers or booleans (not null) are compared");
+        else c.note(n.src, "uniqueItems", "only items that are strings, numbers or booleans (not null) are compared");
       }
     }
     c.notes.sort(compareUTF8);
+    if (c.moreNotes > 0) c.notes.push(`and ${c.moreNotes} more notes`);
     return new Validator(root, c.notes);
   }
 
@@ -972,17 +1069,17 @@ export class Validator {
   }
 }
 
+/** missingWords is the "expected" of a missing property p of object n. A
+ * Python tool's inferred schema knows names, not types: it says nothing. */
 function missingWords(n: Node, p: Node): string {
-  return n.inferred ? "" : resolve(p).expected;
+  return n.inferred ? "" : p.target!.expected;
 }
 
+/** value reads one value described by n, as generated code for the Go type
+ * behind n would. */
 function value(d: Decoder, n: Node): void {
-  for (;;) {
-    if (n.nullable && d.null()) return;
-    if (n.ref) n = n.ref;
-    else if (n.nullableOf) n = n.nullableOf;
-    else return read(d, n);
-  }
+  if (n.nullChain && d.null()) return; // null is valid on the way to the target
+  read(d, n.target!);
 }
 
 function read(d: Decoder, n: Node): void {
@@ -1049,9 +1146,14 @@ function object(d: Decoder, n: Node): void {
       value(d, n.props[i]!.node);
       continue;
     }
-    n.extraReq.forEach((name, j) => {
-      if (name === key) extraSeen[j] = true;
-    });
+    if (n.extraIndex) {
+      const j = n.extraIndex.get(key);
+      if (j !== undefined) extraSeen[j] = true;
+    } else {
+      n.extraReq.forEach((name, j) => {
+        if (name === key) extraSeen[j] = true;
+      });
+    }
     if (n.additional) {
       mapKeys ??= new Set();
       if (mapKeys.has(key)) {
@@ -1059,7 +1161,7 @@ function object(d: Decoder, n: Node): void {
         continue;
       }
       mapKeys.add(key);
-      if (n.keyEnum) d.enum(key, n.keyEnum);
+      if (n.keyEnum) d.enum(key, n.keyEnum, n.keySet);
       value(d, n.additional);
     } else if (n.closed) d.unknown(n.allowed);
     else d.skip();
@@ -1131,7 +1233,7 @@ function readString(d: Decoder, n: Node): string {
     return "";
   }
   const s = d.string();
-  if (n.enumStrings !== null) d.enum(s, n.enumStrings);
+  if (n.enumStrings !== null) d.enum(s, n.enumStrings, n.enumSet);
   if (n.minLen >= 0) d.minLength(s, n.minLen);
   if (n.maxLen >= 0) d.maxLength(s, n.maxLen);
   if (n.pattern) d.pattern(s, n.pattern, n.patternSrc);
@@ -1177,7 +1279,7 @@ function checkFloat(d: Decoder, b: Bound, v: number): void {
 }
 
 function readKey(d: Decoder, n: Node): [string, string] {
-  while (n.ref) n = n.ref;
+  n = n.target!;
   switch (n.kind) {
     case Kind.String: {
       const s = readString(d, n);

@@ -53,9 +53,10 @@ export interface ServeOptions {
   onState?: (s: State) => void;
   /** Calls running at once (default 64); more wait, none is dropped. */
   maxInFlight?: number;
-  /** Bound on a call to a tool without a timeout of its own (default
-   * 60000; 0 or negative: none). */
-  defaultTimeoutMs?: number;
+  /** Bound on a call to a tool without a timeout of its own, in
+   * milliseconds, as runtime.ServeConfig.CallTimeout: 0 or undefined is
+   * the default (60000), a negative value no bound. */
+  callTimeout?: number;
   /** Largest request accepted, in bytes (default 4 MiB). A larger one is
    * answered with an error when its request id comes before the cut; a
    * WebSocket message over 4 times this (at least 32 MiB) drops the
@@ -90,7 +91,8 @@ export interface ResolvedOptions {
   logger: Logger;
   onState: (s: State) => void;
   maxInFlight: number;
-  defaultTimeoutMs: number;
+  /** The bound in milliseconds; 0: none. */
+  callTimeout: number;
   readLimit: number;
   pingIntervalMs: number;
   pongTimeoutMs: number;
@@ -172,13 +174,15 @@ function resolve(tk: Toolkit, o: ServeOptions): ResolvedOptions {
   const b = o.backoff ?? {};
   const baseMs = b.baseMs || 1000;
   const maxMs = b.maxMs || Math.max(60_000, baseMs);
-  if (baseMs < 0 || maxMs < 0) throw fail("backoff: baseMs and maxMs must be positive");
+  if (baseMs < 0) throw fail(`backoff.baseMs: expected a positive number or 0 for the default, got ${baseMs}`);
+  if (maxMs < 0) throw fail(`backoff.maxMs: expected a positive number or 0 for the default, got ${maxMs}`);
   if (maxMs < baseMs) throw fail(`backoff.maxMs (${maxMs}) is less than backoff.baseMs (${baseMs})`);
   if ((b.jitter ?? 0) > 1) throw fail(`backoff.jitter: expected a fraction at most 1, got ${b.jitter}`);
   const jitter = b.jitter === undefined || b.jitter === 0 ? 0.5 : b.jitter < 0 ? 0 : b.jitter;
   const inboxWait = o.inboxWaitSeconds ?? 25;
   if (!Number.isInteger(inboxWait)) throw fail(`inboxWaitSeconds: expected whole seconds, got ${inboxWait}`);
-  const dt = o.defaultTimeoutMs ?? 60_000;
+  const ct = o.callTimeout ?? 0;
+  if (typeof ct !== "number" || Number.isNaN(ct)) throw fail(`callTimeout: expected milliseconds, 0 for the default or negative for no bound, got ${String(ct)}`);
   return {
     url: o.url,
     apiKey: o.apiKey,
@@ -187,7 +191,7 @@ function resolve(tk: Toolkit, o: ServeOptions): ResolvedOptions {
     logger: red.logger(o.logger ?? tk.logger ?? consoleLogger(), { toolkit: tk.name, transport }),
     onState: o.onState ?? (() => {}),
     maxInFlight: num("maxInFlight", 64),
-    defaultTimeoutMs: dt > 0 ? dt : 0,
+    callTimeout: ct === 0 ? 60_000 : Math.max(ct, 0),
     readLimit: num("readLimit", 4 << 20),
     pingIntervalMs: num("pingIntervalMs", 30_000),
     pongTimeoutMs: num("pongTimeoutMs", 20_000),
@@ -232,6 +236,9 @@ export class Endpoints {
   }
   inboxRespond(): string {
     return this.httpBase + "/api/v1/toolkit/" + this.key + "/inbox/respond" + this.query;
+  }
+  inboxRelease(): string {
+    return this.httpBase + "/api/v1/toolkit/" + this.key + "/inbox/release" + this.query;
   }
 }
 
@@ -278,7 +285,9 @@ export interface Request {
   /** The request id as JSON text, echoed as received. */
   idText: string;
   tool: string;
-  params: string;
+  /** The params as received: bytes where the transport has them, so that
+   * the validator sees text that is not UTF-8 as the Go decoders do. */
+  params: Uint8Array | string;
   authToken: string;
   received: number;
   platos?: Record<string, unknown>;
@@ -366,7 +375,7 @@ export class Runner {
         transport,
         authToken: req.authToken,
         signal,
-        defaultTimeoutMs: this.o.defaultTimeoutMs,
+        callTimeout: this.o.callTimeout > 0 ? this.o.callTimeout : -1,
         ...(req.platos ? { platos: req.platos } : {}),
         ...(req.context ? { context: req.context } : {}),
       });
@@ -485,18 +494,21 @@ export async function serve(tk: Toolkit, options: ServeOptions): Promise<void> {
 /** parseFrame reads an ATP v1 server frame with the Decoder, as the Go
  * runtime does: problems are worded like params problems
  * ("payload.tool_name: expected string, got 7"); unknown members are
- * skipped. */
+ * skipped. The params are kept as bytes (a copy), for their own decoder,
+ * which reports invalid UTF-8 in them at their path: the envelope is read
+ * leniently. */
 export function parseFrame(d: Decoder, data: Uint8Array): {
   messageType: string;
   idText: string | null;
   tool: string;
-  params: string | null;
+  params: Uint8Array | null;
   authToken: string;
   message: string;
   problems: Problem[];
 } {
-  const f = { messageType: "", idText: null as string | null, tool: "", params: null as string | null, authToken: "", message: "", problems: [] as Problem[] };
+  const f = { messageType: "", idText: null as string | null, tool: "", params: null as Uint8Array | null, authToken: "", message: "", problems: [] as Problem[] };
   d.reset(data.length === 0 ? " " : data);
+  d.setLenientUTF8(true);
   if (d.object()) {
     while (d.next()) {
       switch (d.key()) {
@@ -514,7 +526,7 @@ export function parseFrame(d: Decoder, data: Uint8Array): {
                 f.tool = d.string();
                 break;
               case "params":
-                f.params = d.raw();
+                f.params = d.rawBytes()?.slice() ?? null;
                 break;
               case "auth_token": {
                 // Never quote a malformed token: it may still be a secret.

@@ -300,8 +300,11 @@ export interface InvokeOptions {
   authToken?: string;
   /** Aborts the call (the handler's signal aborts with its reason). */
   signal?: AbortSignal;
-  /** Bound for a tool without a timeout of its own; 0: none. */
-  defaultTimeoutMs?: number;
+  /** Bound in milliseconds on a call to a tool without a timeout of its
+   * own, as the Go runtime's WithCallTimeout: 0 or undefined is the
+   * default, which for invoke is no bound (the caller bounds the call
+   * with its signal); a negative value is no bound. */
+  callTimeout?: number;
   platos?: Record<string, unknown>;
   context?: Record<string, unknown>;
 }
@@ -371,7 +374,7 @@ export class Toolkit {
       if (!r.success) throw new ValidationError(name, r.error.issues.map(zodProblem));
       value = r.data;
     }
-    const timeoutMs = t.timeoutMs > 0 ? t.timeoutMs : (opts.defaultTimeoutMs ?? 0);
+    const timeoutMs = t.timeoutMs > 0 ? t.timeoutMs : Math.max(opts.callTimeout ?? 0, 0);
     const ctrl = new AbortController();
     const onAbort = () => ctrl.abort(opts.signal!.reason);
     if (opts.signal) {

@@ -1,6 +1,10 @@
 // The ATP v1 WebSocket session of a toolkit: atp_tool_request in,
 // tool_response out (with is_error and latency_ms), every request answered
-// exactly once, keepalive pings, and a graceful drain that closes with 1000.
+// exactly once, keepalive pings, and a graceful drain that announces itself
+// ({"type":"draining"}) and closes with 1000. The session counts as
+// connected once it is routable: at the server's atp_client_connected
+// greeting, at a first tool request, or, with a server that never greets,
+// a second after the handshake (docs/extensions.md of atp-go).
 
 import type { IncomingMessage } from "node:http";
 import { setMaxListeners } from "node:events";
@@ -12,6 +16,17 @@ import {
   requestIdInPrefix, type ResolvedOptions, type Runner, type State, statusLine, quoteBody, toolResponse, type Transport, validId,
 } from "./serve.js";
 import type { Toolkit } from "./toolkit.js";
+
+/** How long after the handshake a session that the server has not greeted
+ * counts as connected: `atp serve` greets once the connection is routable;
+ * a server that never greets gets the benefit of the doubt after this long,
+ * or at its first tool request. */
+export const connectGraceMs = 1000;
+
+/** The frame that tells the server the toolkit is shutting down: no new
+ * call should be routed to the connection, whose calls in flight are still
+ * answered. */
+const drainingFrame = '{"type":"draining"}';
 
 export class WSTransport implements Transport {
   setState: (s: State) => void = () => {};
@@ -33,11 +48,28 @@ export class WSTransport implements Transport {
     if (this.o.signal.aborted) return { connectedAt: 0, reason: null };
     const ws = await this.dial();
     const early = takeEarly(ws);
-    const connectedAt = this.o.clock.now();
-    this.o.logger.info("atp: connected", { url: this.ep.ws() });
-    this.setState({ kind: "connected" });
-    const reason = await new Session(this, ws, early).run();
-    return { connectedAt, reason };
+    let connectedAt = 0;
+    let over = false;
+    const grace = new AbortController();
+    // routable reports the session connected, once: calls can reach it.
+    const routable = (evidence: string) => {
+      if (connectedAt !== 0 || over) return;
+      grace.abort();
+      connectedAt = this.o.clock.now();
+      this.o.logger.info("atp: connected", { url: this.ep.ws(), on: evidence });
+      this.setState({ kind: "connected" });
+    };
+    this.o.clock.sleep(connectGraceMs, grace.signal).then(
+      () => routable(`no greeting from the server within ${connectGraceMs / 1000}s`),
+      () => {},
+    );
+    try {
+      const reason = await new Session(this, ws, early, routable).run();
+      return { connectedAt, reason };
+    } finally {
+      over = true; // no late report says a finished session is connected
+      grace.abort();
+    }
   }
 
   private dial(): Promise<WebSocket> {
@@ -48,6 +80,10 @@ export class WSTransport implements Transport {
         handshakeTimeout: 15_000,
         maxPayload: Math.max(o.readLimit * 4, 32 << 20),
         perMessageDeflate: false,
+        // A text frame that is not UTF-8 would otherwise fail the whole
+        // connection (1007); read as bytes, it fails only its call, with
+        // the problem at its path, as in the Go runtime.
+        skipUTF8Validation: true,
       });
       keepEarly(ws);
       const onAbort = () => ws.terminate();
@@ -111,6 +147,7 @@ class Session {
     private readonly t: WSTransport,
     private readonly ws: WebSocket,
     private readonly early: Buffer[],
+    private readonly routable: (evidence: string) => void,
   ) {
     this.o = t.options;
     // Every running call listens on it.
@@ -187,6 +224,9 @@ class Session {
       return;
     }
     const f = parseFrame(this.t.decoder, data);
+    // A request, even a malformed one, shows that calls reach the session,
+    // greeting or not.
+    if (f.messageType === "atp_tool_request") this.routable("a tool request");
     if (f.problems.length > 0) {
       const problems = f.problems.map((p) => (p.path === "" ? "params: " + p.message : p.path + ": " + p.message)).join("; ");
       if (f.messageType === "atp_tool_request" && validId(f.idText)) {
@@ -207,6 +247,7 @@ class Session {
         return;
       case "atp_client_connected":
         log.info("atp: server greeting", { message: f.message.slice(0, 200) });
+        this.routable("the server's greeting");
         return;
       case "":
         log.warn("atp: ignoring frame without message_type", { bytes: data.length });
@@ -278,13 +319,20 @@ class Session {
     });
   }
 
-  /** drain: new requests are refused, running calls get drainTimeoutMs,
-   * then the rest are cancelled (and answered), then close with 1000. */
+  /** drain: the server is told first, new requests are refused, running
+   * calls get drainTimeoutMs, then the rest are cancelled (and answered),
+   * then close with 1000. */
   private async drain(): Promise<void> {
     const o = this.o;
     const log = o.logger;
     this.draining = true;
     log.info("atp: shutting down; draining running calls", { deadline_ms: o.drainTimeoutMs });
+    // Ask the server to route no new call here: it would otherwise keep
+    // sending calls to a connection that can only refuse them, and,
+    // answered at once, such a connection looks the least busy of a
+    // toolkit's instances. A server that does not know the message
+    // ignores it.
+    if (this.ws.readyState === WebSocket.OPEN) this.ws.send(drainingFrame);
     const idle = () => new Promise<void>((resolve) => {
       if (this.running === 0) return resolve();
       this.onIdle = () => {

@@ -98,7 +98,7 @@ class FakeLLM {
 
 test("over one WebSocket: multiplexed answers, a lost task is not resent, a context request is", async () => {
   const f = await new FakeLLM("llm-key-1").start();
-  const c = new Client({ apiKey: "llm-key-1", baseUrl: f.url, protocol: "ws", logger: new LogBuffer().logger, backoff: { baseMs: 1 } });
+  const c = new Client({ apiKey: "llm-key-1", baseUrl: f.url, transport: "ws", logger: new LogBuffer().logger, backoff: { baseMs: 1 } });
   try {
     // Two calls in flight on one connection, answered in reverse order.
     const p1 = c.call("kit", "a", { n: 1 });
@@ -139,7 +139,7 @@ test("over one WebSocket: multiplexed answers, a lost task is not resent, a cont
 test("a refused key is not retried and not printed", async () => {
   const f = await new FakeLLM("right-key").start();
   const logs = new LogBuffer();
-  const c = new Client({ apiKey: "wrong-key-999", baseUrl: f.url, protocol: "ws", logger: logs.logger, backoff: { baseMs: 1 } });
+  const c = new Client({ apiKey: "wrong-key-999", baseUrl: f.url, transport: "ws", logger: logs.logger, backoff: { baseMs: 1 } });
   try {
     const err = await c.call("kit", "a", {}).catch((e: unknown) => e as Error);
     assert.ok(err instanceof Error);
@@ -157,5 +157,32 @@ test("options are checked", () => {
   assert.throws(() => new Client({ apiKey: "a b" }), /whitespace/);
   assert.throws(() => new Client({ apiKey: "k", baseUrl: "ftp://x" }), /expected an http or https URL/);
   assert.throws(() => new Client({ apiKey: "k", baseUrl: "http://x/?q=1" }), /expected no query or fragment/);
-  assert.throws(() => new Client({ apiKey: "k", protocol: "grpc" as "ws" }), /protocol: expected "http" or "ws", got "grpc"/);
+  assert.throws(() => new Client({ apiKey: "k", transport: "grpc" as "ws" }), /transport: expected "http" or "ws", got "grpc"/);
+  assert.equal(new Client({ apiKey: "k" }).transport, "http", "HTTP by default, as llmclient");
+  assert.equal(new Client({ apiKey: "k", transport: "wss" as "ws" }).transport, "ws");
+});
+
+test("callTimeout: 0 leaves the bound to the server, a value is sent and waited for, a negative one is refused", async () => {
+  const f = await new FakeLLM("llm-key-2").start();
+  const c = new Client({ apiKey: "llm-key-2", baseUrl: f.url, transport: "ws", logger: new LogBuffer().logger });
+  try {
+    for (const opts of [{}, { callTimeout: 0 }]) {
+      const p = c.call("kit", "a", {}, opts);
+      const r = await f.requests.next();
+      assert.ok(!("timeout_ms" in r.m), `${JSON.stringify(opts)}: the server's default`);
+      r.ws.send(JSON.stringify({ type: "task_response", request_id: r.m["request_id"], status: "success", result: 1 }));
+      await p;
+    }
+    // The server ignores the bound: the client stops waiting a moment
+    // after it, and the call is a result that says so.
+    const p = c.call("kit", "a", {}, { callTimeout: 40 });
+    const r = await f.requests.next();
+    assert.equal(r.m["timeout_ms"], 40);
+    const res = await p;
+    assert.equal(res.error, "the call to a got no answer within 40ms");
+    await assert.rejects(c.call("kit", "a", {}, { callTimeout: -1 }), /callTimeout: expected a positive number of milliseconds or 0 for the server's default, got -1/);
+  } finally {
+    c.close();
+    await f.close();
+  }
 });

@@ -17,6 +17,7 @@ let srv: Server;
 let llmKey: string;
 const ctrl = new AbortController();
 const states: State[] = [];
+const tsLogs = new LogBuffer();
 let tsDone: Promise<void>;
 let goToolkit: { stop(): Promise<void> };
 
@@ -40,7 +41,7 @@ before(async () => {
   const tsKey = await srv.key("toolkit", "ts-weather");
   const goKey = await srv.key("toolkit", "go-hello");
   llmKey = await srv.key("llm", "agent");
-  tsDone = serve(weather(), { url: srv.url, apiKey: tsKey, signal: ctrl.signal, logger: new LogBuffer().logger, onState: (s) => states.push(s) });
+  tsDone = serve(weather(), { url: srv.url, apiKey: tsKey, signal: ctrl.signal, logger: tsLogs.logger, onState: (s) => states.push(s) });
   await waitFor(() => states.some((s) => s.kind === "connected"), "the TypeScript toolkit to connect", 30_000);
   goToolkit = await startGoToolkit(bins, srv.url, goKey);
 });
@@ -59,8 +60,8 @@ test("Go's llmclient calls the TypeScript toolkit (Anthropic shapes, HTTP and We
     { type: "tool_use", id: "toolu_2", name: "forecast", input: { city: 7, days: "three", dayz: 1 } },
     { type: "tool_use", id: "toolu_3", name: "fail", input: {} },
   ]);
-  for (const protocol of ["http", "ws"]) {
-    const { stdout } = await execFileAsync(bins.llmcall, ["-url", srv.url, "-toolkit", "weather", "-provider", "anthropic", "-protocol", protocol, "-calls", calls], { env: { ...process.env, ATP_API_KEY: llmKey } });
+  for (const transport of ["http", "ws"]) {
+    const { stdout } = await execFileAsync(bins.llmcall, ["-url", srv.url, "-toolkit", "weather", "-provider", "anthropic", "-transport", transport, "-calls", calls], { env: { ...process.env, ATP_API_KEY: llmKey } });
     const out = JSON.parse(stdout) as { tools: { name: string; input_schema: unknown }[]; messages: { role: string; content: { tool_use_id: string; content: string; is_error?: boolean }[] }[] };
     assert.deepEqual(out.tools.map((t) => t.name).sort(), ["fail", "forecast", "slow"]);
     const forecast = out.tools.find((t) => t.name === "forecast")!;
@@ -77,6 +78,74 @@ test("Go's llmclient calls the TypeScript toolkit (Anthropic shapes, HTTP and We
   }
 });
 
+test("atp serve greets the TypeScript toolkit, which counts itself connected then", () => {
+  assert.ok(tsLogs.has("INFO atp: server greeting"), tsLogs.text());
+  assert.ok(tsLogs.has('"on":"the server\'s greeting"'), tsLogs.text());
+  assert.deepEqual(states.map((s) => s.kind), ["connected"]);
+});
+
+test("a draining TypeScript toolkit gets no new calls from atp serve, and answers those it has", async () => {
+  const key = await srv.key("toolkit", "ts-drain");
+  const started: (() => void)[] = [];
+  let release: () => void = () => {};
+  const released = new Promise<void>((r) => (release = r));
+  const tk = new Toolkit("drainkit", { logger: new LogBuffer().logger }).add(
+    { name: "gated", handler: async () => { started.push(() => {}); await released; return "finished"; } },
+    { name: "quick", handler: () => "ran" },
+  );
+  const stop = new AbortController();
+  const st: State[] = [];
+  const done = serve(tk, { url: srv.url, apiKey: key, signal: stop.signal, logger: new LogBuffer().logger, onState: (s) => st.push(s), drainTimeoutMs: 60_000 });
+  done.catch(() => {});
+  const c = new Client({ apiKey: llmKey, baseUrl: srv.url, transport: "ws", logger: new LogBuffer().logger });
+  try {
+    await waitFor(() => st.some((s) => s.kind === "connected"), "the toolkit to connect", 30_000);
+    const running = c.call("drainkit", "gated", {});
+    await waitFor(() => started.length === 1, "the gated call to start");
+    stop.abort();
+    // The toolkit announces the drain before anything else it sends: once
+    // a call comes back refused by the toolkit, atp serve has read the
+    // announcement, and routes nothing more to the connection.
+    let r = await c.call("drainkit", "quick", {});
+    if (!r.error.includes("is offline")) {
+      assert.match(r.error, /the toolkit is shutting down; the call was not run/);
+      r = await c.call("drainkit", "quick", {});
+    }
+    assert.match(r.error, /toolkit "drainkit" is offline: its connections are shutting down/);
+    release();
+    const first = await running;
+    assert.equal(first.error, "");
+    assert.equal(first.value, '"finished"');
+    await done;
+  } finally {
+    release();
+    stop.abort();
+    c.close();
+    await done.catch(() => {});
+  }
+});
+
+test("an inbox toolkit that shuts down has atp serve release its held poll", async () => {
+  const key = await srv.key("toolkit", "ts-inbox-release");
+  const logs = new LogBuffer();
+  const stop = new AbortController();
+  const st: State[] = [];
+  const done = serve(weather("inboxkit"), { url: srv.url, apiKey: key, signal: stop.signal, logger: logs.logger, onState: (s) => st.push(s), transport: "http" });
+  done.catch(() => {});
+  await waitFor(() => st.some((s) => s.kind === "connected"), "the inbox toolkit to connect", 30_000);
+  const env = { ...process.env, ATP_API_KEY: llmKey };
+  const { stdout } = await execFileAsync(bins.atp, ["call", "--url", srv.url, "--toolkit", "inboxkit", "--tool", "forecast", "--params", '{"city":"Lima","days":1}'], { env });
+  assert.equal(JSON.parse(stdout).city, "Lima");
+  // A poll is held now: the shutdown asks atp serve to release it rather
+  // than cut it, and takes no longer than the release.
+  const t0 = Date.now();
+  stop.abort();
+  await done;
+  assert.ok(logs.has("the server released the inbox polls"), logs.text());
+  assert.ok(!logs.has("cutting the poll"), logs.text());
+  assert.ok(Date.now() - t0 < 2000, `the shutdown took ${Date.now() - t0} ms`);
+});
+
 test("atp call calls the TypeScript toolkit", async () => {
   const env = { ...process.env, ATP_API_KEY: llmKey };
   const { stdout } = await execFileAsync(bins.atp, ["call", "--url", srv.url, "--toolkit", "weather", "--tool", "forecast", "--params", '{"city":"Oslo","days":2}'], { env });
@@ -87,8 +156,8 @@ test("atp call calls the TypeScript toolkit", async () => {
 });
 
 test("the TypeScript agent calls the Go hello toolkit, every provider shape, HTTP and WebSocket", async () => {
-  for (const protocol of ["http", "ws"] as const) {
-    const c = new Client({ apiKey: llmKey, baseUrl: srv.url, protocol, logger: new LogBuffer().logger });
+  for (const transport of ["http", "ws"] as const) {
+    const c = new Client({ apiKey: llmKey, baseUrl: srv.url, transport, logger: new LogBuffer().logger });
     try {
       const ctx = await c.getToolkitContext("hello", "anthropic");
       assert.deepEqual((ctx.tools as { name: string }[]).map((t) => t.name).sort(), ["add", "greet"]);
@@ -142,7 +211,7 @@ test("the TypeScript agent calls the Go hello toolkit, every provider shape, HTT
 });
 
 test("the TypeScript agent runs independent calls concurrently", async () => {
-  const c = new Client({ apiKey: llmKey, baseUrl: srv.url, protocol: "ws", logger: new LogBuffer().logger });
+  const c = new Client({ apiKey: llmKey, baseUrl: srv.url, transport: "ws", logger: new LogBuffer().logger });
   try {
     const calls = Array.from({ length: 8 }, (_, i) => ({ type: "tool_use", id: `t${i}`, name: "slow", input: { ms: 200 } }));
     const start = Date.now();
@@ -162,14 +231,14 @@ test("the TypeScript agent runs independent calls concurrently", async () => {
 
 test("a wrong LLM key is refused with the server's reason, and never printed", async () => {
   const bad = "sk-wrong-key-123456";
-  for (const protocol of ["http", "ws"] as const) {
+  for (const transport of ["http", "ws"] as const) {
     const logs = new LogBuffer();
-    const c = new Client({ apiKey: bad, baseUrl: srv.url, protocol, logger: logs.logger, backoff: { maxAttempts: 1 } });
+    const c = new Client({ apiKey: bad, baseUrl: srv.url, transport, logger: logs.logger, backoff: { maxAttempts: 1 } });
     const err = await c.getToolkitContext("hello", "openai").catch((e: unknown) => e as Error);
     c.close();
     assert.ok(err instanceof Error);
-    assert.ok(err.cause instanceof APIError || err instanceof APIError, `${protocol}: ${err.message}`);
-    for (const text of [err.message, String(err.cause), ...logs.lines]) assert.ok(!text.includes(bad), `${protocol} leaked the key: ${text}`);
+    assert.ok(err.cause instanceof APIError || err instanceof APIError, `${transport}: ${err.message}`);
+    for (const text of [err.message, String(err.cause), ...logs.lines]) assert.ok(!text.includes(bad), `${transport} leaked the key: ${text}`);
   }
 });
 
@@ -199,17 +268,21 @@ test("a TypeScript toolkit served over the Platools wire is called by Go's llmcl
   const key = await srv.key("toolkit", "ts-platools");
   const logs = new LogBuffer();
   const stop = new AbortController();
-  const done = serve(weather("pt-weather"), { url: srv.url + "/?entity=pt-weather&env=prod", apiKey: key, transport: "platools", signal: stop.signal, logger: logs.logger });
+  const st: State[] = [];
+  const done = serve(weather("pt-weather"), { url: srv.url + "/?entity=pt-weather&env=prod", apiKey: key, transport: "platools", signal: stop.signal, logger: logs.logger, onState: (s) => st.push(s) });
   done.catch(() => {});
   try {
-    await waitFor(() => logs.has("tools registered"), "atp serve to take the Platools toolkit's tools", 30_000);
+    await waitFor(() => st.some((s) => s.kind === "connected"), "atp serve to take the Platools toolkit's tools", 30_000);
+    assert.ok(logs.has("INFO atp: platools: welcome"), logs.text());
+    assert.ok(logs.has('"on":"the platform registered the tools"'), logs.text());
+    assert.ok(!logs.has("no welcome from the platform"), logs.text());
     const calls = JSON.stringify([
       { type: "tool_use", id: "toolu_1", name: "forecast", input: { city: "Rome", days: 2 } },
       { type: "tool_use", id: "toolu_2", name: "forecast", input: { city: 7, days: "three", dayz: 1 } },
       { type: "tool_use", id: "toolu_3", name: "fail", input: {} },
     ]);
-    for (const protocol of ["http", "ws"]) {
-      const { stdout } = await execFileAsync(bins.llmcall, ["-url", srv.url, "-toolkit", "pt-weather", "-provider", "anthropic", "-protocol", protocol, "-calls", calls], { env: { ...process.env, ATP_API_KEY: llmKey } });
+    for (const transport of ["http", "ws"]) {
+      const { stdout } = await execFileAsync(bins.llmcall, ["-url", srv.url, "-toolkit", "pt-weather", "-provider", "anthropic", "-transport", transport, "-calls", calls], { env: { ...process.env, ATP_API_KEY: llmKey } });
       const out = JSON.parse(stdout) as { tools: { name: string }[]; messages: { content: { tool_use_id: string; content: string; is_error?: boolean }[] }[] };
       assert.deepEqual(out.tools.map((t) => t.name).sort(), ["fail", "forecast", "slow"]);
       const [ok, bad, failed] = out.messages[0]!.content;
@@ -223,7 +296,7 @@ test("a TypeScript toolkit served over the Platools wire is called by Go's llmcl
     const env = { ...process.env, ATP_API_KEY: llmKey };
     const { stdout } = await execFileAsync(bins.atp, ["call", "--url", srv.url, "--toolkit", "pt-weather", "--tool", "forecast", "--params", '{"city":"Oslo","days":1}'], { env });
     assert.deepEqual(JSON.parse(stdout), { city: "Oslo", days: 1, units: "celsius", summary: "1 days of sun in Oslo" });
-    const c = new Client({ apiKey: llmKey, baseUrl: srv.url, protocol: "ws", logger: new LogBuffer().logger });
+    const c = new Client({ apiKey: llmKey, baseUrl: srv.url, transport: "ws", logger: new LogBuffer().logger });
     try {
       const r = await c.call("pt-weather", "fail", {});
       assert.equal(r.error, "the weather service is down");

@@ -34,6 +34,10 @@ export class Queue<T> {
   get length(): number {
     return this.items.length;
   }
+  /** remove drops an item that no one took yet. */
+  remove(v: T): void {
+    this.items = this.items.filter((x) => x !== v);
+  }
   drain(): T[] {
     const out = this.items;
     this.items = [];
@@ -48,18 +52,31 @@ export interface RegCall {
 
 export class FakeConn {
   readonly frames = new Queue<Record<string, unknown> & { raw: string }>();
+  /** The {"type":"draining"} announcements, kept out of frames. */
+  readonly drainings = new Queue<true>();
+  /** What the toolkit sent, in order: "draining", or a response's request
+   * id. */
+  readonly log: string[] = [];
   readonly pings = new Queue<true>();
   readonly closed: Promise<number>;
   constructor(readonly ws: WebSocket) {
     ws.on("message", (d: Buffer) => {
       const raw = d.toString("utf8");
-      this.frames.push({ ...(JSON.parse(raw) as Record<string, unknown>), raw });
+      const f = JSON.parse(raw) as Record<string, unknown>;
+      if (f["type"] === "draining") {
+        this.log.push("draining");
+        this.drainings.push(true);
+        return;
+      }
+      this.log.push(String(f["request_id"]));
+      this.frames.push({ ...f, raw });
     });
     ws.on("ping", () => this.pings.push(true));
     this.closed = new Promise((r) => ws.on("close", (code: number) => r(code)));
   }
-  send(frame: string | object): void {
-    this.ws.send(typeof frame === "string" ? frame : JSON.stringify(frame));
+  /** send sends a text frame (bytes as they are, UTF-8 or not). */
+  send(frame: string | object | Buffer): void {
+    this.ws.send(typeof frame === "string" || Buffer.isBuffer(frame) ? frame : JSON.stringify(frame), { binary: false });
   }
   request(id: unknown, tool: string, params?: unknown, authToken?: string): void {
     const payload: Record<string, unknown> = { request_id: id, tool_name: tool, params: params ?? {} };
@@ -80,7 +97,7 @@ export class FakeATP {
   readonly conns = new Queue<FakeConn>();
   readonly regs: RegCall[] = [];
   readonly polls = new Queue<URLSearchParams>();
-  readonly inboxQueue: string[] = [];
+  readonly inboxQueue: (string | Buffer)[] = [];
   readonly inboxAnswers = new Queue<Record<string, unknown>>();
   readonly wsAuth: string[] = [];
   handshakes = 0;
@@ -94,7 +111,22 @@ export class FakeATP {
   respondFails = 0;
   /** New connections do not answer pings (a dead server). */
   deaf = false;
-  private waitingPolls: ((body: string) => void)[] = [];
+  /** New connections are greeted (atp_client_connected), as atp serve
+   * greets them once they are routable. */
+  greet = true;
+  /** How long a long-poll is held before it answers {}. */
+  holdMs = 200;
+  /** POST inbox/release: how many came; whether the server has the
+   * endpoint; what it writes into the polls it releases. */
+  releases = 0;
+  releaseMissing = false;
+  /** The release answers 200 but leaves the held polls held (a broken
+   * server). */
+  releaseKeepsPolls = false;
+  releaseWith: string | null = null;
+  /** Held polls whose client went away before they were answered. */
+  cutPolls = 0;
+  private waitingPolls: ((body: string | Buffer) => void)[] = [];
 
   constructor(readonly key: string, readonly prefix = "") {
     this.wss = new WebSocketServer({ noServer: true, autoPong: false });
@@ -113,11 +145,14 @@ export class FakeATP {
       this.wsAuth.push(String(req.headers.authorization ?? ""));
       // Whether a connection answers pings is decided when it opens.
       const deaf = this.deaf;
+      const greet = this.greet;
       this.wss.handleUpgrade(req, socket, head, (ws) => {
         ws.on("ping", (data) => {
           if (!deaf) ws.pong(data);
         });
-        this.conns.push(new FakeConn(ws));
+        const c = new FakeConn(ws);
+        if (greet) c.send({ message_type: "atp_client_connected", payload: { message: "welcome to the fake" } });
+        this.conns.push(c);
       });
     });
   }
@@ -156,7 +191,7 @@ export class FakeATP {
     this.toolHashes.clear();
   }
 
-  enqueue(req: string): void {
+  enqueue(req: string | Buffer): void {
     const w = this.waitingPolls.shift();
     if (w) w(req);
     else this.inboxQueue.push(req);
@@ -168,7 +203,7 @@ export class FakeATP {
     const text = Buffer.concat(chunks).toString("utf8");
     const u = new URL(req.url ?? "/", "http://x");
     const path = u.pathname.slice(this.prefix.length);
-    const json = (status: number, body: string, headers: Record<string, string> = {}) => {
+    const json = (status: number, body: string | Buffer, headers: Record<string, string> = {}) => {
       res.writeHead(status, { "Content-Type": "application/json", ...headers });
       res.end(body);
     };
@@ -196,18 +231,39 @@ export class FakeATP {
       if (next !== undefined) return json(200, next, this.longPoll ? { "ATP-Inbox-Wait": u.searchParams.get("wait") ?? "1" } : {});
       if (!this.longPoll) return json(200, "{}");
       const wait = Number(u.searchParams.get("wait") ?? "1");
-      const body = await new Promise<string>((resolve) => {
+      const body = await new Promise<string | Buffer | null>((resolve) => {
         const t = setTimeout(() => {
           this.waitingPolls = this.waitingPolls.filter((w) => w !== done);
           resolve("{}");
-        }, Math.min(wait, 1) * 200);
-        const done = (b: string) => {
+        }, Math.min(wait, 1) * this.holdMs);
+        const done = (b: string | Buffer) => {
           clearTimeout(t);
           resolve(b);
         };
         this.waitingPolls.push(done);
+        res.on("close", () => {
+          if (res.writableEnded) return;
+          // The toolkit cut the poll before it was answered.
+          clearTimeout(t);
+          this.waitingPolls = this.waitingPolls.filter((w) => w !== done);
+          this.cutPolls++;
+          resolve(null);
+        });
       });
+      if (body === null) return;
       return json(200, body, { "ATP-Inbox-Wait": String(wait) });
+    }
+    if (decodeURIComponent(path) === decodeURIComponent(inbox + "/release") && req.method === "POST") {
+      this.releases++;
+      if (this.releaseMissing) return json(404, '{"error":"no such endpoint"}');
+      if (this.releaseKeepsPolls) return json(200, '{"released":0}');
+      const held = this.waitingPolls.splice(0);
+      for (const w of held) {
+        const next = this.releaseWith;
+        this.releaseWith = null;
+        w(next ?? "{}");
+      }
+      return json(200, JSON.stringify({ released: held.length }));
     }
     if (decodeURIComponent(path) === decodeURIComponent(inbox + "/respond") && req.method === "POST") {
       if (this.respondFails > 0) {
@@ -225,7 +281,7 @@ export class FakeATP {
  * lets it end; now() moves only when the test says. */
 export class FakeClock implements Clock {
   private t = 1_000_000;
-  readonly sleeps = new Queue<{ ms: number; wake: () => void }>();
+  readonly sleeps = new Queue<{ ms: number; wake: () => void; signal: AbortSignal }>();
   now(): number {
     return this.t;
   }
@@ -235,8 +291,12 @@ export class FakeClock implements Clock {
   sleep(ms: number, signal: AbortSignal): Promise<void> {
     return new Promise((resolve, reject) => {
       if (signal.aborted) return reject(signal.reason);
-      signal.addEventListener("abort", () => reject(signal.reason), { once: true });
-      this.sleeps.push({ ms, wake: resolve });
+      const s = { ms, wake: resolve, signal };
+      signal.addEventListener("abort", () => {
+        this.sleeps.remove(s); // a cancelled sleep is no longer the test's to take
+        reject(signal.reason);
+      }, { once: true });
+      this.sleeps.push(s);
     });
   }
   /** sleep takes the next sleep, lets it end and returns its duration. */

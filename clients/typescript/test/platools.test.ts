@@ -7,7 +7,7 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { WebSocketServer, type WebSocket } from "ws";
 import { platoolsURL, serve, type ServeOptions, type State, Toolkit } from "../src/index.js";
-import { LogBuffer, Queue } from "./fakeatp.js";
+import { FakeClock, LogBuffer, Queue } from "./fakeatp.js";
 import { waitFor } from "./helpers.js";
 
 const secret = "psk_live_0123456789abcdef";
@@ -19,8 +19,17 @@ class PlatosConn {
     ws.on("message", (d: Buffer) => this.frames.push(JSON.parse(d.toString("utf8")) as Record<string, unknown>));
     this.closed = new Promise((r) => ws.on("close", (code: number) => r(code)));
   }
-  send(f: object): void {
-    this.ws.send(JSON.stringify(f));
+  send(f: object | Buffer): void {
+    // Bytes go as a text frame, whatever they hold, as a platform sends.
+    this.ws.send(Buffer.isBuffer(f) ? f : JSON.stringify(f), { binary: false });
+  }
+  /** flush returns once everything the toolkit sent before now has
+   * arrived: a ping's pong comes after it on the connection. */
+  flush(): Promise<void> {
+    return new Promise((resolve) => {
+      this.ws.once("pong", () => resolve());
+      this.ws.ping();
+    });
   }
   /** next returns the next frame of the type, skipping heartbeats unless
    * asked for. */
@@ -38,6 +47,8 @@ class FakePlatos {
   readonly wss = new WebSocketServer({ noServer: true });
   readonly conns = new Queue<PlatosConn>();
   reject = 0;
+  /** The platform greets new connections (welcome), as Platos does. */
+  welcome = true;
   constructor() {
     this.server.on("upgrade", (req, socket, head) => {
       if (this.reject) {
@@ -46,7 +57,7 @@ class FakePlatos {
       }
       this.wss.handleUpgrade(req, socket, head, (ws) => {
         const c = new PlatosConn(ws, req.url ?? "", String(req.headers.authorization ?? ""));
-        c.send({ type: "welcome", sdk_connection_id: "c1", organization_id: "org", entity_id: "ent", environment_id: "dev" });
+        if (this.welcome) c.send({ type: "welcome", sdk_connection_id: "c1", organization_id: "org", entity_id: "ent", environment_id: "dev" });
         this.conns.push(c);
       });
     });
@@ -71,7 +82,8 @@ let releaseWait: () => void = () => {};
 function toolkit(): Toolkit {
   return new Toolkit("platkit", { logger: new LogBuffer().logger }).add(
     { name: "add", description: "Adds.", inputSchema: { type: "object", properties: { a: { type: "integer" }, b: { type: "integer" } }, required: ["a", "b"], additionalProperties: false }, hints: { readOnly: true }, handler: (p) => (p["a"] as number) + (p["b"] as number) },
-    { name: "me", auth: { provider: "crm" }, handler: (_p, c) => ({ token: c.authToken?.value(), user: c.platos?.["userId"], ctx: c.context }) },
+    { name: "me", auth: { provider: "crm" }, handler: (_p, c) => ({ token: c.authToken?.value(), user: c.platos?.["userId"], ctx: c.context, envelope: Object.keys(c.platos ?? {}) }) },
+    { name: "big", inputSchema: { type: "object", properties: { n: { type: "integer", maximum: 9007199254740992 }, s: { type: "string" } }, additionalProperties: false }, handler: (p) => ({ s: p["s"] ?? null }) },
     { name: "fail", handler: () => { throw new Error("no such record"); } },
     { name: "wait", handler: (_p, c) => { waitStarted.push(c.requestId); return new Promise((r) => (releaseWait = () => r("done"))).then((v) => (c.signal.aborted ? "aborted" : v)); } },
   );
@@ -118,12 +130,13 @@ test("register on open, answer calls, pop __platos and _context, exact unknown-t
     assert.equal(c.auth, "Bearer " + secret);
     const reg = await c.next("tool_register");
     const tools = reg["tools"] as Record<string, unknown>[];
-    assert.deepEqual(tools.map((t) => t["name"]), ["add", "fail", "me", "wait"]);
+    assert.deepEqual(tools.map((t) => t["name"]), ["add", "big", "fail", "me", "wait"]);
     assert.deepEqual(tools[0], {
       name: "add", description: "Adds.", input_schema: { type: "object", properties: { a: { type: "integer" }, b: { type: "integer" } }, required: ["a", "b"], additionalProperties: false },
       output_schema: null, auth: "none", roles: [], annotations: { readOnlyHint: true },
     });
-    assert.equal(tools[2]!["auth"], "user");
+    assert.equal(tools[3]!["auth"], "user");
+    assert.equal(tools[3]!["auth_provider"], "crm", "the OAuth platform goes along, as from the Go runtime");
     c.send({ type: "tools_registered", entity_id: "ent", environment_id: "dev", count: 4, new_tools: 4, updated: 0, pruned: 0 });
 
     c.send({ type: "tool_call", call_id: "k1", tool_name: "add", params: { a: 2, b: 3, __platos: { userId: "u1", organizationId: "org" }, _context: { "user.id": "u1" } } });
@@ -132,9 +145,9 @@ test("register on open, answer calls, pop __platos and _context, exact unknown-t
     assert.equal(f["result"], 5);
     assert.equal(typeof f["latency_ms"], "number");
 
-    c.send({ type: "tool_call", call_id: "k2", tool_name: "me", params: { __platos: { userId: "u7", userToken: "tok-7" }, _context: { "user.id": "u7" } } });
+    c.send({ type: "tool_call", call_id: "k2", tool_name: "me", params: { __platos: { userId: "u7", userToken: "tok-7", entityToken: "ent-secret", organizationId: "org" }, _context: { "user.id": "u7" } } });
     f = await c.next("tool_result");
-    assert.deepEqual(f["result"], { token: "tok-7", user: "u7", ctx: { "user.id": "u7" } });
+    assert.deepEqual(f["result"], { token: "tok-7", user: "u7", ctx: { "user.id": "u7" }, envelope: ["userId", "organizationId"] }, "the tokens are not in call.platos");
 
     c.send({ type: "tool_call", call_id: "k3", tool_name: "ghost", params: {} });
     f = await c.next("tool_error");
@@ -160,7 +173,7 @@ test("register on open, answer calls, pop __platos and _context, exact unknown-t
     assert.match(String(f["error"]), /needs the end user's auth token/);
     c.send({ type: "heartbeat_ack" });
     c.send({ type: "tool_health_alert", tool: "fail", status: "degraded", details: { error_count_1h: 1 } });
-    await waitFor(() => run.logs.has("tool health alert"), "the alert to be logged");
+    await waitFor(() => run.logs.has("the platform reports a tool's health"), "the alert to be logged");
     run.ctrl.abort();
     assert.equal(await c.closed, 1000);
     await run.done;
@@ -181,7 +194,7 @@ test("the heartbeat carries each tool's real health", () =>
       if (hb["type"] !== "heartbeat") continue;
       const h = hb["tools_health"] as Record<string, Record<string, unknown>>;
       if ((h["add"]?.["avg_latency_ms"] === undefined) || (h["fail"]?.["error_count_1h"] as number) < 5) continue;
-      assert.deepEqual(Object.keys(h).sort(), ["add", "fail", "me", "wait"]);
+      assert.deepEqual(Object.keys(h).sort(), ["add", "big", "fail", "me", "wait"]);
       assert.equal(h["fail"]!["status"], "down");
       assert.equal(h["fail"]!["last_error"], "no such record");
       assert.equal(h["me"]!["status"], "healthy");
@@ -229,6 +242,9 @@ test("close 1000 superseded by new connection: step aside, do not fight", () =>
   withPlatos(async (p, start) => {
     const run = start();
     const c = await p.conns.next();
+    await c.next("tool_register");
+    c.send({ type: "tools_registered", count: 5 });
+    await waitFor(() => run.states.length === 1, "connected");
     c.ws.close(1000, "superseded by new connection");
     await run.done;
     assert.equal(p.conns.length, 0, "no reconnect");
@@ -284,5 +300,109 @@ test("abort drains running calls before closing", () =>
     assert.equal(got.get("late")!["type"], "tool_error");
     assert.match(String(got.get("late")!["error"]), /shutting down/);
     assert.equal(await c.closed, 1000);
+    await run.done;
+  }));
+
+test("tool_register goes on welcome, not on open; connected on tools_registered", () =>
+  withPlatos(async (p, start) => {
+    p.welcome = false;
+    const clk = new FakeClock();
+    const run = start({ clock: clk });
+    const c = await p.conns.next();
+    const grace = await clk.sleeps.next("the welcome grace");
+    assert.equal(grace.ms, 1000);
+    await c.flush();
+    assert.equal(c.frames.length, 0, "nothing is declared before the welcome");
+    assert.equal(run.states.length, 0, "an open socket is not connected");
+    c.send({ type: "welcome", sdk_connection_id: "c9", organization_id: "org" });
+    await c.next("tool_register");
+    assert.ok(grace.signal.aborted, "the welcome ends the grace");
+    await c.flush();
+    assert.equal(c.frames.length, 0, "the tools are declared once");
+    assert.equal(run.states.length, 0, "a declaration the platform has not confirmed is not connected");
+    c.send({ type: "tools_registered", count: 5, new_tools: ["add", "big"] });
+    await waitFor(() => run.states.length === 1, "connected");
+    assert.equal(run.states[0]!.kind, "connected");
+    assert.ok(run.logs.has('"on":"the platform registered the tools"'), run.logs.text());
+    c.send({ type: "welcome" });
+    await c.flush();
+    assert.equal(c.frames.length, 0, "a second welcome declares nothing again");
+    run.ctrl.abort();
+    await run.done;
+  }));
+
+test("without a welcome within a second, the tools are declared anyway, with a warning", () =>
+  withPlatos(async (p, start) => {
+    p.welcome = false;
+    const clk = new FakeClock();
+    const run = start({ clock: clk });
+    const c = await p.conns.next();
+    assert.equal(await clk.take(), 1000);
+    await c.next("tool_register");
+    assert.ok(run.logs.has("WARN atp: platools: no welcome from the platform; declaring the tools anyway"), run.logs.text());
+    c.send({ type: "welcome" });
+    await c.flush();
+    assert.equal(c.frames.length, 0, "a late welcome declares nothing again");
+    run.ctrl.abort();
+    await run.done;
+  }));
+
+test("a first tool_call counts as connected, without tools_registered", () =>
+  withPlatos(async (p, start) => {
+    const run = start();
+    const c = await p.conns.next();
+    await c.next("tool_register");
+    assert.equal(run.states.length, 0);
+    c.send({ type: "tool_call", call_id: 1, tool_name: "add", params: { a: 1, b: 2 } });
+    const f = await c.next("tool_result");
+    assert.equal(f["call_id"], 1, "a numeric call_id is echoed as a number");
+    assert.deepEqual(run.states.map((s) => s.kind), ["connected"]);
+    assert.ok(run.logs.has('"on":"a tool call"'), run.logs.text());
+    run.ctrl.abort();
+    await run.done;
+  }));
+
+test("params reach the validator as sent: invalid UTF-8 and exact numbers, the envelope taken out", () =>
+  withPlatos(async (p, start) => {
+    const run = start();
+    const c = await p.conns.next();
+    await c.next("tool_register");
+    const envelope = '"__platos":{"userId":"u1","userToken":"tok"},"_context":{"k":"v"}';
+    // JSON.parse then JSON.stringify would read 9007199254740993 as
+    // 9007199254740992 and let it through.
+    c.send(Buffer.from(`{"type":"tool_call","call_id":"n1","tool_name":"big","params":{${envelope},"n":9007199254740993}}`));
+    let f = await c.next("tool_error");
+    assert.deepEqual(f["problems"], [{ path: "n", message: "expected integer <= 9007199254740992, got 9007199254740993" }]);
+    c.send(Buffer.concat([Buffer.from(`{"type":"tool_call","call_id":"u1","tool_name":"big","params":{"s":"a`), Buffer.from([0xff]), Buffer.from(`",${envelope}}}`)]));
+    f = await c.next("tool_error");
+    assert.equal(f["error"], "invalid params for big: s: invalid UTF-8 in string");
+    c.send(Buffer.concat([Buffer.from(`{"type":"tool_call","call_id":"u2","tool_name":"big","params":{"s":"a`), Buffer.from([0xff]), Buffer.from(`"}}`)]));
+    f = await c.next("tool_error");
+    assert.deepEqual(f["problems"], [{ path: "s", message: "invalid UTF-8 in string" }], "without an envelope too");
+    c.send(Buffer.from(`{"type":"tool_call","call_id":"ok","tool_name":"big","params":{"s":"caf\u00e9",${envelope},"n":1.0e1}}`));
+    f = await c.next("tool_result");
+    assert.deepEqual(f["result"], { s: "café" });
+    run.ctrl.abort();
+    await run.done;
+  }));
+
+test("a malformed envelope is answered without quoting the token", () =>
+  withPlatos(async (p, start) => {
+    const run = start();
+    const c = await p.conns.next();
+    await c.next("tool_register");
+    c.send({ type: "tool_call", call_id: "e1", tool_name: "me", params: { __platos: 5 } });
+    let f = await c.next("tool_error");
+    assert.equal(f["error"], "malformed tool_call: params.__platos: expected object, got 5");
+    c.send({ type: "tool_call", call_id: "e2", tool_name: "me", params: { __platos: { userToken: { secret: "s3cr3t" } } } });
+    f = await c.next("tool_error");
+    assert.equal(f["error"], "malformed tool_call: params.__platos.userToken: expected string, got another JSON type");
+    c.send({ type: "tool_call", call_id: "e3", tool_name: 7 });
+    f = await c.next("tool_error");
+    assert.equal(f["error"], "malformed tool_call: tool_name: expected string, got 7");
+    c.send({ type: "frobnicate" });
+    c.send(Buffer.from("[1,2]"));
+    await waitFor(() => run.logs.has("ignoring an unknown frame type") && run.logs.has("ignoring malformed frame"), "the frames to be logged");
+    run.ctrl.abort();
     await run.done;
   }));

@@ -112,7 +112,7 @@ test("tool requests are answered with result, is_error and latency_ms", () =>
 test("every failure is answered once, as an error result the caller can read", () =>
   withFake(async (f) => {
     const tk = newToolkit();
-    const run = start(f, tk, { defaultTimeoutMs: 30 });
+    const run = start(f, tk, { callTimeout: 30 });
     const c = await f.conns.next();
     const expectError = async (id: string, ...want: string[]) => {
       const r = await c.response();
@@ -221,7 +221,7 @@ test("calls run concurrently, at most maxInFlight at once, none dropped", () =>
     await run.done;
   }));
 
-test("abort drains: running calls are answered, new ones refused, close 1000", () =>
+test("abort drains: the server is told first, running calls are answered, new ones refused, close 1000", () =>
   withFake(async (f) => {
     const gate = new Gate();
     const run = start(f, newToolkit(gate));
@@ -229,7 +229,7 @@ test("abort drains: running calls are answered, new ones refused, close 1000", (
     c.request("inflight", "gated");
     await gate.started.next();
     run.ctrl.abort();
-    await waitFor(() => run.logs.has("shutting down"), "the drain to start");
+    await c.drainings.next("the draining announcement");
     c.request("late", "echo", { name: "z" });
     let r = await c.response();
     assert.equal(r["request_id"], "late");
@@ -240,6 +240,7 @@ test("abort drains: running calls are answered, new ones refused, close 1000", (
     assert.equal(r["is_error"], undefined);
     assert.equal(await c.closed, 1000);
     await run.done;
+    assert.deepEqual(c.log, ["draining", "late", "inflight"], "{\"type\":\"draining\"} goes before anything else");
   }));
 
 test("the drain deadline cancels and still answers the calls left", () =>
@@ -252,6 +253,7 @@ test("the drain deadline cancels and still answers the calls left", () =>
     c.request("s", "stubborn");
     await gate.started.next();
     run.ctrl.abort();
+    await c.drainings.next("the draining announcement");
     const got = new Map<string, string>();
     for (let i = 0; i < 2; i++) {
       const r = await c.response();
@@ -508,7 +510,136 @@ test("options are checked before anything is sent", async () => {
     [{ url: "http://127.0.0.1:1", apiKey: "k", maxInFlight: -1 }, /maxInFlight: expected a positive number or 0 for the default, got -1/],
     [{ url: "http://127.0.0.1:1", apiKey: "k", backoff: { baseMs: 60_000, maxMs: 1000 } }, /backoff.maxMs \(1000\) is less than backoff.baseMs \(60000\)/],
     [{ url: "http://127.0.0.1:1", apiKey: "k", inboxWaitSeconds: 1.5 }, /whole seconds/],
+    [{ url: "http://127.0.0.1:1", apiKey: "k", callTimeout: Number.NaN }, /callTimeout: expected milliseconds, 0 for the default or negative for no bound, got NaN/],
+    [{ url: "http://127.0.0.1:1", apiKey: "k", backoff: { baseMs: -1 } }, /backoff.baseMs: expected a positive number or 0 for the default, got -1/],
   ];
   for (const [o, want] of cases) await assert.rejects(serve(tk, o as ServeOptions), want);
   await assert.rejects(serve(new Toolkit("empty"), { url: "http://127.0.0.1:1", apiKey: "k" }), /no tools/);
 });
+
+test("a session is connected on the server's greeting, not on the handshake", () =>
+  withFake(async (f) => {
+    f.greet = false;
+    const clk = new FakeClock();
+    const run = start(f, newToolkit(), { clock: clk });
+    const c = await f.conns.next();
+    const grace = await clk.sleeps.next("the greeting's grace");
+    assert.equal(grace.ms, 1000);
+    assert.equal(run.states.length, 0, "an open WebSocket is not yet routable");
+    c.send({ message_type: "atp_client_connected", payload: { message: "routable now" } });
+    await waitFor(() => run.states.length === 1, "connected");
+    assert.equal(run.states[0]!.kind, "connected");
+    assert.ok(grace.signal.aborted, "the greeting ends the grace");
+    assert.ok(run.logs.has('"on":"the server\'s greeting"'), run.logs.text());
+    c.send({ message_type: "atp_client_connected", payload: { message: "again" } });
+    c.request("after", "echo", { name: "x" });
+    await c.response();
+    assert.equal(run.states.length, 1, "connected once");
+    run.ctrl.abort();
+    await run.done;
+  }));
+
+test("without a greeting, the first request or a second on the clock counts as connected", () =>
+  withFake(async (f) => {
+    f.greet = false;
+    const clk = new FakeClock();
+    const run = start(f, newToolkit(), { clock: clk, backoff: { baseMs: 3, maxMs: 3, jitter: -1 } });
+    let c = await f.conns.next();
+    const grace = await clk.sleeps.next("the greeting's grace");
+    c.request("first", "echo", { name: "x" });
+    await c.response();
+    assert.deepEqual(run.states.map((s) => s.kind), ["connected"]);
+    assert.ok(grace.signal.aborted);
+    assert.ok(run.logs.has('"on":"a tool request"'), run.logs.text());
+    c.drop();
+    assert.equal(await clk.take(), 3, "the reconnect backoff");
+    c = await f.conns.next("the reconnect");
+    assert.equal(run.states.at(-1)!.kind, "reconnecting");
+    assert.equal(await clk.take(), 1000, "the grace, on the injected clock");
+    await waitFor(() => run.states.at(-1)?.kind === "connected", "connected after the grace");
+    assert.ok(run.logs.has('"on":"no greeting from the server within 1s"'), run.logs.text());
+    run.ctrl.abort();
+    await run.done;
+  }));
+
+test("params that are not UTF-8 reach the validator as bytes: the call fails, not the connection", () =>
+  withFake(async (f) => {
+    const run = start(f, newToolkit());
+    const c = await f.conns.next();
+    const frame = (id: string, tool: Buffer, params: Buffer) =>
+      Buffer.concat([Buffer.from(`{"message_type":"atp_tool_request","payload":{"request_id":"${id}","tool_name":"`), tool, Buffer.from('","params":'), params, Buffer.from("}}")]);
+    c.send(frame("u1", Buffer.from("echo"), Buffer.concat([Buffer.from('{"name":"a'), Buffer.from([0xc3]), Buffer.from('"}')])));
+    let r = await c.response();
+    assert.equal(r["request_id"], "u1");
+    assert.deepEqual((r["result"] as { problems: unknown }).problems, [{ path: "name", message: "invalid UTF-8 in string" }]);
+    assert.equal((r["result"] as { error: string }).error, "invalid params for echo: name: invalid UTF-8 in string");
+    // The envelope is read leniently: a tool name that is not UTF-8 is an
+    // unknown tool, not a malformed frame.
+    c.send(frame("u2", Buffer.from([0x65, 0xff]), Buffer.from("{}")));
+    r = await c.response();
+    assert.match((r["result"] as { error: string }).error, /^unknown tool "e\ufffd"/);
+    c.request("still", "echo", { name: "here" });
+    assert.deepEqual((await c.response())["result"], { hello: "here" });
+    assert.equal(f.conns.length, 0, "the connection stayed up");
+    run.ctrl.abort();
+    await run.done;
+  }));
+
+test("the inbox reads params as bytes too", () =>
+  withFake(async (f) => {
+    f.longPoll = true;
+    const run = start(f, newToolkit(), { transport: "http" });
+    f.enqueue(Buffer.concat([Buffer.from('{"request_id":"b1","tool_name":"echo","params":{"name":"'), Buffer.from([0xff]), Buffer.from('"}}')]));
+    const a = await f.inboxAnswers.next();
+    assert.equal(a["request_id"], "b1");
+    assert.equal(a["is_error"], true);
+    assert.deepEqual((a["response"] as { problems: unknown }).problems, [{ path: "name", message: "invalid UTF-8 in string" }]);
+    run.ctrl.abort();
+    await run.done;
+  }));
+
+test("inbox shutdown releases the held poll and runs the request it brings", () =>
+  withFake(async (f) => {
+    f.longPoll = true;
+    f.holdMs = 60_000;
+    const run = start(f, newToolkit(), { transport: "http" });
+    await f.polls.next("a held poll");
+    // The server writes a request into the poll as it releases it: cut,
+    // the poll would lose it.
+    f.releaseWith = '{"request_id":"rel1","tool_name":"echo","params":{"name":"released"}}';
+    run.ctrl.abort();
+    const a = await f.inboxAnswers.next("the answer of the released request");
+    assert.equal(a["request_id"], "rel1");
+    assert.deepEqual(a["response"], { hello: "released" });
+    await run.done;
+    assert.equal(f.releases, 1);
+    assert.equal(f.cutPolls, 0, "the poll was read to its end");
+    assert.equal(f.polls.length, 0, "no poll after the shutdown began");
+  }));
+
+test("inbox shutdown cuts the poll when the server cannot release it", () =>
+  withFake(async (f) => {
+    f.longPoll = true;
+    f.holdMs = 60_000;
+    f.releaseMissing = true;
+    const run = start(f, newToolkit(), { transport: "http" });
+    await f.polls.next("a held poll");
+    run.ctrl.abort();
+    await run.done;
+    assert.equal(f.releases, 1, "the release was tried");
+    await waitFor(() => f.cutPolls === 1, "the poll to be cut");
+  }));
+
+test("a released poll that does not come back is cut after two seconds", () =>
+  withFake(async (f) => {
+    f.longPoll = true;
+    f.holdMs = 60_000;
+    f.releaseKeepsPolls = true;
+    const run = start(f, newToolkit(), { transport: "http" });
+    await f.polls.next("a held poll");
+    const t0 = Date.now();
+    run.ctrl.abort();
+    await run.done;
+    assert.ok(Date.now() - t0 >= 1900, "the poll had its time to come back");
+    await waitFor(() => f.cutPolls === 1, "the poll to be cut");
+  }));

@@ -104,7 +104,7 @@ test("every failure is an error worded as the Go runtime words it", async () => 
   await assert.rejects(tk.invoke("boom", "{}"), (e: unknown) => e instanceof ToolError && e.message === "kaboom");
   await assert.rejects(tk.invoke("throws_string", "{}"), (e: unknown) => e instanceof ToolError && e.message === "tool throws_string failed: just a string");
   await assert.rejects(tk.invoke("slow", "{}"), (e: unknown) => e instanceof TimeoutError && e.message === "tool slow timed out after 20ms");
-  await assert.rejects(tk.invoke("stubborn", "{}", { defaultTimeoutMs: 15 }), /tool stubborn timed out after 15ms/);
+  await assert.rejects(tk.invoke("stubborn", "{}", { callTimeout: 15 }), /tool stubborn timed out after 15ms/);
   assert.equal(await tk.invoke("nothing", ""), null);
   const ctrl = new AbortController();
   const p = tk.invoke("stubborn", "{}", { signal: ctrl.signal });

@@ -343,14 +343,14 @@ function fieldsOf(p: ProviderName, o: TreeObject): Fields | null {
 function toolCall(p: ProviderName, f: Fields, index: number): ToolCall {
   let name = "";
   if (typeof f.name === "string") name = f.name;
-  else if (f.name !== undefined && f.name !== null) throw new Error(`name must be a string, got ${kindOf(f.name)}`);
+  else if (f.name !== undefined && f.name !== null) throw new Error(`name: expected a string, got ${kindOf(f.name)}`);
   if (name === "") throw new Error("name is missing");
   let id = "";
   if (typeof f.id === "string") id = f.id;
   else if (f.id instanceof NumberText) {
-    if (p !== "mcp") throw new Error("id must be a string, got number");
+    if (p !== "mcp") throw new Error("id: expected a string, got number");
     id = f.id.text;
-  } else if (f.id !== undefined && f.id !== null) throw new Error(`id must be a string, got ${kindOf(f.id)}`);
+  } else if (f.id !== undefined && f.id !== null) throw new Error(`id: expected a string, got ${kindOf(f.id)}`);
   const call: ToolCall = { id, name, arguments: "", generatedId: false };
   let argsText = "";
   const a = f.args;

@@ -46,9 +46,11 @@ export interface ClientOptions {
   /** The server's base URL (default http://127.0.0.1:7777); a path prefix
    * is kept. */
   baseUrl?: string;
-  /** "http" (default): a POST per request; "ws": one WebSocket, every
-   * request multiplexed over it by request_id. */
-  protocol?: "http" | "ws";
+  /** How requests travel, as llmclient.WithTransport: "http" (default;
+   * "https" is the same): a POST per request; "ws" ("wss" is the same):
+   * one WebSocket, every request multiplexed over it by request_id. The
+   * base URL's scheme decides TLS. */
+  transport?: "http" | "ws";
   logger?: Logger;
   /** WebSocket reconnects: baseMs (250) doubling to maxMs (10000), with
    * jitter; maxAttempts (6) attempts per request. */
@@ -76,9 +78,13 @@ export interface CallOptions {
   /** The end user whose stored OAuth token the server injects. */
   externalUserId?: string;
   userPrompt?: string;
-  /** Bound on each call in milliseconds (the server is told, and the
-   * client stops waiting shortly after). */
-  timeoutMs?: number;
+  /** Bound on each call in milliseconds, as llmclient.WithCallTimeout: the
+   * server is told (timeout_ms; atp serve caps it at its maximum) and the
+   * client stops waiting a moment later, for servers that ignore it; a
+   * call that times out is a Result whose error says so. 0 or undefined:
+   * the server's default (120 s on atp serve). A negative value is
+   * refused: the server bounds every routed call. */
+  callTimeout?: number;
   /** Run the calls one after another, in order (default: concurrently). */
   sequential?: boolean;
   signal?: AbortSignal;
@@ -102,7 +108,8 @@ const maxReply = 32 << 20;
 export class Client {
   private readonly apiKey: string;
   private readonly base: URL;
-  readonly protocol: "http" | "ws";
+  /** The transport in use: "http" or "ws". */
+  readonly transport: "http" | "ws";
   private readonly log: Logger;
   private readonly red: Redactor;
   private readonly idPrefix = randomBytes(4).toString("hex");
@@ -129,13 +136,13 @@ export class Client {
     if (u.search || u.hash) throw new TypeError(`atp client: baseUrl ${JSON.stringify(opts.baseUrl)}: expected no query or fragment`);
     u.pathname = u.pathname.replace(/\/+$/, "");
     this.base = u;
-    const p = (opts.protocol ?? "http").toLowerCase();
-    if (p === "http" || p === "https") this.protocol = "http";
-    else if (p === "ws" || p === "wss") this.protocol = "ws";
-    else throw new TypeError(`atp client: protocol: expected "http" or "ws", got ${JSON.stringify(opts.protocol)}`);
+    const t = String(opts.transport ?? "http").trim().toLowerCase();
+    if (t === "http" || t === "https" || t === "") this.transport = "http";
+    else if (t === "ws" || t === "wss") this.transport = "ws";
+    else throw new TypeError(`atp client: transport: expected "http" or "ws", got ${JSON.stringify(opts.transport)}`);
     this.log = this.red.logger(opts.logger ?? consoleLogger());
     const b = opts.backoff ?? {};
-    if (this.protocol === "ws") {
+    if (this.transport === "ws") {
       this.ws = new WSTransport(this, {
         baseMs: b.baseMs || 250, maxMs: b.maxMs || 10_000, jitter: b.jitter === undefined || b.jitter === 0 ? 0.5 : Math.max(0, b.jitter), resetAfterMs: 0,
       }, b.maxAttempts || 6);
@@ -256,19 +263,22 @@ export class Client {
   }
 
   private async callOne(toolkitId: string, tool: string, toolCallId: string, params: string, o: CallOptions): Promise<Result> {
-    if (o.timeoutMs !== undefined && !(o.timeoutMs > 0)) throw new TypeError(`timeoutMs: expected a positive number of milliseconds, got ${o.timeoutMs}`);
+    const timeout = o.callTimeout ?? 0;
+    if (typeof timeout !== "number" || !(timeout >= 0)) {
+      throw new TypeError(`callTimeout: expected a positive number of milliseconds or 0 for the server's default, got ${String(o.callTimeout)}`);
+    }
     const id = this.nextId("task");
     const token = o.authToken ? JSON.stringify(o.authToken) : "null";
     const msg =
       `{"type":"task_request","request_id":${JSON.stringify(id)},"toolkit_id":${JSON.stringify(toolkitId)},"auth_token":${token}` +
       `,"user_prompt":${o.userPrompt ? JSON.stringify(o.userPrompt) : "null"},"api_key":${JSON.stringify(this.apiKey)}` +
       (o.externalUserId ? `,"external_user_id":${JSON.stringify(o.externalUserId)}` : "") +
-      (o.timeoutMs ? `,"timeout_ms":${Math.max(1, Math.ceil(o.timeoutMs))}` : "") +
+      (timeout > 0 ? `,"timeout_ms":${Math.max(1, Math.ceil(timeout))}` : "") +
       `,"payload":{"function":${JSON.stringify(tool)},"parameters":${params},"auth_token":${token}${toolCallId ? `,"tool_call_id":${JSON.stringify(toolCallId)}` : ""}}}`;
     const signals = [o.signal ?? new AbortController().signal];
     let local: AbortSignal | undefined;
-    if (o.timeoutMs) {
-      local = AbortSignal.timeout(o.timeoutMs + localTimeoutGraceMs);
+    if (timeout > 0) {
+      local = AbortSignal.timeout(timeout + localTimeoutGraceMs);
       signals.push(local);
     }
     let m: Record<string, unknown>;
@@ -276,7 +286,7 @@ export class Client {
       m = await this.roundTrip(id, msg, false, AbortSignal.any(signals));
     } catch (e) {
       if (local?.aborted && !o.signal?.aborted) {
-        const text = `the call to ${tool} got no answer within ${o.timeoutMs}ms`;
+        const text = `the call to ${tool} got no answer within ${timeout}ms`;
         return { tool, toolCallId, value: JSON.stringify({ error: text }), error: text };
       }
       throw e;

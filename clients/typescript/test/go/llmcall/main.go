@@ -3,7 +3,7 @@
 // an ATP server with llmclient, and prints both as JSON, so that the Node
 // tests can check a TypeScript toolkit from the Go side.
 //
-//	llmcall -url http://127.0.0.1:7777 -toolkit weather -provider anthropic -calls '[...]' [-protocol ws]
+//	llmcall -url http://127.0.0.1:7777 -toolkit weather -provider anthropic -calls '[...]' [-transport ws]
 //
 // The LLM key comes from $ATP_API_KEY.
 package main
@@ -24,19 +24,19 @@ func main() {
 	toolkit := flag.String("toolkit", "", "the toolkit to call")
 	provider := flag.String("provider", "anthropic", "the provider whose shapes to use")
 	calls := flag.String("calls", "", "the model's tool calls, in the provider's shape")
-	protocol := flag.String("protocol", "http", "http or ws")
+	transport := flag.String("transport", "http", "http or ws (llmclient.WithTransport)")
 	user := flag.String("external-user-id", "", "the end user")
 	flag.Parse()
-	if err := run(*url, *toolkit, *provider, *calls, *protocol, *user); err != nil {
+	if err := run(*url, *toolkit, *provider, *calls, *transport, *user); err != nil {
 		fmt.Fprintln(os.Stderr, "llmcall:", err)
 		os.Exit(1)
 	}
 }
 
-func run(url, toolkit, provider, calls, protocol, user string) error {
+func run(url, toolkit, provider, calls, transport, user string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	c, err := llmclient.New(os.Getenv("ATP_API_KEY"), llmclient.WithBaseURL(url), llmclient.WithTransport(llmclient.Transport(protocol)))
+	c, err := llmclient.New(os.Getenv("ATP_API_KEY"), llmclient.WithBaseURL(url), llmclient.WithTransport(llmclient.Transport(transport)))
 	if err != nil {
 		return err
 	}

@@ -1,36 +1,51 @@
 // Package validatorcases holds the cases that keep the TypeScript
-// validator's words identical to the Go validator's: each case is a schema
-// and params, and the problems the Go validator (internal/schemavalidate,
-// which the server uses and which words problems as the generated decoders
-// do) reports for them. This test writes them to testdata/cases.json with
+// validator's words identical to the Go validator's: each schema with what
+// the Go validator (internal/schemavalidate, which the server uses and
+// which words problems as the generated decoders do) says of it (Compile's
+// error, or its notes) and params checked against it with the problems
+// reported for them. This test writes them to testdata/cases.json with
 // ATP_UPDATE=1 and otherwise checks that the file is what the Go validator
-// says today; the Node tests read the file and expect the same problems,
-// word for word, from the TypeScript validator.
+// says today; the Node tests read the file and expect the same words from
+// the TypeScript validator.
 package validatorcases
 
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/atpgo/atp/internal/schemavalidate"
 )
 
 type schemaCases struct {
-	Name   string   `json:"name"`
-	Schema string   `json:"schema"`
-	Params []string `json:"params"`
+	Name   string
+	Schema string
+	Params []string
 }
 
-// Case is one line of the file: params against a schema, and what the Go
-// validator says.
+// Schema is one schema of the file and what the Go validator says of it.
+type Schema struct {
+	Name   string `json:"name"`
+	Schema string `json:"schema"`
+	// Error is Compile's error for a schema it refuses.
+	Error string `json:"error,omitempty"`
+	// Notes are the keywords Compile accepts and does not evaluate.
+	Notes []string `json:"notes,omitempty"`
+	Cases []Case   `json:"cases,omitempty"`
+}
+
+// Case is params checked against a schema, and the problems reported.
 type Case struct {
-	Name     string   `json:"name"`
-	Schema   string   `json:"schema"`
-	Params   string   `json:"params"`
-	Problems []string `json:"problems"`
+	Params string `json:"params"`
+	// ParamsBytes holds params that are not valid UTF-8, which a JSON
+	// string cannot carry (base64); Params then shows them with U+FFFD.
+	ParamsBytes []byte   `json:"params_bytes,omitempty"`
+	Problems    []string `json:"problems"`
 }
 
 const weather = `{
@@ -209,27 +224,184 @@ var all = []schemaCases{
 	{"too many problems", `{"type":"object","properties":{"a":{"type":"array","items":{"type":"integer"}}}}`, []string{
 		`{"a":["x","x","x","x","x","x","x","x","x","x","x","x","x","x","x","x","x","x","x","x","x","x","x","x","x","x","x","x","x","x","x","x","x","x","x","x","x","x","x","x","x","x","x","x","x","x","x","x","x","x","x","x","x"]}`,
 	}},
+	// JSON is UTF-8: a string or key that is not is a problem wherever it
+	// is, in a value read or skipped; a key that is not is dropped, and
+	// the value of a member that already has a problem (unknown,
+	// duplicate) gets none of its own.
+	{"invalid UTF-8", `{"type":"object","properties":{
+		"s":{"type":"string"},
+		"e":{"type":"string","enum":["a","b"]},
+		"n":{"type":"integer"},
+		"b":{"type":"string","contentEncoding":"base64"},
+		"t":{"type":"string","format":"date-time"},
+		"w":{"type":"string","pattern":"^[-+]?(0|(([0-9]+(\\.[0-9]*)?|\\.[0-9]+)(ns|us|µs|μs|ms|s|m|h))+)$"},
+		"list":{"type":"array","items":{"type":"object","properties":{"x":{"type":"string","minLength":3}},"additionalProperties":false}},
+		"m":{"type":"object","additionalProperties":{"type":"string"}},
+		"mixed":{"enum":[1,"one",true]},
+		"any":{},
+		"obj":{"type":"object"}
+	},"additionalProperties":false}`, []string{
+		"{\"s\":\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\"}",
+		"{\"s\":\"\xff\"}", "{\"s\":\"a\xc3\"}", "{\"s\":\"\xed\xa0\x80\"}", "{\"s\":\"\xf4\x90\x80\x80\"}",
+		"{\"s\":\"\xe2\x82\"}", "{\"s\":\"\xc0\xaf\"}", "{\"s\":\"ok\\n\xfe\"}", "{\"s\":\"\xf8\x88\x80\x80\x80\"}",
+		"{\"e\":\"\xff\"}", "{\"n\":\"\xff\"}", "{\"n\":\"a\xffb\",\"s\":7}",
+		"{\"b\":\"\xff\"}", "{\"t\":\"2026-01-01T00:00:00Z\xff\"}", "{\"w\":\"1s\xff\"}",
+		"{\"list\":[{\"x\":\"abc\"},{\"x\":\"\xff\"}]}", "{\"list\":[{\"x\":\"ab\",\"y\":\"\xff\"}]}",
+		"{\"m\":{\"k\":\"\xff\",\"k\":\"\xff\"}}", "{\"m\":{\"k\xff\":\"v\"}}",
+		"{\"mixed\":\"\xff\"}", "{\"any\":\"\xff\"}", "{\"any\":[\"ok\",{\"deep\":\"\xff\"}]}", "{\"obj\":{\"x\xff\":{\"y\":\"\xff\"}}}",
+		"{\"nope\":\"\xff\"}", "{\"s\":\"a\",\"s\":\"\xff\"}", "{\"s\\u00e9\xff\":1,\"s\":\"ok\"}", "{\"\xff\":\"\xff\"}",
+		"{\"s\":[\"\xff\"]}", "{\"s\":{\"k\":\"\xff\"}}", "{\"s\":\"\xff\",\"n\":\"three\"}",
+		"{\"s\":\"\xff\",\"s\":1", "\"\xff\"",
+	}},
+	{"invalid UTF-8, open object", `{"type":"object","properties":{"a":{"type":"integer"}},"required":["a"]}`, []string{
+		"{\"a\":1,\"z\":\"\xff\"}", "{\"a\xff\":1}", "{\"z\xff\":{\"y\xff\":[\"\xff\"]}}",
+	}},
+	// Past ten values, an enum is worded by its size: a long enum is never
+	// echoed back on every call.
+	{"long enums", `{"type":"object","properties":{
+		"ten":{"type":"string","enum":["a","b","c","d","e","f","g","h","i","j"]},
+		"eleven":{"type":"string","enum":["a","b","c","d","e","f","g","h","i","j","k"]},
+		"ints":{"type":"integer","enum":[1,2,3,4,5,6,7,8,9,10,11,12]},
+		"nums":{"type":"number","enum":[0.5,1.5,2.5,3.5,4.5,5.5,6.5,7.5,8.5,9.5,10.5]},
+		"mixed":{"enum":[1,"one",true,2,"two",false,3,"three",4,"four",null,{"a":1}]},
+		"dup":{"type":"string","enum":["a","b","c","d","e","f","g","h","i","j","a","b"]},
+		"keys":{"type":"object","additionalProperties":{"type":"integer"},"propertyNames":{"enum":["k1","k2","k3","k4","k5","k6","k7","k8","k9","k10","k11"]}},
+		"req":{"type":"object","properties":{"color":{"type":"string","enum":["c1","c2","c3","c4","c5","c6","c7","c8","c9","c10","c11","c12","c13"]},"n":{"type":"integer","enum":[1,2,3,4,5,6,7,8,9,10,11]}},"required":["color","n"]}
+	},"additionalProperties":false}`, []string{
+		`{"ten":"j","eleven":"k","ints":12,"nums":10.5,"mixed":"four","dup":"j","keys":{"k11":1},"req":{"color":"c13","n":11}}`,
+		`{"ten":"z"}`, `{"eleven":"z"}`, `{"ints":13}`, `{"nums":11}`, `{"mixed":"five"}`, `{"mixed":{"a":2}}`, `{"dup":"z"}`,
+		`{"keys":{"k12":1}}`, `{"req":{}}`, `{"eleven":"` + strings.Repeat("z", 60) + `"}`,
+	}},
+	// An unknown field's problem lists at most twenty allowed names.
+	{"many properties", manyProps(25), []string{`{"p1":1}`, `{"p0":1}`, `{"p1":1,"zz":2}`}},
+	{"twenty properties", manyProps(20), []string{`{"p0":1}`}},
+	{"twenty-one properties", manyProps(21), []string{`{"p0":1}`}},
+}
+
+// manyProps is a closed object of n integer properties p1..pn.
+func manyProps(n int) string {
+	var b strings.Builder
+	b.WriteString(`{"type":"object","properties":{`)
+	for i := 1; i <= n; i++ {
+		if i > 1 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `"p%d":{"type":"integer"}`, i)
+	}
+	b.WriteString(`},"additionalProperties":false}`)
+	return b.String()
+}
+
+// bad are schemas Compile refuses, each with the keyword and JSON pointer
+// of what it cannot interpret. An error quotes at most 300 bytes of the
+// schema, and a pointer at most 200. (Patterns are left out: Go's RE2 and
+// JavaScript's engine word their refusals differently.)
+var bad = []schemaCases{
+	{"not JSON", `{`, nil},
+	{"not a schema", `[]`, nil},
+	{"unknown type", `{"type":"strin"}`, nil},
+	{"type not a name", `{"type":5}`, nil},
+	{"no type names", `{"type":[]}`, nil},
+	{"type name quoted as Go quotes it", `{"type":"a\u0001b\u00e9\u00a0\"c"}`, nil},
+	{"negative count", `{"properties":{"a":{"minLength":-1}}}`, nil},
+	{"fractional count", `{"properties":{"a":{"maxItems":1.5}}}`, nil},
+	{"count not a number", `{"properties":{"a":{"minItems":"2"}}}`, nil},
+	{"bound not a number", `{"properties":{"a":{"minimum":"1"}}}`, nil},
+	{"zero multipleOf", `{"properties":{"a":{"multipleOf":0}}}`, nil},
+	{"remote reference", `{"properties":{"a":{"$ref":"other.json#/x"}}}`, nil},
+	{"unresolved reference", `{"properties":{"a":{"$ref":"#/$defs/Nope"}}}`, nil},
+	{"reference into a string", `{"$defs":{"s":"x"},"properties":{"a":{"$ref":"#/$defs/s/y"}}}`, nil},
+	{"reference past an array", `{"$defs":{"l":[{}]},"properties":{"a":{"$ref":"#/$defs/l/3"}}}`, nil},
+	{"bad escape in a reference", `{"properties":{"a":{"$ref":"#/$defs/a%zz"}}}`, nil},
+	{"anchor", `{"properties":{"a":{"$ref":"#anchor"}}}`, nil},
+	{"reference loop", `{"$defs":{"A":{"$ref":"#/$defs/B"},"B":{"$ref":"#/$defs/A"}}}`, nil},
+	{"reference loop, reported where the document first meets it", `{"$defs":{"b":{"$ref":"#/$defs/a"},"a":{"$ref":"#/$defs/b"}}}`, nil},
+	{"self reference", `{"$ref":"#"}`, nil},
+	{"repeated key", `{"properties":{"a":{"type":"string","type":"integer"}}}`, nil},
+	{"properties not an object", `{"properties":[]}`, nil},
+	{"required not an array", `{"required":"a"}`, nil},
+	{"required name not a string", `{"required":[1]}`, nil},
+	{"patternProperties with additionalProperties", `{"type":"object","patternProperties":{"^x":{}},"additionalProperties":false}`, nil},
+	{"required but forbidden", `{"type":"object","required":["a"],"additionalProperties":false}`, nil},
+	{"uniqueItems not a boolean", `{"items":{"uniqueItems":"yes"}}`, nil},
+	{"x-atp-inferred not a boolean", `{"x-atp-inferred":"yes"}`, nil},
+	{"nullable not a boolean", `{"type":"string","nullable":1}`, nil},
+	{"anyOf not an array", `{"anyOf":{}}`, nil},
+	{"$defs not an object", `{"$defs":[]}`, nil},
+	{"prefixItems not an array", `{"prefixItems":{}}`, nil},
+	{"enum not an array", `{"enum":"a"}`, nil},
+	{"long unknown type, cut at 300 bytes", `{"type":"` + strings.Repeat("t", 400) + `"}`, nil},
+	{"long reference, cut at 300 bytes", `{"$ref":"http://example.com/` + strings.Repeat("r", 400) + `"}`, nil},
+	{"long repeated key, cut on a character boundary", `{"` + strings.Repeat("é", 200) + `":1,"` + strings.Repeat("é", 200) + `":2}`, nil},
+	{"long required name, cut on a character boundary", `{"type":"object","required":["x` + strings.Repeat("€", 150) + `"],"additionalProperties":false}`, nil},
+	{"long pointer, cut at 200 bytes", `{"properties":{"` + strings.Repeat("k", 250) + `":{"minLength":-1}}}`, nil},
+	{"pointer tokens escaped", `{"properties":{"a/b~c":{"minLength":-1}}}`, nil},
+}
+
+// noted are schemas Compile accepts with keywords it does not evaluate.
+var noted = []schemaCases{
+	{"notes", `{"type":"object","properties":{
+		"a":{"oneOf":[{"type":"string"},{"type":"integer"}]},
+		"b":{"$ref":"#/$defs/B","description":"ok","minLength":1},
+		"c":{"type":["string","integer"],"minLength":1},
+		"d":{"type":"string","contentEncoding":"base32"},
+		"e":{"type":"array","items":{"type":"object"},"uniqueItems":true},
+		"f":{"type":"object","patternProperties":{"^x":{}}},
+		"g":{"type":"object","propertyNames":{"pattern":"^x"}},
+		"h":{"type":"array","additionalItems":false},
+		"i":{"frobnicate":true},
+		"j":{"anyOf":[{"$ref":"#/$defs/B"},{"type":"null"}],"maxLength":3},
+		"k":{"type":"object","enum":[{"a":1}]},
+		"a/b":{"not":{}}
+	},"$defs":{"B":{"type":"string"}}}`, []string{`{"a":1,"b":"x"}`}},
+	{"a hundred notes at most", manyNotes(120), nil},
+}
+
+// manyNotes is a schema with n properties whose one keyword is not
+// evaluated.
+func manyNotes(n int) string {
+	var b strings.Builder
+	b.WriteString(`{"type":"object","properties":{`)
+	for i := 0; i < n; i++ {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `"p%03d":{"allOf":[]}`, i)
+	}
+	b.WriteString(`}}`)
+	return b.String()
 }
 
 func TestCasesFile(t *testing.T) {
-	var cases []Case
-	for _, sc := range all {
+	var schemas []Schema
+	for _, sc := range append(append(all, noted...), bad...) {
+		s := Schema{Name: sc.Name, Schema: sc.Schema}
 		v, err := schemavalidate.Compile(json.RawMessage(sc.Schema))
 		if err != nil {
-			t.Fatalf("%s: Compile: %v", sc.Name, err)
-		}
-		for _, p := range sc.Params {
-			problems := []string{}
-			for _, pr := range v.Validate([]byte(p)) {
-				problems = append(problems, pr.String())
+			if len(sc.Params) > 0 {
+				t.Fatalf("%s: Compile: %v", sc.Name, err)
 			}
-			cases = append(cases, Case{Name: sc.Name, Schema: sc.Schema, Params: p, Problems: problems})
+			s.Error = err.Error()
+			schemas = append(schemas, s)
+			continue
 		}
+		s.Notes = v.Notes()
+		for _, p := range sc.Params {
+			c := Case{Params: p, Problems: []string{}}
+			if !utf8.ValidString(p) {
+				c.ParamsBytes = []byte(p)
+			}
+			for _, pr := range v.Validate([]byte(p)) {
+				c.Problems = append(c.Problems, pr.String())
+			}
+			s.Cases = append(s.Cases, c)
+		}
+		schemas = append(schemas, s)
 	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetIndent("", "  ")
-	if err := enc.Encode(cases); err != nil {
+	if err := enc.Encode(schemas); err != nil {
 		t.Fatal(err)
 	}
 	path := filepath.Join("testdata", "cases.json")
