@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"reflect"
+	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // encodingJSON is what AppendString must match: encoding/json without the
@@ -91,6 +93,22 @@ func TestDepth(t *testing.T) {
 	for doc, want := range map[string]int{`1`: 0, `[]`: 1, `{"a":[{"b":"[[[{"}]]}`: 3, `["\\\"[", [[]]]`: 3} {
 		if got := Depth([]byte(doc)); got != want {
 			t.Errorf("Depth(%s) = %d, want %d", doc, got, want)
+		}
+	}
+}
+
+// A cut pointer is valid UTF-8 wherever max falls inside a multi-byte rune.
+func TestPointerCutKeepsRunesWhole(t *testing.T) {
+	root, _, err := Parse([]byte(`{"a€€€":{"b":1}}`), 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inner := root.Members[0].Val.Members[0].Val
+	full := inner.Pointer(-1)
+	for max := 0; max < len(full); max++ {
+		got := inner.Pointer(max)
+		if !utf8.ValidString(got) || !strings.HasSuffix(got, "…") || !strings.HasPrefix(full, strings.TrimSuffix(got, "…")) {
+			t.Errorf("Pointer(%d) = %q, want a valid prefix of %q and …", max, got, full)
 		}
 	}
 }

@@ -90,11 +90,12 @@ func (v *Value) Pointer(max int) string {
 		b.WriteByte('/')
 		b.WriteString(EscapePointer(toks[i]))
 		if max >= 0 && b.Len() > max {
-			s := b.String()[:max]
-			for len(s) > 0 && !utf8.RuneStart(s[len(s)-1]) {
-				s = s[:len(s)-1]
+			// Cut before the rune that straddles max, never inside it.
+			s := b.String()
+			for max > 0 && !utf8.RuneStart(s[max]) {
+				max--
 			}
-			return s + "…"
+			return s[:max] + "…"
 		}
 	}
 	return b.String()
