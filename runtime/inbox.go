@@ -34,10 +34,10 @@ const respondAttempts = 3
 type inboxPoller struct {
 	s *server
 
-	calls       sync.WaitGroup // Add only from Serve's goroutine
-	group       *callGroup // the calls, cancelled together
-	sendCtx     context.Context // for posting answers; ends after the drain
-	cancelSend  context.CancelFunc
+	calls      sync.WaitGroup  // Add only from Serve's goroutine
+	group      *callGroup      // the calls, cancelled together
+	sendCtx    context.Context // for posting answers; ends after the drain
+	cancelSend context.CancelFunc
 }
 
 func newInboxPoller(s *server) *inboxPoller { return &inboxPoller{s: s} }

@@ -137,10 +137,10 @@ type ptSession struct {
 	draining bool
 	calls    sync.WaitGroup
 
-	queue       chan struct{} // calls read and not finished (the backlog)
-	stopQueue   chan struct{} // closed when draining starts
-	group       *callGroup // the calls, cancelled together
-	readDone    chan error
+	queue     chan struct{} // calls read and not finished (the backlog)
+	stopQueue chan struct{} // closed when draining starts
+	group     *callGroup    // the calls, cancelled together
+	readDone  chan error
 
 	// stateMu guards what the reader, the timers and the calls share.
 	stateMu     sync.Mutex
@@ -167,13 +167,13 @@ func (s *server) platoolsSession(ctx context.Context) (time.Time, error) {
 		return time.Time{}, handshakeError(resp, err)
 	}
 	ss := &ptSession{
-		s:           s,
-		conn:        conn,
-		idle:        s.cfg.PingInterval + s.cfg.PongTimeout,
-		queue:       make(chan struct{}, s.cfg.MaxInFlight*backlogPerSlot),
-		stopQueue:   make(chan struct{}),
-		group:       newCallGroup(ctx, s.cfg.CallTimeout),
-		readDone:    make(chan error, 1),
+		s:         s,
+		conn:      conn,
+		idle:      s.cfg.PingInterval + s.cfg.PongTimeout,
+		queue:     make(chan struct{}, s.cfg.MaxInFlight*backlogPerSlot),
+		stopQueue: make(chan struct{}),
+		group:     newCallGroup(ctx, s.cfg.CallTimeout),
+		readDone:  make(chan error, 1),
 	}
 	ss.w = wsWriter{conn: conn, bc: bc, timeout: s.cfg.PongTimeout, backlog: ss.queue}
 	err = ss.run(ctx)

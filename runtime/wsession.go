@@ -140,9 +140,9 @@ type wsSession struct {
 	draining bool
 	calls    sync.WaitGroup
 
-	queue       chan struct{} // requests read and not finished (the backlog)
-	stopQueue   chan struct{} // closed when draining starts
-	group       *callGroup // the calls, cancelled together
+	queue     chan struct{} // requests read and not finished (the backlog)
+	stopQueue chan struct{} // closed when draining starts
+	group     *callGroup    // the calls, cancelled together
 
 	// wake hands an idle goroutine a call to run, or (nil) the reading. It
 	// is unbuffered: a send succeeds only to a goroutine waiting for it.
@@ -178,15 +178,15 @@ func (s *server) wsSession(ctx context.Context) (time.Time, error) {
 	// that lets them finish. Their context ends when the drain deadline
 	// passes or the connection is lost.
 	ss := &wsSession{
-		s:           s,
-		conn:        conn,
-		idle:        s.cfg.PingInterval + s.cfg.PongTimeout,
-		queue:       make(chan struct{}, s.cfg.MaxInFlight*backlogPerSlot),
-		stopQueue:   make(chan struct{}),
-		group:       newCallGroup(ctx, s.cfg.CallTimeout),
-		wake:        make(chan func()),
-		ended:       make(chan struct{}),
-		readDone:    make(chan error, 1),
+		s:         s,
+		conn:      conn,
+		idle:      s.cfg.PingInterval + s.cfg.PongTimeout,
+		queue:     make(chan struct{}, s.cfg.MaxInFlight*backlogPerSlot),
+		stopQueue: make(chan struct{}),
+		group:     newCallGroup(ctx, s.cfg.CallTimeout),
+		wake:      make(chan func()),
+		ended:     make(chan struct{}),
+		readDone:  make(chan error, 1),
 	}
 	ss.w = wsWriter{conn: conn, bc: bc, timeout: s.cfg.PongTimeout, backlog: ss.queue}
 	ss.pool.New = func() any {
