@@ -34,11 +34,10 @@ const respondAttempts = 3
 type inboxPoller struct {
 	s *server
 
-	calls       sync.WaitGroup // Add only from Serve's goroutine
-	callCtx     context.Context
-	cancelCalls context.CancelCauseFunc
-	sendCtx     context.Context // for posting answers; ends after the drain
-	cancelSend  context.CancelFunc
+	calls      sync.WaitGroup  // Add only from Serve's goroutine
+	group      *callGroup      // the calls, cancelled together
+	sendCtx    context.Context // for posting answers; ends after the drain
+	cancelSend context.CancelFunc
 }
 
 func newInboxPoller(s *server) *inboxPoller { return &inboxPoller{s: s} }
@@ -53,9 +52,9 @@ type inboxRequest struct {
 
 // session polls until a poll fails or ctx is done.
 func (p *inboxPoller) session(ctx context.Context) (connectedAt time.Time, err error) {
-	if p.callCtx == nil {
+	if p.group == nil {
 		// Calls and their answers outlive ctx, for the drain.
-		p.callCtx, p.cancelCalls = context.WithCancelCause(context.WithoutCancel(ctx))
+		p.group = newCallGroup(ctx, p.s.cfg.CallTimeout)
 		p.sendCtx, p.cancelSend = context.WithCancel(context.WithoutCancel(ctx))
 	}
 	for {
@@ -209,7 +208,7 @@ func (p *inboxPoller) release(ctx context.Context) bool {
 func (p *inboxPoller) runCall(req *request) {
 	defer p.calls.Done()
 	defer func() { <-p.s.slots }()
-	p.s.call(p.callCtx, req, transportInbox, func(res []byte, isErr bool) { p.answer(req, res, isErr) })
+	p.s.call(p.group, req, transportInbox, answerFunc(func(res []byte, isErr bool) { p.answer(req, res, isErr) }))
 }
 
 // answer posts a request's result to the inbox, retrying failures that may
@@ -270,7 +269,7 @@ func (p *inboxPoller) post(body []byte) error {
 // drain lets running calls finish and post their answers, up to
 // DrainTimeout. Serve's goroutine calls it once polling has stopped.
 func (p *inboxPoller) drain() {
-	if p.callCtx == nil {
+	if p.group == nil {
 		return
 	}
 	log := p.s.log
@@ -285,7 +284,7 @@ func (p *inboxPoller) drain() {
 	case <-drained:
 	case <-deadline.C:
 		log.Warn("atp: drain deadline passed; cancelling the calls still running")
-		p.cancelCalls(errDrainTimeout)
+		p.group.cancel(errDrainTimeout)
 		grace := time.NewTimer(min(time.Second, p.s.cfg.PongTimeout))
 		select {
 		case <-drained:
@@ -293,6 +292,6 @@ func (p *inboxPoller) drain() {
 		}
 		grace.Stop()
 	}
-	p.cancelCalls(errShuttingDown)
+	p.group.cancel(errShuttingDown)
 	p.cancelSend()
 }

@@ -137,11 +137,10 @@ type ptSession struct {
 	draining bool
 	calls    sync.WaitGroup
 
-	queue       chan struct{} // calls read and not finished (the backlog)
-	stopQueue   chan struct{} // closed when draining starts
-	callCtx     context.Context
-	cancelCalls context.CancelCauseFunc
-	readDone    chan error
+	queue     chan struct{} // calls read and not finished (the backlog)
+	stopQueue chan struct{} // closed when draining starts
+	group     *callGroup    // the calls, cancelled together
+	readDone  chan error
 
 	// stateMu guards what the reader, the timers and the calls share.
 	stateMu     sync.Mutex
@@ -167,17 +166,14 @@ func (s *server) platoolsSession(ctx context.Context) (time.Time, error) {
 	if err != nil {
 		return time.Time{}, handshakeError(resp, err)
 	}
-	// Calls outlive ctx on purpose: cancelling it starts a drain.
-	callCtx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
 	ss := &ptSession{
-		s:           s,
-		conn:        conn,
-		idle:        s.cfg.PingInterval + s.cfg.PongTimeout,
-		queue:       make(chan struct{}, s.cfg.MaxInFlight*backlogPerSlot),
-		stopQueue:   make(chan struct{}),
-		callCtx:     callCtx,
-		cancelCalls: cancel,
-		readDone:    make(chan error, 1),
+		s:         s,
+		conn:      conn,
+		idle:      s.cfg.PingInterval + s.cfg.PongTimeout,
+		queue:     make(chan struct{}, s.cfg.MaxInFlight*backlogPerSlot),
+		stopQueue: make(chan struct{}),
+		group:     newCallGroup(ctx, s.cfg.CallTimeout),
+		readDone:  make(chan error, 1),
 	}
 	ss.w = wsWriter{conn: conn, bc: bc, timeout: s.cfg.PongTimeout, backlog: ss.queue}
 	err = ss.run(ctx)
@@ -242,7 +238,7 @@ func (ss *ptSession) run(ctx context.Context) error {
 
 	select {
 	case err := <-ss.readDone:
-		ss.cancelCalls(errConnectionLost)
+		ss.group.cancel(errConnectionLost)
 		return ss.closeError(err)
 	case <-ctx.Done():
 		ss.drain()
@@ -604,7 +600,7 @@ func (ss *ptSession) toolCall(f *ptFrame, received time.Time) {
 		// The backlog is full: stop reading until a call finishes.
 		select {
 		case ss.queue <- struct{}{}:
-		case <-ss.callCtx.Done():
+		case <-ss.group.ctx.Done():
 			ss.calls.Done()
 			return
 		}
@@ -626,18 +622,18 @@ func (ss *ptSession) runCall(req *request) {
 		return
 	default:
 	}
-	if ss.callCtx.Err() != nil {
-		ss.fail(req, context.Cause(ss.callCtx))
+	if ss.group.ctx.Err() != nil {
+		ss.fail(req, context.Cause(ss.group.ctx))
 		return
 	}
-	ss.s.call(ss.callCtx, req, string(TransportPlatools), func(res []byte, isErr bool) {
+	ss.s.call(ss.group, req, string(TransportPlatools), answerFunc(func(res []byte, isErr bool) {
 		if isErr {
 			ss.fail(req, req.err)
 			return
 		}
 		ss.record(req, nil)
 		ss.send(req, appendToolResult(make([]byte, 0, 64+len(req.id)+len(res)), req.id, res, time.Since(req.received)))
-	})
+	}))
 }
 
 // record counts a call in its tool's health when its outcome says
@@ -755,12 +751,12 @@ func (ss *ptSession) drain() {
 	select {
 	case <-drained:
 	case err := <-ss.readDone:
-		ss.cancelCalls(errConnectionLost)
+		ss.group.cancel(errConnectionLost)
 		log.Warn("atp: connection lost while draining; answers of running calls are lost", "err", ss.closeError(err))
 		return
 	case <-deadline.C:
 		log.Warn("atp: drain deadline passed; cancelling the calls still running")
-		ss.cancelCalls(errDrainTimeout)
+		ss.group.cancel(errDrainTimeout)
 		grace := time.NewTimer(min(time.Second, ss.s.cfg.PongTimeout))
 		select {
 		case <-drained:
@@ -768,7 +764,7 @@ func (ss *ptSession) drain() {
 		}
 		grace.Stop()
 	}
-	ss.cancelCalls(errShuttingDown)
+	ss.group.cancel(errShuttingDown)
 	err := ss.conn.WriteControl(websocket.CloseMessage,
 		websocket.FormatCloseMessage(websocket.CloseNormalClosure, "toolkit shutting down"),
 		time.Now().Add(ss.s.cfg.PongTimeout))

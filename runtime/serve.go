@@ -13,7 +13,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -258,8 +257,6 @@ type server struct {
 	reg   *registrar
 	inbox *inboxPoller // nil for the WebSocket transport
 	bufs  sync.Pool    // *[]byte response buffers
-	// invokeOpts holds the WithTransport option of each transport.
-	invokeOpts map[string]InvokeOption
 
 	// platools is the session URL of TransportPlatools ("" otherwise), and
 	// health what its heartbeats report.
@@ -384,11 +381,6 @@ func newServer(t *Toolkit, cfg ServeConfig) (*server, error) {
 		s.http = &http.Client{}
 	}
 	s.bufs.New = func() any { b := make([]byte, 0, 512); return &b }
-	s.invokeOpts = map[string]InvokeOption{
-		string(TransportWS):       WithTransport(string(TransportWS)),
-		transportInbox:            WithTransport(transportInbox),
-		string(TransportPlatools): WithTransport(string(TransportPlatools)),
-	}
 	s.reg = &registrar{s: s, acked: map[string]string{}}
 	switch cfg.Transport {
 	case TransportHTTP:
@@ -697,6 +689,9 @@ type request struct {
 	// err is the failure outcome answered, for transports that word a
 	// failure themselves rather than send errorResult (Platools).
 	err error
+	// detached: the tool may still run, and read params, after call
+	// returns (Invoke enforces a tool's own timeout without waiting).
+	detached bool
 }
 
 // idString is the request id for Call.RequestID and logs: a string id
@@ -729,79 +724,58 @@ func validID(id json.RawMessage) bool {
 	return len(id) > 0 && string(id) != "null"
 }
 
-// call runs one request and hands its answer to answer, exactly once. It
-// never fails: every outcome is an answer.
+// call runs one request of group g and hands its answer to ans, exactly
+// once. It never fails: every outcome is an answer.
 //
-// The call's context ends at the call timeout, or when the session
-// cancels its calls (connection lost, drain deadline passed). Either way
-// the answer goes out at that moment, even when the tool ignores its
-// context and keeps running: the late result is then dropped, and the tool
-// keeps its MaxInFlight worker until it returns. Keeping the default
-// timeout here rather than in Invoke also spares a goroutine per call:
-// Invoke would run the tool in one of its own to return at the deadline.
-// A tool's own timeout= is enforced by Invoke, which returns on
+// The call's context ends at the call timeout, or when the group cancels
+// its calls (connection lost, drain deadline passed). Either way the
+// answer goes out at that moment, even when the tool ignores its context
+// and keeps running: the late result is then dropped, and the tool keeps
+// its MaxInFlight worker until it returns. Keeping the default timeout
+// here rather than in Invoke also spares a goroutine per call: Invoke
+// would run the tool in one of its own to return at the deadline. A
+// tool's own timeout= is enforced by Invoke, which returns on
 // cancellation too.
-func (s *server) call(ctx context.Context, req *request, transport string, answer func(result []byte, isError bool)) {
-	tool, ok := s.tk.Tool(req.tool)
+func (s *server) call(g *callGroup, req *request, transport string, ans answerer) {
+	e, ok := s.tk.lookup(req.tool)
 	if !ok {
-		res, err := s.invoke(ctx, req, transport) // Invoke words the error
-		answer(s.outcome(ctx, req, res, err))
+		_, err := s.invoke(g.ctx, req, transport) // Invoke words the error
+		ans.answer(s.outcome(g.ctx, req, nil, err))
 		return
 	}
-	timeout := s.cfg.CallTimeout
-	var callCtx context.Context
-	var cancel context.CancelFunc
-	if tool.Timeout == 0 && timeout > 0 {
-		callCtx, cancel = context.WithTimeout(ctx, timeout)
-	} else {
-		timeout = 0
-		callCtx, cancel = context.WithCancel(ctx)
+	req.detached = e.tool.Timeout != 0
+	c := g.start(e.tool.Timeout == 0, s, req, ans)
+	res, err := s.invokeEntry(c, e, req, transport)
+	if err != nil && c.timedOut() {
+		err = &TimeoutError{Tool: req.tool, Timeout: g.timeout}
 	}
-	defer cancel()
-	timedOut := func() bool {
-		return timeout > 0 && callCtx.Err() == context.DeadlineExceeded && ctx.Err() == nil
+	if c.claim() {
+		ans.answer(s.outcome(g.ctx, req, res, err))
 	}
-	var answered atomic.Bool
-	early := make(chan struct{}) // closed when the early answer is out
-	stop := context.AfterFunc(callCtx, func() {
-		defer close(early)
-		if !answered.CompareAndSwap(false, true) {
-			return
-		}
-		var err error = context.Canceled // outcome words it with ctx's cause
-		if timedOut() {
-			err = &TimeoutError{Tool: req.tool, Timeout: timeout}
-		}
-		answer(s.outcome(ctx, req, nil, err))
-	})
-	defer func() {
-		// The call is over only once an early answer has been sent: the
-		// drain waits for calls, then closes the connection.
-		if !stop() {
-			<-early
-		}
-	}()
-	res, err := s.invoke(callCtx, req, transport)
-	if err != nil && timedOut() {
-		err = &TimeoutError{Tool: req.tool, Timeout: timeout}
-	}
-	if answered.CompareAndSwap(false, true) {
-		answer(s.outcome(ctx, req, res, err))
-	}
+	// The call is over only once an early answer has been sent: the drain
+	// waits for calls, then closes the connection.
+	c.finish()
 }
 
 func (s *server) invoke(ctx context.Context, req *request, transport string) (json.RawMessage, error) {
-	opts := [...]InvokeOption{s.invokeOpts[transport], WithRequestID(req.idString()), nil, nil}
-	n := 2
-	if req.authToken != "" {
-		opts[n] = WithAuthToken(req.authToken)
-		n++
+	e, ok := s.tk.lookup(req.tool)
+	if !ok {
+		return nil, s.tk.unknownTool(req.tool)
 	}
-	if req.platos != nil {
-		opts[n] = WithPlatos(req.platos)
-		n++
-	}
-	return s.tk.Invoke(ctx, req.tool, req.params, opts[:n]...)
+	return s.invokeEntry(ctx, e, req, transport)
+}
+
+// invokeEntry is Invoke without options to build: the hot path.
+func (s *server) invokeEntry(ctx context.Context, e entry, req *request, transport string) (json.RawMessage, error) {
+	cfg := invokeConfig{call: Call{
+		Toolkit:   s.tk.name,
+		Tool:      e.tool.Name,
+		RequestID: req.idString(),
+		Transport: transport,
+		AuthToken: AuthToken(req.authToken),
+		Platos:    req.platos,
+	}}
+	return s.tk.invokeEntry(ctx, e, req.params, &cfg)
 }
 
 // outcome turns Invoke's return into the result to send.

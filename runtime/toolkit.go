@@ -177,19 +177,32 @@ var decoderPool = sync.Pool{New: func() any { return new(atpimpl.Decoder) }}
 // *PanicError; a *TimeoutError; or ctx's error. In every case but the last
 // two the tool function has not been called or has returned.
 func (t *Toolkit) Invoke(ctx context.Context, name string, params []byte, opts ...InvokeOption) (json.RawMessage, error) {
-	t.mu.RLock()
-	e, ok := t.tools[name]
-	t.mu.RUnlock()
+	e, ok := t.lookup(name)
 	if !ok {
 		return nil, t.unknownTool(name)
 	}
-	tool := e.tool
 	cfg := invokeConfig{call: Call{Toolkit: t.name, Tool: name, Transport: "invoke"}}
 	for _, o := range opts {
 		if o != nil {
 			o.applyInvoke(&cfg)
 		}
 	}
+	return t.invokeEntry(ctx, e, params, &cfg)
+}
+
+// lookup returns the named tool's entry.
+func (t *Toolkit) lookup(name string) (entry, bool) {
+	t.mu.RLock()
+	e, ok := t.tools[name]
+	t.mu.RUnlock()
+	return e, ok
+}
+
+// invokeEntry is Invoke once the tool is found and the options applied.
+// cfg is not kept: the transports pass one from their stack.
+func (t *Toolkit) invokeEntry(ctx context.Context, e entry, params []byte, cfg *invokeConfig) (json.RawMessage, error) {
+	tool := e.tool
+	name := tool.Name
 	if tool.NeedsAuthToken && cfg.call.AuthToken == "" {
 		return nil, fmt.Errorf("tool %s needs the end user's auth token and the call has none: %w", name, ErrMissingAuthToken)
 	}
@@ -201,7 +214,7 @@ func (t *Toolkit) Invoke(ctx context.Context, name string, params []byte, opts .
 		timeout = cfg.timeout
 	}
 	if timeout <= 0 {
-		return t.run(ctx, e, &cfg, params)
+		return t.run(ctx, e, cfg, params)
 	}
 
 	// The tool runs in its own goroutine so that the caller gets its answer
@@ -213,8 +226,9 @@ func (t *Toolkit) Invoke(ctx context.Context, name string, params []byte, opts .
 		err error
 	}
 	done := make(chan outcome, 1)
+	own := *cfg // the goroutine may outlive this call
 	go func() {
-		res, err := t.run(ctx, e, &cfg, params)
+		res, err := t.run(ctx, e, &own, params)
 		done <- outcome{res, err}
 	}()
 	select {

@@ -35,18 +35,28 @@ const backlogPerSlot = 16
 const connectGrace = time.Second
 
 // wsFrame holds what the toolkit reads of a server-to-toolkit message
-// (docs/protocol.md §1.2).
+// (docs/protocol.md §1.2). requestID and params are views of the frame
+// read, valid until the next read: a call copies them.
 type wsFrame struct {
 	messageType string
-	requestID   json.RawMessage
+	requestID   rawView
 	toolName    string
-	params      json.RawMessage
+	params      rawView
 	authToken   string
 	message     string // atp_client_connected
 }
 
+// rawView takes, through Decoder.Unmarshal, a view of a JSON value in the
+// decoder's input rather than the copy Decoder.Raw makes.
+type rawView []byte
+
+func (v *rawView) UnmarshalJSON(b []byte) error {
+	*v = b
+	return nil
+}
+
 // parseFrame reads a frame in one pass with atpimpl's Decoder: no
-// reflection, a copy of only the id and params, and problems worded like
+// reflection, no copy of the id and params, and problems worded like
 // params problems ("payload.tool_name: expected string, got 7"). Unknown
 // members are skipped, as a newer server may add some.
 func parseFrame(d *atpimpl.Decoder, data []byte, f *wsFrame) {
@@ -67,11 +77,11 @@ func parseFrame(d *atpimpl.Decoder, data []byte, f *wsFrame) {
 			for d.Next() {
 				switch string(d.Key()) {
 				case "request_id":
-					f.requestID = d.Raw()
+					d.Unmarshal(&f.requestID, "JSON value")
 				case "tool_name":
 					f.toolName = d.String()
 				case "params":
-					f.params = d.Raw()
+					d.Unmarshal(&f.params, "JSON value")
 				case "auth_token":
 					// Never quote a malformed token in a problem: it may
 					// still be a secret.
@@ -130,10 +140,9 @@ type wsSession struct {
 	draining bool
 	calls    sync.WaitGroup
 
-	queue       chan struct{} // requests read and not finished (the backlog)
-	stopQueue   chan struct{} // closed when draining starts
-	callCtx     context.Context
-	cancelCalls context.CancelCauseFunc
+	queue     chan struct{} // requests read and not finished (the backlog)
+	stopQueue chan struct{} // closed when draining starts
+	group     *callGroup    // the calls, cancelled together
 
 	// wake hands an idle goroutine a call to run, or (nil) the reading. It
 	// is unbuffered: a send succeeds only to a goroutine waiting for it.
@@ -146,7 +155,11 @@ type wsSession struct {
 	connectedAt time.Time // zero until reported
 	over        bool      // the session ended: no report any more
 
+	// pool holds *wsCall: a call's state is reused, not allocated.
+	pool sync.Pool
+
 	// The reader's own state, handed over with the reading.
+	frame    wsFrame
 	readBuf  bytes.Buffer
 	limited  io.LimitedReader
 	dec      atpimpl.Decoder
@@ -164,20 +177,23 @@ func (s *server) wsSession(ctx context.Context) (time.Time, error) {
 	// Calls outlive Serve's ctx on purpose: cancelling ctx starts a drain
 	// that lets them finish. Their context ends when the drain deadline
 	// passes or the connection is lost.
-	callCtx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
 	ss := &wsSession{
-		s:           s,
-		conn:        conn,
-		idle:        s.cfg.PingInterval + s.cfg.PongTimeout,
-		queue:       make(chan struct{}, s.cfg.MaxInFlight*backlogPerSlot),
-		stopQueue:   make(chan struct{}),
-		callCtx:     callCtx,
-		cancelCalls: cancel,
-		wake:        make(chan func()),
-		ended:       make(chan struct{}),
-		readDone:    make(chan error, 1),
+		s:         s,
+		conn:      conn,
+		idle:      s.cfg.PingInterval + s.cfg.PongTimeout,
+		queue:     make(chan struct{}, s.cfg.MaxInFlight*backlogPerSlot),
+		stopQueue: make(chan struct{}),
+		group:     newCallGroup(ctx, s.cfg.CallTimeout),
+		wake:      make(chan func()),
+		ended:     make(chan struct{}),
+		readDone:  make(chan error, 1),
 	}
 	ss.w = wsWriter{conn: conn, bc: bc, timeout: s.cfg.PongTimeout, backlog: ss.queue}
+	ss.pool.New = func() any {
+		c := &wsCall{ss: ss}
+		c.job = c.run // bound once: a call hands it over without allocating
+		return c
+	}
 	err = ss.run(ctx)
 	return ss.end(), err
 }
@@ -424,7 +440,7 @@ func (ss *wsSession) run(ctx context.Context) error {
 
 	select {
 	case err := <-ss.readDone:
-		ss.cancelCalls(errConnectionLost)
+		ss.group.cancel(errConnectionLost)
 		return ss.readError(err)
 	case <-ctx.Done():
 		ss.drain(ss.readDone)
@@ -554,8 +570,9 @@ func (ss *wsSession) read() (job func(), err error) {
 // session.
 func (ss *wsSession) handle(data []byte, received time.Time) (job func()) {
 	log := ss.s.log
-	var f wsFrame
-	parseFrame(&ss.dec, data, &f)
+	f := &ss.frame
+	*f = wsFrame{}
+	parseFrame(&ss.dec, data, f)
 	if f.messageType == "atp_tool_request" {
 		// A request, even a malformed one, shows that calls reach the
 		// session, greeting or not.
@@ -563,10 +580,10 @@ func (ss *wsSession) handle(data []byte, received time.Time) (job func()) {
 	}
 	if ss.dec.Failed() {
 		problems := problemText(ss.dec.Problems())
-		if f.messageType == "atp_tool_request" && validID(f.requestID) {
+		if f.messageType == "atp_tool_request" && validID(json.RawMessage(f.requestID)) {
 			// Answer a request whose id could be read, so that the server
 			// learns what was wrong instead of waiting for a timeout.
-			req := &request{id: f.requestID, received: received}
+			req := &request{id: json.RawMessage(f.requestID), received: received}
 			log.Warn("atp: malformed atp_tool_request", "request_id", req.idString(), "problems", problems)
 			ss.reply(req, ss.s.errorResult(fmt.Errorf("malformed atp_tool_request: %s", problems)), true)
 			return nil
@@ -576,13 +593,7 @@ func (ss *wsSession) handle(data []byte, received time.Time) (job func()) {
 	}
 	switch f.messageType {
 	case "atp_tool_request":
-		return ss.request(&request{
-			id:        f.requestID,
-			tool:      f.toolName,
-			params:    f.params,
-			authToken: f.authToken,
-			received:  received,
-		})
+		return ss.request(f, received)
 	case "atp_client_connected":
 		log.Info("atp: server greeting", "message", truncate(f.message, 200))
 		ss.routable("the server's greeting")
@@ -596,23 +607,26 @@ func (ss *wsSession) handle(data []byte, received time.Time) (job func()) {
 
 // request returns the call to run for a tool request when it may start
 // now. A call that must wait for a slot is queued, to be run by the
-// goroutine that frees one; a request that runs nothing is answered here.
-func (ss *wsSession) request(req *request) (job func()) {
-	if !validID(req.id) {
-		ss.s.log.Warn("atp: ignoring atp_tool_request without request_id", "tool", truncate(req.tool, 64))
+// goroutine that frees one; a request that runs nothing is answered here,
+// before the frame it is read from is reused.
+func (ss *wsSession) request(f *wsFrame, received time.Time) (job func()) {
+	id := json.RawMessage(f.requestID)
+	if !validID(id) {
+		ss.s.log.Warn("atp: ignoring atp_tool_request without request_id", "tool", truncate(f.toolName, 64))
 		return nil
 	}
-	if _, ok := ss.s.tk.Tool(req.tool); !ok {
+	if _, ok := ss.s.tk.lookup(f.toolName); !ok {
 		// Nothing to run: no slot needed, and the answer does not wait
 		// behind slow calls.
-		res, isErr := ss.s.outcome(ss.callCtx, req, nil, ss.s.tk.unknownTool(req.tool))
+		req := &request{id: id, tool: f.toolName, received: received}
+		res, isErr := ss.s.outcome(ss.group.ctx, req, nil, ss.s.tk.unknownTool(req.tool))
 		ss.reply(req, res, isErr)
 		return nil
 	}
 	ss.mu.Lock()
 	if ss.draining {
 		ss.mu.Unlock()
-		ss.reply(req, ss.s.errorResult(errShuttingDown), true)
+		ss.reply(&request{id: id, tool: f.toolName, received: received}, ss.s.errorResult(errShuttingDown), true)
 		return nil
 	}
 	ss.calls.Add(1)
@@ -623,35 +637,75 @@ func (ss *wsSession) request(req *request) (job func()) {
 		// The backlog is full: stop reading until a call finishes.
 		select {
 		case ss.queue <- struct{}{}:
-		case <-ss.callCtx.Done():
+		case <-ss.group.ctx.Done():
 			ss.calls.Done()
 			return nil
 		}
 		// The silence was ours, not the server's.
 		ss.conn.SetReadDeadline(time.Now().Add(ss.idle))
 	}
-	job = func() { ss.runCall(req) }
-	if ss.s.calls.start(job) {
-		return job
+	c := ss.pool.Get().(*wsCall)
+	c.take(f, received)
+	if ss.s.calls.start(c.job) {
+		return c.job
 	}
 	return nil
 }
 
-// runCall runs one call on a call slot, never on the reading goroutine.
-func (ss *wsSession) runCall(req *request) {
+// wsCall is one call of a session from the frame read to the answer sent.
+// It is pooled: nothing of it outlives run.
+type wsCall struct {
+	ss  *wsSession
+	req request
+	buf []byte // holds req.id and req.params
+	job func() // run
+}
+
+// take copies what the call needs of f, whose bytes the reader reuses.
+func (c *wsCall) take(f *wsFrame, received time.Time) {
+	c.buf = append(append(c.buf[:0], f.requestID...), f.params...)
+	n := len(f.requestID)
+	c.req = request{
+		id:        c.buf[:n:n],
+		tool:      f.toolName,
+		authToken: f.authToken,
+		received:  received,
+	}
+	if f.params != nil {
+		c.req.params = c.buf[n:]
+	}
+}
+
+// run runs the call on a call slot, never on the reading goroutine.
+func (c *wsCall) run() {
+	ss := c.ss
 	defer ss.calls.Done()
-	defer func() { <-ss.queue }()
+	defer c.release()
 	select {
 	case <-ss.stopQueue: // shutdown began while this call waited
-		ss.reply(req, ss.s.errorResult(errShuttingDown), true)
+		ss.reply(&c.req, ss.s.errorResult(errShuttingDown), true)
 		return
 	default:
 	}
-	if ss.callCtx.Err() != nil { // the connection is gone
-		ss.reply(req, ss.s.errorResult(context.Cause(ss.callCtx)), true)
+	if ss.group.ctx.Err() != nil { // the connection is gone
+		ss.reply(&c.req, ss.s.errorResult(context.Cause(ss.group.ctx)), true)
 		return
 	}
-	ss.s.call(ss.callCtx, req, string(TransportWS), func(res []byte, isErr bool) { ss.reply(req, res, isErr) })
+	ss.s.call(ss.group, &c.req, string(TransportWS), c)
+}
+
+func (c *wsCall) answer(result []byte, isErr bool) { c.ss.reply(&c.req, result, isErr) }
+
+// release frees the call's backlog place and returns it to the pool.
+func (c *wsCall) release() {
+	<-c.ss.queue
+	if c.req.detached || cap(c.buf) > 64<<10 {
+		// The tool may still be reading its params; a huge request's
+		// buffer is not kept around either.
+		c.buf = nil
+	}
+	c.req = request{}
+	c.ss.pool.Put(c)
 }
 
 // reply sends the one tool_response of a request.
@@ -706,12 +760,12 @@ func (ss *wsSession) drain(readDone <-chan error) {
 	select {
 	case <-drained:
 	case err := <-readDone:
-		ss.cancelCalls(errConnectionLost)
+		ss.group.cancel(errConnectionLost)
 		log.Warn("atp: connection lost while draining; answers of running calls are lost", "err", ss.readError(err))
 		return
 	case <-deadline.C:
 		log.Warn("atp: drain deadline passed; cancelling the calls still running")
-		ss.cancelCalls(errDrainTimeout)
+		ss.group.cancel(errDrainTimeout)
 		// Calls that stop on cancellation still get their answer out.
 		grace := time.NewTimer(min(time.Second, ss.s.cfg.PongTimeout))
 		select {
@@ -720,7 +774,7 @@ func (ss *wsSession) drain(readDone <-chan error) {
 		}
 		grace.Stop()
 	}
-	ss.cancelCalls(errShuttingDown)
+	ss.group.cancel(errShuttingDown)
 
 	err := ss.conn.WriteControl(websocket.CloseMessage,
 		websocket.FormatCloseMessage(websocket.CloseNormalClosure, "toolkit shutting down"),
