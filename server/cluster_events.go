@@ -4,14 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"log/slog"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/atpgo/atp/internal/schemavalidate"
 	"github.com/atpgo/atp/server/store"
 )
 
@@ -174,19 +171,4 @@ func (h *hub) unboundKeys() []string {
 		ids = append(ids, id)
 	}
 	return ids
-}
-
-// loadOne replaces one toolkit with its stored version. Its schemas are
-// compiled at their first call, as load's are.
-func (r *registry) loadOne(tk store.Toolkit, log *slog.Logger, lim schemavalidate.Limits) {
-	ref := toolkitRef{tk.Owner, tk.Name}
-	k := &kit{ref: ref, hash: tk.Hash, language: tk.Language, tools: make(map[string]*toolEntry, len(tk.Tools))}
-	for _, t := range tk.Tools {
-		k.tools[t.Name] = storedToolEntry(t, log, ref, lim)
-		k.names = append(k.names, t.Name)
-	}
-	slices.Sort(k.names)
-	r.mu.Lock()
-	r.kits[ref] = k
-	r.mu.Unlock()
 }
