@@ -545,7 +545,7 @@ func (c *tkConn) ptRegister(raw json.RawMessage) {
 	s.registry.replace(c.ref, kitHash, ptLanguage, entries)
 	s.hub.bind(k.ID, c.ref)
 	if s.cluster != nil {
-		s.cluster.toolkitChanged(c.ref, k.ID)
+		s.cluster.toolkitChanged(c.ref, k.ID, "")
 	}
 	c.log.Info("tools declared", "count", len(tools), "new", len(declared.New), "updated", len(declared.Updated), "pruned", len(declared.Pruned))
 	c.sendJSONVia(map[string]any{
