@@ -51,7 +51,7 @@ func TestSecondKeyCannotTakeOverToolkit(t *testing.T) {
 	}
 
 	ref := toolkitRef{"default", "crm"}
-	if d := e.srv.registry.get(ref).tools["greet"].Description; d != pyGreet.description {
+	if d := e.srv.registry.get(ref).tool("greet").Description; d != pyGreet.description {
 		t.Fatalf("description after the refused registration: %q", d)
 	}
 	if tk, _ := e.srv.store.Toolkit(context.Background(), "default", "crm"); tk.Tools[0].Description != pyGreet.description {
@@ -130,7 +130,7 @@ func TestToolkitKeyRotation(t *testing.T) {
 	if st := e.pyRegister(newKey, "crm", changed); len(st) != 1 || st[0] != http.StatusOK {
 		t.Fatalf("the new key's registration: %v", st)
 	}
-	if d := e.srv.registry.get(toolkitRef{"default", "crm"}).tools["greet"].Description; d != changed.description {
+	if d := e.srv.registry.get(toolkitRef{"default", "crm"}).tool("greet").Description; d != changed.description {
 		t.Fatalf("description = %q", d)
 	}
 	e.dialPyToolkit(e.tkKey)

@@ -4,14 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"log/slog"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/atpgo/atp/internal/schemavalidate"
 	"github.com/atpgo/atp/server/store"
 )
 
@@ -21,9 +18,10 @@ import (
 //     store's revoked-key count, polled every RevocationCheckInterval,
 //     stays the fallback for a message lost while a replica was away from
 //     NATS);
-//   - a toolkit registered: every replica reloads it from the store and
-//     binds the key's WebSockets waiting unbound (after a reconnection to
-//     NATS a replica reloads them all);
+//   - a toolkit registered: every replica reloads it from the store (only
+//     the tool, for a register_tool of one) and binds the key's WebSockets
+//     waiting unbound (after a reconnection to NATS, and once subscribed
+//     at start, a replica reloads them all);
 //   - an inbox release: a toolkit shutting down ends its polls held on
 //     every replica.
 
@@ -33,6 +31,9 @@ type toolkitEvent struct {
 	Owner  string `json:"owner"`
 	Name   string `json:"name"`
 	KeyID  string `json:"key_id,omitempty"`
+	// Tool names the one tool a register_tool added or replaced; empty
+	// when the whole toolkit may have changed (a declaration prunes).
+	Tool string `json:"tool,omitempty"`
 }
 
 // publishRevoked tells the other replicas a key was revoked.
@@ -52,9 +53,9 @@ func (cl *cluster) handleRevoked(m *nats.Msg) {
 }
 
 // toolkitChanged tells the other replicas a toolkit was registered, by
-// key keyID.
-func (cl *cluster) toolkitChanged(ref toolkitRef, keyID string) {
-	data, _ := json.Marshal(toolkitEvent{Origin: cl.id, Owner: ref.Owner, Name: ref.Name, KeyID: keyID})
+// key keyID: its tool named tool, or all of it when tool is empty.
+func (cl *cluster) toolkitChanged(ref toolkitRef, keyID, tool string) {
+	data, _ := json.Marshal(toolkitEvent{Origin: cl.id, Owner: ref.Owner, Name: ref.Name, KeyID: keyID, Tool: tool})
 	if err := cl.nc.Publish(cl.toolkitSubj, data); err != nil {
 		cl.log.Warn("could not announce a registration; the other replicas reload their toolkits when they reconnect to NATS", "toolkit", ref.Name, "err", err)
 	}
@@ -69,7 +70,7 @@ func (cl *cluster) handleToolkit(m *nats.Msg) {
 	if ev.Origin == cl.id {
 		return
 	}
-	cl.queueEvent(func() { cl.reloadToolkit(toolkitRef{ev.Owner, ev.Name}, ev.KeyID, 0) })
+	cl.queueEvent(func() { cl.reloadToolkit(toolkitRef{ev.Owner, ev.Name}, ev.KeyID, ev.Tool, 0) })
 }
 
 // publishRelease tells the other replicas that a toolkit shutting down
@@ -119,12 +120,26 @@ func (cl *cluster) applyEvents() {
 }
 
 // reloadToolkit reads a toolkit again from the store into the registry
-// and binds keyID's waiting connections to it. A store that does not
-// answer is asked again, a few times.
-func (cl *cluster) reloadToolkit(ref toolkitRef, keyID string, attempt int) {
+// (only its tool named tool when that is not empty: the registry has the
+// others, from its load and the events since) and binds keyID's waiting
+// connections to it. A store that does not answer is asked again, a few
+// times.
+func (cl *cluster) reloadToolkit(ref toolkitRef, keyID, tool string, attempt int) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	tk, err := cl.s.store.Toolkit(ctx, ref.Owner, ref.Name)
+	if cl.s.registry.get(ref) == nil {
+		// A toolkit this replica has not loaded, new since its start:
+		// read it whole, in case some of its registrations came before
+		// this replica was subscribed.
+		tool = ""
+	}
+	var tk store.Toolkit
+	var err error
+	if tool != "" {
+		tk, err = cl.s.store.ToolkitTool(ctx, ref.Owner, ref.Name, tool)
+	} else {
+		tk, err = cl.s.store.Toolkit(ctx, ref.Owner, ref.Name)
+	}
 	if errors.Is(err, store.ErrToolkitNotFound) {
 		return
 	}
@@ -132,14 +147,21 @@ func (cl *cluster) reloadToolkit(ref toolkitRef, keyID string, attempt int) {
 		if attempt < 10 {
 			cl.log.Warn("reloading a toolkit from the store failed; trying again", "toolkit", ref.Name, "err", err)
 			time.AfterFunc(time.Second, func() {
-				cl.queueEvent(func() { cl.reloadToolkit(ref, keyID, attempt+1) })
+				cl.queueEvent(func() { cl.reloadToolkit(ref, keyID, tool, attempt+1) })
 			})
 		} else {
 			cl.log.Error("reloading a toolkit from the store failed; it is reloaded at the next reconnection to NATS", "toolkit", ref.Name, "err", err)
 		}
 		return
 	}
-	cl.s.registry.loadOne(tk, cl.s.log, cl.s.cfg.schemaLimits())
+	switch {
+	case tool == "":
+		cl.s.registry.loadOne(tk, cl.s.log, cl.s.cfg.schemaLimits())
+	case len(tk.Tools) == 1:
+		cl.s.registry.put(ref, tk.Hash, tk.Language, storedToolEntry(tk.Tools[0], cl.s.log, ref, cl.s.cfg.schemaLimits()))
+	}
+	// No such tool: a declaration pruned it since, and its own event
+	// reloads the toolkit whole.
 	if keyID != "" {
 		cl.h.bind(keyID, ref)
 	}
@@ -174,19 +196,4 @@ func (h *hub) unboundKeys() []string {
 		ids = append(ids, id)
 	}
 	return ids
-}
-
-// loadOne replaces one toolkit with its stored version. Its schemas are
-// compiled at their first call, as load's are.
-func (r *registry) loadOne(tk store.Toolkit, log *slog.Logger, lim schemavalidate.Limits) {
-	ref := toolkitRef{tk.Owner, tk.Name}
-	k := &kit{ref: ref, hash: tk.Hash, language: tk.Language, tools: make(map[string]*toolEntry, len(tk.Tools))}
-	for _, t := range tk.Tools {
-		k.tools[t.Name] = storedToolEntry(t, log, ref, lim)
-		k.names = append(k.names, t.Name)
-	}
-	slices.Sort(k.names)
-	r.mu.Lock()
-	r.kits[ref] = k
-	r.mu.Unlock()
 }

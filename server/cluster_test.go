@@ -310,7 +310,7 @@ func TestClusterRegistrationReachesEveryReplica(t *testing.T) {
 	tk := b.dialPyToolkit(b.tkKey) // unbound: no tool registered yet
 	go servePy(tk)
 	a.pyRegister(a.tkKey, "hello", pyGreet)
-	eventually(t, "B to load the toolkit", func() bool { k := b.srv.registry.get(ref); return k != nil && k.tools["greet"] != nil })
+	eventually(t, "B to load the toolkit", func() bool { k := b.srv.registry.get(ref); return k != nil && k.tool("greet") != nil })
 	eventually(t, "B to bind the waiting connection", func() bool { ws, _ := b.srv.hub.online(ref); return ws == 1 })
 	llm := b.dialPyLLM(b.llmKey)
 	req := pyTaskRequest(b.llmKey, "hello", 0, "greet", map[string]any{"name": "Ada"})
@@ -324,7 +324,7 @@ func TestClusterRegistrationReachesEveryReplica(t *testing.T) {
 	a.pyRegister(a.tkKey, "hello", pyFail, greet2)
 	eventually(t, "B to serve the new registration", func() bool {
 		k := b.srv.registry.get(ref)
-		return k != nil && k.tools["fail"] != nil && k.tools["greet"].Description == "Greets someone warmly."
+		return k != nil && k.tool("fail") != nil && k.tool("greet").Description == "Greets someone warmly."
 	})
 	m := roundTrip(t, llm, pyContextRequest(b.llmKey, "hello", "openai"))
 	if b, _ := json.Marshal(m); !strings.Contains(string(b), "Greets someone warmly.") || !strings.Contains(string(b), `"fail"`) {
@@ -484,7 +484,7 @@ func TestClusterPlatools(t *testing.T) {
 	calls := make(chan map[string]any, 4)
 	go serveSDK(c.ws, calls)
 	ref := toolkitRef{store.DefaultOwner, "crm"}
-	eventually(t, "B to load the declaration", func() bool { k := b.srv.registry.get(ref); return k != nil && k.tools["echo"] != nil })
+	eventually(t, "B to load the declaration", func() bool { k := b.srv.registry.get(ref); return k != nil && k.tool("echo") != nil })
 	b.seesHolder(ref, a, 1)
 
 	llm := b.dialPyLLM(b.llmKey)

@@ -256,11 +256,11 @@ func (c *Config) checkLimits() error {
 // get_toolkit_context does, which a few more do not change.
 func (s *Server) toolkitFull(w http.ResponseWriter, ref toolkitRef, tool string) bool {
 	k := s.registry.get(ref)
-	if k == nil || k.tools[tool] != nil || len(k.tools) < s.cfg.MaxToolsPerToolkit {
+	if k == nil || k.tool(tool) != nil || k.size() < s.cfg.MaxToolsPerToolkit {
 		return false
 	}
 	writeError(w, http.StatusConflict, fmt.Sprintf("register_tool: toolkit %q has %d tools, its limit (--max-tools-per-toolkit): tool %q was not added",
-		ref.Name, len(k.tools), tool))
+		ref.Name, k.size(), tool))
 	return true
 }
 

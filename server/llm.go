@@ -64,28 +64,6 @@ func (s *Server) toolkitContext(key store.Key, m *llmMessage) (toolkitContextMes
 		}}, http.StatusOK
 }
 
-// format returns the kit's tools in the provider's format, built once.
-func (k *kit) format(provider string) (json.RawMessage, error) {
-	k.fmtMu.Lock()
-	defer k.fmtMu.Unlock()
-	if b, ok := k.formatted[provider]; ok {
-		return b, nil
-	}
-	tools := make([]*toolEntry, len(k.names))
-	for i, n := range k.names {
-		tools[i] = k.tools[n]
-	}
-	b, err := formatTools(provider, tools)
-	if err != nil {
-		return nil, err
-	}
-	if k.formatted == nil {
-		k.formatted = map[string]json.RawMessage{}
-	}
-	k.formatted[provider] = b
-	return b, nil
-}
-
 // task is one task_request being answered.
 type task struct {
 	s          *Server
@@ -142,7 +120,7 @@ func (s *Server) startTask(ctx context.Context, key store.Key, m *llmMessage, vi
 		return noCall
 	}
 	t.language = k.language
-	tool := k.tools[t.tool]
+	tool := k.tool(t.tool)
 	if tool == nil {
 		t.fail(reasonNotFound, fmt.Sprintf("toolkit %q has no tool %q (its tools: %s)", t.toolkit, t.tool, k.toolList()), nil, nil, via)
 		return noCall

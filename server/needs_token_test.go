@@ -63,10 +63,10 @@ func TestNeedsAuthTokenGoToolkit(t *testing.T) {
 	eventually(t, "the toolkit to come online", func() bool {
 		k := srv.registry.get(ref)
 		ws, _ := srv.hub.online(ref)
-		return ws > 0 && k != nil && len(k.tools) == 2
+		return ws > 0 && k != nil && k.size() == 2
 	})
-	if k := srv.registry.get(ref); !k.tools["me"].NeedsAuthToken || k.tools["ping"].NeedsAuthToken {
-		t.Fatalf("registered: me needs a token = %v, ping = %v; want true, false", k.tools["me"].NeedsAuthToken, k.tools["ping"].NeedsAuthToken)
+	if k := srv.registry.get(ref); !k.tool("me").NeedsAuthToken || k.tool("ping").NeedsAuthToken {
+		t.Fatalf("registered: me needs a token = %v, ping = %v; want true, false", k.tool("me").NeedsAuthToken, k.tool("ping").NeedsAuthToken)
 	}
 
 	llm := e.dialPyLLM(llmKey)
@@ -119,7 +119,7 @@ func TestNeedsAuthTokenGoToolkit(t *testing.T) {
 	hs = newHTTPTest(srv)
 	defer func() { hs.Close(); srv.Close() }()
 	e = &testEnv{t: t, srv: srv, base: hs.URL, wsBase: "ws" + strings.TrimPrefix(hs.URL, "http"), tkKey: tkKey, llmKey: llmKey}
-	if k := srv.registry.get(ref); k == nil || !k.tools["me"].NeedsAuthToken || k.tools["ping"].NeedsAuthToken {
+	if k := srv.registry.get(ref); k == nil || !k.tool("me").NeedsAuthToken || k.tool("ping").NeedsAuthToken {
 		t.Fatalf("after restart the registry has %+v; want me needing a token and ping not", k)
 	}
 	llm = e.dialPyLLM(llmKey)

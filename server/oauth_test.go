@@ -176,7 +176,7 @@ func (e *oauthEnv) crmToolkit(calls *atomic.Int32) {
 	eventually(e.t, "the toolkit to come online", func() bool {
 		k := e.srv.registry.get(toolkitRef{"default", "crm"})
 		ws, _ := e.srv.hub.online(toolkitRef{"default", "crm"})
-		return ws > 0 && k != nil && len(k.tools) == 2
+		return ws > 0 && k != nil && k.size() == 2
 	})
 }
 

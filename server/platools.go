@@ -545,7 +545,7 @@ func (c *tkConn) ptRegister(raw json.RawMessage) {
 	s.registry.replace(c.ref, kitHash, ptLanguage, entries)
 	s.hub.bind(k.ID, c.ref)
 	if s.cluster != nil {
-		s.cluster.toolkitChanged(c.ref, k.ID)
+		s.cluster.toolkitChanged(c.ref, k.ID, "")
 	}
 	c.log.Info("tools declared", "count", len(tools), "new", len(declared.New), "updated", len(declared.Updated), "pruned", len(declared.Pruned))
 	c.sendJSONVia(map[string]any{
@@ -742,19 +742,6 @@ func schemaParams(schema json.RawMessage) (params, required []string) {
 	return params, required
 }
 
-// replace publishes a toolkit with exactly tools.
-func (r *registry) replace(ref toolkitRef, hash, language string, tools []*toolEntry) {
-	k := &kit{ref: ref, hash: hash, language: language, tools: make(map[string]*toolEntry, len(tools)), names: make([]string, 0, len(tools))}
-	for _, t := range tools {
-		k.tools[t.Name] = t
-		k.names = append(k.names, t.Name)
-	}
-	slices.Sort(k.names)
-	r.mu.Lock()
-	r.kits[ref] = k
-	r.mu.Unlock()
-}
-
 // ---- heartbeat ----
 
 // ptHeartbeat keeps a heartbeat's tool health for /metrics, answers
@@ -774,7 +761,7 @@ func (c *tkConn) ptHeartbeat(raw json.RawMessage) {
 	for name, entry := range reported {
 		var h ptHealth
 		switch {
-		case k == nil || k.tools[name] == nil:
+		case k == nil || k.tool(name) == nil:
 			ignored++ // only declared tools are kept: the map stays bounded
 			continue
 		case json.Unmarshal(entry, &h) != nil:
@@ -848,7 +835,7 @@ func (c *tkConn) sendToolCall(cl *call, via *flusher) {
 	// The end user's token goes only to a tool declared to act as the
 	// user (auth "user" or "admin").
 	if k := c.s.registry.get(cl.ref); k != nil {
-		if t := k.tools[cl.tool]; t != nil && (t.NeedsAuthToken || t.AuthProvider != "") {
+		if t := k.tool(cl.tool); t != nil && (t.NeedsAuthToken || t.AuthProvider != "") {
 			env.UserToken = cl.authToken
 		}
 	}

@@ -251,10 +251,10 @@ func TestPlatoolsRegister(t *testing.T) {
 		t.Fatalf("tools_registered = %v\nwant %v", got, want)
 	}
 	kit := e.srv.registry.get(toolkitRef{store.DefaultOwner, "crm"})
-	if kit == nil || len(kit.tools) != 2 || kit.language != "Platools" {
+	if kit == nil || kit.size() != 2 || kit.language != "Platools" {
 		t.Fatalf("registry = %+v", kit)
 	}
-	lo := kit.tools["lookup_order"]
+	lo := kit.tool("lookup_order")
 	if !lo.NeedsAuthToken || string(lo.Hints) != `{"readOnlyHint":true}` || string(lo.OutputSchema) != `{"type":"object"}` ||
 		!reflect.DeepEqual(lo.Params, []string{"order_id"}) || !reflect.DeepEqual(lo.RequiredParams, []string{"order_id"}) || lo.Inferred {
 		t.Errorf("lookup_order = %+v", lo.Tool)
@@ -274,8 +274,8 @@ func TestPlatoolsRegister(t *testing.T) {
 		t.Errorf("second declaration = %v", got)
 	}
 	kit = e.srv.registry.get(toolkitRef{store.DefaultOwner, "crm"})
-	if !reflect.DeepEqual(kit.names, []string{"cancel", "lookup_order"}) || kit.tools["lookup_order"].NeedsAuthToken {
-		t.Errorf("tools after the second declaration = %v", kit.names)
+	if !reflect.DeepEqual(kit.toolNames(), []string{"cancel", "lookup_order"}) || kit.tool("lookup_order").NeedsAuthToken {
+		t.Errorf("tools after the second declaration = %v", kit.toolNames())
 	}
 	stored, err := e.srv.store.Toolkit(context.Background(), store.DefaultOwner, "crm")
 	if err != nil || len(stored.Tools) != 2 {
@@ -308,8 +308,8 @@ func TestPlatoolsRegister(t *testing.T) {
 	if m := c.read(); m["error"] != "tool_register failed: tools: expected an array of tools, got object" {
 		t.Errorf("tools not an array: %v", m)
 	}
-	if kit := e.srv.registry.get(toolkitRef{store.DefaultOwner, "crm"}); !reflect.DeepEqual(kit.names, []string{"cancel", "lookup_order"}) {
-		t.Errorf("a refused declaration changed the tools: %v", kit.names)
+	if kit := e.srv.registry.get(toolkitRef{store.DefaultOwner, "crm"}); !reflect.DeepEqual(kit.toolNames(), []string{"cancel", "lookup_order"}) {
+		t.Errorf("a refused declaration changed the tools: %v", kit.toolNames())
 	}
 	// An empty declaration prunes every tool.
 	if got := c.register(); got["count"] != 0.0 || got["pruned"] != 2.0 {
@@ -332,8 +332,8 @@ func TestPlatoolsRegisterThrottled(t *testing.T) {
 	if m["type"] != "register_throttled" || m["error"] != "tool_register exceeded 3/min; retry after 40s" || m["retry_after_ms"] != 40000.0 {
 		t.Fatalf("fourth declaration = %v", m)
 	}
-	if kit := e.srv.registry.get(toolkitRef{store.DefaultOwner, "crm"}); len(kit.tools) != 1 {
-		t.Fatalf("a throttled declaration changed the tools: %v", kit.names)
+	if kit := e.srv.registry.get(toolkitRef{store.DefaultOwner, "crm"}); kit.size() != 1 {
+		t.Fatalf("a throttled declaration changed the tools: %v", kit.toolNames())
 	}
 	// Another environment has its own budget; a reconnect does not reset it.
 	other := e.dialSDK(e.tkKey, "crm", "dev")
@@ -693,7 +693,7 @@ func TestPlatoolsNameTakenAfterHandshake(t *testing.T) {
 		t.Fatalf("declaration = %v", m)
 	}
 	closedWith(t, c.ws, websocket.ClosePolicyViolation)
-	if kit := e.srv.registry.get(toolkitRef{store.DefaultOwner, "crm"}); kit == nil || kit.names[0] != "greet" || len(kit.names) != 1 {
+	if kit := e.srv.registry.get(toolkitRef{store.DefaultOwner, "crm"}); kit == nil || kit.toolNames()[0] != "greet" || kit.size() != 1 {
 		t.Fatalf("crm = %+v", kit)
 	}
 }

@@ -20,18 +20,82 @@ type registry struct {
 	kits map[toolkitRef]*kit
 }
 
-// kit is one toolkit. It is never changed once published: an update
-// publishes a new kit, so readers need no lock once they hold one.
+// kit is one toolkit. Its header (ref, hash, language) is never changed
+// once published: a registration that changes it publishes a new kit. Its
+// tools are shared with the kits that replace it for a registration of one
+// tool, and changed in place (toolSet), so that a registration costs the
+// same whatever the toolkit already has.
 type kit struct {
 	ref      toolkitRef
 	hash     string
 	language string
-	tools    map[string]*toolEntry
-	names    []string // sorted
+	set      *toolSet
+}
+
+// toolSet is the tools of a toolkit, with what is derived from them (the
+// sorted names, the tool list per provider) built when first asked for
+// after a change rather than at each registration.
+type toolSet struct {
+	mu    sync.RWMutex
+	tools map[string]*toolEntry
+	names []string // sorted; nil while a tool added since is missing
+	gen   uint64   // counts changes, so a format built meanwhile is not kept
 
 	// formatted caches the tool list per provider: building it is pure.
+	// fmtMu keeps two requests of a toolkit's context from building it
+	// twice; lookups (mu) are not held up meanwhile.
 	fmtMu     sync.Mutex
 	formatted map[string]json.RawMessage
+}
+
+func newToolSet(tools []*toolEntry) *toolSet {
+	ts := &toolSet{tools: make(map[string]*toolEntry, len(tools))}
+	for _, t := range tools {
+		ts.tools[t.Name] = t
+	}
+	return ts
+}
+
+// tool returns the named tool, nil when the kit has none.
+func (k *kit) tool(name string) *toolEntry {
+	k.set.mu.RLock()
+	defer k.set.mu.RUnlock()
+	return k.set.tools[name]
+}
+
+// size is the number of the kit's tools.
+func (k *kit) size() int {
+	k.set.mu.RLock()
+	defer k.set.mu.RUnlock()
+	return len(k.set.tools)
+}
+
+// add adds or replaces one tool.
+func (ts *toolSet) add(t *toolEntry) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if _, ok := ts.tools[t.Name]; !ok {
+		ts.names = nil
+	}
+	ts.tools[t.Name] = t
+	ts.gen++
+	ts.formatted = nil
+}
+
+// sortedLocked returns the tools in name order. ts.mu is held for writing.
+func (ts *toolSet) sortedLocked() []*toolEntry {
+	if ts.names == nil {
+		ts.names = make([]string, 0, len(ts.tools))
+		for name := range ts.tools {
+			ts.names = append(ts.names, name)
+		}
+		slices.Sort(ts.names)
+	}
+	tools := make([]*toolEntry, len(ts.names))
+	for i, n := range ts.names {
+		tools[i] = ts.tools[n]
+	}
+	return tools
 }
 
 type toolEntry struct {
@@ -107,17 +171,38 @@ func truncateErr(err error) string {
 func (r *registry) load(kits []store.Toolkit, log *slog.Logger, lim schemavalidate.Limits) {
 	m := make(map[toolkitRef]*kit, len(kits))
 	for _, tk := range kits {
-		ref := toolkitRef{tk.Owner, tk.Name}
-		k := &kit{ref: ref, hash: tk.Hash, language: tk.Language, tools: map[string]*toolEntry{}}
-		for _, t := range tk.Tools {
-			k.tools[t.Name] = storedToolEntry(t, log, ref, lim)
-			k.names = append(k.names, t.Name)
-		}
-		slices.Sort(k.names)
-		m[ref] = k
+		k := storedKit(tk, log, lim)
+		m[k.ref] = k
 	}
 	r.mu.Lock()
 	r.kits = m
+	r.mu.Unlock()
+}
+
+// storedKit is a toolkit loaded from the store. Its schemas are compiled
+// at their tools' first calls (see validator).
+func storedKit(tk store.Toolkit, log *slog.Logger, lim schemavalidate.Limits) *kit {
+	ref := toolkitRef{tk.Owner, tk.Name}
+	entries := make([]*toolEntry, len(tk.Tools))
+	for i, t := range tk.Tools {
+		entries[i] = storedToolEntry(t, log, ref, lim)
+	}
+	return &kit{ref: ref, hash: tk.Hash, language: tk.Language, set: newToolSet(entries)}
+}
+
+// loadOne replaces one toolkit with its stored version.
+func (r *registry) loadOne(tk store.Toolkit, log *slog.Logger, lim schemavalidate.Limits) {
+	k := storedKit(tk, log, lim)
+	r.mu.Lock()
+	r.kits[k.ref] = k
+	r.mu.Unlock()
+}
+
+// replace publishes a toolkit with exactly tools.
+func (r *registry) replace(ref toolkitRef, hash, language string, tools []*toolEntry) {
+	k := &kit{ref: ref, hash: hash, language: language, set: newToolSet(tools)}
+	r.mu.Lock()
+	r.kits[ref] = k
 	r.mu.Unlock()
 }
 
@@ -127,30 +212,65 @@ func (r *registry) get(ref toolkitRef) *kit {
 	return r.kits[ref]
 }
 
-// put publishes a toolkit with one tool added or replaced.
+// put publishes a toolkit with one tool added or replaced. The tools of
+// the kit it replaces are kept, not copied: the cost does not grow with
+// the toolkit.
 func (r *registry) put(ref toolkitRef, hash, language string, tool *toolEntry) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	old := r.kits[ref]
-	k := &kit{ref: ref, hash: hash, language: language, tools: map[string]*toolEntry{}}
-	if old != nil {
-		for name, t := range old.tools {
-			k.tools[name] = t
-		}
+	k := &kit{ref: ref, hash: hash, language: language}
+	if old := r.kits[ref]; old != nil {
+		k.set = old.set
+	} else {
+		k.set = newToolSet(nil)
 	}
-	k.tools[tool.Name] = tool
-	k.names = make([]string, 0, len(k.tools))
-	for name := range k.tools {
-		k.names = append(k.names, name)
-	}
-	slices.Sort(k.names)
+	k.set.add(tool)
 	r.kits[ref] = k
 }
 
 // toolList names a kit's tools for an error message.
 func (k *kit) toolList() string {
-	if len(k.names) == 0 {
+	k.set.mu.Lock()
+	defer k.set.mu.Unlock()
+	if len(k.set.tools) == 0 {
 		return "none"
 	}
-	return strings.Join(k.names, ", ")
+	k.set.sortedLocked()
+	return strings.Join(k.set.names, ", ")
+}
+
+// toolNames returns the names of the kit's tools, sorted.
+func (k *kit) toolNames() []string {
+	k.set.mu.Lock()
+	defer k.set.mu.Unlock()
+	k.set.sortedLocked()
+	return slices.Clone(k.set.names)
+}
+
+// format returns the kit's tools in the provider's format, built once
+// after each change of the tools.
+func (k *kit) format(provider string) (json.RawMessage, error) {
+	ts := k.set
+	ts.fmtMu.Lock()
+	defer ts.fmtMu.Unlock()
+	ts.mu.Lock()
+	if b, ok := ts.formatted[provider]; ok {
+		ts.mu.Unlock()
+		return b, nil
+	}
+	gen, tools := ts.gen, ts.sortedLocked()
+	ts.mu.Unlock()
+	b, err := formatTools(provider, tools)
+	if err != nil {
+		return nil, err
+	}
+	ts.mu.Lock()
+	if ts.gen == gen {
+		if ts.formatted == nil {
+			ts.formatted = map[string]json.RawMessage{}
+		}
+		ts.formatted[provider] = b
+	}
+	ts.mu.Unlock()
+	return b, nil
 }

@@ -245,7 +245,7 @@ func (s *Server) handleRegisterTool(w http.ResponseWriter, r *http.Request) {
 	s.registry.put(ref, req.ToolkitHash, req.ProgrammingLanguage, &toolEntry{Tool: tool, validator: compiledValidator(validator)})
 	s.hub.bind(k.ID, ref)
 	if s.cluster != nil {
-		s.cluster.toolkitChanged(ref, k.ID)
+		s.cluster.toolkitChanged(ref, k.ID, tool.Name)
 	}
 	s.log.Info("tool registered", "owner", k.Owner, "toolkit", req.AppName, "tool", tool.Name,
 		"language", req.ProgrammingLanguage, "inferred_schema", tool.Inferred)

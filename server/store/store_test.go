@@ -330,6 +330,17 @@ func TestRegisterBindsAndPersists(t *testing.T) {
 		if _, ok, _ := s.ToolHash(ctx, "acme", "crm", "zz"); ok {
 			t.Fatal("ToolHash of a missing tool says it exists")
 		}
+		// One tool of a toolkit, with the toolkit's own fields: b as updated.
+		one, err := s.ToolkitTool(ctx, "acme", "crm", "b")
+		if err != nil || one.Hash != "h3" || one.Language != "Go" || len(one.Tools) != 1 || one.Tools[0].Description != "new" || one.Tools[0].CodeHash != "hb2" {
+			t.Fatalf("ToolkitTool(b) = %+v, %v", one, err)
+		}
+		if one, err := s.ToolkitTool(ctx, "acme", "crm", "zz"); err != nil || one.Name != "crm" || len(one.Tools) != 0 {
+			t.Fatalf("ToolkitTool of a missing tool = %+v, %v, want the toolkit without tools", one, err)
+		}
+		if _, err := s.ToolkitTool(ctx, "other-owner", "crm", "b"); !errors.Is(err, ErrToolkitNotFound) {
+			t.Fatalf("ToolkitTool, other owner: err = %v", err)
+		}
 		all, err := s.Toolkits(ctx)
 		if err != nil || len(all) != 1 || len(all[0].Tools) != 2 {
 			t.Fatalf("Toolkits = %+v, %v", all, err)

@@ -250,7 +250,18 @@ func nullText(raw json.RawMessage) any {
 
 // Toolkit returns one toolkit with its tools.
 func (s *Store) Toolkit(ctx context.Context, owner, name string) (Toolkit, error) {
-	tks, err := s.toolkits(ctx, `WHERE owner = ? AND name = ?`, owner, name)
+	return s.oneToolkit(ctx, owner, name, "")
+}
+
+// ToolkitTool returns one toolkit with only its tool named tool (no tool
+// when it has none of that name): what a replica reads to apply another's
+// registration of one tool, at a cost that does not grow with the toolkit.
+func (s *Store) ToolkitTool(ctx context.Context, owner, name, tool string) (Toolkit, error) {
+	return s.oneToolkit(ctx, owner, name, tool)
+}
+
+func (s *Store) oneToolkit(ctx context.Context, owner, name, tool string) (Toolkit, error) {
+	tks, err := s.toolkits(ctx, owner, name, tool)
 	if err != nil {
 		return Toolkit{}, err
 	}
@@ -262,10 +273,22 @@ func (s *Store) Toolkit(ctx context.Context, owner, name string) (Toolkit, error
 
 // Toolkits returns every toolkit with its tools, by owner and name.
 func (s *Store) Toolkits(ctx context.Context) ([]Toolkit, error) {
-	return s.toolkits(ctx, ``)
+	return s.toolkits(ctx, "", "", "")
 }
 
-func (s *Store) toolkits(ctx context.Context, where string, args ...any) ([]Toolkit, error) {
+// toolkits reads every toolkit when name is empty; else toolkit name of
+// owner, with all its tools, or only the one named tool when it is not
+// empty.
+func (s *Store) toolkits(ctx context.Context, owner, name, tool string) ([]Toolkit, error) {
+	var where, toolWhere string
+	var args, toolArgs []any
+	if name != "" {
+		where, args = `WHERE owner = ? AND name = ?`, []any{owner, name}
+		toolWhere, toolArgs = `WHERE owner = ? AND toolkit = ?`, args
+		if tool != "" {
+			toolWhere, toolArgs = toolWhere+` AND name = ?`, []any{owner, name, tool}
+		}
+	}
 	var out []Toolkit
 	// One transaction, so that toolkits and tools are read from one snapshot.
 	err := s.readTx(ctx, func(tx handle) error {
@@ -289,12 +312,8 @@ func (s *Store) toolkits(ctx context.Context, where string, args ...any) ([]Tool
 		if err := rows.Err(); err != nil {
 			return err
 		}
-		toolWhere := ``
-		if where != `` {
-			toolWhere = `WHERE owner = ? AND toolkit = ?`
-		}
 		rows, err = tx.QueryContext(ctx, `SELECT owner, toolkit, name, description, params, required_params, input_schema,
-			output_schema, inferred, auth_provider, auth_type, auth_with, needs_auth_token, code_hash, hints, updated_at FROM tools `+toolWhere+` ORDER BY owner, toolkit, name`, args...)
+			output_schema, inferred, auth_provider, auth_type, auth_with, needs_auth_token, code_hash, hints, updated_at FROM tools `+toolWhere+` ORDER BY owner, toolkit, name`, toolArgs...)
 		if err != nil {
 			return err
 		}
