@@ -276,6 +276,14 @@ func newCluster(ctx context.Context, s *Server) (*cluster, error) {
 	if err := nc.FlushTimeout(5 * time.Second); err != nil {
 		return fail(fmt.Errorf("server: NATS at %s: %w", cl.url, err))
 	}
+	// Only now, subscribed, does a replica read the registered toolkits
+	// (New leaves it to here): a registration announced from now on is in
+	// what it reads or waits in cl.events behind it, never lost in between.
+	kits, err := s.store.Toolkits(ctx)
+	if err != nil {
+		return fail(err)
+	}
+	s.registry.load(kits, s.log, cfg.schemaLimits())
 	cl.wg.Add(3)
 	go cl.announcer()
 	go cl.prober()

@@ -474,12 +474,17 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			return nil, err
 		}
 	}
-	kits, err := s.store.Toolkits(ctx)
-	if err != nil {
-		s.closeStore()
-		return nil, err
+	var err error
+	if cfg.NATSURL == "" {
+		// A replica loads them once subscribed to the others' registrations
+		// (newCluster).
+		kits, err := s.store.Toolkits(ctx)
+		if err != nil {
+			s.closeStore()
+			return nil, err
+		}
+		s.registry.load(kits, log, cfg.schemaLimits())
 	}
-	s.registry.load(kits, log, cfg.schemaLimits())
 	if s.oauth, err = newBroker(ctx, s); err != nil {
 		s.closeStore()
 		return nil, err
