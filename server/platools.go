@@ -302,8 +302,8 @@ type ptFrame struct {
 }
 
 func decodePlatoolsFrame(data []byte, f *ptFrame) error {
-	return decodeMessage(data, func(d *atpimpl.Decoder, key string) {
-		switch key {
+	return decodeMessage(data, func(d *atpimpl.Decoder, key []byte) {
+		switch string(key) {
 		case "type":
 			f.Type = optString(d)
 		case "call_id":

@@ -114,7 +114,7 @@ func (c *tkConn) readLoop() {
 		// from the toolkit becomes U+FFFD here, once.
 		data = validUTF8(data)
 		var rep toolReply
-		if err := decodeToolReply(data, &rep); err != nil {
+		if err := decodeValidToolReply(data, &rep); err != nil {
 			c.malformed(&rep, err)
 			continue
 		}
@@ -137,10 +137,10 @@ func (c *tkConn) readLoop() {
 		if len(result) == 0 {
 			result = json.RawMessage("null")
 		}
-		id := requestIDString(rep.RequestID)
+		id := requestIDKey(rep.RequestID)
 		if !c.s.hub.completeFrom(c, id, reply{result: result, isError: rep.IsError}) {
 			c.s.metrics.lateReplies.Add(1)
-			c.warns.warn(slog.LevelInfo, "dropped a reply to a call that is no longer waiting (timed out, or unknown)", "request_id", peerText(id))
+			c.warns.warn(slog.LevelInfo, "dropped a reply to a call that is no longer waiting (timed out, or unknown)", "request_id", peerText(string(id)))
 		}
 	}
 }
@@ -152,7 +152,7 @@ func (c *tkConn) malformed(rep *toolReply, err error) {
 	if rep.Type == "tool_response" && len(rep.RequestID) > 0 {
 		id := requestIDString(rep.RequestID)
 		msg := fmt.Sprintf("the toolkit's reply could not be read: %s", peerText(err.Error()))
-		if c.s.hub.completeFrom(c, id, reply{failure: msg, reason: reasonToolError}) {
+		if c.s.hub.completeFrom(c, []byte(id), reply{failure: msg, reason: reasonToolError}) {
 			c.warns.warn(slog.LevelWarn, "toolkit sent a malformed reply; its call failed", "request_id", peerText(id), "err", peerErr(err))
 			return
 		}
