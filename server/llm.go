@@ -299,7 +299,7 @@ func (t *task) takeReply(rep reply) {
 		// its params, result or token.
 		t.s.log.Debug("call done", "owner", t.owner, "toolkit", peerText(t.toolkit), "tool", peerText(t.tool), "duration", took)
 	}
-	t.waiter.taskDone(t, t.appendResponse(make([]byte, 0, 256+2*len(rep.result)), "success", "", rep.result, nil), rep.via)
+	t.waiter.taskDone(t, t.appendResponse(newFrame(256+2*len(rep.result)), "success", "", rep.result, nil), rep.via)
 }
 
 // fail ends the task with an error; result defaults to {"error": msg}.
@@ -313,7 +313,7 @@ func (t *task) fail(reason, msg string, result, problems json.RawMessage, via *f
 		result = appendJSONString(append(make([]byte, 0, len(msg)+16), `{"error":`...), msg)
 		result = append(result, '}')
 	}
-	t.waiter.taskDone(t, t.appendResponse(make([]byte, 0, 256+len(msg)+2*len(result)), "error", msg, result, problems), via)
+	t.waiter.taskDone(t, t.appendResponse(newFrame(256+len(msg)+2*len(result)), "error", msg, result, problems), via)
 }
 
 // appendResponse encodes TASK_RESPONSE by hand: it is on every call's path.

@@ -136,48 +136,59 @@ func (c *llmConn) readLoop() {
 			return
 		}
 		c.alive()
-		via := c.readFlusher()
-		var m llmMessage
-		if err := decodeLLMMessage(data, &m); err != nil {
-			c.sendJSONVia(errorFrame{Type: "error", Error: err.Error()}, via)
-			continue
-		}
-		if m.Type == "auth" || !c.authed {
-			if !c.auth(&m) {
-				return
-			}
-			continue
-		}
-		if m.APIKey != "" && subtle.ConstantTimeCompare([]byte(m.APIKey), []byte(c.apiKey)) != 1 {
-			c.sendJSONVia(errorFrame{Type: "error", RequestID: m.RequestID, Error: "api_key: differs from the key this connection authenticated with"}, via)
-			continue
-		}
-		if m.Type != "task_request" {
-			reply, _ := c.s.llmReply(c.key, &m)
-			c.sendJSONVia(reply, via)
-			continue
-		}
-		// Calls run concurrently and nothing waits for them here: the
-		// call's end (on the toolkit's goroutine, or a timer) writes the
-		// answer.
-		select {
-		case c.slots <- struct{}{}:
-		default:
-			// Full: the calls that free slots may be among those this loop
-			// has yet to flush.
-			c.reads.flush()
-			select {
-			case c.slots <- struct{}{}:
-			case <-c.closed:
-				return
-			}
-		}
-		t := c.s.newTask(c.key, &m, c)
-		if !c.trackCall(t) {
+		m := llmMessages.Get().(*llmMessage)
+		more := c.handle(data, m)
+		*m = llmMessage{} // it holds views of data
+		llmMessages.Put(m)
+		if !more {
 			return
 		}
-		c.s.startTask(c.ctx, c.key, &m, via, t)
 	}
+}
+
+// llmMessages recycles the read loops' decoded messages: one holds views
+// of its frame (decodeLLMMessage), which keeps it on the heap.
+var llmMessages = sync.Pool{New: func() any { return new(llmMessage) }}
+
+// handle answers one message; false when the connection is closed.
+func (c *llmConn) handle(data []byte, m *llmMessage) bool {
+	via := c.readFlusher()
+	if err := decodeLLMMessage(data, m); err != nil {
+		c.sendJSONVia(errorFrame{Type: "error", Error: err.Error()}, via)
+		return true
+	}
+	if m.Type == "auth" || !c.authed {
+		return c.auth(m)
+	}
+	if m.APIKey != "" && subtle.ConstantTimeCompare([]byte(m.APIKey), []byte(c.apiKey)) != 1 {
+		c.sendJSONVia(errorFrame{Type: "error", RequestID: m.RequestID, Error: "api_key: differs from the key this connection authenticated with"}, via)
+		return true
+	}
+	if m.Type != "task_request" {
+		reply, _ := c.s.llmReply(c.key, m)
+		c.sendJSONVia(reply, via)
+		return true
+	}
+	// Calls run concurrently and nothing waits for them here: the call's
+	// end (on the toolkit's goroutine, or a timer) writes the answer.
+	select {
+	case c.slots <- struct{}{}:
+	default:
+		// Full: the calls that free slots may be among those this loop has
+		// yet to flush.
+		c.reads.flush()
+		select {
+		case c.slots <- struct{}{}:
+		case <-c.closed:
+			return false
+		}
+	}
+	t := c.s.newTask(c.key, m, c)
+	if !c.trackCall(t) {
+		return false
+	}
+	c.s.startTask(c.ctx, c.key, m, via, t)
+	return true
 }
 
 // taskDone writes the answer of a call of this connection (taskWaiter).

@@ -302,6 +302,35 @@ func optString(d *atpimpl.Decoder) string {
 	return d.String()
 }
 
+// optWord reads a string or null ("") into dst, without a copy when it is
+// one of the protocol's message types: they are compared, not kept.
+func optWord(d *atpimpl.Decoder, dst *string) {
+	if d.Null() {
+		*dst = ""
+		return
+	}
+	d.UnmarshalText((*word)(dst), "string")
+}
+
+// word is a string read by optWord.
+type word string
+
+func (w *word) UnmarshalText(b []byte) error {
+	switch string(b) {
+	case "task_request":
+		*w = "task_request"
+	case "tool_response":
+		*w = "tool_response"
+	case "auth":
+		*w = "auth"
+	case "get_toolkit_context":
+		*w = "get_toolkit_context"
+	default:
+		*w = word(b)
+	}
+	return nil
+}
+
 func optInt(d *atpimpl.Decoder) int64 {
 	if d.Null() {
 		return 0
@@ -315,7 +344,7 @@ func decodeLLMMessage(data []byte, m *llmMessage) error {
 	return decodeMessage(data, func(d *atpimpl.Decoder, key []byte) {
 		switch string(key) {
 		case "type":
-			m.Type = optString(d)
+			optWord(d, &m.Type)
 		case "request_id":
 			view(d, &m.RequestID) // startTask copies what it keeps
 		case "api_key":
@@ -377,7 +406,7 @@ func decodeValidToolReply(data []byte, r *toolReply) error {
 	return decodeMessage(data, func(d *atpimpl.Decoder, key []byte) {
 		switch string(key) {
 		case "type":
-			r.Type = optString(d)
+			optWord(d, &r.Type)
 		case "request_id":
 			view(d, &r.RequestID)
 		case "result":

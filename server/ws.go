@@ -191,7 +191,7 @@ func pongVerdict(strict bool, sent, alive, pingInterval, pongTimeout time.Durati
 }
 
 // send writes msg as a text message, now or in the current writer's next
-// batch; it takes ownership of msg. A failed write aborts the session (and
+// batch; it takes ownership of msg, and gives it to freeFrame once written. A failed write aborts the session (and
 // the session's onClose fails what depended on it), so there is no error to
 // return. After close, messages are dropped.
 func (c *wsSession) send(msg []byte) {
@@ -277,6 +277,9 @@ func (c *wsSession) writeQueued() {
 		o.queue = o.spare[:0]
 		o.mu.Unlock()
 		err = c.writeBatch(batch)
+		for _, m := range batch {
+			freeFrame(m) // written (or failed): the outbox owned it
+		}
 		clear(batch)
 		o.mu.Lock()
 		o.spare = batch[:0]
