@@ -89,6 +89,7 @@ func (s *Server) handleLLMWS(w http.ResponseWriter, r *http.Request) {
 	}
 	c := &llmConn{apiKey: apiKey, slots: make(chan struct{}, maxLLMInFlight), calls: map[*task]struct{}{}}
 	c.init(s, ws)
+	c.peer = "llm"
 	c.ctx, c.cancel = context.WithCancel(context.WithoutCancel(r.Context()))
 	c.holds(release)
 	limit := s.cfg.FrameLimit

@@ -47,6 +47,7 @@ func (s *Server) handleToolkitWS(w http.ResponseWriter, r *http.Request) {
 	}
 	c := &tkConn{key: k, calls: map[string]*call{}}
 	c.init(s, ws)
+	c.peer = "toolkit"
 	c.holds(release)
 	c.log = s.log.With("toolkit", k.Toolkit, "owner", k.Owner, "key_id", k.ID, "remote", r.RemoteAddr)
 	c.warns = s.newPeerWarnings(c.log)
