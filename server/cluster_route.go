@@ -525,7 +525,7 @@ type servedCall struct {
 	ended atomic.Bool
 }
 
-func (sc *servedCall) deliver(rep reply) {
+func (sc *servedCall) takeReply(rep reply) {
 	sc.ended.Store(true)
 	if t := sc.timer.Load(); t != nil {
 		t.Stop()
@@ -546,7 +546,7 @@ func (cl *cluster) handleCall(m *nats.Msg) {
 		return
 	}
 	sc := &servedCall{cl: cl, reply: m.Reply}
-	c := cl.h.newCall(f.ref, f.tool, f.params, f.authToken, sc.deliver)
+	c := cl.h.newCall(f.ref, f.tool, f.params, f.authToken, sc)
 	c.agent, c.user = f.agent, f.user
 	c.origin, _, _ = strings.Cut(strings.TrimPrefix(m.Reply, cl.prefix+".reply."), ".")
 	if c.origin == "" {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -56,6 +57,13 @@ type testEnv struct {
 
 func newEnv(t *testing.T, cfg Config) *testEnv {
 	t.Helper()
+	return newEnvOn(t, cfg, nil)
+}
+
+// newEnvOn is newEnv with the server's listener wrapped by wrap (nil: as
+// it is).
+func newEnvOn(t *testing.T, cfg Config, wrap func(net.Listener) net.Listener) *testEnv {
+	t.Helper()
 	logs := &logBuffer{}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -64,7 +72,11 @@ func newEnv(t *testing.T, cfg Config) *testEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := httptest.NewServer(srv.Handler())
+	hs := httptest.NewUnstartedServer(srv.Handler())
+	if wrap != nil {
+		hs.Listener = wrap(hs.Listener)
+	}
+	hs.Start()
 	e := &testEnv{t: t, srv: srv, http: hs, base: hs.URL, wsBase: "ws" + strings.TrimPrefix(hs.URL, "http"), logs: logs}
 	t.Cleanup(func() {
 		srv.Close()

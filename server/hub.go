@@ -26,10 +26,10 @@ type call struct {
 	// external_user_id it named, if any (the Platools envelope carries them).
 	agent, user string
 	started     time.Time
-	// deliver receives the call's one reply. It is called exactly once
-	// unless abandon takes the call back first, never with hub.mu held, from
-	// whichever goroutine ends the call.
-	deliver func(reply)
+	// to receives the call's one reply (deliver). It is called exactly
+	// once unless abandon takes the call back first, never with hub.mu
+	// held, from whichever goroutine ends the call.
+	to replyTaker
 
 	// Guarded by hub.mu.
 	conn *tkConn // the WebSocket it was sent on; nil while in an inbox
@@ -48,9 +48,19 @@ type call struct {
 	hops    int
 }
 
+// replyTaker waits for a call's reply: the task of an LLM client's
+// request, or a call another replica forwarded here. An interface rather
+// than a func, so that the call needs no closure.
+type replyTaker interface{ takeReply(reply) }
+
+// deliver hands the call's reply to what waits for it.
+func (c *call) deliver(rep reply) { c.to.takeReply(rep) }
+
 // reply is how a call ended: the toolkit's result, or a failure of the
 // server's (failure != "").
 type reply struct {
+	// result may be a view of the frame it came in (decodeToolReply):
+	// deliver uses it before returning, or copies it.
 	result  json.RawMessage
 	isError *bool // the toolkit's is_error extension, nil when absent
 	failure string
@@ -159,11 +169,17 @@ func (h *hub) tidy(ref toolkitRef, r *route) {
 }
 
 // newCall makes a call with a fresh request id.
-func (h *hub) newCall(ref toolkitRef, tool string, params json.RawMessage, authToken string, deliver func(reply)) *call {
-	return &call{
-		id:  h.idPrefix + strconv.FormatUint(h.seq.Add(1), 36),
-		ref: ref, tool: tool, params: params, authToken: authToken, deliver: deliver,
-	}
+func (h *hub) newCall(ref toolkitRef, tool string, params json.RawMessage, authToken string, to replyTaker) *call {
+	c := new(call)
+	h.initCall(c, ref, tool, params, authToken, to)
+	return c
+}
+
+// initCall is newCall for a call allocated with what it belongs to.
+func (h *hub) initCall(c *call, ref toolkitRef, tool string, params json.RawMessage, authToken string, to replyTaker) {
+	var buf [40]byte
+	id := strconv.AppendUint(append(buf[:0], h.idPrefix...), h.seq.Add(1), 36)
+	*c = call{id: string(id), ref: ref, tool: tool, params: params, authToken: authToken, to: to}
 }
 
 // dispatch sends c to one of its toolkit's WebSocket connections (the one
@@ -306,11 +322,20 @@ func (h *hub) complete(ref toolkitRef, id string, rep reply) bool {
 }
 
 // completeFrom is complete for a reply on a toolkit WebSocket: the
-// connection's toolkit is the one that must have been called.
-func (h *hub) completeFrom(conn *tkConn, id string, rep reply) bool {
+// connection's toolkit is the one that must have been called. id may be a
+// view of the frame: it is only looked up.
+func (h *hub) completeFrom(conn *tkConn, id []byte, rep reply) bool {
 	rep.via = conn.readFlusher()
 	h.mu.Lock()
-	return h.completeLocked(conn.ref, id, rep)
+	c := h.pending[string(id)]
+	if c == nil || c.ref != conn.ref {
+		h.mu.Unlock()
+		return false
+	}
+	h.forget(c)
+	h.mu.Unlock()
+	c.deliver(rep)
+	return true
 }
 
 // completeLocked is called with h.mu held, and releases it.

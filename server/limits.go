@@ -220,6 +220,7 @@ func (c *Config) checkLimits() error {
 		{"MaxPendingPerToolkit", int64(c.MaxPendingPerToolkit), 1},
 		{"MaxPendingPerLLMKey", int64(c.MaxPendingPerLLMKey), 1},
 		{"MaxPendingBytesPerLLMKey", c.MaxPendingBytesPerLLMKey, 1024},
+		{"MaxWriteQueueBytes", c.MaxWriteQueueBytes, 4096},
 		{"MaxToolsPerToolkit", int64(c.MaxToolsPerToolkit), 1},
 		{"MaxPeerWarnings", int64(c.MaxPeerWarnings), 1},
 		{"PlatoolsRegistersPerMinute", int64(c.PlatoolsRegistersPerMinute), 1},

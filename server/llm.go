@@ -64,7 +64,8 @@ func (s *Server) toolkitContext(key store.Key, m *llmMessage) (toolkitContextMes
 		}}, http.StatusOK
 }
 
-// task is one task_request being answered.
+// task is one task_request being answered. It holds its call: one
+// allocation for both.
 type task struct {
 	s          *Server
 	owner      string
@@ -73,11 +74,14 @@ type task struct {
 	tool       string
 	toolCallID string
 	language   string
-	done       func(resp []byte, via *flusher)
+	waiter     taskWaiter
 
-	call  *call
+	call  call
 	timer atomic.Pointer[time.Timer]
 	ended atomic.Bool
+	// routed is set once the call is in the hub with its timer armed:
+	// cancel takes it back only then.
+	routed atomic.Bool
 
 	// budget holds the call against its LLM key's limits from dispatch to
 	// its end; given makes the release happen once.
@@ -86,6 +90,19 @@ type task struct {
 	given  atomic.Bool
 }
 
+// taskWaiter receives a task's encoded TASK_RESPONSE (docs/protocol.md
+// §2.4), exactly once; via is the flusher of the read loop running it, or
+// nil. An interface rather than a func: the LLM connection and runTask's
+// channel are waiters as they are, with no closure per call.
+type taskWaiter interface {
+	taskDone(t *task, resp []byte, via *flusher)
+}
+
+// answer is runTask's waiter.
+type answer chan []byte
+
+func (a answer) taskDone(_ *task, resp []byte, _ *flusher) { a <- resp }
+
 // giveBack releases the call's hold on its key's budget.
 func (t *task) giveBack() {
 	if t.budget != nil && t.given.CompareAndSwap(false, true) {
@@ -93,42 +110,47 @@ func (t *task) giveBack() {
 	}
 }
 
-// startTask checks and routes one task_request. done receives the encoded
-// TASK_RESPONSE (docs/protocol.md §2.4) exactly once: at once when the request fails
-// before routing, else from whichever goroutine ends the call (the
+// newTask makes the task of a task_request for w. Its request id is m's
+// until startTask keeps a copy.
+func (s *Server) newTask(key store.Key, m *llmMessage, w taskWaiter) *task {
+	return &task{s: s, owner: key.Owner, requestID: m.RequestID, toolkit: m.ToolkitID, tool: m.Payload.Function,
+		toolCallID: m.Payload.ToolCallID, waiter: w}
+}
+
+// startTask checks and routes the task_request m of t (newTask). t's
+// waiter receives the TASK_RESPONSE exactly once: at once when the request
+// fails before routing, else from whichever goroutine ends the call (the
 // toolkit's reply, the loss of its connection, the timeout). Every failure
 // is a TASK_RESPONSE with status "error" and a message saying what went
-// wrong. cancel abandons the call for a caller that went away; it returns
-// false when the answer was already on its way to done.
+// wrong. t.cancel abandons the call for a caller that went away.
 //
-// No goroutine waits for the call: the call's end runs done.
-func (s *Server) startTask(ctx context.Context, key store.Key, m *llmMessage, via *flusher, done func(resp []byte, via *flusher)) (cancel func() bool) {
-	t := &task{s: s, owner: key.Owner, requestID: m.RequestID, toolkit: m.ToolkitID, tool: m.Payload.Function,
-		toolCallID: m.Payload.ToolCallID, done: done}
-	noCall := func() bool { return false }
+// No goroutine waits for the call: the call's end runs the waiter. m's
+// request id and params may be views of a read loop's buffer: what
+// outlives this call is copied.
+func (s *Server) startTask(ctx context.Context, key store.Key, m *llmMessage, via *flusher, t *task) {
 	switch {
 	case t.toolkit == "":
 		t.fail(reasonBadRequest, "toolkit_id: missing: name the toolkit to call", nil, nil, via)
-		return noCall
+		return
 	case t.tool == "":
 		t.fail(reasonBadRequest, "payload.function: missing: name the tool to call", nil, nil, via)
-		return noCall
+		return
 	}
 	k := s.registry.get(toolkitRef{key.Owner, t.toolkit})
 	if k == nil {
 		t.fail(reasonNotFound, fmt.Sprintf("toolkit %q not found", t.toolkit), nil, nil, via)
-		return noCall
+		return
 	}
 	t.language = k.language
 	tool := k.tool(t.tool)
 	if tool == nil {
 		t.fail(reasonNotFound, fmt.Sprintf("toolkit %q has no tool %q (its tools: %s)", t.toolkit, t.tool, k.toolList()), nil, nil, via)
-		return noCall
+		return
 	}
 	params, err := normalizeParams(m.Payload.Parameters)
 	if err != nil {
 		t.fail(reasonInvalidParams, fmt.Sprintf("invalid params for %s: %v", t.tool, err), nil, nil, via)
-		return noCall
+		return
 	}
 	if bytes.Contains(params, []byte("null")) {
 		// A model in OpenAI's strict mode sends null for the optional
@@ -144,83 +166,96 @@ func (s *Server) startTask(ctx context.Context, key store.Key, m *llmMessage, vi
 			list, _ := json.Marshal(problems)
 			result, _ := json.Marshal(map[string]any{"error": verr.Error(), "problems": problems})
 			t.fail(reasonInvalidParams, verr.Error(), result, list, via)
-			return noCall
+			return
 		}
 	}
 	timeout, capped, err := s.callTimeout(m)
 	if err != nil {
 		t.fail(reasonBadRequest, err.Error(), nil, nil, via)
-		return noCall
+		return
 	}
 	authToken, err := s.authTokenFor(ctx, key, k, tool, m)
 	if err != nil {
 		t.fail(reasonBadRequest, err.Error(), nil, nil, via)
-		return noCall
+		return
 	}
 
 	b := s.budget(key.ID)
 	if err := s.take(b, len(params)); err != nil {
 		t.fail(reasonLimit, err.Error(), nil, nil, via)
-		return noCall
+		return
 	}
 	t.budget, t.size = b, len(params)
-	c := s.hub.newCall(k.ref, t.tool, params, authToken, t.deliver)
+	// The request id and the params outlive the message: one copy of both.
+	kept := make([]byte, 0, len(t.requestID)+len(params))
+	kept = append(append(kept, t.requestID...), params...)
+	t.requestID, params = kept[:len(t.requestID):len(t.requestID)], kept[len(t.requestID):]
+	c := &t.call
+	s.hub.initCall(c, k.ref, t.tool, params, authToken, t)
 	c.timeout = timeout
 	c.agent, c.user = key.ID, m.Payload.ExternalUserID
 	if c.user == "" {
 		c.user = m.ExternalUserID
 	}
-	t.call = c
-	var routeErr *routeError
-	switch err := s.hub.dispatch(c, via); {
-	case err != nil && errors.As(err, &routeErr):
+	if err := s.hub.dispatch(c, via); err != nil {
 		t.giveBack()
-		t.fail(routeErr.reason, routeErr.msg, nil, nil, via)
-		return noCall
-	case errors.Is(err, errDraining):
-		t.giveBack()
-		t.fail(reasonOffline, fmt.Sprintf("toolkit %q is offline: its connections are shutting down (finishing the calls they have) and it has no other; the call was not sent", t.toolkit), nil, nil, via)
-		return noCall
-	case errors.Is(err, errOffline):
-		t.giveBack()
-		t.fail(reasonOffline, fmt.Sprintf("toolkit %q is offline: it has no WebSocket connection and has not polled its inbox in the last %s", t.toolkit, s.cfg.InboxOnlineWindow), nil, nil, via)
-		return noCall
-	case errors.Is(err, errTooManyCalls):
-		t.giveBack()
-		t.fail(reasonLimit, fmt.Sprintf("toolkit %q has %d calls waiting for their answers, its limit (--max-pending-per-toolkit): the call was not sent; retry when some have ended", t.toolkit, s.cfg.MaxPendingPerToolkit), nil, nil, via)
-		return noCall
-	case err != nil:
-		t.giveBack()
-		t.fail(reasonShutdown, err.Error(), nil, nil, via)
-		return noCall
+		reason, msg := s.routeFailure(t, err)
+		t.fail(reason, msg, nil, nil, via)
+		return
 	}
-	timer := time.AfterFunc(timeout, func() {
-		if s.hub.abandon(c) {
-			t.giveBack()
-			msg := fmt.Sprintf("toolkit %q did not answer the call to %s within %s; a late reply will be dropped", t.toolkit, t.tool, timeout)
-			if capped {
-				msg += fmt.Sprintf(" (timeout_ms asked for more: %s is this server's maximum)", timeout)
-			}
-			t.fail(reasonTimeout, msg, nil, nil, nil)
-		}
-	})
-	t.timer.Store(timer)
+	t.timer.Store(time.AfterFunc(timeout, func() { t.expire(capped) }))
 	if t.ended.Load() { // the answer came before the timer was stored
-		timer.Stop()
+		t.timer.Load().Stop()
 	}
-	return func() bool {
-		if !s.hub.abandon(c) {
-			return false
-		}
-		timer.Stop()
-		t.giveBack()
-		s.metrics.callDone(reasonCanceled)
-		return true
-	}
+	t.routed.Store(true)
 }
 
-// deliver is the call's reply: it ends the task.
-func (t *task) deliver(rep reply) {
+// routeFailure is how a call that dispatch refused fails.
+func (s *Server) routeFailure(t *task, err error) (reason, msg string) {
+	var routeErr *routeError
+	switch {
+	case errors.As(err, &routeErr):
+		return routeErr.reason, routeErr.msg
+	case errors.Is(err, errDraining):
+		return reasonOffline, fmt.Sprintf("toolkit %q is offline: its connections are shutting down (finishing the calls they have) and it has no other; the call was not sent", t.toolkit)
+	case errors.Is(err, errOffline):
+		return reasonOffline, fmt.Sprintf("toolkit %q is offline: it has no WebSocket connection and has not polled its inbox in the last %s", t.toolkit, s.cfg.InboxOnlineWindow)
+	case errors.Is(err, errTooManyCalls):
+		return reasonLimit, fmt.Sprintf("toolkit %q has %d calls waiting for their answers, its limit (--max-pending-per-toolkit): the call was not sent; retry when some have ended", t.toolkit, s.cfg.MaxPendingPerToolkit)
+	}
+	return reasonShutdown, err.Error()
+}
+
+// expire ends a call its toolkit did not answer in time.
+func (t *task) expire(capped bool) {
+	if !t.s.hub.abandon(&t.call) {
+		return
+	}
+	t.giveBack()
+	timeout := t.call.timeout
+	msg := fmt.Sprintf("toolkit %q did not answer the call to %s within %s; a late reply will be dropped", t.toolkit, t.tool, timeout)
+	if capped {
+		msg += fmt.Sprintf(" (timeout_ms asked for more: %s is this server's maximum)", timeout)
+	}
+	t.fail(reasonTimeout, msg, nil, nil, nil)
+}
+
+// cancel abandons the call of a caller that went away. It returns false
+// when the answer was already on its way to the waiter, or the call was
+// not routed (it has ended, or startTask is still routing it: its answer
+// will find nobody).
+func (t *task) cancel() bool {
+	if !t.routed.Load() || !t.s.hub.abandon(&t.call) {
+		return false
+	}
+	t.timer.Load().Stop()
+	t.giveBack()
+	t.s.metrics.callDone(reasonCanceled)
+	return true
+}
+
+// takeReply is the call's reply: it ends the task.
+func (t *task) takeReply(rep reply) {
 	t.ended.Store(true)
 	if timer := t.timer.Load(); timer != nil {
 		timer.Stop()
@@ -242,7 +277,7 @@ func (t *task) deliver(rep reply) {
 		// its params, result or token.
 		t.s.log.Debug("call done", "owner", t.owner, "toolkit", peerText(t.toolkit), "tool", peerText(t.tool), "duration", took)
 	}
-	t.done(t.appendResponse(make([]byte, 0, 256+2*len(rep.result)), "success", "", rep.result, nil), rep.via)
+	t.waiter.taskDone(t, t.appendResponse(newFrame(256+2*len(rep.result)), "success", "", rep.result, nil), rep.via)
 }
 
 // fail ends the task with an error; result defaults to {"error": msg}.
@@ -256,7 +291,7 @@ func (t *task) fail(reason, msg string, result, problems json.RawMessage, via *f
 		result = appendJSONString(append(make([]byte, 0, len(msg)+16), `{"error":`...), msg)
 		result = append(result, '}')
 	}
-	t.done(t.appendResponse(make([]byte, 0, 256+len(msg)+2*len(result)), "error", msg, result, problems), via)
+	t.waiter.taskDone(t, t.appendResponse(newFrame(256+len(msg)+2*len(result)), "error", msg, result, problems), via)
 }
 
 // appendResponse encodes TASK_RESPONSE by hand: it is on every call's path.
@@ -293,16 +328,17 @@ func (t *task) appendResponse(b []byte, status, message string, result, problems
 // runTask runs a task_request and waits for its TASK_RESPONSE, or for ctx
 // to end (then it returns nil: nobody is left to answer).
 func (s *Server) runTask(ctx context.Context, key store.Key, m *llmMessage) []byte {
-	answer := make(chan []byte, 1)
-	cancel := s.startTask(ctx, key, m, nil, func(b []byte, _ *flusher) { answer <- b })
+	a := make(answer, 1)
+	t := s.newTask(key, m, a)
+	s.startTask(ctx, key, m, nil, t)
 	select {
-	case b := <-answer:
+	case b := <-a:
 		return b
 	case <-ctx.Done():
-		if cancel() {
+		if t.cancel() {
 			return nil
 		}
-		return <-answer
+		return <-a
 	}
 }
 
@@ -312,18 +348,9 @@ func (s *Server) runTask(ctx context.Context, key store.Key, m *llmMessage) []by
 // toolkit's reply of exactly {"error": "<text>"} is its in-band failure
 // (the SDK has no other way to say it).
 func toolFailure(language string, rep reply) (string, bool) {
-	var body struct {
-		Error *string `json:"error"`
-	}
-	errorText := func() string {
-		if json.Unmarshal(rep.result, &body) == nil && body.Error != nil {
-			return *body.Error
-		}
-		return "the tool failed without saying why"
-	}
 	if rep.isError != nil {
 		if *rep.isError {
-			return errorText(), true
+			return errorText(rep.result), true
 		}
 		return "", false
 	}
@@ -334,7 +361,18 @@ func toolFailure(language string, rep reply) (string, bool) {
 	if json.Unmarshal(rep.result, &fields) != nil || len(fields) != 1 || jsontree.KindOfText(fields["error"]) != "string" {
 		return "", false
 	}
-	return errorText(), true
+	return errorText(rep.result), true
+}
+
+// errorText is the message of a failed tool's result: its "error" string.
+func errorText(result json.RawMessage) string {
+	var body struct {
+		Error *string `json:"error"`
+	}
+	if json.Unmarshal(result, &body) == nil && body.Error != nil {
+		return *body.Error
+	}
+	return "the tool failed without saying why"
 }
 
 // normalizeParams returns the params object of a call: null or absent is

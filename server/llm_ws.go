@@ -38,9 +38,8 @@ type llmConn struct {
 	unauthSlot func()
 
 	mu    sync.Mutex
-	seq   uint64
-	calls map[uint64]func() bool // cancel funcs of the calls in flight
-	ended bool                   // no more calls: the connection closed
+	calls map[*task]struct{} // the calls in flight
+	ended bool               // no more calls: the connection closed
 }
 
 // checkOrigin accepts a request without Origin (programs), from the
@@ -88,8 +87,9 @@ func (s *Server) handleLLMWS(w http.ResponseWriter, r *http.Request) {
 		release()
 		return // the upgrader has answered (403 for a bad origin)
 	}
-	c := &llmConn{apiKey: apiKey, slots: make(chan struct{}, maxLLMInFlight), calls: map[uint64]func() bool{}}
+	c := &llmConn{apiKey: apiKey, slots: make(chan struct{}, maxLLMInFlight), calls: map[*task]struct{}{}}
 	c.init(s, ws)
+	c.peer = "llm"
 	c.ctx, c.cancel = context.WithCancel(context.WithoutCancel(r.Context()))
 	c.holds(release)
 	limit := s.cfg.FrameLimit
@@ -137,82 +137,80 @@ func (c *llmConn) readLoop() {
 			return
 		}
 		c.alive()
-		via := c.readFlusher()
-		var m llmMessage
-		if err := decodeLLMMessage(data, &m); err != nil {
-			c.sendJSONVia(errorFrame{Type: "error", Error: err.Error()}, via)
-			continue
-		}
-		if m.Type == "auth" || !c.authed {
-			if !c.auth(&m) {
-				return
-			}
-			continue
-		}
-		if m.APIKey != "" && subtle.ConstantTimeCompare([]byte(m.APIKey), []byte(c.apiKey)) != 1 {
-			c.sendJSONVia(errorFrame{Type: "error", RequestID: m.RequestID, Error: "api_key: differs from the key this connection authenticated with"}, via)
-			continue
-		}
-		if m.Type != "task_request" {
-			reply, _ := c.s.llmReply(c.key, &m)
-			c.sendJSONVia(reply, via)
-			continue
-		}
-		// Calls run concurrently and nothing waits for them here: the
-		// call's end (on the toolkit's goroutine, or a timer) writes the
-		// answer.
-		select {
-		case c.slots <- struct{}{}:
-		default:
-			// Full: the calls that free slots may be among those this loop
-			// has yet to flush.
-			c.reads.flush()
-			select {
-			case c.slots <- struct{}{}:
-			case <-c.closed:
-				return
-			}
-		}
-		id, ok := c.trackCall()
-		if !ok {
+		m := llmMessages.Get().(*llmMessage)
+		more := c.handle(data, m)
+		*m = llmMessage{} // it holds views of data
+		llmMessages.Put(m)
+		if !more {
 			return
 		}
-		cancel := c.s.startTask(c.ctx, c.key, &m, via, func(resp []byte, via *flusher) {
-			c.untrackCall(id)
-			<-c.slots
-			c.sendVia(resp, via)
-		})
-		c.setCancel(id, cancel)
 	}
+}
+
+// llmMessages recycles the read loops' decoded messages: one holds views
+// of its frame (decodeLLMMessage), which keeps it on the heap.
+var llmMessages = sync.Pool{New: func() any { return new(llmMessage) }}
+
+// handle answers one message; false when the connection is closed.
+func (c *llmConn) handle(data []byte, m *llmMessage) bool {
+	via := c.readFlusher()
+	if err := decodeLLMMessage(data, m); err != nil {
+		c.sendJSONVia(errorFrame{Type: "error", Error: err.Error()}, via)
+		return true
+	}
+	if m.Type == "auth" || !c.authed {
+		return c.auth(m)
+	}
+	if m.APIKey != "" && subtle.ConstantTimeCompare([]byte(m.APIKey), []byte(c.apiKey)) != 1 {
+		c.sendJSONVia(errorFrame{Type: "error", RequestID: m.RequestID, Error: "api_key: differs from the key this connection authenticated with"}, via)
+		return true
+	}
+	if m.Type != "task_request" {
+		reply, _ := c.s.llmReply(c.key, m)
+		c.sendJSONVia(reply, via)
+		return true
+	}
+	// Calls run concurrently and nothing waits for them here: the call's
+	// end (on the toolkit's goroutine, or a timer) writes the answer.
+	select {
+	case c.slots <- struct{}{}:
+	default:
+		// Full: the calls that free slots may be among those this loop has
+		// yet to flush.
+		c.reads.flush()
+		select {
+		case c.slots <- struct{}{}:
+		case <-c.closed:
+			return false
+		}
+	}
+	t := c.s.newTask(c.key, m, c)
+	if !c.trackCall(t) {
+		return false
+	}
+	c.s.startTask(c.ctx, c.key, m, via, t)
+	return true
+}
+
+// taskDone writes the answer of a call of this connection (taskWaiter).
+func (c *llmConn) taskDone(t *task, resp []byte, via *flusher) {
+	c.mu.Lock()
+	delete(c.calls, t)
+	c.mu.Unlock()
+	<-c.slots
+	c.sendVia(resp, via)
 }
 
 // trackCall registers a call about to start; false once the connection is
 // closed.
-func (c *llmConn) trackCall() (uint64, bool) {
+func (c *llmConn) trackCall(t *task) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.ended {
-		return 0, false
+		return false
 	}
-	c.seq++
-	c.calls[c.seq] = nil
-	return c.seq, true
-}
-
-// setCancel records a started call's cancel func, unless the call has
-// already ended (it may end inside startTask).
-func (c *llmConn) setCancel(id uint64, cancel func() bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if _, ok := c.calls[id]; ok {
-		c.calls[id] = cancel
-	}
-}
-
-func (c *llmConn) untrackCall(id uint64) {
-	c.mu.Lock()
-	delete(c.calls, id)
-	c.mu.Unlock()
+	c.calls[t] = struct{}{}
+	return true
 }
 
 // abandonCalls takes back the calls of a closed connection: nobody is left
@@ -220,16 +218,14 @@ func (c *llmConn) untrackCall(id uint64) {
 func (c *llmConn) abandonCalls() {
 	c.mu.Lock()
 	c.ended = true
-	cancels := make([]func() bool, 0, len(c.calls))
-	for _, cancel := range c.calls {
-		if cancel != nil {
-			cancels = append(cancels, cancel)
-		}
+	calls := make([]*task, 0, len(c.calls))
+	for t := range c.calls {
+		calls = append(calls, t)
 	}
 	clear(c.calls)
 	c.mu.Unlock()
-	for _, cancel := range cancels {
-		cancel()
+	for _, t := range calls {
+		t.cancel()
 	}
 }
 

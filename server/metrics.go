@@ -23,6 +23,9 @@ type metrics struct {
 	errors map[string]*atomic.Int64
 	// lateReplies counts tool replies that arrived after their call ended.
 	lateReplies atomic.Int64
+	// llmOverflows and toolkitOverflows count the WebSockets closed for
+	// leaving more than Config.MaxWriteQueueBytes unread.
+	llmOverflows, toolkitOverflows atomic.Int64
 
 	latency histogram // of routed calls, from routing to reply
 }
@@ -53,6 +56,16 @@ func newMetrics() *metrics {
 		m.errors[r] = new(atomic.Int64)
 	}
 	return m
+}
+
+// writeQueueFull records a WebSocket closed for leaving too much unread;
+// peer is the session's.
+func (m *metrics) writeQueueFull(peer string) {
+	if peer == "llm" {
+		m.llmOverflows.Add(1)
+	} else {
+		m.toolkitOverflows.Add(1)
+	}
 }
 
 // callDone records a finished call; reason is "" for a success.
@@ -99,6 +112,8 @@ func (m *metrics) write(w io.Writer, g gauges) {
 		errs[r] = c.Load()
 	}
 	writeCounterSet(w, "atp_call_errors_total", "Tool calls that failed, by reason.", "reason", errs)
+	writeCounterSet(w, "atp_write_queue_overflows_total", "WebSocket connections closed because their peer left more than --max-write-queue-bytes unread, by peer.", "peer",
+		map[string]int64{"llm": m.llmOverflows.Load(), "toolkit": m.toolkitOverflows.Load()})
 	fmt.Fprintf(w, "# HELP atp_late_replies_total Toolkit replies dropped because their call had already ended.\n# TYPE atp_late_replies_total counter\natp_late_replies_total %d\n", m.lateReplies.Load())
 
 	fmt.Fprintf(w, "# HELP atp_call_duration_seconds Time from routing a call to its toolkit's reply.\n# TYPE atp_call_duration_seconds histogram\n")

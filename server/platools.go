@@ -124,6 +124,7 @@ func (s *Server) handlePlatools(w http.ResponseWriter, r *http.Request) {
 	}
 	c := &tkConn{key: k, calls: map[string]*call{}, pt: &ptConn{env: env, seq: s.platools.seq.Add(1)}}
 	c.init(s, ws)
+	c.peer = "toolkit"
 	c.holds(release)
 	c.log = s.log.With("wire", "platools", "toolkit", peerText(entity), "environment", peerText(env), "owner", k.Owner, "key_id", k.ID, "remote", r.RemoteAddr)
 	c.warns = s.newPeerWarnings(c.log)
@@ -302,8 +303,8 @@ type ptFrame struct {
 }
 
 func decodePlatoolsFrame(data []byte, f *ptFrame) error {
-	return decodeMessage(data, func(d *atpimpl.Decoder, key string) {
-		switch key {
+	return decodeMessage(data, func(d *atpimpl.Decoder, key []byte) {
+		switch string(key) {
 		case "type":
 			f.Type = optString(d)
 		case "call_id":

@@ -203,6 +203,15 @@ type Config struct {
 	// MaxPendingBytesPerLLMKey caps the params bytes of those calls
 	// (default 64 MiB); a call that would pass it fails at once.
 	MaxPendingBytesPerLLMKey int64
+	// MaxWriteQueueBytes caps the bytes waiting to be written to one
+	// WebSocket peer (default 8 MiB): what the server has for an LLM client
+	// or a toolkit that does not read, or reads slower than it is sent.
+	// Past it the connection is closed (1008) and logged, and counted in
+	// atp_write_queue_overflows_total; the calls in flight on a toolkit's
+	// connection fail, saying why, and an LLM client's calls are taken
+	// back. A message finding nothing waiting is sent whatever its size: a
+	// peer that takes none of it for 10 seconds is dropped all the same.
+	MaxWriteQueueBytes int64
 	// MaxToolsPerToolkit caps the tools of one toolkit (default 1000):
 	// registering one more new tool gets 409; updating a tool it has is
 	// always allowed.
@@ -310,6 +319,7 @@ func (c *Config) setDefaults() {
 	setDefault(&c.MaxPendingPerToolkit, 1024)
 	setDefault(&c.MaxPendingPerLLMKey, 1024)
 	setDefault(&c.MaxPendingBytesPerLLMKey, 64<<20)
+	setDefault(&c.MaxWriteQueueBytes, 8<<20)
 	setDefault(&c.MaxToolsPerToolkit, 1000)
 	setDefault(&c.PongTimeout, 10*time.Second)
 	setDefault(&c.RevocationCheckInterval, time.Second)

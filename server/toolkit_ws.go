@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 
 	"github.com/atpgo/atp/server/store"
 	"github.com/gorilla/websocket"
@@ -46,6 +47,7 @@ func (s *Server) handleToolkitWS(w http.ResponseWriter, r *http.Request) {
 	}
 	c := &tkConn{key: k, calls: map[string]*call{}}
 	c.init(s, ws)
+	c.peer = "toolkit"
 	c.holds(release)
 	c.log = s.log.With("toolkit", k.Toolkit, "owner", k.Owner, "key_id", k.ID, "remote", r.RemoteAddr)
 	c.warns = s.newPeerWarnings(c.log)
@@ -112,36 +114,45 @@ func (c *tkConn) readLoop() {
 		c.alive()
 		// A result goes out in text frames and JSON replies: invalid UTF-8
 		// from the toolkit becomes U+FFFD here, once.
-		data = validUTF8(data)
-		var rep toolReply
-		if err := decodeToolReply(data, &rep); err != nil {
-			c.malformed(&rep, err)
-			continue
-		}
-		if rep.Type == "draining" {
-			// The toolkit is shutting down (docs/extensions.md): it answers
-			// the calls it has, and refuses new ones.
-			c.s.hub.drainConn(c)
-			c.log.Info("toolkit draining: no new calls are routed to this connection")
-			continue
-		}
-		if rep.Type != "tool_response" {
-			c.warns.warn(slog.LevelWarn, "toolkit sent an unknown message type; ignored", "type", peerText(rep.Type))
-			continue
-		}
-		if len(rep.RequestID) == 0 {
-			c.warns.warn(slog.LevelWarn, "toolkit sent a tool_response without request_id; ignored")
-			continue
-		}
-		result := rep.Result
-		if len(result) == 0 {
-			result = json.RawMessage("null")
-		}
-		id := requestIDString(rep.RequestID)
-		if !c.s.hub.completeFrom(c, id, reply{result: result, isError: rep.IsError}) {
-			c.s.metrics.lateReplies.Add(1)
-			c.warns.warn(slog.LevelInfo, "dropped a reply to a call that is no longer waiting (timed out, or unknown)", "request_id", peerText(id))
-		}
+		rep := toolReplies.Get().(*toolReply)
+		c.handle(validUTF8(data), rep)
+		*rep = toolReply{} // it holds views of data
+		toolReplies.Put(rep)
+	}
+}
+
+// toolReplies recycles the read loops' decoded replies: one holds views of
+// its frame (decodeToolReply), which keeps it on the heap.
+var toolReplies = sync.Pool{New: func() any { return new(toolReply) }}
+
+// handle takes one frame of the toolkit, UTF-8.
+func (c *tkConn) handle(data []byte, rep *toolReply) {
+	if err := decodeValidToolReply(data, rep); err != nil {
+		c.malformed(rep, err)
+		return
+	}
+	switch {
+	case rep.Type == "draining":
+		// The toolkit is shutting down (docs/extensions.md): it answers
+		// the calls it has, and refuses new ones.
+		c.s.hub.drainConn(c)
+		c.log.Info("toolkit draining: no new calls are routed to this connection")
+		return
+	case rep.Type != "tool_response":
+		c.warns.warn(slog.LevelWarn, "toolkit sent an unknown message type; ignored", "type", peerText(rep.Type))
+		return
+	case len(rep.RequestID) == 0:
+		c.warns.warn(slog.LevelWarn, "toolkit sent a tool_response without request_id; ignored")
+		return
+	}
+	result := rep.Result
+	if len(result) == 0 {
+		result = json.RawMessage("null")
+	}
+	id := requestIDKey(rep.RequestID)
+	if !c.s.hub.completeFrom(c, id, reply{result: result, isError: rep.IsError}) {
+		c.s.metrics.lateReplies.Add(1)
+		c.warns.warn(slog.LevelInfo, "dropped a reply to a call that is no longer waiting (timed out, or unknown)", "request_id", peerText(string(id)))
 	}
 }
 
@@ -152,7 +163,7 @@ func (c *tkConn) malformed(rep *toolReply, err error) {
 	if rep.Type == "tool_response" && len(rep.RequestID) > 0 {
 		id := requestIDString(rep.RequestID)
 		msg := fmt.Sprintf("the toolkit's reply could not be read: %s", peerText(err.Error()))
-		if c.s.hub.completeFrom(c, id, reply{failure: msg, reason: reasonToolError}) {
+		if c.s.hub.completeFrom(c, []byte(id), reply{failure: msg, reason: reasonToolError}) {
 			c.warns.warn(slog.LevelWarn, "toolkit sent a malformed reply; its call failed", "request_id", peerText(id), "err", peerErr(err))
 			return
 		}
@@ -166,5 +177,5 @@ func (c *tkConn) sendRequest(cl *call, via *flusher) {
 		c.sendToolCall(cl, via)
 		return
 	}
-	c.sendVia(appendToolRequest(make([]byte, 0, 128+len(cl.params)), cl), via)
+	c.sendVia(appendToolRequest(newFrame(128+len(cl.params)), cl), via)
 }

@@ -72,6 +72,9 @@ type toolReply struct {
 // requestIDString returns a request_id as the hub keys it: a JSON string
 // unquoted, any other value as its JSON text.
 func requestIDString(raw json.RawMessage) string {
+	if id, ok := plainString(raw); ok {
+		return string(id)
+	}
 	if len(raw) > 0 && raw[0] == '"' {
 		var s string
 		if json.Unmarshal(raw, &s) == nil {
@@ -79,6 +82,46 @@ func requestIDString(raw json.RawMessage) string {
 		}
 	}
 	return string(raw)
+}
+
+// requestIDKey is requestIDString as a view of raw when it can be one (a
+// string without escapes, as the hub's own ids are): a map lookup with
+// string(key) then costs no copy.
+func requestIDKey(raw json.RawMessage) []byte {
+	if id, ok := plainString(raw); ok {
+		return id
+	}
+	return []byte(requestIDString(raw))
+}
+
+// plainString returns the text of a JSON string that holds no escape nor
+// control character: its bytes between the quotes.
+func plainString(raw []byte) ([]byte, bool) {
+	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
+		return nil, false
+	}
+	s := raw[1 : len(raw)-1]
+	for _, c := range s {
+		if c == '\\' || c == '"' || c < 0x20 {
+			return nil, false
+		}
+	}
+	return s, true
+}
+
+// rawView takes a value's bytes as Decoder.Unmarshal hands them over: a
+// view of the message, not a copy. What keeps it past the message's
+// buffer (reused by the read loops) must copy it.
+type rawView json.RawMessage
+
+func (v *rawView) UnmarshalJSON(b []byte) error {
+	*v = b
+	return nil
+}
+
+// view reads the next value as a view into the message (see rawView).
+func view(d *atpimpl.Decoder, dst *json.RawMessage) {
+	d.Unmarshal((*rawView)(dst), "JSON")
 }
 
 // ---- LLM side (docs/protocol.md §2) ----
@@ -223,7 +266,8 @@ var decoders = sync.Pool{New: func() any { return new(atpimpl.Decoder) }}
 
 // decodeMessage reads a JSON object member by member, calling member for
 // each key (which must consume the value), and returns the problems found.
-func decodeMessage(data []byte, member func(d *atpimpl.Decoder, key string)) error {
+// The key is the decoder's view, valid during the call.
+func decodeMessage(data []byte, member func(d *atpimpl.Decoder, key []byte)) error {
 	data = bytes.TrimSpace(data)
 	if len(data) == 0 {
 		return errors.New("empty message: expected a JSON object")
@@ -236,7 +280,7 @@ func decodeMessage(data []byte, member func(d *atpimpl.Decoder, key string)) err
 	d.Reset(data)
 	if d.Object() {
 		for d.Next() {
-			member(d, string(d.Key()))
+			member(d, d.Key()) // a view: switch string(key) compares without a copy
 		}
 	}
 	problems := d.Problems()
@@ -258,6 +302,35 @@ func optString(d *atpimpl.Decoder) string {
 	return d.String()
 }
 
+// optWord reads a string or null ("") into dst, without a copy when it is
+// one of the protocol's message types: they are compared, not kept.
+func optWord(d *atpimpl.Decoder, dst *string) {
+	if d.Null() {
+		*dst = ""
+		return
+	}
+	d.UnmarshalText((*word)(dst), "string")
+}
+
+// word is a string read by optWord.
+type word string
+
+func (w *word) UnmarshalText(b []byte) error {
+	switch string(b) {
+	case "task_request":
+		*w = "task_request"
+	case "tool_response":
+		*w = "tool_response"
+	case "auth":
+		*w = "auth"
+	case "get_toolkit_context":
+		*w = "get_toolkit_context"
+	default:
+		*w = word(b)
+	}
+	return nil
+}
+
 func optInt(d *atpimpl.Decoder) int64 {
 	if d.Null() {
 		return 0
@@ -265,14 +338,15 @@ func optInt(d *atpimpl.Decoder) int64 {
 	return d.Int(64)
 }
 
-// decodeLLMMessage reads any message of an LLM client.
+// decodeLLMMessage reads any message of an LLM client. RequestID and
+// Payload.Parameters are views into data.
 func decodeLLMMessage(data []byte, m *llmMessage) error {
-	return decodeMessage(data, func(d *atpimpl.Decoder, key string) {
-		switch key {
+	return decodeMessage(data, func(d *atpimpl.Decoder, key []byte) {
+		switch string(key) {
 		case "type":
-			m.Type = optString(d)
+			optWord(d, &m.Type)
 		case "request_id":
-			m.RequestID = d.Raw()
+			view(d, &m.RequestID) // startTask copies what it keeps
 		case "api_key":
 			m.APIKey = optString(d)
 		case "toolkit_id":
@@ -297,7 +371,7 @@ func decodeLLMMessage(data []byte, m *llmMessage) error {
 				case "function":
 					p.Function = optString(d)
 				case "parameters":
-					p.Parameters = d.Raw()
+					view(d, &p.Parameters)
 				case "auth_token":
 					p.AuthToken = optString(d)
 				case "tool_call_id":
@@ -320,21 +394,25 @@ func decodeLLMMessage(data []byte, m *llmMessage) error {
 // Bytes that are not UTF-8 become U+FFFD first: the Decoder would refuse
 // them (it does for params), and a reply is better delivered with them
 // replaced than lost, while it must reach the LLM as UTF-8 (a WebSocket
-// text frame, and strict JSON decoders, require it).
+// text frame, and strict JSON decoders, require it). RequestID, Result and
+// Response are views into data (or into its repaired copy): a reply's
+// result is used only while the call's deliver runs.
 func decodeToolReply(data []byte, r *toolReply) error {
-	if !utf8.Valid(data) {
-		data = bytes.ToValidUTF8(data, []byte("\uFFFD"))
-	}
-	return decodeMessage(data, func(d *atpimpl.Decoder, key string) {
-		switch key {
+	return decodeValidToolReply(validUTF8(data), r)
+}
+
+// decodeValidToolReply is decodeToolReply for data known to be UTF-8.
+func decodeValidToolReply(data []byte, r *toolReply) error {
+	return decodeMessage(data, func(d *atpimpl.Decoder, key []byte) {
+		switch string(key) {
 		case "type":
-			r.Type = optString(d)
+			optWord(d, &r.Type)
 		case "request_id":
-			r.RequestID = d.Raw()
+			view(d, &r.RequestID)
 		case "result":
-			r.Result = d.Raw()
+			view(d, &r.Result)
 		case "response":
-			r.Response = d.Raw()
+			view(d, &r.Response)
 		case "is_error":
 			if !d.Null() {
 				b := d.Bool()

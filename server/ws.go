@@ -24,6 +24,7 @@ import (
 type wsSession struct {
 	s      *Server
 	ws     *websocket.Conn
+	peer   string        // "llm" or "toolkit": the label of its metrics
 	cork   *corkConn     // the socket under ws, nil when it is not ours
 	log    *slog.Logger  // set before the session is tracked, never changed
 	warns  *peerWarnings // set with log
@@ -77,8 +78,12 @@ func (c *wsSession) holds(release func()) {
 // queues its message and returns, and the writer takes the whole queue in
 // one batch, which corkConn turns into one system call.
 type outbox struct {
-	mu       sync.Mutex
-	queue    [][]byte
+	mu    sync.Mutex
+	queue [][]byte
+	// bytes is the size of queue: with what the socket has behind
+	// (corkConn), what waits to be written to the peer, which
+	// Config.MaxWriteQueueBytes caps (enqueue).
+	bytes    int64
 	spare    [][]byte
 	writing  bool
 	deferred bool // a read loop's flusher will write the queue (sendVia)
@@ -191,7 +196,7 @@ func pongVerdict(strict bool, sent, alive, pingInterval, pongTimeout time.Durati
 }
 
 // send writes msg as a text message, now or in the current writer's next
-// batch; it takes ownership of msg. A failed write aborts the session (and
+// batch; it takes ownership of msg, and gives it to freeFrame once written. A failed write aborts the session (and
 // the session's onClose fails what depended on it), so there is no error to
 // return. After close, messages are dropped.
 func (c *wsSession) send(msg []byte) {
@@ -201,7 +206,11 @@ func (c *wsSession) send(msg []byte) {
 		o.mu.Unlock()
 		return
 	}
-	o.queue = append(o.queue, msg)
+	if waiting, ok := c.enqueue(msg); !ok {
+		o.mu.Unlock()
+		c.overflow(waiting, len(msg))
+		return
+	}
 	if o.writing {
 		o.mu.Unlock()
 		return
@@ -221,16 +230,54 @@ func (c *wsSession) sendVia(msg []byte, f *flusher) {
 	}
 	o := &c.out
 	o.mu.Lock()
-	defer o.mu.Unlock()
 	if o.closed {
+		o.mu.Unlock()
 		return
 	}
-	o.queue = append(o.queue, msg)
-	if o.writing || o.deferred {
-		return // the writer, or the flush already due, takes it
+	if waiting, ok := c.enqueue(msg); !ok {
+		o.mu.Unlock()
+		c.overflow(waiting, len(msg))
+		return
 	}
-	o.deferred = true
-	f.dirty = append(f.dirty, c)
+	if !o.writing && !o.deferred { // else the writer, or the flush already due, takes it
+		o.deferred = true
+		f.dirty = append(f.dirty, c)
+	}
+	o.mu.Unlock()
+}
+
+// enqueue appends msg to the queue, unless what waits to be written to
+// the peer (the queue and what the socket has behind) would pass
+// Config.MaxWriteQueueBytes with it: a peer that does not read, or reads
+// slower than the server answers, must not make it hold unbounded memory.
+// A message finding nothing waiting is always taken, whatever its size
+// (the write deadline bounds its wait). It returns what was waiting.
+// o.mu is held.
+func (c *wsSession) enqueue(msg []byte) (waiting int64, ok bool) {
+	o := &c.out
+	waiting = o.bytes
+	if c.cork != nil {
+		waiting += c.cork.behindBytes.Load()
+	}
+	if waiting > 0 && waiting+int64(len(msg)) > c.s.cfg.MaxWriteQueueBytes {
+		return waiting, false
+	}
+	o.queue = append(o.queue, msg)
+	o.bytes += int64(len(msg))
+	return waiting, true
+}
+
+// overflow closes a session whose peer left more than
+// Config.MaxWriteQueueBytes waiting: the calls that depended on it fail
+// (a toolkit's) or are taken back (an LLM client's), saying why.
+func (c *wsSession) overflow(waiting int64, size int) {
+	limit := c.s.cfg.MaxWriteQueueBytes
+	c.s.metrics.writeQueueFull(c.peer)
+	c.log.Warn("closing a WebSocket whose peer does not read what the server sends (--max-write-queue-bytes)",
+		"waiting_bytes", waiting, "message_bytes", size, "limit_bytes", limit)
+	c.closeWith(websocket.ClosePolicyViolation, "write queue full: the peer did not read (--max-write-queue-bytes)",
+		fmt.Errorf("the peer is not reading what the server sends: %d bytes were waiting to be written to it, and a %d-byte message more would pass the %d-byte limit (--max-write-queue-bytes)",
+			waiting, size, limit))
 }
 
 // hold queues msg ahead of everything and keeps the outbox from writing
@@ -238,6 +285,7 @@ func (c *wsSession) sendVia(msg []byte, f *flusher) {
 func (o *outbox) hold(msg []byte) {
 	o.mu.Lock()
 	o.queue = append(o.queue, msg)
+	o.bytes += int64(len(msg))
 	o.writing = true
 	o.mu.Unlock()
 }
@@ -275,14 +323,18 @@ func (c *wsSession) writeQueued() {
 	for len(o.queue) > 0 && err == nil {
 		batch := o.queue
 		o.queue = o.spare[:0]
+		o.bytes = 0 // the batch is the writer's; what it cannot write goes behind
 		o.mu.Unlock()
 		err = c.writeBatch(batch)
+		for _, m := range batch {
+			freeFrame(m) // written (or failed): the outbox owned it
+		}
 		clear(batch)
 		o.mu.Lock()
 		o.spare = batch[:0]
 	}
 	if err != nil {
-		o.queue = nil
+		o.queue, o.bytes = nil, 0
 	}
 	// The queue is empty: a flush some read loop still has due would find
 	// nothing, and the next sendVia must register with its own loop.
@@ -490,11 +542,14 @@ type corkConn struct {
 	// buf holds the corked bytes, or, while behind, the bytes still to
 	// write behind.
 	buf    []byte
-	behind bool          // a goroutine is writing buf (writeBehind)
-	caught chan struct{} // closed when the write behind ends
-	err    error         // the failure of a write behind: the socket is dead
-	dl     time.Time     // the write deadline gorilla set
-	sockDL time.Time     // the deadline on the socket for direct writes; zero: none
+	behind bool // a goroutine is writing buf (writeBehind)
+	// behindBytes is what is behind and not written yet: buf, and what
+	// writeBehind has taken of it. Read without mu (enqueue).
+	behindBytes atomic.Int64
+	caught      chan struct{} // closed when the write behind ends
+	err         error         // the failure of a write behind: the socket is dead
+	dl          time.Time     // the write deadline gorilla set
+	sockDL      time.Time     // the deadline on the socket for direct writes; zero: none
 	// beforeRead runs before each read from the socket, on the read loop's
 	// goroutine: the moment its deferred writes must go out.
 	beforeRead func()
@@ -540,6 +595,7 @@ func (c *corkConn) Write(p []byte) (int, error) {
 		return 0, c.err
 	case c.behind:
 		c.buf = append(c.buf, p...)
+		c.behindBytes.Add(int64(len(p)))
 		return len(p), nil
 	case c.corked:
 		c.buf = append(c.buf, p...)
@@ -569,6 +625,7 @@ func (c *corkConn) writeLocked(p []byte) (int, error) {
 		return n, err
 	}
 	c.buf = append([]byte(nil), p[n:]...)
+	c.behindBytes.Store(int64(len(c.buf)))
 	c.behind, c.caught = true, make(chan struct{})
 	c.sockDL = time.Time{} // writeBehind moves the socket's deadline
 	go c.writeBehind()
@@ -585,9 +642,14 @@ func (c *corkConn) writeBehind() {
 		c.mu.Unlock()
 		c.Conn.SetWriteDeadline(dl)
 		_, err := c.Conn.Write(buf)
+		c.behindBytes.Add(-int64(len(buf)))
 		c.mu.Lock()
 		c.err = err
 	}
+	if c.err != nil {
+		c.buf = nil // never to be written
+	}
+	c.behindBytes.Store(0)
 	c.behind = false
 	close(c.caught)
 	err, onErr := c.err, c.onWriteError

@@ -64,9 +64,11 @@ func TestCorkConnBatches(t *testing.T) {
 // An LLM client that stops reading its answers holds up no one: the
 // toolkit connection its answers come from goes on reading, so another
 // client's call on the same toolkit is answered, and the slow client gets
-// every answer, its connection intact, once it reads again.
+// every answer, its connection intact, once it reads again, as long as
+// what waits for it stays within --max-write-queue-bytes (raised here
+// above the 16 MiB of answers; slowpeer_test.go is what happens past it).
 func TestSlowLLMClientHoldsUpNoOne(t *testing.T) {
-	e := newEnv(t, Config{})
+	e := newEnv(t, Config{MaxWriteQueueBytes: 64 << 20})
 	big := pyTool{name: "big", description: "Returns 1 MiB.", params: []string{}, required: []string{},
 		source: "def big():\n    return 'x' * (1 << 20)\n"}
 	e.pyRegister(e.tkKey, "hello", big, pyGreet)

@@ -52,6 +52,7 @@ func addLimitFlags(fs *flag.FlagSet) *limitFlags {
 	n("max-pending-per-toolkit", int64(d.MaxPendingPerToolkit), "calls waiting for one toolkit's answers; past it a call fails at once", func(c *server.Config, v int64) { c.MaxPendingPerToolkit = int(v) })
 	n("max-pending-per-llm-key", int64(d.MaxPendingPerLLMKey), "calls of one LLM key waiting for answers; past it a call fails at once", func(c *server.Config, v int64) { c.MaxPendingPerLLMKey = int(v) })
 	n("max-pending-bytes-per-llm-key", d.MaxPendingBytesPerLLMKey, "params bytes of the calls of one LLM key waiting for answers; past it a call fails at once", func(c *server.Config, v int64) { c.MaxPendingBytesPerLLMKey = v })
+	n("max-write-queue-bytes", d.MaxWriteQueueBytes, "bytes waiting to be written to one WebSocket peer (an LLM client or toolkit that does not read); past it the connection closes and its calls fail", func(c *server.Config, v int64) { c.MaxWriteQueueBytes = v })
 	n("max-tools-per-toolkit", int64(d.MaxToolsPerToolkit), "tools of one toolkit; registering one more: 409", func(c *server.Config, v int64) { c.MaxToolsPerToolkit = int(v) })
 	t("ping-interval", d.PingInterval, "WebSocket keepalive ping period", func(c *server.Config, v time.Duration) { c.PingInterval = v })
 	t("pong-timeout", d.PongTimeout, "time a WebSocket peer has to answer a ping; then it is dropped and its calls fail", func(c *server.Config, v time.Duration) { c.PongTimeout = v })
