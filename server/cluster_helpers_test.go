@@ -35,7 +35,7 @@ func newReplicas(t *testing.T, n int, cfg Config) []*testEnv {
 		cfg.SecretKey = make([]byte, 32) // the same on every replica, as ATP_SECRET_KEY must be
 		rand.Read(cfg.SecretKey)
 	}
-	setDefault(&cfg.PresenceTTL, 600*time.Millisecond)
+	setDefault(&cfg.PresenceTTL, 3*time.Second) // long enough for a replica on a loaded machine to announce itself in time
 	setDefault(&cfg.ReplicaProbeInterval, 20*time.Millisecond)
 	envs := make([]*testEnv, n)
 	for i := range envs {
