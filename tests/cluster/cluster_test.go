@@ -188,7 +188,7 @@ func TestReplicasFailover(t *testing.T) {
 	dsn := pgtest.DSN(t)
 	nats := startNATS(t)
 	rs := startReplicas(t, 3, nats, dsn, server.Config{
-		PresenceTTL: 900 * time.Millisecond, ReplicaProbeInterval: 20 * time.Millisecond,
+		PresenceTTL: 3 * time.Second, ReplicaProbeInterval: 20 * time.Millisecond,
 		InboxOnlineWindow: 5 * time.Second,
 	})
 	ctx := context.Background()
