@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"syscall"
 
 	"github.com/atpgo/atp/server/store"
 	"github.com/gorilla/websocket"
@@ -26,6 +27,12 @@ type tkConn struct {
 	// draining: the toolkit said it is shutting down (hub.drainConn).
 	// Guarded by hub.mu.
 	draining bool
+
+	// The poller the connection parks on while idle (wspoll_linux.go),
+	// nil when it has none; raw is its socket, pollID its name there.
+	poll   *poller
+	raw    syscall.RawConn
+	pollID uint64
 }
 
 func (s *Server) handleToolkitWS(w http.ResponseWriter, r *http.Request) {
@@ -71,7 +78,9 @@ func (s *Server) handleToolkitWS(w http.ResponseWriter, r *http.Request) {
 		c.closeWith(websocket.CloseGoingAway, "server shutting down", errShutdown)
 		return
 	}
-	defer s.untrack(c)
+	// The session may outlive this handler (serveReads): it is untracked
+	// when it closes.
+	c.holds(func() { s.untrack(c) })
 	if s.revokedOnAuth(c) {
 		return
 	}
@@ -92,7 +101,7 @@ func (s *Server) handleToolkitWS(w http.ResponseWriter, r *http.Request) {
 	c.start(s.cfg.FrameLimit)
 	c.log.Info("toolkit connected")
 	c.unhold()
-	c.readLoop()
+	c.serveReads()
 }
 
 func encodeGreeting(msg string) []byte {
@@ -100,49 +109,56 @@ func encodeGreeting(msg string) []byte {
 	return b
 }
 
+// readLoop reads and handles messages until the connection ends.
 func (c *tkConn) readLoop() {
-	for {
-		data, err := c.readMessage()
-		if err != nil {
-			c.reads.flush()
-			code, reason, cause := readErr(err, c.s.cfg.FrameLimit)
-			c.closeWith(code, reason, cause)
-			return
-		}
-		c.alive()
-		// A result goes out in text frames and JSON replies: invalid UTF-8
-		// from the toolkit becomes U+FFFD here, once.
-		data = validUTF8(data)
-		var rep toolReply
-		if err := decodeToolReply(data, &rep); err != nil {
-			c.malformed(&rep, err)
-			continue
-		}
-		if rep.Type == "draining" {
-			// The toolkit is shutting down (docs/extensions.md): it answers
-			// the calls it has, and refuses new ones.
-			c.s.hub.drainConn(c)
-			c.log.Info("toolkit draining: no new calls are routed to this connection")
-			continue
-		}
-		if rep.Type != "tool_response" {
-			c.warns.warn(slog.LevelWarn, "toolkit sent an unknown message type; ignored", "type", peerText(rep.Type))
-			continue
-		}
-		if len(rep.RequestID) == 0 {
-			c.warns.warn(slog.LevelWarn, "toolkit sent a tool_response without request_id; ignored")
-			continue
-		}
-		result := rep.Result
-		if len(result) == 0 {
-			result = json.RawMessage("null")
-		}
-		id := requestIDString(rep.RequestID)
-		if !c.s.hub.completeFrom(c, id, reply{result: result, isError: rep.IsError}) {
-			c.s.metrics.lateReplies.Add(1)
-			c.warns.warn(slog.LevelInfo, "dropped a reply to a call that is no longer waiting (timed out, or unknown)", "request_id", peerText(id))
-		}
+	for c.readOne() {
 	}
+}
+
+// readOne reads and handles the next message; false once the connection
+// has ended.
+func (c *tkConn) readOne() bool {
+	data, err := c.readMessage()
+	if err != nil {
+		c.reads.flush()
+		code, reason, cause := readErr(err, c.s.cfg.FrameLimit)
+		c.closeWith(code, reason, cause)
+		return false
+	}
+	c.alive()
+	// A result goes out in text frames and JSON replies: invalid UTF-8
+	// from the toolkit becomes U+FFFD here, once.
+	data = validUTF8(data)
+	var rep toolReply
+	if err := decodeToolReply(data, &rep); err != nil {
+		c.malformed(&rep, err)
+		return true
+	}
+	if rep.Type == "draining" {
+		// The toolkit is shutting down (docs/extensions.md): it answers
+		// the calls it has, and refuses new ones.
+		c.s.hub.drainConn(c)
+		c.log.Info("toolkit draining: no new calls are routed to this connection")
+		return true
+	}
+	if rep.Type != "tool_response" {
+		c.warns.warn(slog.LevelWarn, "toolkit sent an unknown message type; ignored", "type", peerText(rep.Type))
+		return true
+	}
+	if len(rep.RequestID) == 0 {
+		c.warns.warn(slog.LevelWarn, "toolkit sent a tool_response without request_id; ignored")
+		return true
+	}
+	result := rep.Result
+	if len(result) == 0 {
+		result = json.RawMessage("null")
+	}
+	id := requestIDString(rep.RequestID)
+	if !c.s.hub.completeFrom(c, id, reply{result: result, isError: rep.IsError}) {
+		c.s.metrics.lateReplies.Add(1)
+		c.warns.warn(slog.LevelInfo, "dropped a reply to a call that is no longer waiting (timed out, or unknown)", "request_id", peerText(id))
+	}
+	return true
 }
 
 // malformed handles a frame that does not decode. When it names a call of
