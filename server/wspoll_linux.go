@@ -139,11 +139,13 @@ func (p *poller) park(c *tkConn) bool {
 		p.seq++
 		c.pollID = p.seq
 		p.conns[c.pollID] = c
-		id := c.pollID
-		c.holds(func() { p.forget(id) })
 	}
 	id := c.pollID
 	p.mu.Unlock()
+	if op == syscall.EPOLL_CTL_ADD {
+		// Not under p.mu: on a session closed already it runs at once.
+		c.holds(func() { p.forget(id) })
+	}
 	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT, Fd: int32(uint32(id)), Pad: int32(uint32(id >> 32))}
 	var err error
 	// Control keeps the descriptor from being closed (and reused) meanwhile.
