@@ -273,7 +273,10 @@ func TestConnectionLimits(t *testing.T) {
 	for range 3 {
 		open = append(open, e.dialRaw())
 	}
-	eventually(t, "3 open connections", func() bool { return e.srv.conns.Load().openConns() == 3 })
+	eventually(t, "3 open connections", func() bool {
+		l := e.srv.conns.Load() // nil until Serve has started
+		return l != nil && l.openConns() == 3
+	})
 	extra := e.dialRaw()
 	io.WriteString(extra.c, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
 	resp, body := extra.response()

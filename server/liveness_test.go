@@ -168,10 +168,18 @@ func TestPongTimeoutFailsCalls(t *testing.T) {
 		t.Fatalf("register: %d %v", status, reply)
 	}
 	e.dialPyToolkit(e.tkKey) // reads the greeting, then nothing: pings go unanswered
-	llm := e.dialPyLLM(e.llmKey)
+	// The calls go over HTTP: an LLM WebSocket of this test, not read while
+	// it waits, would miss its own pongs and be dropped as well.
+	call := func(req map[string]any) map[string]any {
+		t.Helper()
+		status, m := e.post("/api/v1/atp/llm-client/process/", req, "Authorization", "ApiKey "+e.llmKey)
+		if status != 200 {
+			t.Fatalf("call: %d %v", status, m)
+		}
+		return m
+	}
 	req := pyTaskRequest(e.llmKey, "hello", 0, "greet", map[string]any{"name": "x"})
-	llm.WriteJSON(req)
-	m := readMsg(t, llm)
+	m := call(req)
 	checkTaskResponse(t, m, req, "error")
 	msg := m["message"].(string)
 	if !strings.Contains(msg, "no pong within 50ms") || !strings.Contains(msg, "--pong-timeout") {
@@ -182,7 +190,7 @@ func TestPongTimeoutFailsCalls(t *testing.T) {
 	e.pyRegister(pyKey, "python", pyGreet)
 	e.dialPyToolkit(pyKey)
 	req = pyTaskRequest(e.llmKey, "python", 0, "greet", map[string]any{"name": "x"})
-	m = roundTrip(t, llm, req)
+	m = call(req)
 	checkTaskResponse(t, m, req, "error")
 	if msg := m["message"].(string); !strings.Contains(msg, "nothing received for 70ms") {
 		t.Fatalf("call to a stopped Python toolkit: %s", msg)
@@ -206,12 +214,9 @@ func TestPongTimeoutFailsCalls(t *testing.T) {
 			t.Fatal("no ping")
 		}
 	}
-	// (Over HTTP: the test's LLM WebSocket, not read meanwhile, has missed
-	// its own pongs.)
 	req = pyTaskRequest(e.llmKey, "hello", 1, "greet", map[string]any{"name": "y"})
-	status, reply = e.post("/api/v1/atp/llm-client/process/", req, "Authorization", "ApiKey "+e.llmKey)
-	if status != 200 || checkTaskResponse(t, reply, req, "success") != "Hello, y" {
-		t.Fatalf("call to a live toolkit: %d %v", status, reply)
+	if reply := call(req); checkTaskResponse(t, reply, req, "success") != "Hello, y" {
+		t.Fatalf("call to a live toolkit: %v", reply)
 	}
 }
 

@@ -265,8 +265,17 @@ func (r *statusRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	}
 	r.hijacked = true
 	// Only WebSocket upgrades hijack: hand gorilla a connection whose
-	// writes the session can batch (see corkConn).
-	return &corkConn{Conn: c}, rw, nil
+	// writes the session can batch (see corkConn), and a small reader of
+	// ours to read frames with (gorilla keeps the hijacked one): the
+	// connection's bytes wait in a pooled buffer under it (corkConn.Read),
+	// which an idle connection gives back. Bytes the client sent early
+	// stay where they are: gorilla refuses the upgrade for them.
+	cc := &corkConn{Conn: c}
+	if rw.Reader.Buffered() == 0 {
+		cc.br = bufio.NewReaderSize(cc, frameReaderSize)
+		rw = bufio.NewReadWriter(cc.br, rw.Writer)
+	}
+	return cc, rw, nil
 }
 
 func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }

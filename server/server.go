@@ -371,7 +371,11 @@ type Server struct {
 	addr     net.Addr
 	live     map[liveConn]bool // open WebSockets, closed on shutdown
 	closed   bool
-	handlers sync.WaitGroup // WebSocket handlers still running
+	handlers sync.WaitGroup // WebSocket sessions still running
+	// poll parks idle toolkit connections (wspoll_linux.go): started on
+	// first use, nil until then or where the platform has none.
+	poll       *poller
+	pollFailed bool
 
 	// Limits (limits.go).
 	unauth      *gate      // requests and LLM WebSockets not authenticated yet
@@ -685,6 +689,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	err := hs.Shutdown(sctx)
 	<-errc
 	s.waitHandlers(sctx)
+	s.stopPoller()
 	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("server: shutdown: %w", err)
 	}
@@ -747,6 +752,7 @@ func (s *Server) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
 	s.waitHandlers(ctx)
+	s.stopPoller()
 	if s.cluster != nil {
 		s.cluster.close()
 	}
@@ -765,6 +771,36 @@ func (s *Server) closeStore() error {
 		s.dbLock.Close()
 	}
 	return err
+}
+
+// readPoller returns the poller idle toolkit connections park on, started
+// on first use; nil where the platform has none, or once the server is
+// shutting down.
+func (s *Server) readPoller() *poller {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.poll == nil && !s.pollFailed && !s.closed {
+		p, err := newPoller()
+		if err != nil {
+			s.pollFailed = true
+			if !errors.Is(err, errors.ErrUnsupported) {
+				s.log.Warn("idle toolkit connections keep a goroutine each: the poller did not start", "err", err)
+			}
+			return nil
+		}
+		s.poll = p
+	}
+	return s.poll
+}
+
+// stopPoller stops the poller once the sessions have ended.
+func (s *Server) stopPoller() {
+	s.mu.Lock()
+	p := s.poll
+	s.mu.Unlock()
+	if p != nil {
+		p.stop()
+	}
 }
 
 // track registers a live WebSocket session; it returns false when the

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/atpgo/atp/server/store"
 	"github.com/gorilla/websocket"
@@ -27,6 +28,12 @@ type tkConn struct {
 	// draining: the toolkit said it is shutting down (hub.drainConn).
 	// Guarded by hub.mu.
 	draining bool
+
+	// The poller the connection parks on while idle (wspoll_linux.go),
+	// nil when it has none; raw is its socket, pollID its name there.
+	poll   *poller
+	raw    syscall.RawConn
+	pollID uint64
 }
 
 func (s *Server) handleToolkitWS(w http.ResponseWriter, r *http.Request) {
@@ -73,7 +80,9 @@ func (s *Server) handleToolkitWS(w http.ResponseWriter, r *http.Request) {
 		c.closeWith(websocket.CloseGoingAway, "server shutting down", errShutdown)
 		return
 	}
-	defer s.untrack(c)
+	// The session may outlive this handler (serveReads): it is untracked
+	// when it closes.
+	c.holds(func() { s.untrack(c) })
 	if s.revokedOnAuth(c) {
 		return
 	}
@@ -94,7 +103,7 @@ func (s *Server) handleToolkitWS(w http.ResponseWriter, r *http.Request) {
 	c.start(s.cfg.FrameLimit)
 	c.log.Info("toolkit connected")
 	c.unhold()
-	c.readLoop()
+	c.serveReads()
 }
 
 func encodeGreeting(msg string) []byte {
@@ -102,28 +111,35 @@ func encodeGreeting(msg string) []byte {
 	return b
 }
 
+// readLoop reads and handles messages until the connection ends.
 func (c *tkConn) readLoop() {
-	for {
-		data, err := c.readMessage()
-		if err != nil {
-			c.reads.flush()
-			code, reason, cause := readErr(err, c.s.cfg.FrameLimit)
-			c.closeWith(code, reason, cause)
-			return
-		}
-		c.alive()
-		// A result goes out in text frames and JSON replies: invalid UTF-8
-		// from the toolkit becomes U+FFFD here, once.
-		rep := toolReplies.Get().(*toolReply)
-		c.handle(validUTF8(data), rep)
-		*rep = toolReply{} // it holds views of data
-		toolReplies.Put(rep)
+	for c.readOne() {
 	}
 }
 
 // toolReplies recycles the read loops' decoded replies: one holds views of
 // its frame (decodeToolReply), which keeps it on the heap.
 var toolReplies = sync.Pool{New: func() any { return new(toolReply) }}
+
+// readOne reads and handles the next message; false once the connection
+// has ended.
+func (c *tkConn) readOne() bool {
+	data, err := c.readMessage()
+	if err != nil {
+		c.reads.flush()
+		code, reason, cause := readErr(err, c.s.cfg.FrameLimit)
+		c.closeWith(code, reason, cause)
+		return false
+	}
+	c.alive()
+	// A result goes out in text frames and JSON replies: invalid UTF-8
+	// from the toolkit becomes U+FFFD here, once.
+	rep := toolReplies.Get().(*toolReply)
+	c.handle(validUTF8(data), rep)
+	*rep = toolReply{} // it holds views of data
+	toolReplies.Put(rep)
+	return true
+}
 
 // handle takes one frame of the toolkit, UTF-8.
 func (c *tkConn) handle(data []byte, rep *toolReply) {

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -105,13 +106,21 @@ func (c *wsSession) init(s *Server, ws *websocket.Conn) {
 
 const writeWait = 10 * time.Second
 
+// wsWriteBuffers lends gorilla its write buffers, one per message being
+// written, shared by every connection (of every server: a buffer holds
+// nothing between messages).
+var wsWriteBuffers sync.Pool
+
 func (s *Server) upgrader(checkOrigin func(*http.Request) bool) *websocket.Upgrader {
 	return &websocket.Upgrader{
-		ReadBufferSize: 4096,
-		// 0: gorilla writes frames in the buffer net/http already has for
-		// the connection (hijacked), rather than allocate another one that
-		// every idle connection would keep.
-		WriteBufferSize: 0,
+		// 0: gorilla reads frames with the reader Hijack hands it
+		// (statusRecorder.Hijack: small, over a pooled buffer), rather
+		// than allocate one that every idle connection would keep.
+		ReadBufferSize: 0,
+		// Frames are written in buffers of a pool, taken for each message
+		// and given back after it: an idle connection keeps none.
+		WriteBufferSize: 4096,
+		WriteBufferPool: &wsWriteBuffers,
 		CheckOrigin:     checkOrigin,
 		Error: func(w http.ResponseWriter, r *http.Request, status int, reason error) {
 			writeError(w, status, "websocket: "+reason.Error())
@@ -483,9 +492,7 @@ const keptReadBuffer = 64 << 10
 // keptReadBuffer. A message larger than that must arrive within
 // Config.BodyReadTimeout of its first 64 KiB.
 func (c *wsSession) readMessage() ([]byte, error) {
-	if c.rbuf.Cap() > keptReadBuffer {
-		c.rbuf = bytes.Buffer{}
-	}
+	c.trimReadBuffer()
 	_, r, err := c.ws.NextReader()
 	if err != nil {
 		return nil, err
@@ -503,6 +510,13 @@ func (c *wsSession) readMessage() ([]byte, error) {
 		return nil, err
 	}
 	return c.rbuf.Bytes(), nil
+}
+
+// trimReadBuffer drops the read buffer of a large message (readMessage).
+func (c *wsSession) trimReadBuffer() {
+	if c.rbuf.Cap() > keptReadBuffer {
+		c.rbuf = bytes.Buffer{}
+	}
 }
 
 // readErr turns the error that ended a read loop into the close to send and
@@ -555,6 +569,15 @@ type corkConn struct {
 	beforeRead func()
 	// onWriteError is told of a write behind that failed.
 	onWriteError func(error)
+
+	// Reading, by the read loop only (Read). br is the reader gorilla
+	// reads frames with, nil when it is not ours; rbuf[rpos:rend] is what
+	// was read from the socket and not yet taken by br (nil when empty);
+	// rerr is the error the socket gave, for br once rbuf is empty.
+	br         *bufio.Reader
+	rbuf       *[readBufSize]byte
+	rpos, rend int
+	rerr       error
 }
 
 // writeBudget is how long a write may wait for room in the socket before
@@ -563,11 +586,82 @@ type corkConn struct {
 // timer update). A socket with room takes a write at once.
 const writeBudget = 10 * time.Millisecond
 
+// frameReaderSize is the size of the reader gorilla reads frames with:
+// above the 256 bytes below which gorilla would allocate its own, and
+// enough for any frame header and control frame. Larger reads bypass it.
+const frameReaderSize = 512
+
+// readBufSize is the size of the pooled buffers a connection reads the
+// socket into: a burst of small frames costs one system call.
+const readBufSize = 4096
+
+// readBufs lends the connections their read buffers (readBufSize), shared
+// by every connection of every server: a buffer holds nothing once read.
+var readBufs = sync.Pool{New: func() any { return new([readBufSize]byte) }}
+
+// Read serves gorilla's frame reader (br) from the read buffer, filling it
+// from the socket when empty; the buffer goes back to readBufs as soon as
+// it is read to its end, so a connection between bursts holds none
+// (unless a read is waiting on the socket). Only the read loop reads.
 func (c *corkConn) Read(p []byte) (int, error) {
-	if c.beforeRead != nil {
-		c.beforeRead()
+	if c.rpos == c.rend {
+		if c.rerr != nil {
+			return 0, c.rerr
+		}
+		if c.beforeRead != nil {
+			c.beforeRead()
+		}
+		if len(p) >= readBufSize {
+			return c.Conn.Read(p)
+		}
+		if err := c.fill(c.Conn.Read); err != nil {
+			return 0, err
+		}
 	}
-	return c.Conn.Read(p)
+	n := copy(p, c.rbuf[c.rpos:c.rend])
+	c.rpos += n
+	if c.rpos == c.rend {
+		c.dropReadBuf()
+	}
+	return n, nil
+}
+
+// fill reads into an empty read buffer with read; an error is kept for
+// Read to return (after the bytes, when there are some).
+func (c *corkConn) fill(read func([]byte) (int, error)) error {
+	if c.rbuf == nil {
+		c.rbuf = readBufs.Get().(*[readBufSize]byte)
+	}
+	n, err := read(c.rbuf[:])
+	c.rpos, c.rend = 0, max(n, 0)
+	if c.rend == 0 {
+		c.dropReadBuf()
+	}
+	if err != nil && !isWouldBlock(err) {
+		c.rerr = err
+	}
+	if c.rend > 0 {
+		return nil
+	}
+	return err
+}
+
+func (c *corkConn) dropReadBuf() {
+	if c.rbuf != nil {
+		readBufs.Put(c.rbuf)
+		c.rbuf = nil
+	}
+	c.rpos, c.rend = 0, 0
+}
+
+// buffered is how many bytes the read loop has read from the socket and
+// gorilla has not taken yet.
+func (c *corkConn) buffered() int {
+	n := c.rend - c.rpos
+	if c.br != nil {
+		n += c.br.Buffered()
+	}
+	return n
 }
 
 // SetWriteDeadline records the deadline of the writes: each applies it
