@@ -202,7 +202,23 @@ func (c *tkConn) serveReads() {
 // burst reads the connection once the poller found it readable: every
 // message that came, then more for up to readLinger, then it parks it.
 func (c *tkConn) burst() {
+	woken := true // the poller found the socket readable
 	for {
+		// Nothing buffered after a message: wait for the next on the
+		// socket at once, rather than first asking it without waiting (a
+		// system call that finds nothing, on every call's path).
+		if c.cork.buffered() == 0 && c.cork.rerr == nil && !woken {
+			c.trimReadBuffer()
+			if !c.lingerRead() {
+				c.reads.flush()
+				if c.poll.park(c) {
+					return
+				}
+				c.readLoop()
+				return
+			}
+		}
+		woken = false
 		ready, ok := c.messageReady()
 		if !ok {
 			return
