@@ -25,8 +25,8 @@ func benchFrame(i int) []byte {
 // BenchmarkServeWS measures a tool call over loopback WebSocket, from the
 // server's send of atp_tool_request to its receipt of the tool_response,
 // beside a raw gorilla echo of the same frames (the floor: no JSON, no
-// dispatch, no tool). Targets: toolkit p50 at most 1.3x echo p50
-// single-flight; at 64 in flight, at least 60% of the echo's calls/s.
+// dispatch, no tool). Targets: toolkit p50 at most 1.2x echo p50
+// single-flight; at 64 in flight, at least 65% of the echo's calls/s.
 func BenchmarkServeWS(b *testing.B) {
 	b.Run("echo/single", func(b *testing.B) { benchSingle(b, dialEcho(b)) })
 	b.Run("toolkit/single", func(b *testing.B) { benchSingle(b, serveForBench(b)) })
