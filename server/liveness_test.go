@@ -167,7 +167,10 @@ func TestPongTimeoutFailsCalls(t *testing.T) {
 	if status != 200 {
 		t.Fatalf("register: %d %v", status, reply)
 	}
-	e.dialPyToolkit(e.tkKey) // reads the greeting, then nothing: pings go unanswered
+	// Answers pings until the call comes, then stops, as a process stopped
+	// mid-call: never dropped before the call is in flight, however slow
+	// the machine.
+	stopAtCall(e.dialPyToolkit(e.tkKey))
 	// The calls go over HTTP: an LLM WebSocket of this test, not read while
 	// it waits, would miss its own pongs and be dropped as well.
 	call := func(req map[string]any) map[string]any {
@@ -188,7 +191,7 @@ func TestPongTimeoutFailsCalls(t *testing.T) {
 	// A Python toolkit that sends nothing at all, not even its own pings.
 	pyKey := e.key(store.NewKey{Kind: store.KindToolkit, Name: "py"})
 	e.pyRegister(pyKey, "python", pyGreet)
-	e.dialPyToolkit(pyKey)
+	stopAtCall(e.dialPyToolkit(pyKey))
 	req = pyTaskRequest(e.llmKey, "python", 0, "greet", map[string]any{"name": "x"})
 	m = call(req)
 	checkTaskResponse(t, m, req, "error")
@@ -218,6 +221,15 @@ func TestPongTimeoutFailsCalls(t *testing.T) {
 	if reply := call(req); checkTaskResponse(t, reply, req, "success") != "Hello, y" {
 		t.Fatalf("call to a live toolkit: %v", reply)
 	}
+}
+
+// stopAtCall reads ws (gorilla answers the server's pings while it reads)
+// until the first message, a call, then reads no more: from then on the
+// toolkit answers nothing, not even pings.
+func stopAtCall(ws *websocket.Conn) {
+	go func() {
+		ws.NextReader()
+	}()
 }
 
 // The keepalive's verdict: a Go toolkit must answer each ping; a Python
