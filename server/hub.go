@@ -318,7 +318,8 @@ func (h *hub) checkLease(ref toolkitRef) {
 // false for a late reply (the call timed out) or a foreign one.
 func (h *hub) complete(ref toolkitRef, id string, rep reply) bool {
 	h.mu.Lock()
-	return h.completeLocked(ref, id, rep)
+	c := h.pending[id]
+	return h.settleLocked(c, c != nil && c.ref == ref, rep)
 }
 
 // completeFrom is complete for a reply on a toolkit WebSocket: the
@@ -328,20 +329,13 @@ func (h *hub) completeFrom(conn *tkConn, id []byte, rep reply) bool {
 	rep.via = conn.readFlusher()
 	h.mu.Lock()
 	c := h.pending[string(id)]
-	if c == nil || c.ref != conn.ref {
-		h.mu.Unlock()
-		return false
-	}
-	h.forget(c)
-	h.mu.Unlock()
-	c.deliver(rep)
-	return true
+	return h.settleLocked(c, c != nil && c.ref == conn.ref, rep)
 }
 
-// completeLocked is called with h.mu held, and releases it.
-func (h *hub) completeLocked(ref toolkitRef, id string, rep reply) bool {
-	c := h.pending[id]
-	if c == nil || c.ref != ref {
+// settleLocked delivers rep to c, taken off the pending calls, when the
+// reply may answer it (ok). It is called with h.mu held, and releases it.
+func (h *hub) settleLocked(c *call, ok bool, rep reply) bool {
+	if !ok {
 		h.mu.Unlock()
 		return false
 	}

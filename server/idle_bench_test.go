@@ -17,12 +17,12 @@ import (
 	rtmetrics "runtime/metrics"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/atpgo/atp/server/store"
+	"golang.org/x/sync/errgroup"
 )
 
 // idleConns is how many toolkit connections BenchmarkIdleToolkitConns
@@ -177,30 +177,13 @@ func (s *Server) liveSessions() int {
 // as the runtime does at start.
 func registerIdleToolkits(b *testing.B, srv *Server, n int) []string {
 	keys := make([]string, n)
-	work := make(chan int)
-	errs := make(chan error, 1)
-	var wg sync.WaitGroup
-	for range 8 {
-		wg.Go(func() {
-			for i := range work {
-				if err := registerIdleToolkit(b.Context(), srv, i, &keys[i]); err != nil {
-					select {
-					case errs <- err:
-					default:
-					}
-				}
-			}
-		})
+	var g errgroup.Group
+	g.SetLimit(8)
+	for i := range keys {
+		g.Go(func() error { return registerIdleToolkit(b.Context(), srv, i, &keys[i]) })
 	}
-	for i := range n {
-		work <- i
-	}
-	close(work)
-	wg.Wait()
-	select {
-	case err := <-errs:
+	if err := g.Wait(); err != nil {
 		b.Fatal(err)
-	default:
 	}
 	return keys
 }
@@ -261,33 +244,18 @@ func TestIdleToolkitClients(t *testing.T) {
 		}
 	}
 	conns := make([]net.Conn, len(keys))
-	work := make(chan int)
-	errs := make(chan error, 1)
-	var wg sync.WaitGroup
-	for range 16 {
-		wg.Go(func() {
-			for i := range work {
-				c, err := dialIdleToolkit(addr, keys[i])
-				if err != nil {
-					select {
-					case errs <- fmt.Errorf("connection %d: %w", i, err):
-					default:
-					}
-					continue
-				}
-				conns[i] = c
+	var g errgroup.Group
+	g.SetLimit(16)
+	for i := range keys {
+		g.Go(func() (err error) {
+			if conns[i], err = dialIdleToolkit(addr, keys[i]); err != nil {
+				return fmt.Errorf("connection %d: %w", i, err)
 			}
+			return nil
 		})
 	}
-	for i := range keys {
-		work <- i
-	}
-	close(work)
-	wg.Wait()
-	select {
-	case err := <-errs:
+	if err := g.Wait(); err != nil {
 		t.Fatal(err)
-	default:
 	}
 	fmt.Printf("connected %d\n", len(conns))
 	io.Copy(io.Discard, in) // until the benchmark is done

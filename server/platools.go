@@ -278,14 +278,7 @@ func (h *hub) completeOn(conn *tkConn, id string, rep reply) bool {
 	rep.via = conn.readFlusher()
 	h.mu.Lock()
 	c := h.pending[id]
-	if c == nil || c.conn != conn {
-		h.mu.Unlock()
-		return false
-	}
-	h.forget(c)
-	h.mu.Unlock()
-	c.deliver(rep)
-	return true
+	return h.settleLocked(c, c != nil && c.conn == conn, rep)
 }
 
 // ---- frames from the SDK ----
