@@ -591,16 +591,14 @@ const writeBudget = 10 * time.Millisecond
 // enough for any frame header and control frame. Larger reads bypass it.
 const frameReaderSize = 512
 
-// readBufSize is the size of the pooled buffers a connection reads the
-// socket into: a burst of small frames costs one system call.
-const readBufSize = 4096
-
-// readBufs lends the connections their read buffers (readBufSize), shared
-// by every connection of every server: a buffer holds nothing once read.
-var readBufs = sync.Pool{New: func() any { return new([readBufSize]byte) }}
+// readBufSize is the size of the buffers a connection reads the socket
+// into (a burst of small frames costs one system call): frames4K's, whose
+// pool lends them, shared by every connection of every server, as a
+// buffer holds nothing once read.
+const readBufSize = 4 << 10
 
 // Read serves gorilla's frame reader (br) from the read buffer, filling it
-// from the socket when empty; the buffer goes back to readBufs as soon as
+// from the socket when empty; the buffer goes back to its pool as soon as
 // it is read to its end, so a connection between bursts holds none
 // (unless a read is waiting on the socket). Only the read loop reads.
 func (c *corkConn) Read(p []byte) (int, error) {
@@ -630,7 +628,7 @@ func (c *corkConn) Read(p []byte) (int, error) {
 // Read to return (after the bytes, when there are some).
 func (c *corkConn) fill(read func([]byte) (int, error)) error {
 	if c.rbuf == nil {
-		c.rbuf = readBufs.Get().(*[readBufSize]byte)
+		c.rbuf = frames4K.Get().(*[readBufSize]byte)
 	}
 	n, err := read(c.rbuf[:])
 	c.rpos, c.rend = 0, max(n, 0)
@@ -648,7 +646,7 @@ func (c *corkConn) fill(read func([]byte) (int, error)) error {
 
 func (c *corkConn) dropReadBuf() {
 	if c.rbuf != nil {
-		readBufs.Put(c.rbuf)
+		frames4K.Put(c.rbuf)
 		c.rbuf = nil
 	}
 	c.rpos, c.rend = 0, 0
