@@ -578,6 +578,12 @@ type corkConn struct {
 	rbuf       *[readBufSize]byte
 	rpos, rend int
 	rerr       error
+	// readDL is the read deadline the session set (SetReadDeadline).
+	// lingerDL, when not zero, is the deadline of a linger wait
+	// (tkConn.lingerRead) that is on the socket instead: it stays there
+	// between messages, as each move costs a timer update, and a read for
+	// the rest of a message puts readDL back first (Read).
+	readDL, lingerDL time.Time
 }
 
 // writeBudget is how long a write may wait for room in the socket before
@@ -608,6 +614,9 @@ func (c *corkConn) Read(p []byte) (int, error) {
 		}
 		if c.beforeRead != nil {
 			c.beforeRead()
+		}
+		if !c.lingerDL.IsZero() {
+			c.restoreReadDeadline()
 		}
 		if len(p) >= readBufSize {
 			return c.Conn.Read(p)
@@ -673,7 +682,21 @@ func (c *corkConn) SetWriteDeadline(t time.Time) error {
 
 func (c *corkConn) SetDeadline(t time.Time) error {
 	c.SetWriteDeadline(t)
+	return c.SetReadDeadline(t)
+}
+
+// SetReadDeadline sets the session's read deadline; only the read loop
+// calls it (or the handler, before the read loop starts).
+func (c *corkConn) SetReadDeadline(t time.Time) error {
+	c.readDL, c.lingerDL = t, time.Time{}
 	return c.Conn.SetReadDeadline(t)
+}
+
+// restoreReadDeadline puts the session's read deadline back on the socket
+// in place of a linger wait's.
+func (c *corkConn) restoreReadDeadline() {
+	c.lingerDL = time.Time{}
+	c.Conn.SetReadDeadline(c.readDL)
 }
 
 // maxCork bounds what a cork holds before writing through.

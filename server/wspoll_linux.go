@@ -21,7 +21,10 @@ import (
 // toolkit keeps its goroutine), and parks the connection again.
 
 // readLinger is how long a connection's goroutine waits for its next frame
-// before the connection is parked.
+// before the connection is parked: between readLinger and 5/4 of it, as
+// the wait's deadline moves only once it is less than readLinger away
+// (each move costs a timer update, and a busy toolkit's goroutine waits
+// once per message).
 const readLinger = 2 * time.Second
 
 // poller parks connections on an epoll set with EPOLLONESHOT: each wait is
@@ -249,10 +252,21 @@ func (c *tkConn) lingerRead() bool {
 	if cc.beforeRead != nil {
 		cc.beforeRead()
 	}
-	cc.Conn.SetReadDeadline(time.Now().Add(readLinger))
+	// The deadline stays on the socket after the wait: gorilla reads a
+	// message that has come whole from the read buffer, and corkConn.Read
+	// puts the session's deadline back before it waits for the rest of one.
+	if now := time.Now(); cc.lingerDL.Sub(now) < readLinger {
+		cc.lingerDL = now.Add(readLinger + readLinger/4)
+		cc.Conn.SetReadDeadline(cc.lingerDL)
+	}
 	err := cc.fill(cc.Conn.Read)
-	cc.Conn.SetReadDeadline(c.standingDeadline)
-	return err == nil || cc.rerr != nil
+	if err != nil && cc.rerr == nil {
+		// The wait ended (the connection parks now): a read to come must
+		// not find the linger deadline passed.
+		cc.restoreReadDeadline()
+		return false
+	}
+	return true
 }
 
 // messageReady reports whether gorilla can read the next message's header
