@@ -3,6 +3,7 @@ package server
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -382,6 +384,9 @@ func (c *wsSession) readFlusher() *flusher {
 }
 
 func (c *wsSession) writeBatch(batch [][]byte) error {
+	if c.cork != nil {
+		return c.cork.writeFrames(batch, writeWait)
+	}
 	batched := c.cork != nil && len(batch) > 1
 	if batched {
 		c.cork.cork()
@@ -562,8 +567,22 @@ type corkConn struct {
 	behindBytes atomic.Int64
 	caught      chan struct{} // closed when the write behind ends
 	err         error         // the failure of a write behind: the socket is dead
-	dl          time.Time     // the write deadline gorilla set
-	sockDL      time.Time     // the deadline on the socket for direct writes; zero: none
+	dl          time.Time     // the write deadline gorilla set, or writeFrames
+	// dlWait, when not zero, stands for a dl of that long after the first
+	// moment a write must wait (writeFrames): a write the socket takes at
+	// once needs no deadline, nor a look at the clock.
+	dlWait    time.Duration
+	sockDL    time.Time // the deadline on the socket for direct writes; zero: none
+	closeSent bool      // gorilla wrote a close frame: no message may follow it
+	// raw is the socket, to write without waiting (tryWrite); nil when it
+	// is not a TCP socket.
+	raw syscall.RawConn
+	// rawWrite is writeNow bound once (a closure per write would be an
+	// allocation), and wp, wn and werr its argument and results.
+	rawWrite func(fd uintptr) bool
+	wp       []byte
+	wn       int
+	werr     error
 	// beforeRead runs before each read from the socket, on the read loop's
 	// goroutine: the moment its deferred writes must go out.
 	beforeRead func()
@@ -675,7 +694,7 @@ func (c *corkConn) buffered() int {
 // itself, around its budget.
 func (c *corkConn) SetWriteDeadline(t time.Time) error {
 	c.mu.Lock()
-	c.dl = t
+	c.dl, c.dlWait = t, 0
 	c.mu.Unlock()
 	return nil
 }
@@ -705,6 +724,17 @@ const maxCork = 256 << 10
 func (c *corkConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if len(p) > 0 && p[0] == 0x80|websocket.CloseMessage {
+		// Only gorilla writes here, only control frames (and the
+		// handshake's response, which starts with "HTTP"): this is its
+		// close frame, after which writeFrames writes no message.
+		c.closeSent = true
+	}
+	return c.writeUnlocked(p)
+}
+
+// writeUnlocked is Write with c.mu held.
+func (c *corkConn) writeUnlocked(p []byte) (int, error) {
 	switch {
 	case c.err != nil:
 		return 0, c.err
@@ -727,7 +757,22 @@ func (c *corkConn) Write(p []byte) (int, error) {
 // writeLocked writes p, waiting at most writeBudget for the socket to take
 // it; the rest goes behind. c.mu is held.
 func (c *corkConn) writeLocked(p []byte) (int, error) {
+	// First without waiting, with no deadline to set: a socket with room
+	// takes it all at once.
+	done, err := c.tryWrite(p)
+	if done == len(p) || err != nil {
+		return done, err
+	}
+	n, err := c.writeWaiting(p[done:])
+	return done + n, err
+}
+
+// writeWaiting is writeLocked for what the socket did not take at once.
+func (c *corkConn) writeWaiting(p []byte) (int, error) {
 	now := time.Now()
+	if c.dlWait > 0 {
+		c.dl, c.dlWait = now.Add(c.dlWait), 0
+	}
 	if c.sockDL.Sub(now) < writeBudget/2 || !c.dl.IsZero() && c.dl.Before(c.sockDL) {
 		c.sockDL = now.Add(writeBudget)
 		if !c.dl.IsZero() && c.dl.Before(c.sockDL) {
@@ -737,6 +782,12 @@ func (c *corkConn) writeLocked(p []byte) (int, error) {
 	}
 	n, err := c.Conn.Write(p)
 	if err == nil || !errors.Is(err, os.ErrDeadlineExceeded) || c.sockDL.Equal(c.dl) {
+		if c.raw != nil && err == nil {
+			// The writes to come try without waiting first, which a
+			// deadline left to pass on the socket would fail.
+			c.Conn.SetWriteDeadline(time.Time{})
+			c.sockDL = time.Time{}
+		}
 		return n, err
 	}
 	c.buf = append([]byte(nil), p[n:]...)
@@ -789,6 +840,79 @@ func (c *corkConn) written(timeout time.Duration) {
 	case <-caught:
 	case <-t.C:
 	}
+}
+
+// maxFrameHeader is the longest header of a frame the server sends.
+const maxFrameHeader = 10
+
+// inlineFrame is the largest message writeFrames copies into its buffer
+// of frames: a larger one is written from where it is, after its header.
+const inlineFrame = 16 << 10
+
+// writeFrames writes msgs as text messages, each in one frame, in one
+// system call when they fit in a buffer of the frame pools. It does what
+// gorilla's WriteMessage would, on a server's connection, without its
+// costs on every call's path (an allocation for the pool of write buffers,
+// the hand-off of its write lock, and the deadline its writes set each
+// time, which takes a look at the clock): the frames of a batch are
+// written under c.mu, so gorilla's control frames, single writes, go
+// between them, never inside one. wait is the write deadline, counted
+// from the first moment the socket makes a write wait.
+func (c *corkConn) writeFrames(msgs [][]byte, wait time.Duration) error {
+	size := 0
+	for _, m := range msgs {
+		size += maxFrameHeader + min(len(m), inlineFrame)
+	}
+	buf := newFrame(min(size, 32<<10))
+	defer func() { freeFrame(buf) }()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closeSent {
+		return websocket.ErrCloseSent
+	}
+	if c.behind {
+		c.dl = time.Now().Add(wait) // as gorilla's writes would set it
+	} else {
+		c.dl, c.dlWait = time.Time{}, wait
+	}
+	for _, m := range msgs {
+		if len(buf)+maxFrameHeader+min(len(m), inlineFrame) > cap(buf) {
+			if _, err := c.writeUnlocked(buf); err != nil {
+				return err
+			}
+			buf = buf[:0]
+		}
+		buf = appendFrameHeader(buf, websocket.TextMessage, len(m))
+		if len(m) > inlineFrame {
+			if _, err := c.writeUnlocked(buf); err != nil {
+				return err
+			}
+			buf = buf[:0]
+			if _, err := c.writeUnlocked(m); err != nil {
+				return err
+			}
+			continue
+		}
+		buf = append(buf, m...)
+	}
+	if len(buf) == 0 {
+		return nil
+	}
+	_, err := c.writeUnlocked(buf)
+	return err
+}
+
+// appendFrameHeader appends the header of an unmasked final frame (RFC
+// 6455 section 5.2) of type op with size bytes of payload.
+func appendFrameHeader(b []byte, op, size int) []byte {
+	b = append(b, 0x80|byte(op))
+	switch {
+	case size < 126:
+		return append(b, byte(size))
+	case size <= 0xffff:
+		return append(b, 126, byte(size>>8), byte(size))
+	}
+	return binary.BigEndian.AppendUint64(append(b, 127), uint64(size))
 }
 
 func (c *corkConn) cork() {

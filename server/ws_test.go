@@ -1,7 +1,10 @@
 package server
 
 import (
+	"bufio"
+	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"io"
 	"net"
@@ -182,5 +185,70 @@ func TestCorkConnWritesBehind(t *testing.T) {
 	}
 	if _, err := c.Write([]byte("more")); err == nil {
 		t.Fatal("a write after a failed write behind succeeded")
+	}
+}
+
+// writeFrames writes each message as one final text frame, headers of all
+// three lengths included, inline or after its header; once gorilla's close
+// frame has gone, it writes nothing more.
+func TestCorkConnWritesFrames(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	peer, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	ours, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ours.Close()
+	c := &corkConn{Conn: ours, raw: rawConnOf(ours)}
+	c.rawWrite = c.writeNow
+	var msgs [][]byte
+	for i, size := range []int{0, 1, 125, 126, inlineFrame, inlineFrame + 1, 0xffff, 0x10000, 100 << 10} {
+		msgs = append(msgs, bytes.Repeat([]byte{'a' + byte(i)}, size))
+	}
+	wrote := make(chan error, 1)
+	go func() { wrote <- c.writeFrames(msgs, time.Minute) }()
+	r := bufio.NewReader(peer)
+	peer.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for i, want := range msgs {
+		var hdr [2]byte
+		if _, err := io.ReadFull(r, hdr[:]); err != nil {
+			t.Fatal(err)
+		}
+		if hdr[0] != 0x80|websocket.TextMessage || hdr[1]&0x80 != 0 {
+			t.Fatalf("message %d: header %x, want a final text frame, unmasked", i, hdr)
+		}
+		size := int(hdr[1])
+		switch size {
+		case 126:
+			var ext [2]byte
+			io.ReadFull(r, ext[:])
+			size = int(binary.BigEndian.Uint16(ext[:]))
+		case 127:
+			var ext [8]byte
+			io.ReadFull(r, ext[:])
+			size = int(binary.BigEndian.Uint64(ext[:]))
+		}
+		got := make([]byte, size)
+		if _, err := io.ReadFull(r, got); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("message %d: %d bytes, want %d", i, len(got), len(want))
+		}
+	}
+	if err := <-wrote; err != nil {
+		t.Fatal(err)
+	}
+	c.Write([]byte{0x80 | websocket.CloseMessage, 0})
+	if err := c.writeFrames(msgs[:1], time.Minute); !errors.Is(err, websocket.ErrCloseSent) {
+		t.Fatalf("a message after the close frame: %v, want ErrCloseSent", err)
 	}
 }

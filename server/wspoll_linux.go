@@ -192,7 +192,7 @@ func rawConnOf(c net.Conn) syscall.RawConn {
 func (c *tkConn) serveReads() {
 	if c.cork != nil && c.cork.br != nil {
 		if c.poll = c.s.readPoller(); c.poll != nil {
-			c.raw = rawConnOf(c.cork)
+			c.raw = c.cork.raw
 			c.reads.flush()
 			if c.poll.park(c) {
 				return
@@ -394,6 +394,38 @@ func (c *tkConn) tryFill() bool {
 		return n, nil
 	})
 	return err == nil || cc.rerr != nil
+}
+
+// tryWrite writes what the socket takes of p without waiting, and returns
+// how much that was; err is a failure of the socket (not that it is full).
+// c.mu is held.
+func (c *corkConn) tryWrite(p []byte) (n int, err error) {
+	if c.raw == nil || c.behind {
+		return 0, nil
+	}
+	c.wp = p
+	cerr := c.raw.Write(c.rawWrite)
+	n, err = max(c.wn, 0), c.werr
+	c.wp, c.wn, c.werr = nil, 0, nil
+	switch {
+	case errors.Is(cerr, os.ErrDeadlineExceeded):
+		return 0, nil // a deadline a waiting write left: the next one moves it
+	case cerr != nil:
+		return 0, cerr
+	case err == syscall.EAGAIN || err == syscall.EINTR:
+		return n, nil // the waiting write takes over
+	}
+	if err != nil {
+		err = os.NewSyscallError("write", err)
+	}
+	return n, err
+}
+
+// writeNow is tryWrite's write of c.wp: never waiting, as the waiting
+// write is the net package's (writeWaiting).
+func (c *corkConn) writeNow(fd uintptr) bool {
+	c.wn, c.werr = syscall.Write(int(fd), c.wp)
+	return true
 }
 
 func isWouldBlock(err error) bool {

@@ -18,4 +18,10 @@ func (p *poller) stop() {}
 
 func (c *tkConn) serveReads() { c.readLoop() }
 
+// tryWrite is the Linux one's stand-in: writeLocked always takes the
+// waiting write.
+func (c *corkConn) tryWrite([]byte) (int, error) { return 0, nil }
+
+func (c *corkConn) writeNow(uintptr) bool { return true }
+
 func isWouldBlock(err error) bool { return errors.Is(err, os.ErrDeadlineExceeded) }
