@@ -271,7 +271,7 @@ func (c *llmConn) auth(m *llmMessage) bool {
 		c.budget = c.s.budget(k.ID)
 		c.standingDeadline = time.Time{}
 		c.ws.SetReadDeadline(c.standingDeadline)
-		c.ws.SetReadLimit(c.s.cfg.FrameLimit)
+		c.setReadLimit(c.s.cfg.FrameLimit)
 		if c.s.revokedOnAuth(c) {
 			return false
 		}

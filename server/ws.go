@@ -53,6 +53,7 @@ type wsSession struct {
 	reads     flusher      // the read loop's: see sendVia
 	rbuf      bytes.Buffer // the read loop's: see readMessage
 	rlim      io.LimitedReader
+	readLimit int64 // gorilla's read limit (setReadLimit), for readFrame
 	closeOnce sync.Once
 	pinger    atomic.Pointer[time.Timer] // set by start; read by closeWith from any goroutine
 	onClose   func(error)                // run once, after the socket is closed
@@ -133,7 +134,7 @@ func (s *Server) upgrader(checkOrigin func(*http.Request) bool) *websocket.Upgra
 // start arms the read limit and the pings. limit is the largest message
 // the session takes for now (FrameLimit once authenticated).
 func (c *wsSession) start(limit int64) {
-	c.ws.SetReadLimit(limit)
+	c.setReadLimit(limit)
 	c.alive()
 	c.ws.SetPongHandler(func(string) error { c.alive(); return nil })
 	c.ws.SetPingHandler(func(data string) error {
@@ -151,6 +152,12 @@ func (c *wsSession) start(limit int64) {
 	t.Stop()
 	c.pinger.Store(t)
 	t.Reset(c.s.cfg.PingInterval)
+}
+
+// setReadLimit sets the size of the largest message the session takes.
+func (c *wsSession) setReadLimit(limit int64) {
+	c.readLimit = limit
+	c.ws.SetReadLimit(limit)
 }
 
 // alive records a sign of life from the peer. It is an atomic store, not
@@ -498,6 +505,16 @@ const keptReadBuffer = 64 << 10
 // Config.BodyReadTimeout of its first 64 KiB.
 func (c *wsSession) readMessage() ([]byte, error) {
 	c.trimReadBuffer()
+	if cc := c.cork; cc != nil && cc.br != nil {
+		if cc.buffered() == 0 && cc.rerr == nil {
+			// Wait for the socket here rather than in gorilla's reader:
+			// a message that comes whole is then taken without it.
+			cc.fillWaiting()
+		}
+		if msg := c.readFrame(); msg != nil {
+			return msg, nil
+		}
+	}
 	_, r, err := c.ws.NextReader()
 	if err != nil {
 		return nil, err
@@ -515,6 +532,67 @@ func (c *wsSession) readMessage() ([]byte, error) {
 		return nil, err
 	}
 	return c.rbuf.Bytes(), nil
+}
+
+// readFrame takes the next message when it is a single frame (text or
+// binary) that has been read whole from the socket and that gorilla would
+// take as it is: what gorilla's reader does for a message, without its
+// costs on every call's path (an allocation per message, and a read
+// through several layers). It returns nil for anything else (a fragment,
+// a control frame, a frame not all read, one past the read limit, or a
+// protocol error), which gorilla then reads. The message is in the
+// session's read buffer, as readMessage's.
+func (c *wsSession) readFrame() []byte {
+	cc := c.cork
+	avail := cc.buffered()
+	if avail < 2 {
+		return nil
+	}
+	hdr := peekN(cc.br, 2)
+	hlen := frameHeaderLen(hdr)
+	if avail < hlen {
+		return nil
+	}
+	hdr = peekN(cc.br, hlen)
+	op, fin, rsv, masked := int(hdr[0]&0x0f), hdr[0]&0x80 != 0, hdr[0]&0x70 != 0, hdr[1]&0x80 != 0
+	if (op != websocket.TextMessage && op != websocket.BinaryMessage) || !fin || rsv || !masked {
+		return nil
+	}
+	var size uint64
+	switch n := hdr[1] & 0x7f; n {
+	case 126:
+		size = uint64(binary.BigEndian.Uint16(hdr[2:]))
+	case 127:
+		size = binary.BigEndian.Uint64(hdr[2:])
+	default:
+		size = uint64(n)
+	}
+	if size > uint64(avail-hlen) || c.readLimit > 0 && size > uint64(c.readLimit) {
+		return nil
+	}
+	var key [4]byte
+	copy(key[:], hdr[hlen-4:])
+	cc.br.Discard(hlen)
+	c.rbuf.Reset()
+	c.rbuf.Grow(int(size))
+	cc.take(&c.rbuf, int(size))
+	msg := c.rbuf.Bytes()
+	maskBytes(key, msg)
+	return msg
+}
+
+// maskBytes masks (or unmasks) b with key (RFC 6455 section 5.3), eight
+// bytes at a time.
+func maskBytes(key [4]byte, b []byte) {
+	k := uint64(binary.LittleEndian.Uint32(key[:]))
+	k |= k << 32
+	for len(b) >= 8 {
+		binary.LittleEndian.PutUint64(b, binary.LittleEndian.Uint64(b)^k)
+		b = b[8:]
+	}
+	for i := range b { // a multiple of 4 bytes was masked: the key starts over
+		b[i] ^= key[i&3]
+	}
 }
 
 // trimReadBuffer drops the read buffer of a large message (readMessage).
@@ -622,6 +700,36 @@ const frameReaderSize = 512
 // buffer holds nothing once read.
 const readBufSize = 4 << 10
 
+// fillWaiting fills the empty read buffer from the socket, waiting for it
+// (after the deferred writes, which must go out before the read loop
+// waits, and with the session's read deadline).
+func (c *corkConn) fillWaiting() error {
+	if c.beforeRead != nil {
+		c.beforeRead()
+	}
+	if !c.lingerDL.IsZero() {
+		c.restoreReadDeadline()
+	}
+	return c.fill(c.Conn.Read)
+}
+
+// take moves n bytes that have been read (in br, then under it) to w.
+func (c *corkConn) take(w *bytes.Buffer, n int) {
+	if k := min(n, c.br.Buffered()); k > 0 {
+		b, _ := c.br.Peek(k)
+		w.Write(b)
+		c.br.Discard(k)
+		n -= k
+	}
+	if n > 0 {
+		w.Write(c.rbuf[c.rpos : c.rpos+n])
+		c.rpos += n
+		if c.rpos == c.rend {
+			c.dropReadBuf()
+		}
+	}
+}
+
 // Read serves gorilla's frame reader (br) from the read buffer, filling it
 // from the socket when empty; the buffer goes back to its pool as soon as
 // it is read to its end, so a connection between bursts holds none
@@ -631,16 +739,16 @@ func (c *corkConn) Read(p []byte) (int, error) {
 		if c.rerr != nil {
 			return 0, c.rerr
 		}
-		if c.beforeRead != nil {
-			c.beforeRead()
-		}
-		if !c.lingerDL.IsZero() {
-			c.restoreReadDeadline()
-		}
 		if len(p) >= readBufSize {
+			if c.beforeRead != nil {
+				c.beforeRead()
+			}
+			if !c.lingerDL.IsZero() {
+				c.restoreReadDeadline()
+			}
 			return c.Conn.Read(p)
 		}
-		if err := c.fill(c.Conn.Read); err != nil {
+		if err := c.fillWaiting(); err != nil {
 			return 0, err
 		}
 	}
