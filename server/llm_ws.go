@@ -139,7 +139,7 @@ func (c *llmConn) readLoop() {
 		c.alive()
 		m := llmMessages.Get().(*llmMessage)
 		more := c.handle(data, m)
-		*m = llmMessage{} // it holds views of data
+		*m = llmMessage{texts: m.texts} // it holds views of data; its buffers stay
 		llmMessages.Put(m)
 		if !more {
 			return
