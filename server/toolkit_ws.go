@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/atpgo/atp/server/store"
 	"github.com/gorilla/websocket"
@@ -34,6 +35,9 @@ type tkConn struct {
 	poll   *poller
 	raw    syscall.RawConn
 	pollID uint64
+	// lingerUntil is the linger wait's deadline (lingerRead), since born,
+	// while it is on the socket.
+	lingerUntil time.Duration
 }
 
 func (s *Server) handleToolkitWS(w http.ResponseWriter, r *http.Request) {

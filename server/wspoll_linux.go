@@ -212,7 +212,9 @@ func (c *tkConn) burst() {
 		// system call that finds nothing, on every call's path).
 		if c.cork.buffered() == 0 && c.cork.rerr == nil && !woken {
 			c.trimReadBuffer()
-			if !c.lingerRead() {
+			// The message was read just now: its time saves a look at
+			// the clock.
+			if !c.lingerRead(time.Duration(c.lastAlive.Load())) {
 				c.reads.flush()
 				if c.poll.park(c) {
 					return
@@ -233,7 +235,7 @@ func (c *tkConn) burst() {
 			continue
 		}
 		c.trimReadBuffer()
-		if c.lingerRead() {
+		if c.lingerRead(time.Since(c.born)) {
 			continue
 		}
 		c.reads.flush()
@@ -246,8 +248,9 @@ func (c *tkConn) burst() {
 }
 
 // lingerRead waits up to readLinger for the socket's next bytes, and
-// reports whether some came (or an error for gorilla to find).
-func (c *tkConn) lingerRead() bool {
+// reports whether some came (or an error for gorilla to find). now is the
+// time, since c.born.
+func (c *tkConn) lingerRead(now time.Duration) bool {
 	cc := c.cork
 	if cc.beforeRead != nil {
 		cc.beforeRead()
@@ -255,8 +258,9 @@ func (c *tkConn) lingerRead() bool {
 	// The deadline stays on the socket after the wait: gorilla reads a
 	// message that has come whole from the read buffer, and corkConn.Read
 	// puts the session's deadline back before it waits for the rest of one.
-	if now := time.Now(); cc.lingerDL.Sub(now) < readLinger {
-		cc.lingerDL = now.Add(readLinger + readLinger/4)
+	if cc.lingerDL.IsZero() || c.lingerUntil-now < readLinger {
+		c.lingerUntil = now + readLinger + readLinger/4
+		cc.lingerDL = c.born.Add(c.lingerUntil)
 		cc.Conn.SetReadDeadline(cc.lingerDL)
 	}
 	err := cc.fill(cc.Conn.Read)
