@@ -581,6 +581,35 @@ func (c *wsSession) readFrame() []byte {
 	return msg
 }
 
+// frameHeaderLen is the length of the header that starts with hdr (its
+// first two bytes).
+func frameHeaderLen(hdr []byte) int {
+	if len(hdr) < 2 {
+		return 2
+	}
+	n := 2
+	switch hdr[1] & 0x7f {
+	case 126:
+		n += 2
+	case 127:
+		n += 8
+	}
+	if hdr[1]&0x80 != 0 {
+		n += 4
+	}
+	return n
+}
+
+// peekN peeks n bytes that are buffered (in br or under it), nil when
+// they are not.
+func peekN(br interface{ Peek(int) ([]byte, error) }, n int) []byte {
+	b, err := br.Peek(n)
+	if err != nil {
+		return nil
+	}
+	return b
+}
+
 // maskBytes masks (or unmasks) b with key (RFC 6455 section 5.3), eight
 // bytes at a time.
 func maskBytes(key [4]byte, b []byte) {
@@ -653,10 +682,10 @@ type corkConn struct {
 	sockDL    time.Time // the deadline on the socket for direct writes; zero: none
 	closeSent bool      // gorilla wrote a close frame: no message may follow it
 	// raw is the socket, to write without waiting (tryWrite); nil when it
-	// is not a TCP socket.
+	// is not a TCP socket, or not on Linux.
 	raw syscall.RawConn
 	// rawWrite is writeNow bound once (a closure per write would be an
-	// allocation), and wp, wn and werr its argument and results.
+	// allocation), and wp, wn and werr its argument and results (c.mu).
 	rawWrite func(fd uintptr) bool
 	wp       []byte
 	wn       int
@@ -699,6 +728,13 @@ const frameReaderSize = 512
 // pool lends them, shared by every connection of every server, as a
 // buffer holds nothing once read.
 const readBufSize = 4 << 10
+
+// newCorkConn wraps a hijacked connection.
+func newCorkConn(c net.Conn) *corkConn {
+	cc := &corkConn{Conn: c, raw: rawConnOf(c)}
+	cc.rawWrite = cc.writeNow
+	return cc
+}
 
 // fillWaiting fills the empty read buffer from the socket, waiting for it
 // (after the deferred writes, which must go out before the read loop

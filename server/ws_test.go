@@ -207,8 +207,7 @@ func TestCorkConnWritesFrames(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ours.Close()
-	c := &corkConn{Conn: ours, raw: rawConnOf(ours)}
-	c.rawWrite = c.writeNow
+	c := newCorkConn(ours)
 	var msgs [][]byte
 	for i, size := range []int{0, 1, 125, 126, inlineFrame, inlineFrame + 1, 0xffff, 0x10000, 100 << 10} {
 		msgs = append(msgs, bytes.Repeat([]byte{'a' + byte(i)}, size))

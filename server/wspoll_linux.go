@@ -347,35 +347,6 @@ const (
 	websocketPong = 10
 )
 
-// frameHeaderLen is the length of the header that starts with hdr (its
-// first two bytes).
-func frameHeaderLen(hdr []byte) int {
-	if len(hdr) < 2 {
-		return 2
-	}
-	n := 2
-	switch hdr[1] & 0x7f {
-	case 126:
-		n += 2
-	case 127:
-		n += 8
-	}
-	if hdr[1]&0x80 != 0 {
-		n += 4
-	}
-	return n
-}
-
-// peekN peeks n bytes that are buffered (in br or under it), nil when
-// they are not.
-func peekN(br interface{ Peek(int) ([]byte, error) }, n int) []byte {
-	b, err := br.Peek(n)
-	if err != nil {
-		return nil
-	}
-	return b
-}
-
 // tryFill reads what the socket has into the empty read buffer, without
 // waiting; false when it had nothing.
 func (c *tkConn) tryFill() bool {
