@@ -35,3 +35,29 @@ func TestDecodeLLMMessageStrings(t *testing.T) {
 		t.Fatalf("a number for a string: %v", err)
 	}
 }
+
+// A taskList takes its tasks off in any order, and a task not on it
+// (or taken off already) leaves it as it is.
+func TestTaskList(t *testing.T) {
+	var l taskList
+	ts := []*task{{}, {}, {}, {}}
+	for _, x := range ts {
+		l.add(x)
+	}
+	l.remove(ts[2]) // middle
+	l.remove(ts[3]) // head
+	l.remove(ts[3]) // again
+	l.remove(&task{})
+	var got []*task
+	for x := l.head; x != nil; x = x.nextCall {
+		got = append(got, x)
+	}
+	if len(got) != 2 || got[0] != ts[1] || got[1] != ts[0] || ts[0].prevCall != ts[1] {
+		t.Fatalf("list after removals: %v", got)
+	}
+	l.remove(ts[0]) // tail
+	l.remove(ts[1])
+	if l.head != nil {
+		t.Fatal("the list is not empty")
+	}
+}
