@@ -21,8 +21,8 @@ type tkConn struct {
 	// ref is the toolkit it serves, zero until its key is bound. Guarded by
 	// hub.mu after addConn.
 	ref toolkitRef
-	// calls in flight on this connection, by request id. Guarded by hub.mu.
-	calls map[string]*call
+	// calls in flight on this connection. Guarded by hub.mu.
+	calls callList
 	// pt is the state of a Platools SDK connection (platools.go), nil for
 	// an ATP v1 one.
 	pt *ptConn
@@ -56,7 +56,7 @@ func (s *Server) handleToolkitWS(w http.ResponseWriter, r *http.Request) {
 		release()
 		return // the upgrader has answered
 	}
-	c := &tkConn{key: k, calls: map[string]*call{}}
+	c := &tkConn{key: k}
 	c.init(s, ws)
 	c.peer = "toolkit"
 	c.holds(release)
