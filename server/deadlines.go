@@ -14,25 +14,33 @@ import (
 // fires with nothing due, and is set for the next deadline, so that a
 // steady flow of answered calls sets it once per call timeout, not once
 // per call.
+//
+// Times are durations since base, read off the monotonic clock alone
+// (time.Since), which costs half of time.Now.
 type taskDeadlines struct {
 	mu    sync.Mutex
-	heap  []*task // by deadline, earliest first; a task's slot is its index
+	base  time.Time // set by the first add
+	heap  []*task   // by deadline, earliest first; a task's slot is its index
 	timer *time.Timer
 	// at is when the timer fires, or when its sweep was due if it has not
-	// run yet; zero: it is not set.
-	at      time.Time
+	// run yet; 0: it is not set.
+	at      time.Duration
 	stopped bool // the server has shut down: the timer is not set again
 }
 
-// add ends t at deadline, unless remove takes it back first.
-func (d *taskDeadlines) add(t *task, deadline time.Time) {
+// add ends t once timeout has passed, unless remove takes it back first.
+func (d *taskDeadlines) add(t *task, timeout time.Duration) {
 	d.mu.Lock()
-	t.deadline = deadline
+	if d.base.IsZero() {
+		d.base = time.Now()
+	}
+	now := time.Since(d.base)
+	t.deadline = now + timeout
 	t.slot = len(d.heap)
 	d.heap = append(d.heap, t)
 	d.up(t.slot)
-	if d.at.IsZero() || deadline.Before(d.at) {
-		d.arm(deadline)
+	if d.at == 0 || t.deadline < d.at {
+		d.arm(t.deadline, now)
 	}
 	d.mu.Unlock()
 }
@@ -57,32 +65,32 @@ func (d *taskDeadlines) stop() {
 	d.mu.Unlock()
 }
 
-// arm sets the timer for at. d.mu is held.
-func (d *taskDeadlines) arm(at time.Time) {
+// arm sets the timer for at; now is the time. d.mu is held.
+func (d *taskDeadlines) arm(at, now time.Duration) {
 	if d.stopped {
 		return
 	}
 	d.at = at
 	if d.timer == nil {
-		d.timer = time.AfterFunc(time.Until(at), d.sweep)
+		d.timer = time.AfterFunc(at-now, d.sweep)
 		return
 	}
-	d.timer.Reset(time.Until(at))
+	d.timer.Reset(at - now)
 }
 
 // sweep expires the tasks whose deadline has passed, and sets the timer
 // for the next deadline.
 func (d *taskDeadlines) sweep() {
-	now := time.Now()
 	var due []*task
 	d.mu.Lock()
-	d.at = time.Time{}
-	for len(d.heap) > 0 && !d.heap[0].deadline.After(now) {
+	now := time.Since(d.base)
+	d.at = 0
+	for len(d.heap) > 0 && d.heap[0].deadline <= now {
 		due = append(due, d.heap[0])
 		d.removeAt(0)
 	}
 	if len(d.heap) > 0 {
-		d.arm(d.heap[0].deadline)
+		d.arm(d.heap[0].deadline, now)
 	}
 	d.mu.Unlock()
 	for _, t := range due {
@@ -107,7 +115,7 @@ func (d *taskDeadlines) removeAt(i int) {
 }
 
 func (d *taskDeadlines) less(i, j int) bool {
-	return d.heap[i].deadline.Before(d.heap[j].deadline)
+	return d.heap[i].deadline < d.heap[j].deadline
 }
 
 func (d *taskDeadlines) swap(i, j int) {

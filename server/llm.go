@@ -77,11 +77,11 @@ type task struct {
 	waiter     taskWaiter
 
 	call call
-	// deadline is when the call times out, and slot its place among the
-	// server's deadlines (taskDeadlines), -1 when it is not there; both
-	// guarded by their mutex. capped says the timeout is the server's
+	// deadline is when the call times out (since the deadlines' base),
+	// and slot its place among the server's deadlines (taskDeadlines), -1
+	// when it is not there; both guarded by their mutex. capped says the timeout is the server's
 	// maximum, not the one timeout_ms asked for.
-	deadline time.Time
+	deadline time.Duration
 	slot     int
 	capped   bool
 	ended    atomic.Bool
@@ -214,7 +214,7 @@ func (s *Server) startTask(ctx context.Context, key store.Key, m *llmMessage, vi
 		return
 	}
 	t.capped = capped
-	s.deadlines.add(t, time.Now().Add(timeout))
+	s.deadlines.add(t, timeout)
 	if t.ended.Load() { // the answer came before the deadline was set
 		s.deadlines.remove(t)
 	}

@@ -91,7 +91,6 @@ func TestShorterTimeoutAfterLongerOne(t *testing.T) {
 // its index, through adds and removes in any order.
 func TestTaskDeadlinesHeap(t *testing.T) {
 	d := &taskDeadlines{stopped: true} // no timer: only the heap is tested
-	base := time.Now().Add(time.Hour)
 	rng := rand.New(rand.NewPCG(1, 2))
 	var live []*task
 	check := func() {
@@ -103,7 +102,7 @@ func TestTaskDeadlinesHeap(t *testing.T) {
 			if x.slot != i {
 				t.Fatalf("task in slot %d says %d", i, x.slot)
 			}
-			if i > 0 && x.deadline.Before(d.heap[(i-1)/2].deadline) {
+			if i > 0 && x.deadline < d.heap[(i-1)/2].deadline {
 				t.Fatalf("slot %d is due before its parent", i)
 			}
 		}
@@ -119,7 +118,7 @@ func TestTaskDeadlinesHeap(t *testing.T) {
 			live = append(live[:i], live[i+1:]...)
 		} else {
 			x := &task{slot: -1}
-			d.add(x, base.Add(time.Duration(rng.IntN(100))*time.Millisecond))
+			d.add(x, time.Hour+time.Duration(rng.IntN(100))*time.Millisecond)
 			live = append(live, x)
 		}
 		check()
@@ -127,7 +126,7 @@ func TestTaskDeadlinesHeap(t *testing.T) {
 	for len(d.heap) > 0 {
 		first := d.heap[0]
 		for _, x := range live {
-			if x.deadline.Before(first.deadline) {
+			if x.deadline < first.deadline {
 				t.Fatal("the heap's first is not the earliest")
 			}
 		}
