@@ -101,7 +101,7 @@ func (e *testEnv) inFlight(ref toolkitRef) int {
 	n := 0
 	if r := h.routes[ref]; r != nil {
 		for _, c := range r.conns {
-			n += len(c.calls)
+			n += c.calls.n
 		}
 	}
 	return n

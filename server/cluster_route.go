@@ -79,7 +79,7 @@ func (h *hub) dispatchCluster(c *call, via *flusher) error {
 		best, bestNum := -1, 0
 		for i := range local {
 			j := (turn + i) % local
-			if num := len(r.conns[j].calls); best < 0 || num < bestNum {
+			if num := r.conns[j].calls.n; best < 0 || num < bestNum {
 				best, bestNum = j, num
 			}
 		}
@@ -98,7 +98,7 @@ func (h *hub) dispatchCluster(c *call, via *flusher) error {
 		if best < local {
 			conn := r.conns[best]
 			c.conn = conn
-			conn.calls[c.id] = c
+			conn.calls.add(c)
 			h.pending[c.id] = c
 			r.pending++
 			h.mu.Unlock()
@@ -263,7 +263,7 @@ func (h *hub) presence(now time.Time) []presenceEntry {
 	for ref, r := range h.routes {
 		e := presenceEntry{Owner: ref.Owner, Name: ref.Name, Conns: len(r.conns), Polls: len(r.waiters)}
 		for _, cn := range r.conns {
-			e.InFlight += len(cn.calls)
+			e.InFlight += cn.calls.n
 		}
 		if !r.lastPoll.IsZero() {
 			if age := now.Sub(r.lastPoll); age < h.onlineWindow {

@@ -33,6 +33,9 @@ type call struct {
 
 	// Guarded by hub.mu.
 	conn *tkConn // the WebSocket it was sent on; nil while in an inbox
+	// prevOnConn and nextOnConn link the calls in flight on conn
+	// (tkConn.calls).
+	prevOnConn, nextOnConn *call
 	// inboxKey is the key of the inbox poll that took the call, "" while
 	// it waits in the queue or is on a WebSocket.
 	inboxKey string
@@ -46,6 +49,53 @@ type call struct {
 	replica string
 	origin  string
 	hops    int
+}
+
+// callList is the calls in flight on one toolkit connection, linked
+// through them: adding and removing one allocates nothing, nor hashes
+// anything. Guarded by hub.mu.
+type callList struct {
+	head *call
+	n    int
+}
+
+func (l *callList) add(c *call) {
+	c.prevOnConn, c.nextOnConn = nil, l.head
+	if l.head != nil {
+		l.head.prevOnConn = c
+	}
+	l.head = c
+	l.n++
+}
+
+// remove takes c off the list, if it is on it.
+func (l *callList) remove(c *call) {
+	switch {
+	case c.prevOnConn != nil:
+		c.prevOnConn.nextOnConn = c.nextOnConn
+	case l.head == c:
+		l.head = c.nextOnConn
+	default:
+		return
+	}
+	if c.nextOnConn != nil {
+		c.nextOnConn.prevOnConn = c.prevOnConn
+	}
+	c.prevOnConn, c.nextOnConn = nil, nil
+	l.n--
+}
+
+// takeAll empties the list and returns its calls.
+func (l *callList) takeAll() []*call {
+	calls := make([]*call, 0, l.n)
+	for c := l.head; c != nil; {
+		next := c.nextOnConn
+		c.prevOnConn, c.nextOnConn = nil, nil
+		calls = append(calls, c)
+		c = next
+	}
+	l.head, l.n = nil, 0
+	return calls
 }
 
 // replyTaker waits for a call's reply: the task of an LLM client's
@@ -212,13 +262,13 @@ func (h *hub) dispatch(c *call, via *flusher) error {
 	if n := len(r.conns); n > 0 {
 		best := r.conns[r.next%n]
 		for i := 1; i < n; i++ {
-			if cn := r.conns[(r.next+i)%n]; len(cn.calls) < len(best.calls) {
+			if cn := r.conns[(r.next+i)%n]; cn.calls.n < best.calls.n {
 				best = cn
 			}
 		}
 		r.next++
 		c.conn = best
-		best.calls[c.id] = c
+		best.calls.add(c)
 		h.pending[c.id] = c
 		r.pending++
 		h.mu.Unlock()
@@ -353,7 +403,7 @@ func (h *hub) forget(c *call) {
 		r.pending--
 	}
 	if c.conn != nil {
-		delete(c.conn.calls, c.id)
+		c.conn.calls.remove(c)
 	} else if c.replica != "" {
 		h.unforward(c, r)
 	} else if r != nil && c.inboxKey == "" {
@@ -598,12 +648,10 @@ func (h *hub) removeConn(c *tkConn) []*call {
 			delete(h.unbound, c.key.ID)
 		}
 	}
-	calls := make([]*call, 0, len(c.calls))
-	for _, call := range c.calls {
+	calls := c.calls.takeAll()
+	for _, call := range calls {
 		delete(h.pending, call.id)
-		calls = append(calls, call)
 	}
-	clear(c.calls)
 	if r := h.routes[c.ref]; r != nil {
 		if i := slices.Index(r.conns, c); i >= 0 {
 			r.conns = slices.Delete(r.conns, i, i+1)

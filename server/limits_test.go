@@ -380,7 +380,7 @@ func TestConnectedIsRoutable(t *testing.T) {
 // handshake still joins the toolkit.
 func TestBindRacingHandshake(t *testing.T) {
 	h := newHub(time.Minute, time.Now)
-	c := &tkConn{key: store.Key{ID: "k1", Owner: "o"}, calls: map[string]*call{}}
+	c := &tkConn{key: store.Key{ID: "k1", Owner: "o"}}
 	h.bind("k1", toolkitRef{"o", "crm"}) // the registration lands first...
 	if err := h.addConn(c); err != nil { // ...then the handshake, which read the key unbound
 		t.Fatal(err)

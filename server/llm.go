@@ -76,12 +76,22 @@ type task struct {
 	language   string
 	waiter     taskWaiter
 
-	call  call
-	timer atomic.Pointer[time.Timer]
-	ended atomic.Bool
-	// routed is set once the call is in the hub with its timer armed:
+	call call
+	// deadline is when the call times out (since the deadlines' base),
+	// and slot its place among the server's deadlines (taskDeadlines), -1
+	// when it is not there; both guarded by their mutex. capped says the timeout is the server's
+	// maximum, not the one timeout_ms asked for.
+	deadline time.Duration
+	slot     int
+	capped   bool
+	ended    atomic.Bool
+	// routed is set once the call is in the hub with its deadline set:
 	// cancel takes it back only then.
 	routed atomic.Bool
+
+	// prevCall and nextCall link the calls of its LLM connection
+	// (llmConn.calls), under the connection's mutex.
+	prevCall, nextCall *task
 
 	// budget holds the call against its LLM key's limits from dispatch to
 	// its end; given makes the release happen once.
@@ -114,7 +124,7 @@ func (t *task) giveBack() {
 // until startTask keeps a copy.
 func (s *Server) newTask(key store.Key, m *llmMessage, w taskWaiter) *task {
 	return &task{s: s, owner: key.Owner, requestID: m.RequestID, toolkit: m.ToolkitID, tool: m.Payload.Function,
-		toolCallID: m.Payload.ToolCallID, waiter: w}
+		toolCallID: m.Payload.ToolCallID, waiter: w, slot: -1}
 }
 
 // startTask checks and routes the task_request m of t (newTask). t's
@@ -203,9 +213,10 @@ func (s *Server) startTask(ctx context.Context, key store.Key, m *llmMessage, vi
 		t.fail(reason, msg, nil, nil, via)
 		return
 	}
-	t.timer.Store(time.AfterFunc(timeout, func() { t.expire(capped) }))
-	if t.ended.Load() { // the answer came before the timer was stored
-		t.timer.Load().Stop()
+	t.capped = capped
+	s.deadlines.add(t, timeout)
+	if t.ended.Load() { // the answer came before the deadline was set
+		s.deadlines.remove(t)
 	}
 	t.routed.Store(true)
 }
@@ -227,14 +238,14 @@ func (s *Server) routeFailure(t *task, err error) (reason, msg string) {
 }
 
 // expire ends a call its toolkit did not answer in time.
-func (t *task) expire(capped bool) {
+func (t *task) expire() {
 	if !t.s.hub.abandon(&t.call) {
 		return
 	}
 	t.giveBack()
 	timeout := t.call.timeout
 	msg := fmt.Sprintf("toolkit %q did not answer the call to %s within %s; a late reply will be dropped", t.toolkit, t.tool, timeout)
-	if capped {
+	if t.capped {
 		msg += fmt.Sprintf(" (timeout_ms asked for more: %s is this server's maximum)", timeout)
 	}
 	t.fail(reasonTimeout, msg, nil, nil, nil)
@@ -248,7 +259,7 @@ func (t *task) cancel() bool {
 	if !t.routed.Load() || !t.s.hub.abandon(&t.call) {
 		return false
 	}
-	t.timer.Load().Stop()
+	t.s.deadlines.remove(t)
 	t.giveBack()
 	t.s.metrics.callDone(reasonCanceled)
 	return true
@@ -257,9 +268,7 @@ func (t *task) cancel() bool {
 // takeReply is the call's reply: it ends the task.
 func (t *task) takeReply(rep reply) {
 	t.ended.Store(true)
-	if timer := t.timer.Load(); timer != nil {
-		timer.Stop()
-	}
+	t.s.deadlines.remove(t)
 	t.giveBack()
 	if rep.failure != "" {
 		t.fail(rep.reason, rep.failure, nil, nil, rep.via)

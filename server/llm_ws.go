@@ -38,8 +38,36 @@ type llmConn struct {
 	unauthSlot func()
 
 	mu    sync.Mutex
-	calls map[*task]struct{} // the calls in flight
-	ended bool               // no more calls: the connection closed
+	calls taskList // the calls in flight
+	ended bool     // no more calls: the connection closed
+}
+
+// taskList is a list of tasks, linked through them: adding and removing
+// one allocates nothing, nor hashes anything.
+type taskList struct{ head *task }
+
+func (l *taskList) add(t *task) {
+	t.prevCall, t.nextCall = nil, l.head
+	if l.head != nil {
+		l.head.prevCall = t
+	}
+	l.head = t
+}
+
+// remove takes t off the list, if it is on it.
+func (l *taskList) remove(t *task) {
+	switch {
+	case t.prevCall != nil:
+		t.prevCall.nextCall = t.nextCall
+	case l.head == t:
+		l.head = t.nextCall
+	default:
+		return
+	}
+	if t.nextCall != nil {
+		t.nextCall.prevCall = t.prevCall
+	}
+	t.prevCall, t.nextCall = nil, nil
 }
 
 // checkOrigin accepts a request without Origin (programs), from the
@@ -87,7 +115,7 @@ func (s *Server) handleLLMWS(w http.ResponseWriter, r *http.Request) {
 		release()
 		return // the upgrader has answered (403 for a bad origin)
 	}
-	c := &llmConn{apiKey: apiKey, slots: make(chan struct{}, maxLLMInFlight), calls: map[*task]struct{}{}}
+	c := &llmConn{apiKey: apiKey, slots: make(chan struct{}, maxLLMInFlight)}
 	c.init(s, ws)
 	c.peer = "llm"
 	c.ctx, c.cancel = context.WithCancel(context.WithoutCancel(r.Context()))
@@ -139,7 +167,7 @@ func (c *llmConn) readLoop() {
 		c.alive()
 		m := llmMessages.Get().(*llmMessage)
 		more := c.handle(data, m)
-		*m = llmMessage{} // it holds views of data
+		*m = llmMessage{texts: m.texts} // it holds views of data; its buffers stay
 		llmMessages.Put(m)
 		if !more {
 			return
@@ -195,7 +223,7 @@ func (c *llmConn) handle(data []byte, m *llmMessage) bool {
 // taskDone writes the answer of a call of this connection (taskWaiter).
 func (c *llmConn) taskDone(t *task, resp []byte, via *flusher) {
 	c.mu.Lock()
-	delete(c.calls, t)
+	c.calls.remove(t)
 	c.mu.Unlock()
 	<-c.slots
 	c.sendVia(resp, via)
@@ -209,7 +237,7 @@ func (c *llmConn) trackCall(t *task) bool {
 	if c.ended {
 		return false
 	}
-	c.calls[t] = struct{}{}
+	c.calls.add(t)
 	return true
 }
 
@@ -218,11 +246,14 @@ func (c *llmConn) trackCall(t *task) bool {
 func (c *llmConn) abandonCalls() {
 	c.mu.Lock()
 	c.ended = true
-	calls := make([]*task, 0, len(c.calls))
-	for t := range c.calls {
+	var calls []*task
+	for t := c.calls.head; t != nil; {
+		next := t.nextCall
+		t.prevCall, t.nextCall = nil, nil
 		calls = append(calls, t)
+		t = next
 	}
-	clear(c.calls)
+	c.calls.head = nil
 	c.mu.Unlock()
 	for _, t := range calls {
 		t.cancel()
@@ -271,7 +302,7 @@ func (c *llmConn) auth(m *llmMessage) bool {
 		c.budget = c.s.budget(k.ID)
 		c.standingDeadline = time.Time{}
 		c.ws.SetReadDeadline(c.standingDeadline)
-		c.ws.SetReadLimit(c.s.cfg.FrameLimit)
+		c.setReadLimit(c.s.cfg.FrameLimit)
 		if c.s.revokedOnAuth(c) {
 			return false
 		}

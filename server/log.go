@@ -270,7 +270,7 @@ func (r *statusRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	// connection's bytes wait in a pooled buffer under it (corkConn.Read),
 	// which an idle connection gives back. Bytes the client sent early
 	// stay where they are: gorilla refuses the upgrade for them.
-	cc := &corkConn{Conn: c}
+	cc := newCorkConn(c)
 	if rw.Reader.Buffered() == 0 {
 		cc.br = bufio.NewReaderSize(cc, frameReaderSize)
 		rw = bufio.NewReadWriter(cc.br, rw.Writer)

@@ -122,7 +122,7 @@ func (s *Server) handlePlatools(w http.ResponseWriter, r *http.Request) {
 		release()
 		return
 	}
-	c := &tkConn{key: k, calls: map[string]*call{}, pt: &ptConn{env: env, seq: s.platools.seq.Add(1)}}
+	c := &tkConn{key: k, pt: &ptConn{env: env, seq: s.platools.seq.Add(1)}}
 	c.init(s, ws)
 	c.peer = "toolkit"
 	c.holds(release)

@@ -361,6 +361,7 @@ type Server struct {
 	dbLock    *flock.Flock // held while the server runs on a database file (lock.go)
 	registry  *registry
 	hub       *hub
+	deadlines taskDeadlines // of the calls of LLM clients' tasks
 	metrics   *metrics
 	oauth     *broker
 	handler   http.Handler
@@ -729,6 +730,7 @@ func (s *Server) shutdownSessions() {
 		s.cluster.leave() // the others stop routing here before the calls here fail
 	}
 	s.hub.close()
+	s.deadlines.stop()
 	for _, c := range live {
 		c.shutdown()
 	}

@@ -2,6 +2,8 @@ package server
 
 import (
 	"math"
+	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -55,5 +57,81 @@ func TestHugeTimeoutIsCapped(t *testing.T) {
 	}
 	if waited := time.Since(start); waited < 40*time.Millisecond {
 		t.Fatalf("the call ended after %s, before the capped timeout", waited)
+	}
+}
+
+// The server's one timer over the calls' deadlines moves to a call whose
+// timeout_ms ends before the calls already waiting: it times out on time,
+// while the one before it, with the default timeout, still waits for its
+// answer.
+func TestShorterTimeoutAfterLongerOne(t *testing.T) {
+	e := newEnv(t, Config{CallTimeout: time.Hour})
+	e.pyRegister(e.tkKey, "hello", pyGreet)
+	tk := e.dialPyToolkit(e.tkKey)
+	llm := e.dialPyLLM(e.llmKey)
+	long := pyTaskRequest(e.llmKey, "hello", 0, "greet", map[string]any{"name": "x"})
+	llm.WriteJSON(long)
+	first := readToolRequest(t, tk)
+	short := pyTaskRequest(e.llmKey, "hello", 1, "greet", map[string]any{"name": "y"})
+	short["timeout_ms"] = 20
+	llm.WriteJSON(short)
+	readToolRequest(t, tk) // never answered
+	m := readMsg(t, llm)
+	checkTaskResponse(t, m, short, "error")
+	if msg := m["message"].(string); !strings.Contains(msg, "within 20ms") {
+		t.Fatalf("timeout message = %q", msg)
+	}
+	tk.WriteJSON(map[string]any{"type": "tool_response", "request_id": first.Payload.RequestID, "result": "Hello, x"})
+	if got := checkTaskResponse(t, readMsg(t, llm), long, "success"); got != "Hello, x" {
+		t.Fatalf("the long call's answer = %v", got)
+	}
+}
+
+// The deadlines' heap keeps the earliest first, and each task's slot is
+// its index, through adds and removes in any order.
+func TestTaskDeadlinesHeap(t *testing.T) {
+	d := &taskDeadlines{stopped: true} // no timer: only the heap is tested
+	rng := rand.New(rand.NewPCG(1, 2))
+	var live []*task
+	check := func() {
+		t.Helper()
+		if len(d.heap) != len(live) {
+			t.Fatalf("heap holds %d tasks, want %d", len(d.heap), len(live))
+		}
+		for i, x := range d.heap {
+			if x.slot != i {
+				t.Fatalf("task in slot %d says %d", i, x.slot)
+			}
+			if i > 0 && x.deadline < d.heap[(i-1)/2].deadline {
+				t.Fatalf("slot %d is due before its parent", i)
+			}
+		}
+	}
+	for range 2000 {
+		if len(live) > 0 && rng.IntN(3) == 0 {
+			i := rng.IntN(len(live))
+			d.remove(live[i])
+			if live[i].slot != -1 {
+				t.Fatal("a removed task keeps a slot")
+			}
+			d.remove(live[i]) // twice: nothing
+			live = append(live[:i], live[i+1:]...)
+		} else {
+			x := &task{slot: -1}
+			d.add(x, time.Hour+time.Duration(rng.IntN(100))*time.Millisecond)
+			live = append(live, x)
+		}
+		check()
+	}
+	for len(d.heap) > 0 {
+		first := d.heap[0]
+		for _, x := range live {
+			if x.deadline < first.deadline {
+				t.Fatal("the heap's first is not the earliest")
+			}
+		}
+		d.remove(first)
+		live = slices.DeleteFunc(live, func(x *task) bool { return x == first })
+		check()
 	}
 }

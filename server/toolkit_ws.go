@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/atpgo/atp/server/store"
 	"github.com/gorilla/websocket"
@@ -20,8 +21,8 @@ type tkConn struct {
 	// ref is the toolkit it serves, zero until its key is bound. Guarded by
 	// hub.mu after addConn.
 	ref toolkitRef
-	// calls in flight on this connection, by request id. Guarded by hub.mu.
-	calls map[string]*call
+	// calls in flight on this connection. Guarded by hub.mu.
+	calls callList
 	// pt is the state of a Platools SDK connection (platools.go), nil for
 	// an ATP v1 one.
 	pt *ptConn
@@ -34,6 +35,9 @@ type tkConn struct {
 	poll   *poller
 	raw    syscall.RawConn
 	pollID uint64
+	// lingerUntil is the linger wait's deadline (lingerRead), since born,
+	// while it is on the socket.
+	lingerUntil time.Duration
 }
 
 func (s *Server) handleToolkitWS(w http.ResponseWriter, r *http.Request) {
@@ -52,7 +56,7 @@ func (s *Server) handleToolkitWS(w http.ResponseWriter, r *http.Request) {
 		release()
 		return // the upgrader has answered
 	}
-	c := &tkConn{key: k, calls: map[string]*call{}}
+	c := &tkConn{key: k}
 	c.init(s, ws)
 	c.peer = "toolkit"
 	c.holds(release)

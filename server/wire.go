@@ -142,6 +142,53 @@ type llmMessage struct {
 	// needs (extension, docs/protocol.md §3 step 4).
 	ExternalUserID string      `json:"external_user_id"`
 	Payload        taskPayload `json:"payload"`
+
+	texts stringFields // decodeLLMMessage's
+}
+
+// stringFields makes the string fields of a decoded message of one
+// allocation rather than one each: their text is gathered as they are
+// read, and set once the message is read whole.
+type stringFields struct {
+	buf    []byte
+	cur    *string // the field being read (UnmarshalText)
+	fields []stringField
+}
+
+type stringField struct {
+	dst      *string
+	from, to int
+}
+
+// read reads a string or null ("") into dst, once set runs.
+func (f *stringFields) read(d *atpimpl.Decoder, dst *string) {
+	if d.Null() {
+		f.fields = append(f.fields, stringField{dst: dst, from: len(f.buf), to: len(f.buf)})
+		return
+	}
+	f.cur = dst
+	d.UnmarshalText(f, "string")
+}
+
+func (f *stringFields) UnmarshalText(b []byte) error {
+	from := len(f.buf)
+	f.buf = append(f.buf, b...)
+	f.fields = append(f.fields, stringField{dst: f.cur, from: from, to: len(f.buf)})
+	return nil
+}
+
+// set sets the fields read, in the order read (a repeated key's last
+// value wins, as with encoding/json), and empties f for the next message.
+func (f *stringFields) set() {
+	all := string(f.buf)
+	for _, x := range f.fields {
+		*x.dst = all[x.from:x.to]
+	}
+	clear(f.fields)
+	f.buf, f.cur, f.fields = f.buf[:0], nil, f.fields[:0]
+	if cap(f.buf) > 4<<10 { // a pooled message keeps no large buffer
+		f.buf = nil
+	}
 }
 
 type taskPayload struct {
@@ -341,6 +388,10 @@ func optInt(d *atpimpl.Decoder) int64 {
 // decodeLLMMessage reads any message of an LLM client. RequestID and
 // Payload.Parameters are views into data.
 func decodeLLMMessage(data []byte, m *llmMessage) error {
+	// The strings a task keeps are made of one allocation (stringFields);
+	// the prompt and the provider, which it does not keep, are apart.
+	texts := &m.texts
+	defer texts.set()
 	return decodeMessage(data, func(d *atpimpl.Decoder, key []byte) {
 		switch string(key) {
 		case "type":
@@ -348,19 +399,19 @@ func decodeLLMMessage(data []byte, m *llmMessage) error {
 		case "request_id":
 			view(d, &m.RequestID) // startTask copies what it keeps
 		case "api_key":
-			m.APIKey = optString(d)
+			texts.read(d, &m.APIKey)
 		case "toolkit_id":
-			m.ToolkitID = optString(d)
+			texts.read(d, &m.ToolkitID)
 		case "provider":
 			m.Provider = optString(d)
 		case "user_prompt":
 			m.UserPrompt = optString(d)
 		case "auth_token":
-			m.AuthToken = optString(d)
+			texts.read(d, &m.AuthToken)
 		case "timeout_ms":
 			m.TimeoutMs = optInt(d)
 		case "external_user_id":
-			m.ExternalUserID = optString(d)
+			texts.read(d, &m.ExternalUserID)
 		case "payload":
 			if d.Null() || !d.Object() {
 				return
@@ -369,15 +420,15 @@ func decodeLLMMessage(data []byte, m *llmMessage) error {
 			for d.Next() {
 				switch string(d.Key()) {
 				case "function":
-					p.Function = optString(d)
+					texts.read(d, &p.Function)
 				case "parameters":
 					view(d, &p.Parameters)
 				case "auth_token":
-					p.AuthToken = optString(d)
+					texts.read(d, &p.AuthToken)
 				case "tool_call_id":
-					p.ToolCallID = optString(d)
+					texts.read(d, &p.ToolCallID)
 				case "external_user_id":
-					p.ExternalUserID = optString(d)
+					texts.read(d, &p.ExternalUserID)
 				case "timeout_ms":
 					p.TimeoutMs = optInt(d)
 				default:

@@ -3,6 +3,7 @@ package server
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -51,6 +53,7 @@ type wsSession struct {
 	reads     flusher      // the read loop's: see sendVia
 	rbuf      bytes.Buffer // the read loop's: see readMessage
 	rlim      io.LimitedReader
+	readLimit int64 // gorilla's read limit (setReadLimit), for readFrame
 	closeOnce sync.Once
 	pinger    atomic.Pointer[time.Timer] // set by start; read by closeWith from any goroutine
 	onClose   func(error)                // run once, after the socket is closed
@@ -131,7 +134,7 @@ func (s *Server) upgrader(checkOrigin func(*http.Request) bool) *websocket.Upgra
 // start arms the read limit and the pings. limit is the largest message
 // the session takes for now (FrameLimit once authenticated).
 func (c *wsSession) start(limit int64) {
-	c.ws.SetReadLimit(limit)
+	c.setReadLimit(limit)
 	c.alive()
 	c.ws.SetPongHandler(func(string) error { c.alive(); return nil })
 	c.ws.SetPingHandler(func(data string) error {
@@ -149,6 +152,12 @@ func (c *wsSession) start(limit int64) {
 	t.Stop()
 	c.pinger.Store(t)
 	t.Reset(c.s.cfg.PingInterval)
+}
+
+// setReadLimit sets the size of the largest message the session takes.
+func (c *wsSession) setReadLimit(limit int64) {
+	c.readLimit = limit
+	c.ws.SetReadLimit(limit)
 }
 
 // alive records a sign of life from the peer. It is an atomic store, not
@@ -382,6 +391,9 @@ func (c *wsSession) readFlusher() *flusher {
 }
 
 func (c *wsSession) writeBatch(batch [][]byte) error {
+	if c.cork != nil {
+		return c.cork.writeFrames(batch, writeWait)
+	}
 	batched := c.cork != nil && len(batch) > 1
 	if batched {
 		c.cork.cork()
@@ -493,6 +505,16 @@ const keptReadBuffer = 64 << 10
 // Config.BodyReadTimeout of its first 64 KiB.
 func (c *wsSession) readMessage() ([]byte, error) {
 	c.trimReadBuffer()
+	if cc := c.cork; cc != nil && cc.br != nil {
+		if cc.buffered() == 0 && cc.rerr == nil {
+			// Wait for the socket here rather than in gorilla's reader:
+			// a message that comes whole is then taken without it.
+			cc.fillWaiting()
+		}
+		if msg := c.readFrame(); msg != nil {
+			return msg, nil
+		}
+	}
 	_, r, err := c.ws.NextReader()
 	if err != nil {
 		return nil, err
@@ -510,6 +532,96 @@ func (c *wsSession) readMessage() ([]byte, error) {
 		return nil, err
 	}
 	return c.rbuf.Bytes(), nil
+}
+
+// readFrame takes the next message when it is a single frame (text or
+// binary) that has been read whole from the socket and that gorilla would
+// take as it is: what gorilla's reader does for a message, without its
+// costs on every call's path (an allocation per message, and a read
+// through several layers). It returns nil for anything else (a fragment,
+// a control frame, a frame not all read, one past the read limit, or a
+// protocol error), which gorilla then reads. The message is in the
+// session's read buffer, as readMessage's.
+func (c *wsSession) readFrame() []byte {
+	cc := c.cork
+	avail := cc.buffered()
+	if avail < 2 {
+		return nil
+	}
+	hdr := peekN(cc.br, 2)
+	hlen := frameHeaderLen(hdr)
+	if avail < hlen {
+		return nil
+	}
+	hdr = peekN(cc.br, hlen)
+	op, fin, rsv, masked := int(hdr[0]&0x0f), hdr[0]&0x80 != 0, hdr[0]&0x70 != 0, hdr[1]&0x80 != 0
+	if (op != websocket.TextMessage && op != websocket.BinaryMessage) || !fin || rsv || !masked {
+		return nil
+	}
+	var size uint64
+	switch n := hdr[1] & 0x7f; n {
+	case 126:
+		size = uint64(binary.BigEndian.Uint16(hdr[2:]))
+	case 127:
+		size = binary.BigEndian.Uint64(hdr[2:])
+	default:
+		size = uint64(n)
+	}
+	if size > uint64(avail-hlen) || c.readLimit > 0 && size > uint64(c.readLimit) {
+		return nil
+	}
+	var key [4]byte
+	copy(key[:], hdr[hlen-4:])
+	cc.br.Discard(hlen)
+	c.rbuf.Reset()
+	c.rbuf.Grow(int(size))
+	cc.take(&c.rbuf, int(size))
+	msg := c.rbuf.Bytes()
+	maskBytes(key, msg)
+	return msg
+}
+
+// frameHeaderLen is the length of the header that starts with hdr (its
+// first two bytes).
+func frameHeaderLen(hdr []byte) int {
+	if len(hdr) < 2 {
+		return 2
+	}
+	n := 2
+	switch hdr[1] & 0x7f {
+	case 126:
+		n += 2
+	case 127:
+		n += 8
+	}
+	if hdr[1]&0x80 != 0 {
+		n += 4
+	}
+	return n
+}
+
+// peekN peeks n bytes that are buffered (in br or under it), nil when
+// they are not.
+func peekN(br interface{ Peek(int) ([]byte, error) }, n int) []byte {
+	b, err := br.Peek(n)
+	if err != nil {
+		return nil
+	}
+	return b
+}
+
+// maskBytes masks (or unmasks) b with key (RFC 6455 section 5.3), eight
+// bytes at a time.
+func maskBytes(key [4]byte, b []byte) {
+	k := uint64(binary.LittleEndian.Uint32(key[:]))
+	k |= k << 32
+	for len(b) >= 8 {
+		binary.LittleEndian.PutUint64(b, binary.LittleEndian.Uint64(b)^k)
+		b = b[8:]
+	}
+	for i := range b { // a multiple of 4 bytes was masked: the key starts over
+		b[i] ^= key[i&3]
+	}
 }
 
 // trimReadBuffer drops the read buffer of a large message (readMessage).
@@ -562,8 +674,22 @@ type corkConn struct {
 	behindBytes atomic.Int64
 	caught      chan struct{} // closed when the write behind ends
 	err         error         // the failure of a write behind: the socket is dead
-	dl          time.Time     // the write deadline gorilla set
-	sockDL      time.Time     // the deadline on the socket for direct writes; zero: none
+	dl          time.Time     // the write deadline gorilla set, or writeFrames
+	// dlWait, when not zero, stands for a dl of that long after the first
+	// moment a write must wait (writeFrames): a write the socket takes at
+	// once needs no deadline, nor a look at the clock.
+	dlWait    time.Duration
+	sockDL    time.Time // the deadline on the socket for direct writes; zero: none
+	closeSent bool      // gorilla wrote a close frame: no message may follow it
+	// raw is the socket, to write without waiting (tryWrite); nil when it
+	// is not a TCP socket, or not on Linux.
+	raw syscall.RawConn
+	// rawWrite is writeNow bound once (a closure per write would be an
+	// allocation), and wp, wn and werr its argument and results (c.mu).
+	rawWrite func(fd uintptr) bool
+	wp       []byte
+	wn       int
+	werr     error
 	// beforeRead runs before each read from the socket, on the read loop's
 	// goroutine: the moment its deferred writes must go out.
 	beforeRead func()
@@ -578,6 +704,12 @@ type corkConn struct {
 	rbuf       *[readBufSize]byte
 	rpos, rend int
 	rerr       error
+	// readDL is the read deadline the session set (SetReadDeadline).
+	// lingerDL, when not zero, is the deadline of a linger wait
+	// (tkConn.lingerRead) that is on the socket instead: it stays there
+	// between messages, as each move costs a timer update, and a read for
+	// the rest of a message puts readDL back first (Read).
+	readDL, lingerDL time.Time
 }
 
 // writeBudget is how long a write may wait for room in the socket before
@@ -597,6 +729,43 @@ const frameReaderSize = 512
 // buffer holds nothing once read.
 const readBufSize = 4 << 10
 
+// newCorkConn wraps a hijacked connection.
+func newCorkConn(c net.Conn) *corkConn {
+	cc := &corkConn{Conn: c, raw: rawConnOf(c)}
+	cc.rawWrite = cc.writeNow
+	return cc
+}
+
+// fillWaiting fills the empty read buffer from the socket, waiting for it
+// (after the deferred writes, which must go out before the read loop
+// waits, and with the session's read deadline).
+func (c *corkConn) fillWaiting() error {
+	if c.beforeRead != nil {
+		c.beforeRead()
+	}
+	if !c.lingerDL.IsZero() {
+		c.restoreReadDeadline()
+	}
+	return c.fill(c.Conn.Read)
+}
+
+// take moves n bytes that have been read (in br, then under it) to w.
+func (c *corkConn) take(w *bytes.Buffer, n int) {
+	if k := min(n, c.br.Buffered()); k > 0 {
+		b, _ := c.br.Peek(k)
+		w.Write(b)
+		c.br.Discard(k)
+		n -= k
+	}
+	if n > 0 {
+		w.Write(c.rbuf[c.rpos : c.rpos+n])
+		c.rpos += n
+		if c.rpos == c.rend {
+			c.dropReadBuf()
+		}
+	}
+}
+
 // Read serves gorilla's frame reader (br) from the read buffer, filling it
 // from the socket when empty; the buffer goes back to its pool as soon as
 // it is read to its end, so a connection between bursts holds none
@@ -606,13 +775,16 @@ func (c *corkConn) Read(p []byte) (int, error) {
 		if c.rerr != nil {
 			return 0, c.rerr
 		}
-		if c.beforeRead != nil {
-			c.beforeRead()
-		}
 		if len(p) >= readBufSize {
+			if c.beforeRead != nil {
+				c.beforeRead()
+			}
+			if !c.lingerDL.IsZero() {
+				c.restoreReadDeadline()
+			}
 			return c.Conn.Read(p)
 		}
-		if err := c.fill(c.Conn.Read); err != nil {
+		if err := c.fillWaiting(); err != nil {
 			return 0, err
 		}
 	}
@@ -666,14 +838,28 @@ func (c *corkConn) buffered() int {
 // itself, around its budget.
 func (c *corkConn) SetWriteDeadline(t time.Time) error {
 	c.mu.Lock()
-	c.dl = t
+	c.dl, c.dlWait = t, 0
 	c.mu.Unlock()
 	return nil
 }
 
 func (c *corkConn) SetDeadline(t time.Time) error {
 	c.SetWriteDeadline(t)
+	return c.SetReadDeadline(t)
+}
+
+// SetReadDeadline sets the session's read deadline; only the read loop
+// calls it (or the handler, before the read loop starts).
+func (c *corkConn) SetReadDeadline(t time.Time) error {
+	c.readDL, c.lingerDL = t, time.Time{}
 	return c.Conn.SetReadDeadline(t)
+}
+
+// restoreReadDeadline puts the session's read deadline back on the socket
+// in place of a linger wait's.
+func (c *corkConn) restoreReadDeadline() {
+	c.lingerDL = time.Time{}
+	c.Conn.SetReadDeadline(c.readDL)
 }
 
 // maxCork bounds what a cork holds before writing through.
@@ -682,6 +868,17 @@ const maxCork = 256 << 10
 func (c *corkConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if len(p) > 0 && p[0] == 0x80|websocket.CloseMessage {
+		// Only gorilla writes here, only control frames (and the
+		// handshake's response, which starts with "HTTP"): this is its
+		// close frame, after which writeFrames writes no message.
+		c.closeSent = true
+	}
+	return c.writeUnlocked(p)
+}
+
+// writeUnlocked is Write with c.mu held.
+func (c *corkConn) writeUnlocked(p []byte) (int, error) {
 	switch {
 	case c.err != nil:
 		return 0, c.err
@@ -704,7 +901,22 @@ func (c *corkConn) Write(p []byte) (int, error) {
 // writeLocked writes p, waiting at most writeBudget for the socket to take
 // it; the rest goes behind. c.mu is held.
 func (c *corkConn) writeLocked(p []byte) (int, error) {
+	// First without waiting, with no deadline to set: a socket with room
+	// takes it all at once.
+	done, err := c.tryWrite(p)
+	if done == len(p) || err != nil {
+		return done, err
+	}
+	n, err := c.writeWaiting(p[done:])
+	return done + n, err
+}
+
+// writeWaiting is writeLocked for what the socket did not take at once.
+func (c *corkConn) writeWaiting(p []byte) (int, error) {
 	now := time.Now()
+	if c.dlWait > 0 {
+		c.dl, c.dlWait = now.Add(c.dlWait), 0
+	}
 	if c.sockDL.Sub(now) < writeBudget/2 || !c.dl.IsZero() && c.dl.Before(c.sockDL) {
 		c.sockDL = now.Add(writeBudget)
 		if !c.dl.IsZero() && c.dl.Before(c.sockDL) {
@@ -714,6 +926,12 @@ func (c *corkConn) writeLocked(p []byte) (int, error) {
 	}
 	n, err := c.Conn.Write(p)
 	if err == nil || !errors.Is(err, os.ErrDeadlineExceeded) || c.sockDL.Equal(c.dl) {
+		if c.raw != nil && err == nil {
+			// The writes to come try without waiting first, which a
+			// deadline left to pass on the socket would fail.
+			c.Conn.SetWriteDeadline(time.Time{})
+			c.sockDL = time.Time{}
+		}
 		return n, err
 	}
 	c.buf = append([]byte(nil), p[n:]...)
@@ -766,6 +984,79 @@ func (c *corkConn) written(timeout time.Duration) {
 	case <-caught:
 	case <-t.C:
 	}
+}
+
+// maxFrameHeader is the longest header of a frame the server sends.
+const maxFrameHeader = 10
+
+// inlineFrame is the largest message writeFrames copies into its buffer
+// of frames: a larger one is written from where it is, after its header.
+const inlineFrame = 16 << 10
+
+// writeFrames writes msgs as text messages, each in one frame, in one
+// system call when they fit in a buffer of the frame pools. It does what
+// gorilla's WriteMessage would, on a server's connection, without its
+// costs on every call's path (an allocation for the pool of write buffers,
+// the hand-off of its write lock, and the deadline its writes set each
+// time, which takes a look at the clock): the frames of a batch are
+// written under c.mu, so gorilla's control frames, single writes, go
+// between them, never inside one. wait is the write deadline, counted
+// from the first moment the socket makes a write wait.
+func (c *corkConn) writeFrames(msgs [][]byte, wait time.Duration) error {
+	size := 0
+	for _, m := range msgs {
+		size += maxFrameHeader + min(len(m), inlineFrame)
+	}
+	buf := newFrame(min(size, 32<<10))
+	defer func() { freeFrame(buf) }()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closeSent {
+		return websocket.ErrCloseSent
+	}
+	if c.behind {
+		c.dl = time.Now().Add(wait) // as gorilla's writes would set it
+	} else {
+		c.dl, c.dlWait = time.Time{}, wait
+	}
+	for _, m := range msgs {
+		if len(buf)+maxFrameHeader+min(len(m), inlineFrame) > cap(buf) {
+			if _, err := c.writeUnlocked(buf); err != nil {
+				return err
+			}
+			buf = buf[:0]
+		}
+		buf = appendFrameHeader(buf, websocket.TextMessage, len(m))
+		if len(m) > inlineFrame {
+			if _, err := c.writeUnlocked(buf); err != nil {
+				return err
+			}
+			buf = buf[:0]
+			if _, err := c.writeUnlocked(m); err != nil {
+				return err
+			}
+			continue
+		}
+		buf = append(buf, m...)
+	}
+	if len(buf) == 0 {
+		return nil
+	}
+	_, err := c.writeUnlocked(buf)
+	return err
+}
+
+// appendFrameHeader appends the header of an unmasked final frame (RFC
+// 6455 section 5.2) of type op with size bytes of payload.
+func appendFrameHeader(b []byte, op, size int) []byte {
+	b = append(b, 0x80|byte(op))
+	switch {
+	case size < 126:
+		return append(b, byte(size))
+	case size <= 0xffff:
+		return append(b, 126, byte(size>>8), byte(size))
+	}
+	return binary.BigEndian.AppendUint64(append(b, 127), uint64(size))
 }
 
 func (c *corkConn) cork() {

@@ -1,7 +1,10 @@
 package server
 
 import (
+	"bufio"
+	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"io"
 	"net"
@@ -182,5 +185,135 @@ func TestCorkConnWritesBehind(t *testing.T) {
 	}
 	if _, err := c.Write([]byte("more")); err == nil {
 		t.Fatal("a write after a failed write behind succeeded")
+	}
+}
+
+// writeFrames writes each message as one final text frame, headers of all
+// three lengths included, inline or after its header; once gorilla's close
+// frame has gone, it writes nothing more.
+func TestCorkConnWritesFrames(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	peer, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	ours, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ours.Close()
+	c := newCorkConn(ours)
+	var msgs [][]byte
+	for i, size := range []int{0, 1, 125, 126, inlineFrame, inlineFrame + 1, 0xffff, 0x10000, 100 << 10} {
+		msgs = append(msgs, bytes.Repeat([]byte{'a' + byte(i)}, size))
+	}
+	wrote := make(chan error, 1)
+	go func() { wrote <- c.writeFrames(msgs, time.Minute) }()
+	r := bufio.NewReader(peer)
+	peer.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for i, want := range msgs {
+		var hdr [2]byte
+		if _, err := io.ReadFull(r, hdr[:]); err != nil {
+			t.Fatal(err)
+		}
+		if hdr[0] != 0x80|websocket.TextMessage || hdr[1]&0x80 != 0 {
+			t.Fatalf("message %d: header %x, want a final text frame, unmasked", i, hdr)
+		}
+		size := int(hdr[1])
+		switch size {
+		case 126:
+			var ext [2]byte
+			io.ReadFull(r, ext[:])
+			size = int(binary.BigEndian.Uint16(ext[:]))
+		case 127:
+			var ext [8]byte
+			io.ReadFull(r, ext[:])
+			size = int(binary.BigEndian.Uint64(ext[:]))
+		}
+		got := make([]byte, size)
+		if _, err := io.ReadFull(r, got); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("message %d: %d bytes, want %d", i, len(got), len(want))
+		}
+	}
+	if err := <-wrote; err != nil {
+		t.Fatal(err)
+	}
+	c.Write([]byte{0x80 | websocket.CloseMessage, 0})
+	if err := c.writeFrames(msgs[:1], time.Minute); !errors.Is(err, websocket.ErrCloseSent) {
+		t.Fatalf("a message after the close frame: %v, want ErrCloseSent", err)
+	}
+}
+
+// readFrame takes a message that came whole in one masked frame, across
+// gorilla's small reader and the read buffer under it, and leaves
+// everything else (a fragment, an unmasked frame, one past the read limit,
+// one not all read) to gorilla, untouched.
+func TestReadFrame(t *testing.T) {
+	frame := func(fin bool, masked bool, payload []byte) []byte {
+		b := []byte{0x01}
+		if fin {
+			b[0] |= 0x80
+		}
+		mask := byte(0)
+		if masked {
+			mask = 0x80
+		}
+		switch n := len(payload); {
+		case n < 126:
+			b = append(b, mask|byte(n))
+		default:
+			b = append(b, mask|126, byte(n>>8), byte(n))
+		}
+		if !masked {
+			return append(b, payload...)
+		}
+		key := [4]byte{0x12, 0x34, 0x56, 0x78}
+		b = append(b, key[:]...)
+		start := len(b)
+		b = append(b, payload...)
+		maskBytes(key, b[start:])
+		return b
+	}
+	session := func(limit int64, stream ...[]byte) *wsSession {
+		cc := &corkConn{}
+		cc.br = bufio.NewReaderSize(cc, frameReaderSize)
+		cc.rbuf = new([readBufSize]byte)
+		for _, f := range stream {
+			cc.rend += copy(cc.rbuf[cc.rend:], f)
+		}
+		return &wsSession{cork: cc, readLimit: limit}
+	}
+	big := bytes.Repeat([]byte("0123456789abcdef"), 100) // past gorilla's reader: read from both
+	small := []byte(`{"type":"task_request"}`)
+	c := session(0, frame(true, true, small), frame(true, true, big), frame(true, true, small[:5]))
+	for i, want := range [][]byte{small, big, small[:5]} {
+		if got := c.readFrame(); !bytes.Equal(got, want) {
+			t.Fatalf("message %d: %q, want %q", i, got, want)
+		}
+	}
+	if c.cork.buffered() != 0 || c.readFrame() != nil {
+		t.Fatal("bytes left after the last message")
+	}
+	for name, c := range map[string]*wsSession{
+		"a fragment":       session(0, frame(false, true, small)),
+		"unmasked":         session(0, frame(true, false, small)),
+		"past the limit":   session(int64(len(small)-1), frame(true, true, small)),
+		"not all read yet": session(0, frame(true, true, big)[:700]),
+	} {
+		before := c.cork.buffered()
+		if got := c.readFrame(); got != nil || c.cork.buffered() != before {
+			t.Errorf("%s: took %q, or some of it", name, got)
+		}
+	}
+	if c := session(int64(len(small)), frame(true, true, small)); !bytes.Equal(c.readFrame(), small) {
+		t.Error("a message of exactly the read limit was not taken")
 	}
 }

@@ -21,7 +21,10 @@ import (
 // toolkit keeps its goroutine), and parks the connection again.
 
 // readLinger is how long a connection's goroutine waits for its next frame
-// before the connection is parked.
+// before the connection is parked: between readLinger and 5/4 of it, as
+// the wait's deadline moves only once it is less than readLinger away
+// (each move costs a timer update, and a busy toolkit's goroutine waits
+// once per message).
 const readLinger = 2 * time.Second
 
 // poller parks connections on an epoll set with EPOLLONESHOT: each wait is
@@ -189,7 +192,7 @@ func rawConnOf(c net.Conn) syscall.RawConn {
 func (c *tkConn) serveReads() {
 	if c.cork != nil && c.cork.br != nil {
 		if c.poll = c.s.readPoller(); c.poll != nil {
-			c.raw = rawConnOf(c.cork)
+			c.raw = c.cork.raw
 			c.reads.flush()
 			if c.poll.park(c) {
 				return
@@ -209,7 +212,9 @@ func (c *tkConn) burst() {
 		// system call that finds nothing, on every call's path).
 		if c.cork.buffered() == 0 && c.cork.rerr == nil && !woken {
 			c.trimReadBuffer()
-			if !c.lingerRead() {
+			// The message was read just now: its time saves a look at
+			// the clock.
+			if !c.lingerRead(time.Duration(c.lastAlive.Load())) {
 				c.reads.flush()
 				if c.poll.park(c) {
 					return
@@ -230,7 +235,7 @@ func (c *tkConn) burst() {
 			continue
 		}
 		c.trimReadBuffer()
-		if c.lingerRead() {
+		if c.lingerRead(time.Since(c.born)) {
 			continue
 		}
 		c.reads.flush()
@@ -243,16 +248,29 @@ func (c *tkConn) burst() {
 }
 
 // lingerRead waits up to readLinger for the socket's next bytes, and
-// reports whether some came (or an error for gorilla to find).
-func (c *tkConn) lingerRead() bool {
+// reports whether some came (or an error for gorilla to find). now is the
+// time, since c.born.
+func (c *tkConn) lingerRead(now time.Duration) bool {
 	cc := c.cork
 	if cc.beforeRead != nil {
 		cc.beforeRead()
 	}
-	cc.Conn.SetReadDeadline(time.Now().Add(readLinger))
+	// The deadline stays on the socket after the wait: gorilla reads a
+	// message that has come whole from the read buffer, and corkConn.Read
+	// puts the session's deadline back before it waits for the rest of one.
+	if cc.lingerDL.IsZero() || c.lingerUntil-now < readLinger {
+		c.lingerUntil = now + readLinger + readLinger/4
+		cc.lingerDL = c.born.Add(c.lingerUntil)
+		cc.Conn.SetReadDeadline(cc.lingerDL)
+	}
 	err := cc.fill(cc.Conn.Read)
-	cc.Conn.SetReadDeadline(c.standingDeadline)
-	return err == nil || cc.rerr != nil
+	if err != nil && cc.rerr == nil {
+		// The wait ended (the connection parks now): a read to come must
+		// not find the linger deadline passed.
+		cc.restoreReadDeadline()
+		return false
+	}
+	return true
 }
 
 // messageReady reports whether gorilla can read the next message's header
@@ -329,35 +347,6 @@ const (
 	websocketPong = 10
 )
 
-// frameHeaderLen is the length of the header that starts with hdr (its
-// first two bytes).
-func frameHeaderLen(hdr []byte) int {
-	if len(hdr) < 2 {
-		return 2
-	}
-	n := 2
-	switch hdr[1] & 0x7f {
-	case 126:
-		n += 2
-	case 127:
-		n += 8
-	}
-	if hdr[1]&0x80 != 0 {
-		n += 4
-	}
-	return n
-}
-
-// peekN peeks n bytes that are buffered (in br or under it), nil when
-// they are not.
-func peekN(br interface{ Peek(int) ([]byte, error) }, n int) []byte {
-	b, err := br.Peek(n)
-	if err != nil {
-		return nil
-	}
-	return b
-}
-
 // tryFill reads what the socket has into the empty read buffer, without
 // waiting; false when it had nothing.
 func (c *tkConn) tryFill() bool {
@@ -380,6 +369,38 @@ func (c *tkConn) tryFill() bool {
 		return n, nil
 	})
 	return err == nil || cc.rerr != nil
+}
+
+// tryWrite writes what the socket takes of p without waiting, and returns
+// how much that was; err is a failure of the socket (not that it is full).
+// c.mu is held.
+func (c *corkConn) tryWrite(p []byte) (n int, err error) {
+	if c.raw == nil || c.behind {
+		return 0, nil
+	}
+	c.wp = p
+	cerr := c.raw.Write(c.rawWrite)
+	n, err = max(c.wn, 0), c.werr
+	c.wp, c.wn, c.werr = nil, 0, nil
+	switch {
+	case errors.Is(cerr, os.ErrDeadlineExceeded):
+		return 0, nil // a deadline a waiting write left: the next one moves it
+	case cerr != nil:
+		return 0, cerr
+	case err == syscall.EAGAIN || err == syscall.EINTR:
+		return n, nil // the waiting write takes over
+	}
+	if err != nil {
+		err = os.NewSyscallError("write", err)
+	}
+	return n, err
+}
+
+// writeNow is tryWrite's write of c.wp: never waiting, as the waiting
+// write is the net package's (writeWaiting).
+func (c *corkConn) writeNow(fd uintptr) bool {
+	c.wn, c.werr = syscall.Write(int(fd), c.wp)
+	return true
 }
 
 func isWouldBlock(err error) bool {

@@ -196,7 +196,7 @@ func (v *Validator) read(d *atpimpl.Decoder, n *node) {
 	case kindArray:
 		v.array(d, n)
 	case kindString:
-		readString(d, n)
+		checkString(d, n)
 	case kindInteger:
 		readInteger(d, n, false)
 	case kindNumber:
@@ -401,6 +401,17 @@ var neverNode = func() *node {
 	n.target = n
 	return n
 }()
+
+// checkString reads a string and checks it, as readString, without a copy
+// of it when no keyword needs its value (a call's params are checked on
+// every call).
+func checkString(d *atpimpl.Decoder, n *node) {
+	if n.base64 || n.goTime || n.goDuration || n.enumStrings != nil || n.minLen >= 0 || n.maxLen >= 0 || n.pattern != nil || n.format != "" {
+		readString(d, n)
+		return
+	}
+	d.UnmarshalText(nil, "string") // checks it is a string of UTF-8, and hands it to no one
+}
 
 // readString reads a string and checks it; it returns the string, or ""
 // for one read as bytes, a time or a duration (which uniqueItems does not

@@ -439,7 +439,9 @@ func classifyErr(o *outcome, err, cause error, protocol llmclient.Transport) {
 	var netErr net.Error
 	o.verdict = mayHaveRun
 	switch {
-	case errors.Is(err, context.Canceled) && errors.Is(cause, gaveUp):
+	case (errors.Is(err, context.Canceled) || errors.Is(err, gaveUp)) && errors.Is(cause, gaveUp):
+		// net/http fails a reply's read cut by the cancellation with the
+		// context's cause itself, not context.Canceled.
 		o.class = "agent gave up"
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		o.class = "lost"
