@@ -1,6 +1,7 @@
 package server
 
 import (
+	"math"
 	"sync"
 	"time"
 )
@@ -36,6 +37,11 @@ func (d *taskDeadlines) add(t *task, timeout time.Duration) {
 	}
 	now := time.Since(d.base)
 	t.deadline = now + timeout
+	if t.deadline < now {
+		// Past the largest Duration (a server told never to time a call
+		// out): the sum overflowed into the past.
+		t.deadline = math.MaxInt64
+	}
 	t.slot = len(d.heap)
 	d.heap = append(d.heap, t)
 	d.up(t.slot)

@@ -135,3 +135,23 @@ func TestTaskDeadlinesHeap(t *testing.T) {
 		check()
 	}
 }
+
+// A timeout as long as a Duration goes (a server configured never to time
+// out a call) is a deadline far away, not one that overflows into the past
+// and ends the call at once.
+func TestTaskDeadlineOfLargestTimeout(t *testing.T) {
+	d := &taskDeadlines{stopped: true} // no timer: sweep is called by hand
+	never := &task{slot: -1}
+	d.add(never, math.MaxInt64)
+	if never.deadline <= time.Since(d.base) {
+		t.Fatalf("a task with the largest timeout is due at once (deadline %d)", never.deadline)
+	}
+	d.add(&task{slot: -1}, time.Hour)
+	d.sweep() // nothing due: no task's expire runs (its server is nil)
+	if never.slot < 0 || len(d.heap) != 2 {
+		t.Fatalf("a task with the largest timeout was taken as due (deadline %d)", never.deadline)
+	}
+	if d.heap[0] == never {
+		t.Fatal("the largest timeout comes before an hour")
+	}
+}

@@ -577,6 +577,12 @@ func (c *wsSession) readFrame() []byte {
 	c.rbuf.Grow(int(size))
 	cc.take(&c.rbuf, int(size))
 	msg := c.rbuf.Bytes()
+	if msg == nil {
+		// An empty message, in a buffer never grown: it is a message all
+		// the same (nil would leave it, its header taken, to gorilla,
+		// which would read the next one in its place).
+		msg = []byte{}
+	}
 	maskBytes(key, msg)
 	return msg
 }

@@ -316,4 +316,13 @@ func TestReadFrame(t *testing.T) {
 	if c := session(int64(len(small)), frame(true, true, small)); !bytes.Equal(c.readFrame(), small) {
 		t.Error("a message of exactly the read limit was not taken")
 	}
+	// An empty message is one, even first on a session (its read buffer
+	// never grown): it is not left to gorilla, its header gone.
+	c = session(0, frame(true, true, nil), frame(true, true, small))
+	if got := c.readFrame(); got == nil || len(got) != 0 {
+		t.Fatalf("an empty message: %q (nil: %v)", got, got == nil)
+	}
+	if got := c.readFrame(); !bytes.Equal(got, small) {
+		t.Fatalf("the message after an empty one: %q", got)
+	}
 }
