@@ -99,8 +99,16 @@ func (d *taskDeadlines) sweep() {
 		d.arm(d.heap[0].deadline, now)
 	}
 	d.mu.Unlock()
+	if len(due) == 1 {
+		due[0].expire()
+		return
+	}
+	// Each expiry writes an answer, which may wait (up to the write budget)
+	// on an agent that stopped reading: in turn, many such agents would
+	// delay everyone's timeouts. As with a timer per task, each goes on its
+	// own goroutine.
 	for _, t := range due {
-		t.expire()
+		go t.expire()
 	}
 }
 
