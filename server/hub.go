@@ -33,9 +33,8 @@ type call struct {
 
 	// Guarded by hub.mu.
 	conn *tkConn // the WebSocket it was sent on; nil while in an inbox
-	// prevOnConn and nextOnConn link the calls in flight on conn
-	// (tkConn.calls).
-	prevOnConn, nextOnConn *call
+	// onConn links the calls in flight on conn (tkConn.calls).
+	onConn links[call]
 	// inboxKey is the key of the inbox poll that took the call, "" while
 	// it waits in the queue or is on a WebSocket.
 	inboxKey string
@@ -51,52 +50,11 @@ type call struct {
 	hops    int
 }
 
-// callList is the calls in flight on one toolkit connection, linked
-// through them: adding and removing one allocates nothing, nor hashes
-// anything. Guarded by hub.mu.
-type callList struct {
-	head *call
-	n    int
-}
+// callList is the calls in flight on one toolkit connection. Guarded by
+// hub.mu.
+type callList = linkedList[call, *call]
 
-func (l *callList) add(c *call) {
-	c.prevOnConn, c.nextOnConn = nil, l.head
-	if l.head != nil {
-		l.head.prevOnConn = c
-	}
-	l.head = c
-	l.n++
-}
-
-// remove takes c off the list, if it is on it.
-func (l *callList) remove(c *call) {
-	switch {
-	case c.prevOnConn != nil:
-		c.prevOnConn.nextOnConn = c.nextOnConn
-	case l.head == c:
-		l.head = c.nextOnConn
-	default:
-		return
-	}
-	if c.nextOnConn != nil {
-		c.nextOnConn.prevOnConn = c.prevOnConn
-	}
-	c.prevOnConn, c.nextOnConn = nil, nil
-	l.n--
-}
-
-// takeAll empties the list and returns its calls.
-func (l *callList) takeAll() []*call {
-	calls := make([]*call, 0, l.n)
-	for c := l.head; c != nil; {
-		next := c.nextOnConn
-		c.prevOnConn, c.nextOnConn = nil, nil
-		calls = append(calls, c)
-		c = next
-	}
-	l.head, l.n = nil, 0
-	return calls
-}
+func (c *call) listLinks() *links[call] { return &c.onConn }
 
 // replyTaker waits for a call's reply: the task of an LLM client's
 // request, or a call another replica forwarded here. An interface rather

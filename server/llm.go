@@ -89,9 +89,9 @@ type task struct {
 	// cancel takes it back only then.
 	routed atomic.Bool
 
-	// prevCall and nextCall link the calls of its LLM connection
-	// (llmConn.calls), under the connection's mutex.
-	prevCall, nextCall *task
+	// onConn links the calls of its LLM connection (llmConn.calls),
+	// under the connection's mutex.
+	onConn links[task]
 
 	// budget holds the call against its LLM key's limits from dispatch to
 	// its end; given makes the release happen once.

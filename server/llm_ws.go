@@ -42,33 +42,10 @@ type llmConn struct {
 	ended bool     // no more calls: the connection closed
 }
 
-// taskList is a list of tasks, linked through them: adding and removing
-// one allocates nothing, nor hashes anything.
-type taskList struct{ head *task }
+// taskList is the calls in flight of an LLM connection.
+type taskList = linkedList[task, *task]
 
-func (l *taskList) add(t *task) {
-	t.prevCall, t.nextCall = nil, l.head
-	if l.head != nil {
-		l.head.prevCall = t
-	}
-	l.head = t
-}
-
-// remove takes t off the list, if it is on it.
-func (l *taskList) remove(t *task) {
-	switch {
-	case t.prevCall != nil:
-		t.prevCall.nextCall = t.nextCall
-	case l.head == t:
-		l.head = t.nextCall
-	default:
-		return
-	}
-	if t.nextCall != nil {
-		t.nextCall.prevCall = t.prevCall
-	}
-	t.prevCall, t.nextCall = nil, nil
-}
+func (t *task) listLinks() *links[task] { return &t.onConn }
 
 // checkOrigin accepts a request without Origin (programs), from the
 // server's own host, or from Config.AllowedOrigins. Browsers send Origin,
@@ -246,14 +223,7 @@ func (c *llmConn) trackCall(t *task) bool {
 func (c *llmConn) abandonCalls() {
 	c.mu.Lock()
 	c.ended = true
-	var calls []*task
-	for t := c.calls.head; t != nil; {
-		next := t.nextCall
-		t.prevCall, t.nextCall = nil, nil
-		calls = append(calls, t)
-		t = next
-	}
-	c.calls.head = nil
+	calls := c.calls.takeAll()
 	c.mu.Unlock()
 	for _, t := range calls {
 		t.cancel()

@@ -49,15 +49,15 @@ func TestTaskList(t *testing.T) {
 	l.remove(ts[3]) // again
 	l.remove(&task{})
 	var got []*task
-	for x := l.head; x != nil; x = x.nextCall {
+	for x := l.head; x != nil; x = x.onConn.next {
 		got = append(got, x)
 	}
-	if len(got) != 2 || got[0] != ts[1] || got[1] != ts[0] || ts[0].prevCall != ts[1] {
+	if len(got) != 2 || got[0] != ts[1] || got[1] != ts[0] || ts[0].onConn.prev != ts[1] {
 		t.Fatalf("list after removals: %v", got)
 	}
 	l.remove(ts[0]) // tail
 	l.remove(ts[1])
-	if l.head != nil {
+	if l.head != nil || l.n != 0 {
 		t.Fatal("the list is not empty")
 	}
 }
