@@ -394,21 +394,11 @@ func (c *wsSession) writeBatch(batch [][]byte) error {
 	if c.cork != nil {
 		return c.cork.writeFrames(batch, writeWait)
 	}
-	batched := c.cork != nil && len(batch) > 1
-	if batched {
-		c.cork.cork()
-	}
 	c.ws.SetWriteDeadline(time.Now().Add(writeWait))
 	for _, m := range batch {
 		if err := c.ws.WriteMessage(websocket.TextMessage, m); err != nil {
-			if batched {
-				c.cork.uncork()
-			}
 			return err
 		}
-	}
-	if batched {
-		return c.cork.uncork()
 	}
 	return nil
 }
@@ -653,11 +643,11 @@ func readErr(err error, limit int64) (code int, reason string, cause error) {
 	return websocket.CloseAbnormalClosure, "", err
 }
 
-// corkConn is the socket of a hijacked (WebSocket) connection. While corked
-// it collects writes instead of making a system call for each, and uncork
-// sends them in one: a batch of frames from the outbox costs one write.
-// gorilla serialises its writes to the socket; the mutex orders them with
-// uncork. Its Read tells the read loop when to flush (flusher).
+// corkConn is the socket of a hijacked (WebSocket) connection. The outbox
+// writes its messages' frames here itself, a batch in one system call
+// (writeFrames); gorilla writes only control frames, and the mutex orders
+// them between the outbox's batches. Its Read tells the read loop when to
+// flush (flusher).
 //
 // A write holds its caller for at most writeBudget. The callers
 // include other sessions' read loops (sendVia): a peer that stops reading
@@ -669,10 +659,8 @@ func readErr(err error, limit int64) (code int, reason string, cause error) {
 // that fails ends the session (onWriteError).
 type corkConn struct {
 	net.Conn
-	mu     sync.Mutex
-	corked bool
-	// buf holds the corked bytes, or, while behind, the bytes still to
-	// write behind.
+	mu sync.Mutex
+	// buf holds, while behind, the bytes still to write behind.
 	buf    []byte
 	behind bool // a goroutine is writing buf (writeBehind)
 	// behindBytes is what is behind and not written yet: buf, and what
@@ -868,9 +856,6 @@ func (c *corkConn) restoreReadDeadline() {
 	c.Conn.SetReadDeadline(c.readDL)
 }
 
-// maxCork bounds what a cork holds before writing through.
-const maxCork = 256 << 10
-
 func (c *corkConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -891,14 +876,6 @@ func (c *corkConn) writeUnlocked(p []byte) (int, error) {
 	case c.behind:
 		c.buf = append(c.buf, p...)
 		c.behindBytes.Add(int64(len(p)))
-		return len(p), nil
-	case c.corked:
-		c.buf = append(c.buf, p...)
-		if len(c.buf) >= maxCork {
-			if err := c.flushLocked(); err != nil {
-				return 0, err
-			}
-		}
 		return len(p), nil
 	}
 	return c.writeLocked(p)
@@ -1063,34 +1040,4 @@ func appendFrameHeader(b []byte, op, size int) []byte {
 		return append(b, 126, byte(size>>8), byte(size))
 	}
 	return binary.BigEndian.AppendUint64(append(b, 127), uint64(size))
-}
-
-func (c *corkConn) cork() {
-	c.mu.Lock()
-	c.corked = true
-	c.mu.Unlock()
-}
-
-func (c *corkConn) uncork() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.corked = false
-	return c.flushLocked()
-}
-
-func (c *corkConn) flushLocked() error {
-	if len(c.buf) == 0 || c.behind {
-		return nil // a write behind takes what queued
-	}
-	buf := c.buf
-	_, err := c.writeLocked(buf)
-	if c.behind {
-		return nil
-	}
-	if cap(buf) > keptReadBuffer { // an idle connection keeps no large buffer
-		c.buf = nil
-	} else {
-		c.buf = buf[:0]
-	}
-	return err
 }

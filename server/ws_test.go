@@ -16,54 +16,6 @@ import (
 	"github.com/gorilla/websocket"
 )
 
-// countingConn records each write that reaches the "socket".
-type countingConn struct {
-	net.Conn
-	writes [][]byte
-}
-
-func (c *countingConn) Write(p []byte) (int, error) {
-	c.writes = append(c.writes, append([]byte(nil), p...))
-	return len(p), nil
-}
-
-func (c *countingConn) SetWriteDeadline(time.Time) error { return nil }
-
-func TestCorkConnBatches(t *testing.T) {
-	under := &countingConn{}
-	c := &corkConn{Conn: under}
-	c.Write([]byte("a"))
-	c.cork()
-	c.Write([]byte("b"))
-	c.Write([]byte("c"))
-	if len(under.writes) != 1 {
-		t.Fatalf("corked writes reached the socket: %q", under.writes)
-	}
-	if err := c.uncork(); err != nil {
-		t.Fatal(err)
-	}
-	c.Write([]byte("d"))
-	want := []string{"a", "bc", "d"}
-	if len(under.writes) != len(want) {
-		t.Fatalf("writes = %q, want %q", under.writes, want)
-	}
-	for i, w := range want {
-		if string(under.writes[i]) != w {
-			t.Fatalf("writes = %q, want %q", under.writes, want)
-		}
-	}
-	// A cork holds at most maxCork bytes before writing through.
-	c.cork()
-	c.Write(make([]byte, maxCork))
-	if len(under.writes) != 4 || len(under.writes[3]) != maxCork {
-		t.Fatalf("an oversized cork was held: %d writes", len(under.writes))
-	}
-	c.uncork()
-	if len(under.writes) != 4 {
-		t.Fatal("uncork of an empty cork wrote")
-	}
-}
-
 // An LLM client that stops reading its answers holds up no one: the
 // toolkit connection its answers come from goes on reading, so another
 // client's call on the same toolkit is answered, and the slow client gets
@@ -185,6 +137,39 @@ func TestCorkConnWritesBehind(t *testing.T) {
 	}
 	if _, err := c.Write([]byte("more")); err == nil {
 		t.Fatal("a write after a failed write behind succeeded")
+	}
+}
+
+// countingConn records each write that reaches the "socket".
+type countingConn struct {
+	net.Conn
+	writes [][]byte
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	c.writes = append(c.writes, append([]byte(nil), p...))
+	return len(p), nil
+}
+
+func (c *countingConn) SetWriteDeadline(time.Time) error { return nil }
+
+// A batch of small messages reaches the socket in one write, after
+// gorilla's control frames written before it, never inside it.
+func TestWriteFramesBatchesInOneWrite(t *testing.T) {
+	under := &countingConn{}
+	c := &corkConn{Conn: under}
+	c.Write([]byte{0x80 | websocket.PingMessage, 0})
+	if err := c.writeFrames([][]byte{[]byte("a"), []byte("bc"), []byte("")}, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"\x89\x00", "\x81\x01a\x81\x02bc\x81\x00"}
+	if len(under.writes) != len(want) {
+		t.Fatalf("writes = %q, want %q", under.writes, want)
+	}
+	for i, w := range want {
+		if string(under.writes[i]) != w {
+			t.Fatalf("writes = %q, want %q", under.writes, want)
+		}
 	}
 }
 
